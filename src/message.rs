@@ -1,0 +1,203 @@
+//! The domain types that travel on the topics: a [`Connection`], the
+//! [`InboundMessage`] a phone sent, the [`RoutedMessage`] the router hands an
+//! app, the [`OutboundMessage`] that goes back, the [`DeliveryEvent`] that says
+//! what happened to it, and the [`Contact`].
+//!
+//! Field for field they mirror `schemas/*.avsc`: serde derives are the whole
+//! mapping, and `schema::tests` proves each one round-trips through Avro.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Free-form metadata (RapidSMS `msg.fields`). Sorted, so encoding is stable.
+pub type Fields = BTreeMap<String, String>;
+
+/// The pair (backend, identity): where a phone is reached (RapidSMS `Connection`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Connection {
+    pub backend: String,
+    pub identity: String,
+}
+
+impl Connection {
+    pub fn new(backend: impl Into<String>, identity: impl Into<String>) -> Self {
+        Self {
+            backend: backend.into(),
+            identity: identity.into(),
+        }
+    }
+
+    /// The Kafka key of every record about this connection: `backend:identity`.
+    /// It keeps one phone's traffic on one partition, in order, in every stage.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.backend, self.identity)
+    }
+}
+
+impl fmt::Display for Connection {
+    /// RapidSMS's `"<identity> via <backend>"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} via {}", self.identity, self.backend)
+    }
+}
+
+/// A message a phone sent, as a backend source accepted it (`sms.inbound`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    pub id: String,
+    pub connection: Connection,
+    pub text: String,
+    /// Milliseconds since the Unix epoch.
+    pub received_at: i64,
+    pub external_id: Option<String>,
+    pub fields: Fields,
+}
+
+impl InboundMessage {
+    /// A new message with a fresh id, received now.
+    pub fn new(connection: Connection, text: impl Into<String>) -> Self {
+        Self {
+            id: new_id(),
+            connection,
+            text: text.into(),
+            received_at: now_millis(),
+            external_id: None,
+            fields: Fields::new(),
+        }
+    }
+}
+
+/// An inbound message plus what the router decided (`sms.app.<app>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutedMessage {
+    pub message: InboundMessage,
+    pub app: String,
+    /// The matched route's name, `default`, or `tap`.
+    pub route: String,
+    /// Keyword routes: the text after the keyword, `None` when nothing follows.
+    pub rest: Option<String>,
+    /// Pattern routes: named captures, and numbered ones as `"1"`, `"2"`, ...
+    pub captures: Fields,
+    pub contact: Option<Contact>,
+}
+
+/// Who wrote an outbound message and how urgent it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Bulk,
+    #[default]
+    Normal,
+    High,
+}
+
+/// The alphabet an SMS text needs (GSM 03.38 default alphabet or UCS-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Gsm7,
+    Ucs2,
+}
+
+/// A message to one phone (`sms.outbound`, then `sms.send.<backend>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    pub id: String,
+    pub connection: Connection,
+    pub text: String,
+    pub created_at: i64,
+    pub in_response_to: Option<String>,
+    pub app: Option<String>,
+    pub campaign_id: Option<String>,
+    pub priority: Priority,
+    /// RapidSMS `ErrorMessage`: an error reply, routed like any other.
+    pub is_error: bool,
+    pub encoding: Option<Encoding>,
+    pub segments: i32,
+    pub fields: Fields,
+}
+
+impl OutboundMessage {
+    /// A new message to `connection`, with a fresh id.
+    pub fn new(connection: Connection, text: impl Into<String>) -> Self {
+        Self {
+            id: new_id(),
+            connection,
+            text: text.into(),
+            created_at: now_millis(),
+            in_response_to: None,
+            app: None,
+            campaign_id: None,
+            priority: Priority::Normal,
+            is_error: false,
+            encoding: None,
+            segments: 0,
+            fields: Fields::new(),
+        }
+    }
+
+    /// A reply to `inbound`, over the connection it came in on (RapidSMS `msg.respond`).
+    pub fn reply_to(inbound: &InboundMessage, text: impl Into<String>) -> Self {
+        let mut reply = Self::new(inbound.connection.clone(), text);
+        reply.in_response_to = Some(inbound.id.clone());
+        // RapidSMS's extra_backend_context(): providers thread replies with it.
+        if let Some(external_id) = &inbound.external_id {
+            reply
+                .fields
+                .insert("external_id".to_owned(), external_id.clone());
+        }
+        reply
+    }
+}
+
+/// The states an outbound message goes through at its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Queued,
+    Sent,
+    Delivered,
+    Failed,
+    Expired,
+}
+
+/// What happened to an outbound message (`sms.events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryEvent {
+    pub message_id: String,
+    pub connection: Connection,
+    pub status: DeliveryStatus,
+    pub at: i64,
+    pub provider_id: Option<String>,
+    pub error: Option<String>,
+    pub campaign_id: Option<String>,
+}
+
+/// A person and the connections they use (`sms.contacts`, key = id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: String,
+    pub name: String,
+    /// A language tag; empty means the pipeline's default language.
+    pub language: String,
+    pub connections: Vec<Connection>,
+    pub created_at: i64,
+    pub modified_at: i64,
+}
+
+/// A fresh message id: a random UUID in hyphenated text form.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> i64 {
+    // A clock before 1970 is a broken machine, not input: read it as 0.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
