@@ -1,1 +1,256 @@
-fn main(){}
+//! The `smsflow` command: parse arguments, set up logging, call the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use smsflow::config::{self, KafkaMode, Pipeline};
+use smsflow::topology::Topology;
+use smsflow::{graph, ops, script};
+use tracing::info;
+
+#[derive(Parser)]
+#[command(name = "smsflow", version, about = "RapidSMS's backends, router and apps as a Kafka stream processor")]
+struct Cli {
+    /// Log format: text for people, json for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SMSFLOW_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Text,
+    Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BusChoice {
+    Embedded,
+    Mock,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline: every stage in this process, or one with --stage.
+    Run {
+        file: PathBuf,
+        /// Run only this stage (`router-in`, `router-out`, `app:<name>`, `backend:<name>`); needs Kafka.
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// Check a pipeline file and report every error, with its line.
+    Validate { file: PathBuf },
+    /// Print the stages and topics a pipeline file implies.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// Run conversation scripts end to end through the pipeline.
+    Test {
+        file: PathBuf,
+        #[arg(required = true)]
+        scripts: Vec<PathBuf>,
+        /// Run on this bus instead of the file's (mock: librdkafka's mock cluster).
+        #[arg(long, value_enum)]
+        bus: Option<BusChoice>,
+        /// Tester backend to talk through (default: the only one).
+        #[arg(long)]
+        backend: Option<String>,
+        /// How long an expected reply may take.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Inject an inbound message, as if NUMBER had sent TEXT.
+    Send {
+        file: PathBuf,
+        /// The phone number it comes from.
+        #[arg(long = "from")]
+        from: String,
+        /// Backend it arrives on (default: the first backend).
+        #[arg(long)]
+        backend: Option<String>,
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Decode and print the records of a topic, one JSON object a line (needs Kafka).
+    Tail {
+        file: PathBuf,
+        topic: String,
+        /// Start at the oldest record rather than the newest.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after this many records.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load(file: &Path) -> anyhow::Result<Pipeline> {
+    config::load_file(file).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Validate { file } => match config::load_file(&file) {
+            Ok(p) => {
+                let topology = Topology::new(p)?;
+                println!("{}: ok", file.display());
+                print!("{}", graph::text(&topology));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprint!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Graph { file, format } => {
+            let topology = Topology::new(load(&file)?)?;
+            match format {
+                GraphFormat::Text => print!("{}", graph::text(&topology)),
+                GraphFormat::Dot => print!("{}", graph::dot(&topology)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { file, stage } => run(&file, stage.as_deref()).await,
+        Command::Test { file, scripts, bus, backend, timeout } => test(&file, &scripts, bus, backend.as_deref(), timeout).await,
+        Command::Send { file, from, backend, text } => send(&file, &from, backend.as_deref(), &text.join(" ")).await,
+        Command::Tail { file, topic, from_beginning, count } => {
+            let p = load(&file)?;
+            ops::tail(&p, &topic, from_beginning, count).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run(file: &Path, stage: Option<&str>) -> anyhow::Result<ExitCode> {
+    let topology = Topology::new(load(file)?)?;
+    let mut running = topology.start(stage, true).await?;
+    if let Some(addr) = running.http_addr() {
+        info!("message tester at http://{addr}/tester/ · metrics at http://{addr}/metrics");
+    }
+    let failed = tokio::select! {
+        signal = shutdown_signal() => {
+            info!(%signal, "shutting down");
+            None
+        }
+        stage = running.failed() => Some(stage),
+    };
+    let stopped = running.shutdown().await;
+    if let Some(stage) = failed {
+        bail!("stage {stage} stopped on an error (see the log); offsets of unfinished records were not committed");
+    }
+    stopped?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = ctrl_c => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = ctrl_c.await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+        "SIGINT"
+    }
+}
+
+async fn test(file: &Path, scripts: &[PathBuf], bus: Option<BusChoice>, backend: Option<&str>, timeout: Duration) -> anyhow::Result<ExitCode> {
+    let mut pipeline = load(file)?;
+    match bus {
+        Some(BusChoice::Embedded) => pipeline.kafka = config::Kafka::with_mode(KafkaMode::Embedded),
+        Some(BusChoice::Mock) => pipeline.kafka = config::Kafka::with_mode(KafkaMode::Mock),
+        None => {}
+    }
+    let mut parsed = Vec::new();
+    for s in scripts {
+        let text = std::fs::read_to_string(s).with_context(|| format!("cannot read {}", s.display()))?;
+        match script::parse(&text) {
+            Ok(steps) => parsed.push((s, steps)),
+            Err(errors) => bail!("{}:\n  {}", s.display(), errors.join("\n  ")),
+        }
+    }
+    let running = Topology::new(pipeline)?.start(None, false).await?;
+    let Some(tester) = running.tester(backend) else {
+        bail!("the pipeline has no tester backend{} to run scripts through", backend.map(|b| format!(" named {b:?}")).unwrap_or_default());
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for (path, steps) in &parsed {
+        let mismatches = script::run(&tester, steps, timeout, Duration::from_millis(300)).await;
+        if mismatches.is_empty() {
+            passed += 1;
+            println!("ok     {}", path.display());
+        } else {
+            failed += 1;
+            println!("FAILED {}", path.display());
+            for m in mismatches {
+                println!("  {} {m}", path.display());
+            }
+        }
+    }
+    drop(tester);
+    running.shutdown().await?;
+    println!("scripts: {passed} passed, {failed} failed");
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn send(file: &Path, from: &str, backend: Option<&str>, text: &str) -> anyhow::Result<ExitCode> {
+    let p = load(file)?;
+    let backend = match backend {
+        Some(b) => b.to_owned(),
+        None => p.backends.first().map(|b| b.name().to_owned()).context("the pipeline has no backend")?,
+    };
+    let id = ops::send(&p, &backend, from, text).await?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,46 @@
+//! An app stage: `sms.app.<name>` → [`App::handle`] → `sms.outbound`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{App, AppError};
+use crate::bus::{Produce, Record};
+use crate::schema;
+use crate::stage::{HandleError, Handler};
+
+pub struct AppStage {
+    app: Arc<dyn App>,
+    outbound: Arc<str>,
+}
+
+impl AppStage {
+    pub fn new(app: Arc<dyn App>, outbound: Arc<str>) -> Self {
+        Self { app, outbound }
+    }
+}
+
+impl Handler for AppStage {
+    fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+        let msg = schema::routed()
+            .decode(&record.payload)
+            .map_err(|e| HandleError::input("decode", e.to_string()))?;
+        if msg.message.connection.identity.trim().is_empty() {
+            return Err(HandleError::input("invalid", "empty identity in connection"));
+        }
+        let replies = self.app.handle(&msg).map_err(|e| HandleError::Failed {
+            kind: match e {
+                AppError::Input(_) => "app_input",
+                AppError::Failed(_) => "app",
+            },
+            message: e.to_string(),
+        })?;
+        for reply in replies {
+            let payload = schema::outbound()
+                .encode(&reply)
+                .map_err(|e| HandleError::Failed { kind: "encode", message: e.to_string() })?;
+            out.push(Produce::new(self.outbound.clone(), Bytes::from(reply.connection.key()), payload));
+        }
+        Ok(())
+    }
+}

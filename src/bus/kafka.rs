@@ -1,0 +1,376 @@
+//! The Kafka bus, through rdkafka (librdkafka): a real cluster, or
+//! librdkafka's mock cluster started in-process for tests.
+//!
+//! At-least-once: the consumer's offsets are stored only when the stage says a
+//! record is done (everything produced from it acknowledged), auto-committed
+//! every second, committed synchronously when partitions are revoked and when
+//! the consumer closes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::{BusError, Produce, Record, TopicSpec};
+use crate::config::{self, KafkaMode};
+
+/// A connection to a cluster (its settings; clients are made per stage).
+pub struct KafkaBus {
+    base: ClientConfig,
+    /// Present in mock mode: the thread that owns librdkafka's mock cluster.
+    mock: Option<MockCluster>,
+}
+
+fn kafka_error(e: KafkaError) -> BusError {
+    let retryable = match &e {
+        KafkaError::MessageProduction(code) | KafkaError::MessageConsumption(code) => matches!(
+            code,
+            RDKafkaErrorCode::QueueFull
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NotEnoughReplicas
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+        ),
+        _ => false,
+    };
+    BusError::Kafka {
+        message: e.to_string(),
+        retryable,
+    }
+}
+
+impl KafkaBus {
+    pub async fn connect(cfg: &config::Kafka, topics: &[TopicSpec]) -> Result<KafkaBus, BusError> {
+        let mut base = ClientConfig::new();
+        let mut mock = None;
+        let mut defaults: BTreeMap<&str, &str> = BTreeMap::new();
+        // Kafka's Java partitioner, so keys land where the embedded bus puts
+        // them and where Java producers would.
+        defaults.insert("partitioner", "murmur2_random");
+        // A hop waits at most this long for data; librdkafka's 500 ms default
+        // would add half a second per stage to every reply.
+        defaults.insert("fetch.wait.max.ms", "20");
+        defaults.insert("linger.ms", "5");
+        match cfg.mode {
+            KafkaMode::Mock => {
+                let cluster = MockCluster::start(topics)?;
+                base.set("bootstrap.servers", &cluster.bootstrap);
+                // The mock cluster makes each later join wait session.timeout - 1 s.
+                defaults.insert("session.timeout.ms", "6000");
+                mock = Some(cluster);
+            }
+            _ => {
+                base.set("bootstrap.servers", cfg.brokers.as_deref().unwrap_or_default());
+            }
+        }
+        for (k, v) in defaults {
+            base.set(k, v);
+        }
+        for (k, v) in &cfg.config {
+            base.set(k, v);
+        }
+        let bus = KafkaBus { base, mock };
+        if bus.mock.is_none() {
+            bus.create_topics(topics).await?;
+        }
+        Ok(bus)
+    }
+
+    pub fn is_mock(&self) -> bool {
+        self.mock.is_some()
+    }
+
+    /// Create the missing topics; existing ones are left as they are.
+    async fn create_topics(&self, topics: &[TopicSpec]) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = self.client_config().create().map_err(kafka_error)?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| {
+                let nt = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication));
+                if t.compacted {
+                    nt.set("cleanup.policy", "compact")
+                } else {
+                    nt
+                }
+            })
+            .collect();
+        let results = admin
+            .create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+            .await
+            .map_err(kafka_error)?;
+        for r in results {
+            match r {
+                Ok(name) => info!(topic = %name, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(BusError::Kafka {
+                        message: format!("cannot create topic {name}: {code}"),
+                        retryable: false,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        // Only settings every client type accepts; producer/consumer-only
+        // keys would make librdkafka warn on the admin client.
+        for (k, v) in self.base.config_map() {
+            if k != "partitioner" && k != "linger.ms" && k != "fetch.wait.max.ms" && k != "session.timeout.ms" {
+                c.set(k, v);
+            }
+        }
+        c
+    }
+
+    pub fn producer(&self) -> Result<KafkaProducer, BusError> {
+        let mut c = self.base.clone();
+        for k in ["fetch.wait.max.ms", "session.timeout.ms"] {
+            c.remove(k);
+        }
+        let producer: FutureProducer = c.create().map_err(kafka_error)?;
+        Ok(KafkaProducer { producer })
+    }
+
+    pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer, BusError> {
+        self.consumer_from(group, topics, true)
+    }
+
+    /// A group member that starts, when the group has no committed offset,
+    /// at the oldest record (`earliest`) or at the next one written.
+    pub fn consumer_from(&self, group: &str, topics: &[&str], earliest: bool) -> Result<KafkaConsumer, BusError> {
+        let mut c = self.base.clone();
+        for k in ["partitioner", "linger.ms"] {
+            c.remove(k);
+        }
+        c.set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            // Offsets are stored by Committer::done, never on delivery.
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", if earliest { "earliest" } else { "latest" })
+            // Eager rebalancing was seen redelivering tens of thousands of records.
+            .set("partition.assignment.strategy", "cooperative-sticky");
+        for (k, v) in self.base.config_map() {
+            if k.starts_with("consumer.") {
+                c.set(k.trim_start_matches("consumer."), v);
+            }
+        }
+        let consumer: StreamConsumer<CommitOnRevoke> = c.create_with_context(CommitOnRevoke).map_err(kafka_error)?;
+        consumer.subscribe(topics).map_err(kafka_error)?;
+        Ok(KafkaConsumer {
+            consumer: Arc::new(consumer),
+        })
+    }
+}
+
+/// Writes to Kafka.
+#[derive(Clone)]
+pub struct KafkaProducer {
+    producer: FutureProducer,
+}
+
+impl KafkaProducer {
+    pub async fn send(&self, record: Produce) -> Result<KafkaAck, BusError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (k, v) in &record.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_ref()),
+            });
+        }
+        let mut fr = FutureRecord::to(&record.topic)
+            .key(record.key.as_ref())
+            .payload(record.payload.as_ref())
+            .headers(headers);
+        loop {
+            match self.producer.send_result(fr) {
+                Ok(f) => return Ok(KafkaAck(f)),
+                // librdkafka's queue is full: wait for deliveries to make room.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    fr = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(kafka_error(e)),
+            }
+        }
+    }
+
+    pub async fn flush(&self, timeout: Duration) -> Result<(), BusError> {
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || p.flush(timeout))
+            .await
+            .map_err(|_| BusError::Closed)?
+            .map_err(kafka_error)
+    }
+}
+
+/// Resolves when the broker acknowledged the record.
+pub struct KafkaAck(DeliveryFuture);
+
+impl KafkaAck {
+    pub async fn wait(self) -> Result<(), BusError> {
+        match self.0.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(kafka_error(e)),
+            Err(_) => Err(BusError::Closed),
+        }
+    }
+}
+
+/// Commits stored offsets before partitions are taken away, so the next
+/// owner does not redo what this member finished.
+pub struct CommitOnRevoke;
+
+impl ClientContext for CommitOnRevoke {}
+
+impl ConsumerContext for CommitOnRevoke {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => info!(partitions = tpl.count(), "committed before revoke"),
+                // Nothing stored yet is the common harmless case.
+                Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => warn!(error = %e, "commit before revoke failed"),
+            }
+        }
+    }
+}
+
+/// Reads from Kafka as a group member.
+pub struct KafkaConsumer {
+    consumer: Arc<StreamConsumer<CommitOnRevoke>>,
+}
+
+impl KafkaConsumer {
+    pub async fn recv(&mut self) -> Result<Record, BusError> {
+        let m = self.consumer.recv().await.map_err(kafka_error)?;
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), Bytes::copy_from_slice(h.value.unwrap_or_default())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Record {
+            topic: Arc::from(m.topic()),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(Bytes::copy_from_slice),
+            payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+            headers,
+        })
+    }
+
+    pub fn committer(&self) -> KafkaCommitter {
+        KafkaCommitter {
+            consumer: self.consumer.clone(),
+        }
+    }
+
+    pub async fn close(self) -> Result<(), BusError> {
+        let c = self.consumer;
+        tokio::task::spawn_blocking(move || match c.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+                c.unsubscribe();
+                Ok(())
+            }
+            Err(e) => Err(kafka_error(e)),
+        })
+        .await
+        .map_err(|_| BusError::Closed)?
+    }
+}
+
+/// Stores offsets of finished records.
+#[derive(Clone)]
+pub struct KafkaCommitter {
+    consumer: Arc<StreamConsumer<CommitOnRevoke>>,
+}
+
+impl KafkaCommitter {
+    pub fn done(&self, topic: &str, partition: i32, offset: i64) -> Result<(), BusError> {
+        // store_offset takes the record's own offset (commit takes the next).
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))
+            .map_err(kafka_error)?;
+        match self.consumer.store_offsets(&tpl) {
+            Ok(()) => Ok(()),
+            // The partition was revoked meanwhile: its new owner redoes the
+            // record (at-least-once), nothing to store here.
+            Err(KafkaError::StoreOffset(RDKafkaErrorCode::UnknownPartition)) => Ok(()),
+            Err(e) => Err(kafka_error(e)),
+        }
+    }
+}
+
+/// librdkafka's mock cluster, owned by a thread of its own (the handle is not
+/// `Send`), alive until this value is dropped.
+struct MockCluster {
+    bootstrap: String,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MockCluster {
+    fn start(topics: &[TopicSpec]) -> Result<MockCluster, BusError> {
+        let topics = topics.to_vec();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("kafka-mock".into())
+            .spawn(move || {
+                let started = rdkafka::mocking::MockCluster::new(1).and_then(|c| {
+                    for t in &topics {
+                        c.create_topic(&t.name, t.partitions, 1)?;
+                    }
+                    Ok(c)
+                });
+                match started {
+                    Ok(cluster) => {
+                        let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                        let _ = stop_rx.recv();
+                        drop(cluster);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(kafka_error(e)));
+                    }
+                }
+            })
+            .map_err(|e| BusError::Kafka {
+                message: format!("cannot start the mock cluster thread: {e}"),
+                retryable: false,
+            })?;
+        let bootstrap = ready_rx.recv().map_err(|_| BusError::Closed)??;
+        Ok(MockCluster {
+            bootstrap,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for MockCluster {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The bus: what every stage uses to talk to Kafka, or to the embedded
+//! in-process stand-in, through one small interface.
+//!
+//! - [`Producer::send`] enqueues a keyed record and returns an [`Ack`] to await.
+//! - [`Consumer::recv`] gives the next record of the subscribed topics, as a
+//!   member of a consumer group.
+//! - [`Committer::done`] marks a record processed; call it only once everything
+//!   produced from that record is acknowledged, in the order records were
+//!   received ([`crate::stage`] does this for every stage).
+//!
+//! Keys are partitioned with Kafka's murmur2 partitioner on both buses, so a
+//! connection lands on the same partition number whichever bus carries it.
+
+pub mod embedded;
+pub mod kafka;
+mod murmur2;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::{self, KafkaMode};
+pub use murmur2::partition_for_key;
+
+/// A record read from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Bytes>,
+    pub payload: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+}
+
+impl Record {
+    /// The key as text (connection keys are UTF-8), or empty.
+    pub fn key_str(&self) -> &str {
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+/// A record to write.
+#[derive(Debug, Clone)]
+pub struct Produce {
+    pub topic: Arc<str>,
+    pub key: Bytes,
+    pub payload: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+}
+
+impl Produce {
+    pub fn new(topic: Arc<str>, key: impl Into<Bytes>, payload: impl Into<Bytes>) -> Self {
+        Self {
+            topic,
+            key: key.into(),
+            payload: payload.into(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A topic the pipeline needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication: i32,
+    /// Keep only the latest record per key (Kafka `cleanup.policy=compact`).
+    pub compacted: bool,
+}
+
+/// A bus failure. `retryable` says whether trying again later can help.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BusError {
+    #[error("kafka: {message}")]
+    Kafka { message: String, retryable: bool },
+    #[error("unknown topic {0:?} (topics are created at start-up from the pipeline)")]
+    UnknownTopic(String),
+    #[error("the bus is shut down")]
+    Closed,
+}
+
+impl BusError {
+    pub fn retryable(&self) -> bool {
+        matches!(self, BusError::Kafka { retryable: true, .. })
+    }
+}
+
+/// The bus a pipeline runs on.
+#[derive(Clone)]
+pub enum Bus {
+    Embedded(Arc<embedded::EmbeddedBus>),
+    Kafka(Arc<kafka::KafkaBus>),
+}
+
+impl Bus {
+    /// Connect (or start the embedded bus / mock cluster) and create the
+    /// topics that are missing.
+    pub async fn connect(cfg: &config::Kafka, topics: &[TopicSpec]) -> Result<Bus, BusError> {
+        Ok(match cfg.mode {
+            KafkaMode::Embedded => Bus::Embedded(Arc::new(embedded::EmbeddedBus::new(
+                cfg.partition_capacity,
+                topics,
+            ))),
+            KafkaMode::Mock | KafkaMode::Kafka => {
+                Bus::Kafka(Arc::new(kafka::KafkaBus::connect(cfg, topics).await?))
+            }
+        })
+    }
+
+    pub fn producer(&self) -> Result<Producer, BusError> {
+        Ok(match self {
+            Bus::Embedded(b) => Producer::Embedded(b.clone()),
+            Bus::Kafka(b) => Producer::Kafka(b.producer()?),
+        })
+    }
+
+    /// Join consumer group `group` on `topics`.
+    pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<Consumer, BusError> {
+        Ok(match self {
+            Bus::Embedded(b) => Consumer::Embedded(b.consumer(group, topics)?),
+            Bus::Kafka(b) => Consumer::Kafka(b.consumer(group, topics)?),
+        })
+    }
+
+    /// Whether records survive a restart of this process.
+    pub fn durable(&self) -> bool {
+        matches!(self, Bus::Kafka(b) if !b.is_mock())
+    }
+}
+
+/// Writes records.
+#[derive(Clone)]
+pub enum Producer {
+    Embedded(Arc<embedded::EmbeddedBus>),
+    Kafka(kafka::KafkaProducer),
+}
+
+impl Producer {
+    /// Enqueue a record; waits while the bus is full (backpressure). The
+    /// returned [`Ack`] resolves once the bus has stored it.
+    pub async fn send(&self, record: Produce) -> Result<Ack, BusError> {
+        match self {
+            Producer::Embedded(b) => {
+                b.produce(record).await?;
+                Ok(Ack::Done)
+            }
+            Producer::Kafka(p) => Ok(Ack::Kafka(p.send(record).await?)),
+        }
+    }
+
+    /// Send and wait for the acknowledgement.
+    pub async fn send_and_wait(&self, record: Produce) -> Result<(), BusError> {
+        self.send(record).await?.wait().await
+    }
+
+    /// Wait until everything enqueued is delivered (or `timeout` passes).
+    pub async fn flush(&self, timeout: Duration) -> Result<(), BusError> {
+        match self {
+            Producer::Embedded(_) => Ok(()),
+            Producer::Kafka(p) => p.flush(timeout).await,
+        }
+    }
+}
+
+/// The acknowledgement of one produced record.
+pub enum Ack {
+    Done,
+    Kafka(kafka::KafkaAck),
+}
+
+impl Ack {
+    pub async fn wait(self) -> Result<(), BusError> {
+        match self {
+            Ack::Done => Ok(()),
+            Ack::Kafka(a) => a.wait().await,
+        }
+    }
+}
+
+/// Reads records as a member of a consumer group.
+pub enum Consumer {
+    Embedded(embedded::EmbeddedConsumer),
+    Kafka(kafka::KafkaConsumer),
+}
+
+impl Consumer {
+    /// The next record.
+    pub async fn recv(&mut self) -> Result<Record, BusError> {
+        match self {
+            Consumer::Embedded(c) => c.recv().await,
+            Consumer::Kafka(c) => c.recv().await,
+        }
+    }
+
+    /// The next record if one arrives soon, for draining at shutdown: the
+    /// embedded bus answers at once, Kafka waits up to `idle`.
+    pub async fn recv_drain(&mut self, idle: Duration) -> Option<Result<Record, BusError>> {
+        match self {
+            Consumer::Embedded(c) => c.try_recv().map(Ok),
+            Consumer::Kafka(c) => tokio::time::timeout(idle, c.recv()).await.ok(),
+        }
+    }
+
+    /// A handle to mark records done, usable from another task.
+    pub fn committer(&self) -> Committer {
+        match self {
+            Consumer::Embedded(c) => Committer::Embedded(c.committer()),
+            Consumer::Kafka(c) => Committer::Kafka(c.committer()),
+        }
+    }
+
+    /// Commit what was marked done, synchronously, and leave the group.
+    pub async fn close(self) -> Result<(), BusError> {
+        match self {
+            Consumer::Embedded(_) => Ok(()),
+            Consumer::Kafka(c) => c.close().await,
+        }
+    }
+}
+
+/// Marks records done (Kafka: stores the offset for the next commit).
+#[derive(Clone)]
+pub enum Committer {
+    Embedded(embedded::EmbeddedCommitter),
+    Kafka(kafka::KafkaCommitter),
+}
+
+impl Committer {
+    /// Everything produced from this record is acknowledged: it need not be
+    /// read again. Takes the record's own offset.
+    pub fn done(&self, topic: &str, partition: i32, offset: i64) -> Result<(), BusError> {
+        match self {
+            Committer::Embedded(c) => {
+                c.done(topic, partition, offset);
+                Ok(())
+            }
+            Committer::Kafka(c) => c.done(topic, partition, offset),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The pipeline YAML: parse with positions ([`node`]), interpolate `${VAR}`,
+//! read each section into plain typed data ([`types`]), then check what only
+//! the whole file can tell ([`validate`]). Every error found is reported, each
+//! with its line, column, path, the offending value and what was expected.
+
+pub mod node;
+pub mod types;
+mod validate;
+
+use std::fmt;
+use std::path::Path as FsPath;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+pub use node::{Kind, Node, Path, Step};
+pub use types::*;
+
+/// One problem in a pipeline file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub line: u32,
+    pub column: u32,
+    pub path: Path,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(line: u32, column: u32, path: Path, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            column,
+            path,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.0.is_empty() {
+            write!(f, "{}:{}: {}", self.line, self.column, self.message)
+        } else {
+            write!(f, "{}:{}: {}: {}", self.line, self.column, self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a pipeline file, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors {
+    pub file: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        writeln!(f, "{}: {n} error{}", self.file, if n == 1 { "" } else { "s" })?;
+        for e in &self.errors {
+            writeln!(f, "{}:{e}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+/// Read and check a pipeline file, with the process environment for `${VAR}`.
+pub fn load_file(path: &FsPath) -> Result<Pipeline, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: file.clone(),
+        errors: vec![ConfigError::new(0, 0, Path::default(), format!("cannot read the file: {e}"))],
+    })?;
+    load_str(&text, &|k| std::env::var(k).ok()).map_err(|errors| ConfigErrors { file, errors })
+}
+
+/// Read and check pipeline text, with `env` for `${VAR}`.
+pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, Vec<ConfigError>> {
+    let mut root = Node::parse(text).map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    root.interpolate(env, &Path::default(), &mut errors);
+    let mut reader = Reader { root: &root, errors };
+    let pipeline = reader.pipeline();
+    let mut errors = reader.errors;
+    if let Some(pipeline) = &pipeline {
+        validate::check(pipeline, &root, &mut errors);
+    }
+    errors.sort_by_key(|e| (e.line, e.column));
+    errors.dedup();
+    match pipeline {
+        Some(p) if errors.is_empty() => Ok(p),
+        _ => Err(errors),
+    }
+}
+
+/// Where `path` points in `root`: the deepest node along it that exists.
+pub(crate) fn locate(root: &Node, path: &Path) -> (u32, u32) {
+    let mut best = (root.line, root.column);
+    for n in 0..=path.0.len() {
+        match root.get(&Path(path.0[..n].to_vec())) {
+            Some(node) => best = (node.line, node.column),
+            None => break,
+        }
+    }
+    best
+}
+
+const TOP_LEVEL: [&str; 11] = [
+    "project",
+    "kafka",
+    "topics",
+    "http",
+    "filters",
+    "backends",
+    "routes",
+    "default_app",
+    "taps",
+    "apps",
+    "shutdown_timeout",
+];
+
+/// Reads sections out of the node tree, collecting errors instead of stopping.
+struct Reader<'a> {
+    root: &'a Node,
+    errors: Vec<ConfigError>,
+}
+
+impl Reader<'_> {
+    fn error(&mut self, path: &Path, message: impl Into<String>) {
+        let (line, column) = locate(self.root, path);
+        self.errors.push(ConfigError::new(line, column, path.clone(), message));
+    }
+
+    fn pipeline(&mut self) -> Option<Pipeline> {
+        let Kind::Map(entries) = &self.root.kind else {
+            self.error(&Path::default(), format!("a pipeline file is a mapping of sections, found {}", self.root.describe()));
+            return None;
+        };
+        for (key, _) in entries {
+            let name = key.as_str().unwrap_or_default();
+            if !TOP_LEVEL.contains(&name) {
+                self.errors.push(ConfigError::new(
+                    key.line,
+                    key.column,
+                    Path::default(),
+                    format!("unknown section {}, expected one of: {}", key.describe(), TOP_LEVEL.join(", ")),
+                ));
+            }
+        }
+        let top = Path::default();
+        let project = self.optional(&top.key("project")).unwrap_or_else(|| "RapidSMS".to_owned());
+        let kafka = self.kafka(&top.key("kafka"));
+        let topics = self.optional(&top.key("topics")).unwrap_or_default();
+        let http = self.optional(&top.key("http")).unwrap_or_default();
+        let filters = self.optional(&top.key("filters")).unwrap_or_default();
+        let backends = self.list(&top.key("backends"), true);
+        let routes = self.list(&top.key("routes"), false);
+        let default_app: Option<String> = self.optional(&top.key("default_app"));
+        let taps = self.optional(&top.key("taps")).unwrap_or_default();
+        let apps: Vec<App> = self.list(&top.key("apps"), true);
+        let shutdown_timeout = self.duration(&top.key("shutdown_timeout"), Duration::from_secs(30));
+        // RapidSMS puts contrib.default last in INSTALLED_APPS; here the app
+        // named `default` answers unmatched messages unless told otherwise.
+        let default_app = default_app.or_else(|| {
+            apps.iter()
+                .find(|a| a.name() == "default")
+                .map(|a| a.name().to_owned())
+        });
+        Some(Pipeline {
+            project,
+            kafka: kafka?,
+            topics,
+            http,
+            filters,
+            backends,
+            routes,
+            default_app,
+            taps,
+            apps,
+            shutdown_timeout,
+        })
+    }
+
+    /// A typed value at `path`, or `None` (with an error recorded if it was there but wrong).
+    fn optional<T: DeserializeOwned>(&mut self, path: &Path) -> Option<T> {
+        let node = self.root.get(path)?;
+        if node.kind == Kind::Null {
+            return None;
+        }
+        self.typed(node, path)
+    }
+
+    fn typed<T: DeserializeOwned>(&mut self, node: &Node, path: &Path) -> Option<T> {
+        match serde_path_to_error::deserialize(node.to_json()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let mut at = path.clone();
+                for seg in e.path().iter() {
+                    match seg {
+                        serde_path_to_error::Segment::Seq { index } => at = at.index(*index),
+                        serde_path_to_error::Segment::Map { key } => at = at.key(key),
+                        serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+                    }
+                }
+                let inner = e.into_inner().to_string();
+                // serde_json's "invalid type" messages already name the value and
+                // what was expected; point at the unknown key itself when there is one.
+                if let Some(name) = unknown_field(&inner) {
+                    if let Some(key) = self.root.get(&at).and_then(|n| n.key_node(&name)) {
+                        self.errors.push(ConfigError::new(key.line, key.column, at.key(&name), inner));
+                        return None;
+                    }
+                }
+                self.error(&at, inner);
+                None
+            }
+        }
+    }
+
+    /// A list section: each item is read on its own, so every bad item is reported.
+    fn list<T: DeserializeOwned>(&mut self, path: &Path, required: bool) -> Vec<T> {
+        let Some(node) = self.root.get(path) else {
+            if required {
+                self.error(path, format!("missing section `{path}`"));
+            }
+            return Vec::new();
+        };
+        match &node.kind {
+            Kind::Seq(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.typed(item, &path.index(i)))
+                .collect(),
+            Kind::Null => Vec::new(),
+            _ => {
+                self.error(path, format!("expected a list, found {}", node.describe()));
+                Vec::new()
+            }
+        }
+    }
+
+    fn kafka(&mut self, path: &Path) -> Option<Kafka> {
+        let Some(node) = self.root.get(path) else {
+            return Some(Kafka::with_mode(KafkaMode::Embedded));
+        };
+        match &node.kind {
+            Kind::Str(s) => match s.as_str() {
+                "embedded" => Some(Kafka::with_mode(KafkaMode::Embedded)),
+                "mock" => Some(Kafka::with_mode(KafkaMode::Mock)),
+                other => {
+                    self.error(path, format!("unknown bus {other:?}: expected `embedded`, `mock`, or a mapping with `mode: kafka` and `brokers`"));
+                    None
+                }
+            },
+            _ => self.typed(node, path),
+        }
+    }
+
+    fn duration(&mut self, path: &Path, default: Duration) -> Duration {
+        let Some(node) = self.root.get(path) else {
+            return default;
+        };
+        match node.as_str().map(humantime::parse_duration) {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.error(path, format!("{} is not a duration ({e}): expected for example 30s, 1m 30s, 500ms", node.describe()));
+                default
+            }
+            None => {
+                self.error(path, format!("{} is not a duration: expected for example 30s, 1m 30s, 500ms", node.describe()));
+                default
+            }
+        }
+    }
+}
+
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}

@@ -1,0 +1,308 @@
+//! The pipeline file's types: plain data, one `///` comment per field (the
+//! reference docs in the README follow them). Nothing here opens a socket.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    /// Shown in replies such as the default app's (RapidSMS `PROJECT_NAME`). Default `RapidSMS`.
+    pub project: String,
+    /// The bus: `embedded` (in-process, not durable), `mock` (librdkafka's mock cluster, tests only) or a Kafka cluster.
+    pub kafka: Kafka,
+    /// Topic names and partitions.
+    pub topics: Topics,
+    /// The HTTP server: tester pages, webhooks, `/metrics`, `/healthz`, `/readyz`.
+    pub http: Http,
+    /// Inbound filters (RapidSMS's `filter` phase).
+    pub filters: Filters,
+    /// Backends (providers), each a source and a sink.
+    pub backends: Vec<Backend>,
+    /// The route table, first match wins.
+    pub routes: Vec<Route>,
+    /// The app that answers what no route matched (RapidSMS's `default` phase). Default: the app named `default`, if any.
+    pub default_app: Option<String>,
+    /// Apps that see every inbound message, matched or not (after filtering).
+    pub taps: Vec<String>,
+    /// The apps, in order: the outgoing phase runs them in reverse.
+    pub apps: Vec<App>,
+    /// How long a graceful shutdown may take before stages are stopped hard.
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_timeout: Duration,
+}
+
+/// `kafka:` — a bare string `embedded` / `mock`, or this mapping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kafka {
+    /// `embedded`, `mock` or `kafka`.
+    #[serde(default)]
+    pub mode: KafkaMode,
+    /// Bootstrap servers (`host:port,...`); required for `mode: kafka`.
+    #[serde(default)]
+    pub brokers: Option<String>,
+    /// Consumer group prefix: each stage's group is `<group>.<stage>`. Default `smsflow`.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// librdkafka settings passed through as they are (TLS, SASL, acks, compression, ...).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Embedded bus: records a partition holds before producers wait.
+    #[serde(default = "default_capacity")]
+    pub partition_capacity: usize,
+}
+
+impl Kafka {
+    pub fn with_mode(mode: KafkaMode) -> Kafka {
+        Kafka {
+            mode,
+            brokers: None,
+            group: default_group(),
+            config: BTreeMap::new(),
+            partition_capacity: default_capacity(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaMode {
+    /// In-process bus: keyed partitions, order, backpressure; not durable.
+    #[default]
+    Embedded,
+    /// librdkafka's mock cluster, in-process: for tests of the Kafka code path only.
+    Mock,
+    /// A real Kafka-compatible cluster.
+    Kafka,
+}
+
+/// `topics:` — names and partition counts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topics {
+    /// Messages from phones. Default `sms.inbound`.
+    pub inbound: String,
+    /// Messages to phones, before the outgoing phase. Default `sms.outbound`.
+    pub outbound: String,
+    /// Prefix of each app's topic. Default `sms.app.`.
+    pub app_prefix: String,
+    /// Prefix of each backend's send topic. Default `sms.send.`.
+    pub send_prefix: String,
+    /// Delivery events. Default `sms.events`.
+    pub events: String,
+    /// Contacts (compacted). Default `sms.contacts`.
+    pub contacts: String,
+    /// Dead letters: records a stage could not process. Default `sms.dlq`.
+    pub dlq: String,
+    /// Partitions of every topic smsflow creates. Default 8.
+    pub partitions: i32,
+    /// Replication factor of topics smsflow creates on a cluster. Default 1.
+    pub replication: i32,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            inbound: "sms.inbound".into(),
+            outbound: "sms.outbound".into(),
+            app_prefix: "sms.app.".into(),
+            send_prefix: "sms.send.".into(),
+            events: "sms.events".into(),
+            contacts: "sms.contacts".into(),
+            dlq: "sms.dlq".into(),
+            partitions: 8,
+            replication: 1,
+        }
+    }
+}
+
+impl Topics {
+    pub fn app(&self, app: &str) -> String {
+        format!("{}{app}", self.app_prefix)
+    }
+    pub fn send(&self, backend: &str) -> String {
+        format!("{}{backend}", self.send_prefix)
+    }
+}
+
+/// `http:`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Address to listen on. Default `127.0.0.1:8080`; use `0.0.0.0:8080` in a container.
+    pub listen: SocketAddr,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `filters:` — RapidSMS's filter phase: a filtered message goes nowhere.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Filters {
+    /// Identities whose messages are dropped (counted as `dropped{reason="blocked"}`).
+    pub blocked: Vec<String>,
+}
+
+/// `backends:` — one item per provider connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Backend {
+    /// RapidSMS's message tester: chat as any phone number from a web page or JSON API.
+    Tester {
+        /// Backend name, the `backend` of its connections. Default `message_tester`.
+        #[serde(default = "default_tester_name")]
+        name: String,
+        /// Messages kept per phone number for the page and the API. Default 200.
+        #[serde(default = "default_history")]
+        history: usize,
+    },
+}
+
+impl Backend {
+    pub fn name(&self) -> &str {
+        match self {
+            Backend::Tester { name, .. } => name,
+        }
+    }
+}
+
+/// `routes:` — one rule. All the conditions given must hold; the first route that matches wins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Name shown in metrics and on the routed message. Default: the app's name, or `<app>.<n>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The app that gets the message.
+    pub app: String,
+    /// RapidSMS KeywordHandler: a regex (`register|reg|join`), case-insensitive, at the start, followed by a separator or the end.
+    #[serde(default)]
+    pub keyword: Option<String>,
+    /// RapidSMS PatternHandler: a regex, case-insensitive, anchored at the start only; named groups become fields.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// The whole text, exactly (case-sensitive), as RapidSMS's `ping`.
+    #[serde(default)]
+    pub exact: Option<String>,
+    /// Only messages that came in on this backend.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// Only identities starting with this (for example a country code `+256`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+/// `apps:` — one item per app. The outgoing phase runs them in reverse order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum App {
+    /// `echo <text>` answers `<text>`; its route is the keyword `echo`.
+    Echo {
+        /// Default `echo`.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Exactly `ping` answers `pong`.
+    Ping {
+        /// Default `ping`.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Answers what nothing else matched: `Sorry, <project> could not understand your message.`
+    Default {
+        /// Default `default`.
+        #[serde(default)]
+        name: Option<String>,
+        /// Reply text; `{project}` is replaced by the project name. `null` answers nothing.
+        #[serde(default = "default_response")]
+        response: Option<String>,
+    },
+    /// Not run by a built-in: its topic `sms.app.<name>` is consumed by an
+    /// external program, or by a Rust [`crate::apps::App`] registered with
+    /// [`crate::topology::Topology::with_app`].
+    External {
+        name: String,
+        /// The trigger routes naming this app without conditions use (as in routes).
+        #[serde(default)]
+        keyword: Option<String>,
+        #[serde(default)]
+        pattern: Option<String>,
+        #[serde(default)]
+        exact: Option<String>,
+    },
+    /// Keyword, pattern or exact text → a reply template. `{rest}` inserts the
+    /// text after the keyword, `{project}` the project name, `{<group>}` a capture.
+    Autoresponder {
+        name: String,
+        /// Trigger: a keyword regex, as in routes. Give one of keyword, pattern, exact.
+        #[serde(default)]
+        keyword: Option<String>,
+        /// Trigger: a pattern regex, as in routes.
+        #[serde(default)]
+        pattern: Option<String>,
+        /// Trigger: the exact text.
+        #[serde(default)]
+        exact: Option<String>,
+        /// The reply template.
+        reply: String,
+        /// Reply when a keyword has nothing after it. Default: `reply`.
+        #[serde(default)]
+        help: Option<String>,
+    },
+}
+
+impl App {
+    pub fn name(&self) -> &str {
+        match self {
+            App::Echo { name } => name.as_deref().unwrap_or("echo"),
+            App::Ping { name } => name.as_deref().unwrap_or("ping"),
+            App::Default { name, .. } => name.as_deref().unwrap_or("default"),
+            App::Autoresponder { name, .. } | App::External { name, .. } => name,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            App::Echo { .. } => "echo",
+            App::Ping { .. } => "ping",
+            App::Default { .. } => "default",
+            App::Autoresponder { .. } => "autoresponder",
+            App::External { .. } => "external",
+        }
+    }
+}
+
+fn default_group() -> String {
+    "smsflow".into()
+}
+fn default_capacity() -> usize {
+    10_000
+}
+fn default_tester_name() -> String {
+    "message_tester".into()
+}
+fn default_history() -> usize {
+    200
+}
+fn default_response() -> Option<String> {
+    Some("Sorry, {project} could not understand your message.".into())
+}
+
+/// Durations are written as in `30s`, `1m 30s`, `500ms` (humantime).
+pub(crate) mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}

@@ -1,0 +1,126 @@
+//! The one HTTP server: the message tester (page and JSON API), `/metrics`,
+//! `/healthz`, `/readyz`. Provider webhooks join it as backends are added.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::backends::tester::Tester;
+use crate::backends::SourceError;
+use crate::metrics;
+
+/// What the handlers share.
+pub struct HttpState {
+    pub testers: HashMap<String, Arc<Tester>>,
+    /// Set once every stage of this process is running.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/tester/") }))
+        .route("/tester/", get(|| async { Html(TESTER_PAGE) }))
+        .route("/api/tester/messages", post(post_message))
+        .route("/api/tester/conversations/{identity}", get(get_conversation))
+        .route("/metrics", get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render()) }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` is cancelled; in-flight requests finish first.
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    info!(?addr, "http listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
+    if s.ready.load(Ordering::Acquire) {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
+    }
+}
+
+fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
+    let mut body = json!({ "error": message.into() });
+    if let Some(f) = field {
+        body["field"] = json!(f);
+    }
+    (status, Json(body)).into_response()
+}
+
+fn pick_tester(s: &HttpState, backend: Option<&str>) -> Result<Arc<Tester>, Response> {
+    let found = match backend {
+        Some(name) => s.testers.get(name),
+        None if s.testers.len() == 1 => s.testers.values().next(),
+        None => None,
+    };
+    found.cloned().ok_or_else(|| {
+        let mut names: Vec<&str> = s.testers.keys().map(String::as_str).collect();
+        names.sort();
+        match backend {
+            Some(b) => error(StatusCode::NOT_FOUND, Some("backend"), format!("no tester backend {b:?} here; tester backends: {}", names.join(", "))),
+            None if names.is_empty() => error(StatusCode::NOT_FOUND, None, "this process runs no tester backend"),
+            None => error(StatusCode::BAD_REQUEST, Some("backend"), format!("several tester backends: name one of {}", names.join(", "))),
+        }
+    })
+}
+
+#[derive(Deserialize)]
+struct PostMessage {
+    identity: Option<String>,
+    text: Option<String>,
+    backend: Option<String>,
+}
+
+async fn post_message(State(s): State<Arc<HttpState>>, body: Result<Json<PostMessage>, JsonRejection>) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, None, format!("expected a JSON object {{\"identity\": ..., \"text\": ...}}: {}", rejection.body_text())),
+    };
+    let tester = match pick_tester(&s, body.backend.as_deref()) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let Some(identity) = body.identity else {
+        return error(StatusCode::BAD_REQUEST, Some("identity"), "missing field identity: the phone number the message comes from");
+    };
+    let Some(text) = body.text else {
+        return error(StatusCode::BAD_REQUEST, Some("text"), "missing field text: the message");
+    };
+    match tester.receive(&identity, &text).await {
+        Ok(msg) => (StatusCode::ACCEPTED, Json(json!({ "id": msg.id, "backend": tester.name, "identity": msg.connection.identity }))).into_response(),
+        Err(SourceError::Invalid { field, message }) => error(StatusCode::BAD_REQUEST, Some(field), message),
+        Err(e @ SourceError::Unavailable(_)) => error(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConversationQuery {
+    backend: Option<String>,
+}
+
+async fn get_conversation(State(s): State<Arc<HttpState>>, Path(identity): Path<String>, Query(q): Query<ConversationQuery>) -> Response {
+    match pick_tester(&s, q.backend.as_deref()) {
+        Ok(t) => Json(json!({ "backend": t.name, "identity": identity, "messages": t.conversation(&identity) })).into_response(),
+        Err(r) => r,
+    }
+}
+
+const TESTER_PAGE: &str = include_str!("tester.html");

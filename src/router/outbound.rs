@@ -1,0 +1,68 @@
+//! Router (out): `sms.outbound` → `sms.send.<backend>`.
+//!
+//! Runs RapidSMS's outgoing phase (every app's [`App::outgoing`] in reverse
+//! app order; one cancel stops the message), then sets the encoding and
+//! segment count and hands the message to its backend's topic.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::apps::{App, Outgoing};
+use crate::bus::{Produce, Record};
+use crate::metrics::metrics;
+use crate::schema;
+use crate::sms;
+use crate::stage::{HandleError, Handler};
+
+pub struct RouterOut {
+    stage: Arc<str>,
+    /// In reverse app order, as RapidSMS runs the outgoing phase.
+    apps: Vec<Arc<dyn App>>,
+    send_topics: HashMap<String, Arc<str>>,
+}
+
+impl RouterOut {
+    /// `apps` in pipeline order; `send_topics` maps backend name → topic.
+    pub fn new(stage: Arc<str>, mut apps: Vec<Arc<dyn App>>, send_topics: HashMap<String, Arc<str>>) -> Self {
+        apps.reverse();
+        Self {
+            stage,
+            apps,
+            send_topics,
+        }
+    }
+}
+
+impl Handler for RouterOut {
+    fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+        let mut msg = schema::outbound()
+            .decode(&record.payload)
+            .map_err(|e| HandleError::input("decode", e.to_string()))?;
+        if msg.connection.identity.trim().is_empty() {
+            return Err(HandleError::input("invalid", "empty identity in connection"));
+        }
+        let Some(topic) = self.send_topics.get(&msg.connection.backend).cloned() else {
+            // RapidSMS: "Router is not configured with the %s backend".
+            return Err(HandleError::input(
+                "invalid",
+                format!("router is not configured with the {:?} backend", msg.connection.backend),
+            ));
+        };
+        for app in &self.apps {
+            if app.outgoing(&mut msg) == Outgoing::Cancel {
+                metrics().dropped.with_label_values(&[&self.stage, "cancelled"]).inc();
+                return Ok(());
+            }
+        }
+        let (encoding, segments) = sms::analyze(&msg.text);
+        msg.encoding = Some(encoding);
+        msg.segments = segments;
+        let payload = schema::outbound()
+            .encode(&msg)
+            .map_err(|e| HandleError::Failed { kind: "encode", message: e.to_string() })?;
+        out.push(Produce::new(topic, Bytes::from(msg.connection.key()), payload));
+        Ok(())
+    }
+}

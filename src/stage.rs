@@ -1,0 +1,204 @@
+//! The loop every consuming stage runs: receive a record, hand it to the
+//! stage's [`Handler`], produce what it returns, and mark the record done only
+//! once all of that is acknowledged, in the order records were received.
+//!
+//! A record the handler rejects as bad input goes to the dead-letter topic
+//! with headers saying where it came from and why; a record the handler
+//! failed on is counted and logged; either way the stage goes on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use crate::bus::{Ack, BusError, Committer, Consumer, Produce, Producer, Record};
+use crate::metrics::metrics;
+
+/// Why a handler could not process a record.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The record is bad (undecodable, invalid content): retrying cannot help;
+    /// it goes to the dead-letter topic.
+    #[error("{kind}: {message}")]
+    Input { kind: &'static str, message: String },
+    /// Processing failed for this record (an app error): no output, counted.
+    #[error("{kind}: {message}")]
+    Failed { kind: &'static str, message: String },
+}
+
+impl HandleError {
+    pub fn input(kind: &'static str, message: impl Into<String>) -> Self {
+        HandleError::Input {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a stage does with one record.
+pub trait Handler: Send + 'static {
+    /// Push the records to produce for `record` into `out`.
+    fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError>;
+}
+
+/// Names and topics a stage loop needs.
+pub struct StageContext {
+    pub name: Arc<str>,
+    pub dlq: Arc<str>,
+}
+
+/// A record handled, waiting for its outputs' acknowledgements.
+struct Pending {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    acks: Vec<Ack>,
+}
+
+/// Signals a running stage receives.
+#[derive(Clone, Default)]
+pub struct StageControl {
+    /// Finish what is available now, then stop (graceful shutdown).
+    pub drain: CancellationToken,
+    /// Stop now; unfinished records are read again after a restart.
+    pub stop: CancellationToken,
+}
+
+/// Run a stage until drained or stopped. Returns an error only when the bus
+/// failed in a way the stage cannot carry on from (offsets stay uncommitted,
+/// so a restart redoes the unfinished records).
+pub async fn run(
+    ctx: StageContext,
+    mut consumer: Consumer,
+    producer: Producer,
+    mut handler: impl Handler,
+    control: StageControl,
+) -> Result<(), BusError> {
+    let m = metrics();
+    let received = m.received.with_label_values(&[&ctx.name]);
+    let latency = m.latency.with_label_values(&[&ctx.name]);
+    m.up.with_label_values(&[&ctx.name]).set(1);
+
+    // Acks are awaited in a second task so the stage keeps handling records
+    // while earlier outputs are in flight; the channel bound is the window.
+    let (pending_tx, pending_rx) = mpsc::channel::<Pending>(4096);
+    let acker = tokio::spawn(mark_done(ctx.name.clone(), consumer.committer(), pending_rx));
+
+    let mut out = Vec::with_capacity(4);
+    let mut result = Ok(());
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = control.stop.cancelled() => break,
+            _ = control.drain.cancelled() => match consumer.recv_drain(Duration::from_millis(300)).await {
+                Some(r) => r,
+                None => break,
+            },
+            r = consumer.recv() => r,
+        };
+        let record = match next {
+            Ok(r) => r,
+            Err(e) if e.retryable() => {
+                warn!(stage = %ctx.name, error = %e, "receive failed, retrying");
+                m.errors.with_label_values(&[&ctx.name, "bus"]).inc();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(e) => {
+                // Consumer errors that are not fatal to the group (a broker
+                // hiccup reported once) are counted and the loop continues.
+                warn!(stage = %ctx.name, error = %e, "receive error");
+                m.errors.with_label_values(&[&ctx.name, "bus"]).inc();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        received.inc();
+        let started = Instant::now();
+        out.clear();
+        match handler.handle(&record, &mut out) {
+            Ok(()) => {}
+            Err(HandleError::Input { kind, message }) => {
+                warn!(stage = %ctx.name, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "dead-lettering record");
+                m.errors.with_label_values(&[&ctx.name, kind]).inc();
+                m.dead_lettered.with_label_values(&[&ctx.name]).inc();
+                out.clear();
+                out.push(dead_letter(&ctx, &record, kind, &message));
+            }
+            Err(HandleError::Failed { kind, message }) => {
+                error!(stage = %ctx.name, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "record failed, no output");
+                m.errors.with_label_values(&[&ctx.name, kind]).inc();
+                out.clear();
+            }
+        }
+        let mut acks = Vec::with_capacity(out.len());
+        for p in out.drain(..) {
+            m.produced.with_label_values(&[&ctx.name, &p.topic]).inc();
+            match producer.send(p).await {
+                Ok(ack) => acks.push(ack),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if result.is_err() {
+            break;
+        }
+        latency.observe(started.elapsed().as_secs_f64());
+        let pending = Pending {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            acks,
+        };
+        if pending_tx.send(pending).await.is_err() {
+            // The acker stopped: an acknowledgement failed. Stop consuming.
+            break;
+        }
+    }
+    drop(pending_tx);
+    let acked = acker.await.unwrap_or(Err(BusError::Closed));
+    m.up.with_label_values(&[&ctx.name]).set(0);
+    let closed = consumer.close().await;
+    debug!(stage = %ctx.name, "stage stopped");
+    result.and(acked).and(closed)
+}
+
+async fn mark_done(stage: Arc<str>, committer: Committer, mut rx: mpsc::Receiver<Pending>) -> Result<(), BusError> {
+    while let Some(p) = rx.recv().await {
+        for ack in p.acks {
+            if let Err(e) = ack.wait().await {
+                // librdkafka already retried for message.timeout.ms. Leave this
+                // offset (and every later one) unstored: a restart redoes them.
+                error!(%stage, error = %e, "produce failed; stopping so that nothing is marked done unsent");
+                metrics().errors.with_label_values(&[&stage, "produce"]).inc();
+                return Err(e);
+            }
+        }
+        committer.done(&p.topic, p.partition, p.offset)?;
+    }
+    Ok(())
+}
+
+/// The dead-letter record: the original key and bytes, and why.
+pub fn dead_letter(ctx: &StageContext, record: &Record, kind: &str, message: &str) -> Produce {
+    let mut p = Produce::new(
+        ctx.dlq.clone(),
+        record.key.clone().unwrap_or_default(),
+        record.payload.clone(),
+    );
+    let h = |v: String| Bytes::from(v);
+    p.headers = vec![
+        ("smsflow.stage".into(), h(ctx.name.to_string())),
+        ("smsflow.error.kind".into(), h(kind.to_owned())),
+        ("smsflow.error.message".into(), h(message.to_owned())),
+        ("smsflow.source.topic".into(), h(record.topic.to_string())),
+        ("smsflow.source.partition".into(), h(record.partition.to_string())),
+        ("smsflow.source.offset".into(), h(record.offset.to_string())),
+    ];
+    p
+}

@@ -1,0 +1,319 @@
+//! A pipeline turned into running stages.
+//!
+//! [`Topology::stages`] is the graph the file implies (what `smsflow graph`
+//! prints); [`Topology::start`] runs it, or one stage of it; and
+//! [`Running::shutdown`] stops it in order: sources first, then each stage
+//! drained downstream from the router, within the pipeline's deadline.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::apps::{self, stage::AppStage, App};
+use crate::backends::tester::{Tester, TesterSink};
+use crate::bus::{Bus, BusError, TopicSpec};
+use crate::config::{self, KafkaMode, Pipeline};
+use crate::http::{self, HttpState};
+use crate::router::{RouteTable, RouterIn, RouterOut};
+use crate::stage::{self, Handler, StageContext, StageControl};
+
+/// What a stage is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageKind {
+    RouterIn,
+    App { app: String, builtin: bool },
+    RouterOut,
+    /// A backend: its source (HTTP) and its sink.
+    Backend { backend: String },
+}
+
+/// A stage, with the topics it reads and writes.
+#[derive(Debug, Clone)]
+pub struct StageInfo {
+    /// `router-in`, `app:<name>`, `router-out`, `backend:<name>`.
+    pub name: String,
+    pub kind: StageKind,
+    pub reads: Vec<String>,
+    pub writes: Vec<String>,
+}
+
+/// A validated pipeline, ready to start.
+pub struct Topology {
+    pipeline: Pipeline,
+    table: RouteTable,
+    custom: HashMap<String, Arc<dyn App>>,
+}
+
+impl Topology {
+    /// A topology for a pipeline that passed [`config::load_file`].
+    pub fn new(pipeline: Pipeline) -> anyhow::Result<Topology> {
+        let table = RouteTable::build(&pipeline).map_err(|errs| {
+            anyhow::anyhow!("invalid routes: {}", errs.into_iter().map(|(p, m)| format!("{p}: {m}")).collect::<Vec<_>>().join("; "))
+        })?;
+        Ok(Topology { pipeline, table, custom: HashMap::new() })
+    }
+
+    /// Run `app` for the pipeline's `external` app `name` in this process.
+    pub fn with_app(mut self, name: &str, app: Arc<dyn App>) -> Self {
+        self.custom.insert(name.to_owned(), app);
+        self
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Every stage, in data-flow order.
+    pub fn stages(&self) -> Vec<StageInfo> {
+        let p = &self.pipeline;
+        let t = &p.topics;
+        let routed: Vec<String> = p.apps.iter().map(|a| t.app(a.name())).collect();
+        let mut stages = vec![StageInfo {
+            name: "router-in".into(),
+            kind: StageKind::RouterIn,
+            reads: vec![t.inbound.clone()],
+            writes: [routed, vec![t.dlq.clone()]].concat(),
+        }];
+        for a in &p.apps {
+            let builtin = !matches!(a, config::App::External { .. });
+            if builtin || self.custom.contains_key(a.name()) {
+                stages.push(StageInfo {
+                    name: format!("app:{}", a.name()),
+                    kind: StageKind::App { app: a.name().to_owned(), builtin },
+                    reads: vec![t.app(a.name())],
+                    writes: vec![t.outbound.clone(), t.dlq.clone()],
+                });
+            }
+        }
+        stages.push(StageInfo {
+            name: "router-out".into(),
+            kind: StageKind::RouterOut,
+            reads: vec![t.outbound.clone()],
+            writes: p.backends.iter().map(|b| t.send(b.name())).chain([t.dlq.clone()]).collect(),
+        });
+        for b in &p.backends {
+            stages.push(StageInfo {
+                name: format!("backend:{}", b.name()),
+                kind: StageKind::Backend { backend: b.name().to_owned() },
+                reads: vec![t.send(b.name())],
+                writes: vec![t.inbound.clone(), t.events.clone(), t.dlq.clone()],
+            });
+        }
+        stages
+    }
+
+    /// Every topic the pipeline uses.
+    pub fn topics(&self) -> Vec<TopicSpec> {
+        let t = &self.pipeline.topics;
+        let mut names = vec![t.inbound.clone(), t.outbound.clone(), t.events.clone(), t.dlq.clone()];
+        names.extend(self.pipeline.apps.iter().map(|a| t.app(a.name())));
+        names.extend(self.pipeline.backends.iter().map(|b| t.send(b.name())));
+        let mut specs: Vec<TopicSpec> = names
+            .into_iter()
+            .map(|name| TopicSpec { name, partitions: t.partitions, replication: t.replication, compacted: false })
+            .collect();
+        specs.push(TopicSpec { name: t.contacts.clone(), partitions: t.partitions, replication: t.replication, compacted: true });
+        specs
+    }
+
+    /// Start every stage (or only `only`), and the HTTP server when `http`.
+    pub async fn start(self, only: Option<&str>, http: bool) -> anyhow::Result<Running> {
+        let p = &self.pipeline;
+        let stages: Vec<StageInfo> = match only {
+            None => self.stages(),
+            Some(name) => {
+                if p.kafka.mode == KafkaMode::Embedded {
+                    bail!("--stage needs a Kafka bus: the embedded bus lives inside one process, so run the whole pipeline there");
+                }
+                let all = self.stages();
+                let names: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
+                let one: Vec<StageInfo> = all.into_iter().filter(|s| s.name == name).collect();
+                if one.is_empty() {
+                    bail!("no stage {name:?} in this pipeline; its stages are: {}", names.join(", "));
+                }
+                one
+            }
+        };
+        let bus = Bus::connect(&p.kafka, &self.topics()).await.context("cannot connect to the bus")?;
+        if !bus.durable() {
+            warn!("the {:?} bus is not durable: records in flight are lost when the process stops", p.kafka.mode);
+        }
+        let producer = bus.producer()?;
+        let t = &p.topics;
+        let dlq: Arc<str> = Arc::from(t.dlq.as_str());
+        let apps_in_order: Vec<(String, Arc<dyn App>)> = p
+            .apps
+            .iter()
+            .filter_map(|a| {
+                let app = self.custom.get(a.name()).cloned().or_else(|| apps::build(a, &p.project))?;
+                Some((a.name().to_owned(), app))
+            })
+            .collect();
+
+        let mut testers: HashMap<String, Arc<Tester>> = HashMap::new();
+        let mut started = Vec::new();
+        // Consumers join before any source accepts a message, so the embedded
+        // bus knows every group and holds records for it.
+        for s in &stages {
+            let ctx = StageContext { name: Arc::from(s.name.as_str()), dlq: dlq.clone() };
+            let group = format!("{}.{}", p.kafka.group, s.name);
+            let reads: Vec<&str> = s.reads.iter().map(String::as_str).collect();
+            let consumer = bus.consumer(&group, &reads)?;
+            let handler: Box<dyn Handler> = match &s.kind {
+                StageKind::RouterIn => Box::new(RouterIn::new(ctx.name.clone(), p, self.table.clone())),
+                StageKind::RouterOut => {
+                    let sends = p.backends.iter().map(|b| (b.name().to_owned(), Arc::from(t.send(b.name()).as_str()))).collect();
+                    Box::new(RouterOut::new(ctx.name.clone(), apps_in_order.iter().map(|(_, a)| a.clone()).collect(), sends))
+                }
+                StageKind::App { app, .. } => {
+                    let Some((_, a)) = apps_in_order.iter().find(|(n, _)| n == app) else { continue };
+                    Box::new(AppStage::new(a.clone(), Arc::from(t.outbound.as_str())))
+                }
+                StageKind::Backend { backend } => {
+                    let Some(cfg) = p.backends.iter().find(|b| b.name() == backend) else { continue };
+                    match cfg {
+                        config::Backend::Tester { name, history } => {
+                            let tester = Arc::new(Tester::new(name, *history, producer.clone(), Arc::from(t.inbound.as_str())));
+                            testers.insert(name.clone(), tester.clone());
+                            Box::new(TesterSink::new(tester, Arc::from(t.events.as_str())))
+                        }
+                    }
+                }
+            };
+            let control = StageControl::default();
+            let task = tokio::spawn(stage::run(ctx, consumer, producer.clone(), handler, control.clone()));
+            info!(stage = %s.name, reads = ?s.reads, "stage started");
+            started.push(RunningStage { name: s.name.clone(), task, control });
+        }
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let http_shutdown = CancellationToken::new();
+        let mut http_task = None;
+        let mut http_addr = None;
+        if http {
+            let listener = tokio::net::TcpListener::bind(p.http.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (http.listen)", p.http.listen))?;
+            http_addr = listener.local_addr().ok();
+            let state = Arc::new(HttpState { testers: testers.clone(), ready: ready.clone() });
+            http_task = Some(tokio::spawn(http::serve(listener, state, http_shutdown.clone())));
+        }
+        ready.store(true, Ordering::Release);
+        Ok(Running {
+            bus,
+            producer,
+            testers,
+            stages: started,
+            http_task,
+            http_shutdown,
+            http_addr,
+            deadline: p.shutdown_timeout,
+        })
+    }
+}
+
+impl Handler for Box<dyn Handler> {
+    fn handle(&mut self, record: &crate::bus::Record, out: &mut Vec<crate::bus::Produce>) -> Result<(), stage::HandleError> {
+        (**self).handle(record, out)
+    }
+}
+
+struct RunningStage {
+    name: String,
+    task: JoinHandle<Result<(), BusError>>,
+    control: StageControl,
+}
+
+/// A started pipeline.
+pub struct Running {
+    producer: crate::bus::Producer,
+    testers: HashMap<String, Arc<Tester>>,
+    stages: Vec<RunningStage>,
+    http_task: Option<JoinHandle<std::io::Result<()>>>,
+    http_shutdown: CancellationToken,
+    http_addr: Option<SocketAddr>,
+    deadline: Duration,
+    /// Last: fields drop in order, and the clients above must go before the
+    /// bus (in mock mode the bus owns the cluster they talk to).
+    bus: Bus,
+}
+
+impl Running {
+    /// The tester backend `name`, or the only one when `None`.
+    pub fn tester(&self, name: Option<&str>) -> Option<Arc<Tester>> {
+        match name {
+            Some(n) => self.testers.get(n).cloned(),
+            None => self.testers.values().next().cloned(),
+        }
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Resolves when a stage stopped on its own (a fatal bus error).
+    pub async fn failed(&mut self) -> String {
+        loop {
+            for s in &mut self.stages {
+                if s.task.is_finished() {
+                    return s.name.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Stop sources, drain every stage in data-flow order, flush, commit.
+    /// Returns an error when the deadline passed or a stage failed.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        self.http_shutdown.cancel();
+        if let Some(h) = self.http_task {
+            let _ = tokio::time::timeout_at(deadline, h).await;
+        }
+        let mut failures = Vec::new();
+        drop(self.testers);
+        let mut stages = self.stages.into_iter();
+        for s in stages.by_ref() {
+            s.control.drain.cancel();
+            let stop = s.control.stop.clone();
+            match tokio::time::timeout_at(deadline, s.task).await {
+                Ok(Ok(Ok(()))) => info!(stage = %s.name, "stage drained"),
+                Ok(Ok(Err(e))) => failures.push(format!("{}: {e}", s.name)),
+                Ok(Err(join)) => failures.push(format!("{}: {join}", s.name)),
+                Err(_) => {
+                    stop.cancel();
+                    failures.push(format!("{}: not drained within {:?}", s.name, self.deadline));
+                    break;
+                }
+            }
+        }
+        for s in stages {
+            s.control.stop.cancel();
+            failures.push(format!("{}: stopped without draining (deadline passed)", s.name));
+        }
+        if let Err(e) = self.producer.flush(Duration::from_secs(5)).await {
+            failures.push(format!("producer flush: {e}"));
+        }
+        if failures.is_empty() {
+            info!("pipeline stopped cleanly");
+            Ok(())
+        } else {
+            for f in &failures {
+                error!(failure = %f, "shutdown");
+            }
+            bail!("shutdown was not clean: {}", failures.join("; "))
+        }
+    }
+}
