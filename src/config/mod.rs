@@ -127,6 +127,11 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn error(&mut self, path: &Path, message: impl Into<String>) {
+        // One error per place: a value that failed interpolation would
+        // otherwise be reported again as a bad value.
+        if self.errors.iter().any(|e| &e.path == path) {
+            return;
+        }
         let (line, column) = locate(self.root, path);
         self.errors.push(ConfigError::new(line, column, path.clone(), message));
     }
@@ -206,12 +211,24 @@ impl Reader<'_> {
                 // serde_json's "invalid type" messages already name the value and
                 // what was expected; point at the unknown key itself when there is one.
                 if let Some(name) = unknown_field(&inner) {
-                    if let Some(key) = self.root.get(&at).and_then(|n| n.key_node(&name)) {
-                        self.errors.push(ConfigError::new(key.line, key.column, at.key(&name), inner));
+                    // The path may or may not end at the unknown key itself.
+                    let parent = match at.0.last() {
+                        Some(Step::Key(k)) if *k == name => Path(at.0[..at.0.len() - 1].to_vec()),
+                        _ => at.clone(),
+                    };
+                    if let Some(key) = self.root.get(&parent).and_then(|n| n.key_node(&name)) {
+                        self.errors.push(ConfigError::new(key.line, key.column, parent.key(&name), inner));
                         return None;
                     }
                 }
-                self.error(&at, inner);
+                // "invalid value"/"invalid type" messages of some types do not
+                // repeat the value: add it.
+                let found = self.root.get(&at).filter(|n| !matches!(n.kind, Kind::Map(_) | Kind::Seq(_)));
+                let message = match found {
+                    Some(n) if !inner.contains(&n.describe()) && !inner.contains("missing field") => format!("{inner} (found {})", n.describe()),
+                    _ => inner,
+                };
+                self.error(&at, message);
                 None
             }
         }

@@ -49,7 +49,12 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
     }
 
     let backends = top.key("backends");
-    if p.backends.is_empty() {
+    // Only when the file declares none: items that failed to read were reported already.
+    let declared = match root.get(&backends).map(|n| &n.kind) {
+        Some(super::Kind::Seq(items)) => items.len(),
+        _ => 0,
+    };
+    if declared == 0 {
         report(backends.clone(), "no backend: inbound messages have no source and replies nowhere to go; add one, for example `- type: tester`".into());
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();

@@ -1,0 +1,180 @@
+//! Stage behaviour beyond the scripts: poison records go to the dead-letter
+//! topic and the stage goes on; failing apps are counted and skipped; taps,
+//! filters and the outgoing phase; Rust apps registered in code.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use smsflow::apps::{respond, App, AppError, Outgoing};
+use smsflow::bus::{Bus, Produce, Record};
+use smsflow::config::KafkaMode;
+use smsflow::message::{Connection, InboundMessage, OutboundMessage, RoutedMessage};
+use smsflow::metrics::metrics;
+use smsflow::schema;
+use smsflow::script;
+use smsflow::topology::{Running, Topology};
+
+mod common;
+
+const PIPELINE: &str = "
+project: Stage test
+backends:
+  - type: tester
+filters:
+  blocked: ['+15550666']
+routes:
+  - app: flaky
+    keyword: flaky
+  - app: echo
+apps:
+  - name: audit
+    type: external
+  - name: flaky
+    type: external
+  - type: echo
+  - name: shout
+    type: external
+  - type: default
+taps: [audit]
+";
+
+/// Fails on `boom`, answers `fine` otherwise.
+struct Flaky;
+impl App for Flaky {
+    fn handle(&self, msg: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError> {
+        match msg.rest.as_deref() {
+            Some("boom") => Err(AppError::Failed("boom asked for it".into())),
+            _ => Ok(vec![respond(msg, "fine")]),
+        }
+    }
+}
+
+/// A tap: records what it sees, answers nothing.
+#[derive(Default)]
+struct Audit(Mutex<Vec<String>>);
+impl App for Audit {
+    fn handle(&self, msg: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError> {
+        self.0.lock().unwrap().push(format!("{}:{}", msg.route, msg.message.text));
+        Ok(vec![])
+    }
+}
+
+/// Outgoing phase only: shouts every reply, cancels secrets.
+struct Shout;
+impl App for Shout {
+    fn handle(&self, _: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError> {
+        Ok(vec![])
+    }
+    fn outgoing(&self, msg: &mut OutboundMessage) -> Outgoing {
+        if msg.text.contains("secret") {
+            return Outgoing::Cancel;
+        }
+        msg.text = msg.text.to_uppercase();
+        Outgoing::Send
+    }
+}
+
+async fn start(mode: KafkaMode, audit: Arc<Audit>) -> Running {
+    Topology::new(common::pipeline_from(PIPELINE, mode))
+        .unwrap()
+        .with_app("flaky", Arc::new(Flaky))
+        .with_app("audit", audit)
+        .with_app("shout", Arc::new(Shout))
+        .start(None, false)
+        .await
+        .unwrap()
+}
+
+async fn converse(running: &Running, script_text: &str) {
+    let tester = running.tester(None).unwrap();
+    let steps = script::parse(script_text).unwrap();
+    let m = script::run(&tester, &steps, Duration::from_secs(20), Duration::from_millis(300)).await;
+    assert!(m.is_empty(), "{}", m.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+}
+
+async fn next_record(bus: &Bus, group: &str, topic: &str) -> Record {
+    let mut c = bus.consumer(group, &[topic]).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), c.recv()).await.expect("a record in time").unwrap()
+}
+
+fn header(r: &Record, name: &str) -> String {
+    String::from_utf8_lossy(r.header(name).unwrap_or_else(|| panic!("header {name} missing"))).into_owned()
+}
+
+async fn poison_goes_to_the_dlq_and_the_stage_goes_on(mode: KafkaMode) {
+    let running = start(mode, Arc::default()).await;
+    let producer = running.bus().producer().unwrap();
+    let inbound: Arc<str> = Arc::from("sms.inbound");
+    let dead_before = metrics().dead_lettered.with_label_values(&["router-in"]).get();
+
+    // 1. raw garbage, 2. a record of another schema, 3. valid Avro with an
+    // empty identity, 4. valid Avro from a backend the pipeline lacks.
+    let other_schema = schema::outbound().encode(&OutboundMessage::new(Connection::new("message_tester", "+1"), "x")).unwrap();
+    let empty_identity = schema::inbound().encode(&InboundMessage::new(Connection::new("message_tester", " "), "hi")).unwrap();
+    let unknown_backend = schema::inbound().encode(&InboundMessage::new(Connection::new("twilio", "+1555"), "hi")).unwrap();
+    let poison: Vec<(&str, Vec<u8>)> = vec![
+        ("decode", b"\x00garbage, not avro".to_vec()),
+        ("decode", other_schema),
+        ("invalid", empty_identity),
+        ("invalid", unknown_backend),
+    ];
+    for (_, bytes) in &poison {
+        producer.send_and_wait(Produce::new(inbound.clone(), Bytes::from_static(b"message_tester:+15550001"), bytes.clone())).await.unwrap();
+    }
+    // The router still answers, after the poison, on the same partition.
+    converse(&running, "+15550001 > echo still alive\n+15550001 < STILL ALIVE\n").await;
+
+    let mut dlq = running.bus().consumer("test.dlq", &["sms.dlq"]).unwrap();
+    for (kind, bytes) in &poison {
+        let r = tokio::time::timeout(Duration::from_secs(20), dlq.recv()).await.unwrap().unwrap();
+        assert_eq!(&r.payload[..], &bytes[..], "the original bytes are kept");
+        assert_eq!(header(&r, "smsflow.stage"), "router-in");
+        assert_eq!(header(&r, "smsflow.error.kind"), *kind);
+        assert_eq!(header(&r, "smsflow.source.topic"), "sms.inbound");
+        assert!(header(&r, "smsflow.source.offset").parse::<i64>().is_ok());
+        assert!(!header(&r, "smsflow.error.message").is_empty());
+        assert_eq!(r.key_str(), "message_tester:+15550001");
+    }
+    assert_eq!(metrics().dead_lettered.with_label_values(&["router-in"]).get() - dead_before, 4);
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_on_the_embedded_bus() {
+    poison_goes_to_the_dlq_and_the_stage_goes_on(KafkaMode::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_on_the_kafka_mock_cluster() {
+    poison_goes_to_the_dlq_and_the_stage_goes_on(KafkaMode::Mock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_app_taps_filters_and_outgoing_phase() {
+    let audit = Arc::new(Audit::default());
+    let running = start(KafkaMode::Embedded, audit.clone()).await;
+    let failed_before = metrics().errors.with_label_values(&["app:flaky", "app"]).get();
+    converse(
+        &running,
+        "\
++15550010 > flaky boom
++15550010 > flaky ok
++15550010 < FINE
++15550010 > echo this is secret
++15550010 > echo hello
++15550010 < HELLO
++15550666 > echo blocked number
++15550010 > what
++15550010 < SORRY, STAGE TEST COULD NOT UNDERSTAND YOUR MESSAGE.
+",
+    )
+    .await;
+    assert_eq!(metrics().errors.with_label_values(&["app:flaky", "app"]).get() - failed_before, 1);
+    assert!(metrics().dropped.with_label_values(&["router-out", "cancelled"]).get() >= 1);
+    assert!(metrics().dropped.with_label_values(&["router-in", "blocked"]).get() >= 1);
+    running.shutdown().await.unwrap();
+    // The tap saw everything that passed the filter, in order, matched or not.
+    let seen = audit.0.lock().unwrap().clone();
+    assert_eq!(seen, vec!["tap:flaky boom", "tap:flaky ok", "tap:echo this is secret", "tap:echo hello", "tap:what"]);
+}

@@ -1,0 +1,184 @@
+//! `smsflow validate`: one test for each kind of error it reports, each
+//! checked for its line, column and message.
+
+use smsflow::config::{load_str, ConfigError};
+
+const GOOD: &str = "\
+backends:
+  - type: tester
+routes:
+  - app: echo
+apps:
+  - type: echo
+  - type: default
+";
+
+fn errors(yaml: &str) -> Vec<ConfigError> {
+    let env = |k: &str| (k == "SET").then(|| "value".to_string());
+    load_str(yaml, &env).expect_err("the pipeline must be rejected")
+}
+
+fn only(yaml: &str) -> ConfigError {
+    let mut e = errors(yaml);
+    assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
+    e.remove(0)
+}
+
+fn at(e: &ConfigError, line: u32, column: u32, words: &[&str]) {
+    assert_eq!((e.line, e.column), (line, column), "{e}");
+    for w in words {
+        assert!(e.message.contains(w), "{w:?} not in {e}");
+    }
+}
+
+#[test]
+fn a_good_pipeline_passes() {
+    let p = load_str(GOOD, &|_| None).unwrap();
+    assert_eq!(p.default_app.as_deref(), Some("default"));
+    assert_eq!(p.project, "RapidSMS");
+}
+
+#[test]
+fn yaml_syntax() {
+    at(&only("backends: [1, 2\nroutes: x\n"), 2, 7, &["invalid YAML"]);
+}
+
+#[test]
+fn unknown_section_and_unknown_key() {
+    let e = only(&format!("{GOOD}bogus: 1\n"));
+    at(&e, 8, 1, &["unknown section \"bogus\"", "expected one of"]);
+    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    kewyord: x"));
+    at(&e, 5, 5, &["unknown field `kewyord`", "`keyword`"]);
+    assert_eq!(e.path.to_string(), "routes[0].kewyord");
+}
+
+#[test]
+fn wrong_type_names_the_value() {
+    let e = only(&format!("{GOOD}topics:\n  partitions: many\n"));
+    at(&e, 9, 15, &["\"many\"", "i32"]);
+}
+
+#[test]
+fn out_of_range_value() {
+    at(&only(&format!("{GOOD}topics:\n  partitions: 0\n")), 9, 15, &["0 partitions", "at least 1"]);
+}
+
+#[test]
+fn unknown_backend_type() {
+    let e = only(&GOOD.replace("type: tester", "type: kanel"));
+    at(&e, 2, 11, &["unknown variant `kanel`", "`tester`"]);
+}
+
+#[test]
+fn unset_variable_without_default() {
+    let e = only(&format!("project: ${{UNSET}}\n{GOOD}"));
+    at(&e, 1, 10, &["UNSET is not set", "${UNSET:-value}"]);
+    let p = load_str(&format!("project: ${{SET}} ${{UNSET:-d}}\n{GOOD}"), &|k| (k == "SET").then(|| "v".into())).unwrap();
+    assert_eq!(p.project, "v d");
+}
+
+#[test]
+fn unknown_app_in_a_route() {
+    let e = only(&GOOD.replace("  - app: echo", "  - app: ech"));
+    at(&e, 4, 10, &["unknown app \"ech\"", "echo, default"]);
+}
+
+#[test]
+fn unknown_default_app_and_tap() {
+    let e = errors(&format!("{GOOD}default_app: nope\ntaps: [ghost]\n"));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    at(&e[0], 8, 14, &["unknown app \"nope\""]);
+    at(&e[1], 9, 8, &["unknown app \"ghost\""]);
+}
+
+#[test]
+fn duplicate_stage_names() {
+    let e = only(&GOOD.replace("  - type: echo\n", "  - type: echo\n  - type: echo\n"));
+    at(&e, 7, 5, &["duplicate app name \"echo\"", "apps[0]"]);
+    let e = only(&GOOD.replace("  - type: tester\n", "  - type: tester\n  - type: tester\n"));
+    at(&e, 3, 5, &["duplicate backend name \"message_tester\""]);
+}
+
+#[test]
+fn invalid_regex() {
+    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    pattern: 'price (?P<item'"));
+    at(&e, 5, 14, &["not a valid regex"]);
+    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    keyword: '(join'"));
+    at(&e, 5, 14, &["not a valid regex"]);
+}
+
+#[test]
+fn shadowed_routes() {
+    // A catch-all before another route.
+    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    backend: message_tester\n  - app: echo\n    backend: message_tester\n    keyword: hi"));
+    at(&e, 6, 5, &["can never match", "route 0"]);
+    // The same keyword twice, in another case and as part of an alternation.
+    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    keyword: 'join|reg'\n  - app: default\n    keyword: JOIN"));
+    at(&e, 6, 5, &["can never match"]);
+    // An exact text the keyword route already takes.
+    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n  - app: default\n    exact: echo now"));
+    at(&e, 5, 5, &["can never match"]);
+    // A narrower prefix after a wider one is shadowed; the reverse is not.
+    assert!(load_str(&GOOD.replace("  - app: echo", "  - app: echo\n    prefix: '+2567'\n  - app: default\n    prefix: '+256'"), &|_| None).is_ok());
+}
+
+#[test]
+fn bad_duration() {
+    let e = only(&format!("{GOOD}shutdown_timeout: 5 parsecs\n"));
+    at(&e, 8, 19, &["\"5 parsecs\" is not a duration", "30s"]);
+}
+
+#[test]
+fn missing_backend_for_the_reply_path() {
+    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    backend: twilio"));
+    at(&e, 5, 14, &["unknown backend \"twilio\"", "message_tester"]);
+    let e = only("backends: []\napps:\n  - type: default\n");
+    at(&e, 1, 11, &["no backend", "replies nowhere to go"]);
+}
+
+#[test]
+fn route_without_condition_to_an_app_without_trigger() {
+    let e = only(&GOOD.replace("  - app: echo", "  - app: default"));
+    at(&e, 4, 5, &["no condition", "default app brings no trigger"]);
+}
+
+#[test]
+fn template_with_an_unknown_capture() {
+    let yaml = format!("{GOOD}  - name: price\n    type: autoresponder\n    pattern: 'price (?P<item>\\w+)'\n    reply: 'Price of {{itme}}'\n");
+    let e = only(&yaml);
+    at(&e, 11, 12, &["{itme}", "{item}"]);
+}
+
+#[test]
+fn kafka_without_brokers() {
+    let e = only(&format!("{GOOD}kafka:\n  mode: kafka\n"));
+    at(&e, 9, 3, &["needs `brokers`"]);
+    at(&only(&format!("{GOOD}kafka: kafak\n")), 8, 8, &["unknown bus \"kafak\""]);
+}
+
+#[test]
+fn bad_topic_name() {
+    at(&only(&format!("{GOOD}topics:\n  inbound: 'sms inbound'\n")), 9, 12, &["' '", "Kafka allows only"]);
+}
+
+#[test]
+fn every_error_is_reported_at_once_in_file_order() {
+    let yaml = "\
+kafka:
+  mode: kafka
+backends:
+  - type: tester
+  - type: kanel
+routes:
+  - app: nosuch
+  - app: echo
+    kewyord: x
+apps:
+  - type: echo
+  - type: echo
+shutdown_timeout: soon
+";
+    let e = errors(yaml);
+    let lines: Vec<u32> = e.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![2, 5, 7, 9, 12, 13], "{e:#?}");
+}
