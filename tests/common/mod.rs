@@ -35,3 +35,60 @@ pub fn scripts() -> Vec<PathBuf> {
     assert!(!v.is_empty());
     v
 }
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `smsflow run` of the demo pipeline on `port`, stopped (SIGTERM) on drop.
+pub struct Smsflow {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Smsflow {
+    pub fn start(port: u16) -> Smsflow {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_smsflow"))
+            .arg("run")
+            .arg(root().join("pipelines/demo.yaml"))
+            .env("SMSFLOW_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "smsflow did not start listening");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Smsflow { child, base }
+    }
+
+    /// Send `signal` (TERM, INT) and wait for the exit status.
+    pub fn stop(mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill").arg(format!("-{signal}")).arg(&pid).status().unwrap().success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                use std::io::Read;
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                return (status, stderr);
+            }
+            assert!(std::time::Instant::now() < deadline, "smsflow did not exit after SIG{signal}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Smsflow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
