@@ -9,7 +9,11 @@ use crate::topology::{StageKind, Topology};
 pub fn text(t: &Topology) -> String {
     let mut out = String::new();
     let p = t.pipeline();
-    let _ = writeln!(out, "bus: {:?}, {} partitions per topic", p.kafka.mode, p.topics.partitions);
+    let _ = writeln!(
+        out,
+        "bus: {:?}, {} partitions per topic",
+        p.kafka.mode, p.topics.partitions
+    );
     let _ = writeln!(out, "stages:");
     for s in t.stages() {
         let note = match &s.kind {
@@ -23,21 +27,39 @@ pub fn text(t: &Topology) -> String {
     let external: Vec<&str> = p
         .apps
         .iter()
-        .filter(|a| !t.stages().iter().any(|s| s.name == format!("app:{}", a.name())))
+        .filter(|a| {
+            !t.stages()
+                .iter()
+                .any(|s| s.name == format!("app:{}", a.name()))
+        })
         .map(|a| a.name())
         .collect();
     if !external.is_empty() {
-        let _ = writeln!(out, "external apps (consume their topic outside smsflow): {}", external.join(", "));
+        let _ = writeln!(
+            out,
+            "external apps (consume their topic outside smsflow): {}",
+            external.join(", ")
+        );
     }
     let _ = writeln!(out, "routes (first match wins):");
     for (i, r) in p.routes.iter().enumerate() {
         let mut cond = Vec::new();
-        for (k, v) in [("keyword", &r.keyword), ("pattern", &r.pattern), ("exact", &r.exact), ("backend", &r.backend), ("prefix", &r.prefix)] {
+        for (k, v) in [
+            ("keyword", &r.keyword),
+            ("pattern", &r.pattern),
+            ("exact", &r.exact),
+            ("backend", &r.backend),
+            ("prefix", &r.prefix),
+        ] {
             if let Some(v) = v {
                 cond.push(format!("{k} {v:?}"));
             }
         }
-        let cond = if cond.is_empty() { "the app's own trigger".to_owned() } else { cond.join(" and ") };
+        let cond = if cond.is_empty() {
+            "the app's own trigger".to_owned()
+        } else {
+            cond.join(" and ")
+        };
         let _ = writeln!(out, "  {i}. {cond} -> {}", r.app);
     }
     match &p.default_app {
@@ -56,10 +78,15 @@ pub fn text(t: &Topology) -> String {
 
 /// Graphviz: stages are boxes, topics are ellipses, edges are reads and writes.
 pub fn dot(t: &Topology) -> String {
-    let mut out = String::from("digraph smsflow {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
+    let mut out =
+        String::from("digraph smsflow {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
     let mut topics = BTreeSet::new();
     for s in t.stages() {
-        let _ = writeln!(out, "  \"{}\" [shape=box, style=filled, fillcolor=\"#dcf1ff\"];", s.name);
+        let _ = writeln!(
+            out,
+            "  \"{}\" [shape=box, style=filled, fillcolor=\"#dcf1ff\"];",
+            s.name
+        );
         for r in &s.reads {
             topics.insert(r.clone());
             let _ = writeln!(out, "  \"{r}\" -> \"{}\";", s.name);

@@ -33,15 +33,30 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/", get(|| async { Redirect::to("/tester/") }))
         .route("/tester/", get(|| async { Html(TESTER_PAGE) }))
         .route("/api/tester/messages", post(post_message))
-        .route("/api/tester/conversations/{identity}", get(get_conversation))
-        .route("/metrics", get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render()) }))
+        .route(
+            "/api/tester/conversations/{identity}",
+            get(get_conversation),
+        )
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    metrics::render(),
+                )
+            }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state)
 }
 
 /// Serve until `shutdown` is cancelled; in-flight requests finish first.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<HttpState>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     info!(?addr, "http listening");
     axum::serve(listener, router(state))
@@ -65,21 +80,40 @@ fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) ->
     (status, Json(body)).into_response()
 }
 
-fn pick_tester(s: &HttpState, backend: Option<&str>) -> Result<Arc<Tester>, Response> {
+fn pick_tester(s: &HttpState, backend: Option<&str>) -> Result<Arc<Tester>, Box<Response>> {
     let found = match backend {
         Some(name) => s.testers.get(name),
         None if s.testers.len() == 1 => s.testers.values().next(),
         None => None,
     };
-    found.cloned().ok_or_else(|| {
-        let mut names: Vec<&str> = s.testers.keys().map(String::as_str).collect();
-        names.sort();
-        match backend {
-            Some(b) => error(StatusCode::NOT_FOUND, Some("backend"), format!("no tester backend {b:?} here; tester backends: {}", names.join(", "))),
-            None if names.is_empty() => error(StatusCode::NOT_FOUND, None, "this process runs no tester backend"),
-            None => error(StatusCode::BAD_REQUEST, Some("backend"), format!("several tester backends: name one of {}", names.join(", "))),
-        }
-    })
+    found
+        .cloned()
+        .ok_or_else(|| Box::new(no_tester(s, backend)))
+}
+
+fn no_tester(s: &HttpState, backend: Option<&str>) -> Response {
+    let mut names: Vec<&str> = s.testers.keys().map(String::as_str).collect();
+    names.sort();
+    match backend {
+        Some(b) => error(
+            StatusCode::NOT_FOUND,
+            Some("backend"),
+            format!(
+                "no tester backend {b:?} here; tester backends: {}",
+                names.join(", ")
+            ),
+        ),
+        None if names.is_empty() => error(
+            StatusCode::NOT_FOUND,
+            None,
+            "this process runs no tester backend",
+        ),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            Some("backend"),
+            format!("several tester backends: name one of {}", names.join(", ")),
+        ),
+    }
 }
 
 #[derive(Deserialize)]
@@ -89,20 +123,40 @@ struct PostMessage {
     backend: Option<String>,
 }
 
-async fn post_message(State(s): State<Arc<HttpState>>, body: Result<Json<PostMessage>, JsonRejection>) -> Response {
+async fn post_message(
+    State(s): State<Arc<HttpState>>,
+    body: Result<Json<PostMessage>, JsonRejection>,
+) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, None, format!("expected a JSON object {{\"identity\": ..., \"text\": ...}}: {}", rejection.body_text())),
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                format!(
+                    "expected a JSON object {{\"identity\": ..., \"text\": ...}}: {}",
+                    rejection.body_text()
+                ),
+            )
+        }
     };
     let tester = match pick_tester(&s, body.backend.as_deref()) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(identity) = body.identity else {
-        return error(StatusCode::BAD_REQUEST, Some("identity"), "missing field identity: the phone number the message comes from");
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("identity"),
+            "missing field identity: the phone number the message comes from",
+        );
     };
     let Some(text) = body.text else {
-        return error(StatusCode::BAD_REQUEST, Some("text"), "missing field text: the message");
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("text"),
+            "missing field text: the message",
+        );
     };
     match tester.receive(&identity, &text).await {
         Ok(msg) => (StatusCode::ACCEPTED, Json(json!({ "id": msg.id, "backend": tester.name, "identity": msg.connection.identity }))).into_response(),
@@ -116,10 +170,14 @@ struct ConversationQuery {
     backend: Option<String>,
 }
 
-async fn get_conversation(State(s): State<Arc<HttpState>>, Path(identity): Path<String>, Query(q): Query<ConversationQuery>) -> Response {
+async fn get_conversation(
+    State(s): State<Arc<HttpState>>,
+    Path(identity): Path<String>,
+    Query(q): Query<ConversationQuery>,
+) -> Response {
     match pick_tester(&s, q.backend.as_deref()) {
         Ok(t) => Json(json!({ "backend": t.name, "identity": identity, "messages": t.conversation(&identity) })).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 

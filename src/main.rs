@@ -12,7 +12,11 @@ use smsflow::{graph, ops, script};
 use tracing::info;
 
 #[derive(Parser)]
-#[command(name = "smsflow", version, about = "RapidSMS's backends, router and apps as a Kafka stream processor")]
+#[command(
+    name = "smsflow",
+    version,
+    about = "RapidSMS's backends, router and apps as a Kafka stream processor"
+)]
 struct Cli {
     /// Log format: text for people, json for log collectors.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SMSFLOW_LOG_FORMAT")]
@@ -116,8 +120,11 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -151,9 +158,25 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { file, stage } => run(&file, stage.as_deref()).await,
-        Command::Test { file, scripts, bus, backend, timeout } => test(&file, &scripts, bus, backend.as_deref(), timeout).await,
-        Command::Send { file, from, backend, text } => send(&file, &from, backend.as_deref(), &text.join(" ")).await,
-        Command::Tail { file, topic, from_beginning, count } => {
+        Command::Test {
+            file,
+            scripts,
+            bus,
+            backend,
+            timeout,
+        } => test(&file, &scripts, bus, backend.as_deref(), timeout).await,
+        Command::Send {
+            file,
+            from,
+            backend,
+            text,
+        } => send(&file, &from, backend.as_deref(), &text.join(" ")).await,
+        Command::Tail {
+            file,
+            topic,
+            from_beginning,
+            count,
+        } => {
             let p = load(&file)?;
             ops::tail(&p, &topic, from_beginning, count).await?;
             Ok(ExitCode::SUCCESS)
@@ -205,7 +228,13 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-async fn test(file: &Path, scripts: &[PathBuf], bus: Option<BusChoice>, backend: Option<&str>, timeout: Duration) -> anyhow::Result<ExitCode> {
+async fn test(
+    file: &Path,
+    scripts: &[PathBuf],
+    bus: Option<BusChoice>,
+    backend: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
     let mut pipeline = load(file)?;
     match bus {
         Some(BusChoice::Embedded) => pipeline.kafka = config::Kafka::with_mode(KafkaMode::Embedded),
@@ -214,7 +243,8 @@ async fn test(file: &Path, scripts: &[PathBuf], bus: Option<BusChoice>, backend:
     }
     let mut parsed = Vec::new();
     for s in scripts {
-        let text = std::fs::read_to_string(s).with_context(|| format!("cannot read {}", s.display()))?;
+        let text =
+            std::fs::read_to_string(s).with_context(|| format!("cannot read {}", s.display()))?;
         match script::parse(&text) {
             Ok(steps) => parsed.push((s, steps)),
             Err(errors) => bail!("{}:\n  {}", s.display(), errors.join("\n  ")),
@@ -222,7 +252,10 @@ async fn test(file: &Path, scripts: &[PathBuf], bus: Option<BusChoice>, backend:
     }
     let running = Topology::new(pipeline)?.start(None, false).await?;
     let Some(tester) = running.tester(backend) else {
-        bail!("the pipeline has no tester backend{} to run scripts through", backend.map(|b| format!(" named {b:?}")).unwrap_or_default());
+        bail!(
+            "the pipeline has no tester backend{} to run scripts through",
+            backend.map(|b| format!(" named {b:?}")).unwrap_or_default()
+        );
     };
     let (mut passed, mut failed) = (0, 0);
     for (path, steps) in &parsed {
@@ -241,14 +274,27 @@ async fn test(file: &Path, scripts: &[PathBuf], bus: Option<BusChoice>, backend:
     drop(tester);
     running.shutdown().await?;
     println!("scripts: {passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-async fn send(file: &Path, from: &str, backend: Option<&str>, text: &str) -> anyhow::Result<ExitCode> {
+async fn send(
+    file: &Path,
+    from: &str,
+    backend: Option<&str>,
+    text: &str,
+) -> anyhow::Result<ExitCode> {
     let p = load(file)?;
     let backend = match backend {
         Some(b) => b.to_owned(),
-        None => p.backends.first().map(|b| b.name().to_owned()).context("the pipeline has no backend")?,
+        None => p
+            .backends
+            .first()
+            .map(|b| b.name().to_owned())
+            .context("the pipeline has no backend")?,
     };
     let id = ops::send(&p, &backend, from, text).await?;
     println!("{id}");

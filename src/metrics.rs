@@ -3,7 +3,9 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -27,28 +29,62 @@ pub struct Metrics {
 
 fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new();
-    let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-        let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-        registry.register(Box::new(c.clone()))?;
-        Ok(c)
-    };
+    let counter =
+        |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
     let m = Metrics {
-        received: counter("smsflow_received_total", "Records read by a stage", &["stage"])?,
-        produced: counter("smsflow_produced_total", "Records written by a stage", &["stage", "topic"])?,
-        errors: counter("smsflow_errors_total", "Failures by stage and kind", &["stage", "kind"])?,
-        dead_lettered: counter("smsflow_dead_lettered_total", "Records sent to the dead-letter topic", &["stage"])?,
-        dropped: counter("smsflow_dropped_total", "Messages deliberately not passed on", &["stage", "reason"])?,
+        received: counter(
+            "smsflow_received_total",
+            "Records read by a stage",
+            &["stage"],
+        )?,
+        produced: counter(
+            "smsflow_produced_total",
+            "Records written by a stage",
+            &["stage", "topic"],
+        )?,
+        errors: counter(
+            "smsflow_errors_total",
+            "Failures by stage and kind",
+            &["stage", "kind"],
+        )?,
+        dead_lettered: counter(
+            "smsflow_dead_lettered_total",
+            "Records sent to the dead-letter topic",
+            &["stage"],
+        )?,
+        dropped: counter(
+            "smsflow_dropped_total",
+            "Messages deliberately not passed on",
+            &["stage", "reason"],
+        )?,
         latency: HistogramVec::new(
-            HistogramOpts::new("smsflow_stage_seconds", "Time to handle one record and enqueue its outputs")
-                .buckets(vec![1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0]),
+            HistogramOpts::new(
+                "smsflow_stage_seconds",
+                "Time to handle one record and enqueue its outputs",
+            )
+            .buckets(vec![
+                1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0,
+            ]),
             &["stage"],
         )?,
         reply_latency: HistogramVec::new(
-            HistogramOpts::new("smsflow_reply_seconds", "From an outbound message's creation to its backend sink")
-                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "smsflow_reply_seconds",
+                "From an outbound message's creation to its backend sink",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             &["backend"],
         )?,
-        up: IntGaugeVec::new(Opts::new("smsflow_stage_up", "1 while the stage runs"), &["stage"])?,
+        up: IntGaugeVec::new(
+            Opts::new("smsflow_stage_up", "1 while the stage runs"),
+            &["stage"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.latency.clone()))?;

@@ -30,7 +30,11 @@ pub async fn send(p: &Pipeline, backend: &str, from: &str, text: &str) -> anyhow
             let payload = schema::inbound().encode(&msg)?;
             let producer = bus.producer()?;
             producer
-                .send(Produce::new(Arc::from(p.topics.inbound.as_str()), Bytes::from(msg.connection.key()), payload))
+                .send(Produce::new(
+                    Arc::from(p.topics.inbound.as_str()),
+                    Bytes::from(msg.connection.key()),
+                    payload,
+                ))
                 .await?
                 .wait()
                 .await?;
@@ -51,7 +55,10 @@ pub async fn send(p: &Pipeline, backend: &str, from: &str, text: &str) -> anyhow
             let status = res.status();
             let body: serde_json::Value = res.json().await.unwrap_or_default();
             if !status.is_success() {
-                bail!("{url} answered {status}: {}", body["error"].as_str().unwrap_or("no reason given"));
+                bail!(
+                    "{url} answered {status}: {}",
+                    body["error"].as_str().unwrap_or("no reason given")
+                );
             }
             Ok(body["id"].as_str().unwrap_or_default().to_owned())
         }
@@ -59,7 +66,12 @@ pub async fn send(p: &Pipeline, backend: &str, from: &str, text: &str) -> anyhow
 }
 
 /// Print the records of `topic` as JSON lines, decoded with the topic's schema.
-pub async fn tail(p: &Pipeline, topic: &str, from_beginning: bool, count: Option<usize>) -> anyhow::Result<()> {
+pub async fn tail(
+    p: &Pipeline,
+    topic: &str,
+    from_beginning: bool,
+    count: Option<usize>,
+) -> anyhow::Result<()> {
     if p.kafka.mode != KafkaMode::Kafka {
         bail!("tail reads from a Kafka cluster; with `kafka: {:?}` the bus lives inside `smsflow run` (use its message tester page, or a Kafka pipeline)", p.kafka.mode);
     }

@@ -82,9 +82,21 @@ pub struct Mismatch {
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.expected, &self.got) {
-            (Some(e), Some(g)) => write!(f, "line {}: reply to {} differs\n  - {e}\n  + {g}", self.line, self.identity),
-            (Some(e), None) => write!(f, "line {}: no reply to {} (expected)\n  - {e}", self.line, self.identity),
-            (None, Some(g)) => write!(f, "line {}: unexpected reply to {}\n  + {g}", self.line, self.identity),
+            (Some(e), Some(g)) => write!(
+                f,
+                "line {}: reply to {} differs\n  - {e}\n  + {g}",
+                self.line, self.identity
+            ),
+            (Some(e), None) => write!(
+                f,
+                "line {}: no reply to {} (expected)\n  - {e}",
+                self.line, self.identity
+            ),
+            (None, Some(g)) => write!(
+                f,
+                "line {}: unexpected reply to {}\n  + {g}",
+                self.line, self.identity
+            ),
             (None, None) => write!(f, "line {}: {}", self.line, self.identity),
         }
     }
@@ -93,7 +105,12 @@ impl fmt::Display for Mismatch {
 /// Run `steps` against a running pipeline's tester. `wait` bounds how long
 /// an expected reply may take; `settle` is how long to watch for extra
 /// replies at the end.
-pub async fn run(tester: &Tester, steps: &[Step], wait: Duration, settle: Duration) -> Vec<Mismatch> {
+pub async fn run(
+    tester: &Tester,
+    steps: &[Step],
+    wait: Duration,
+    settle: Duration,
+) -> Vec<Mismatch> {
     let mut replies = tester.subscribe();
     let mut queued: HashMap<String, VecDeque<String>> = HashMap::new();
     let mut mismatches = Vec::new();
@@ -103,25 +120,46 @@ pub async fn run(tester: &Tester, steps: &[Step], wait: Duration, settle: Durati
         match step.direction {
             Direction::In => {
                 if let Err(e) = tester.receive(&step.identity, &step.text).await {
-                    mismatches.push(Mismatch { line: step.line, identity: step.identity.clone(), expected: None, got: Some(format!("[not accepted: {e}]")) });
+                    mismatches.push(Mismatch {
+                        line: step.line,
+                        identity: step.identity.clone(),
+                        expected: None,
+                        got: Some(format!("[not accepted: {e}]")),
+                    });
                 }
             }
             Direction::Out => {
                 let deadline = Instant::now() + wait;
                 let got = loop {
-                    if let Some(text) = queued.get_mut(&step.identity).and_then(VecDeque::pop_front) {
+                    if let Some(text) = queued.get_mut(&step.identity).and_then(VecDeque::pop_front)
+                    {
                         break Some(text);
                     }
                     match tokio::time::timeout_at(deadline, replies.recv()).await {
-                        Ok(Ok(m)) => queued.entry(m.connection.identity).or_default().push_back(m.text),
+                        Ok(Ok(m)) => queued
+                            .entry(m.connection.identity)
+                            .or_default()
+                            .push_back(m.text),
                         Ok(Err(RecvError::Lagged(n))) => {
-                            mismatches.push(Mismatch { line: step.line, identity: step.identity.clone(), expected: None, got: Some(format!("[{n} replies missed: the script reader fell behind]")) });
+                            mismatches.push(Mismatch {
+                                line: step.line,
+                                identity: step.identity.clone(),
+                                expected: None,
+                                got: Some(format!(
+                                    "[{n} replies missed: the script reader fell behind]"
+                                )),
+                            });
                         }
                         Ok(Err(RecvError::Closed)) | Err(_) => break None,
                     }
                 };
                 if got.as_deref() != Some(step.text.as_str()) {
-                    mismatches.push(Mismatch { line: step.line, identity: step.identity.clone(), expected: Some(step.text.clone()), got });
+                    mismatches.push(Mismatch {
+                        line: step.line,
+                        identity: step.identity.clone(),
+                        expected: Some(step.text.clone()),
+                        got,
+                    });
                 }
             }
         }
@@ -129,7 +167,10 @@ pub async fn run(tester: &Tester, steps: &[Step], wait: Duration, settle: Durati
     // Replies nobody expected: collect what arrives while the pipeline settles.
     let deadline = Instant::now() + settle;
     while let Ok(Ok(m)) = tokio::time::timeout_at(deadline, replies.recv()).await {
-        queued.entry(m.connection.identity).or_default().push_back(m.text);
+        queued
+            .entry(m.connection.identity)
+            .or_default()
+            .push_back(m.text);
     }
     let mut extra: Vec<(String, String)> = queued
         .into_iter()
@@ -137,7 +178,12 @@ pub async fn run(tester: &Tester, steps: &[Step], wait: Duration, settle: Durati
         .collect();
     extra.sort();
     for (identity, text) in extra {
-        mismatches.push(Mismatch { line: last_line, identity, expected: None, got: Some(text) });
+        mismatches.push(Mismatch {
+            line: last_line,
+            identity,
+            expected: None,
+            got: Some(text),
+        });
     }
     mismatches
 }

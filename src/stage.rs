@@ -85,8 +85,14 @@ pub async fn run(
     // Acks are awaited in a second task so the stage keeps handling records
     // while earlier outputs are in flight; the channel bound is the window.
     let (pending_tx, pending_rx) = mpsc::channel::<Pending>(4096);
-    let acker = tokio::spawn(mark_done(ctx.name.clone(), consumer.committer(), pending_rx));
+    let acker = tokio::spawn(mark_done(
+        ctx.name.clone(),
+        consumer.committer(),
+        pending_rx,
+    ));
 
+    let mut produced: std::collections::HashMap<Arc<str>, prometheus::IntCounter> =
+        Default::default();
     let mut out = Vec::with_capacity(4);
     let mut result = Ok(());
     loop {
@@ -136,7 +142,10 @@ pub async fn run(
         }
         let mut acks = Vec::with_capacity(out.len());
         for p in out.drain(..) {
-            m.produced.with_label_values(&[&ctx.name, &p.topic]).inc();
+            produced
+                .entry(p.topic.clone())
+                .or_insert_with(|| m.produced.with_label_values(&[&ctx.name, &p.topic]))
+                .inc();
             match producer.send(p).await {
                 Ok(ack) => acks.push(ack),
                 Err(e) => {
@@ -168,14 +177,21 @@ pub async fn run(
     result.and(acked).and(closed)
 }
 
-async fn mark_done(stage: Arc<str>, committer: Committer, mut rx: mpsc::Receiver<Pending>) -> Result<(), BusError> {
+async fn mark_done(
+    stage: Arc<str>,
+    committer: Committer,
+    mut rx: mpsc::Receiver<Pending>,
+) -> Result<(), BusError> {
     while let Some(p) = rx.recv().await {
         for ack in p.acks {
             if let Err(e) = ack.wait().await {
                 // librdkafka already retried for message.timeout.ms. Leave this
                 // offset (and every later one) unstored: a restart redoes them.
                 error!(%stage, error = %e, "produce failed; stopping so that nothing is marked done unsent");
-                metrics().errors.with_label_values(&[&stage, "produce"]).inc();
+                metrics()
+                    .errors
+                    .with_label_values(&[&stage, "produce"])
+                    .inc();
                 return Err(e);
             }
         }
@@ -197,7 +213,10 @@ pub fn dead_letter(ctx: &StageContext, record: &Record, kind: &str, message: &st
         ("smsflow.error.kind".into(), h(kind.to_owned())),
         ("smsflow.error.message".into(), h(message.to_owned())),
         ("smsflow.source.topic".into(), h(record.topic.to_string())),
-        ("smsflow.source.partition".into(), h(record.partition.to_string())),
+        (
+            "smsflow.source.partition".into(),
+            h(record.partition.to_string()),
+        ),
         ("smsflow.source.offset".into(), h(record.offset.to_string())),
     ];
     p

@@ -28,10 +28,15 @@ use crate::stage::{self, Handler, StageContext, StageControl};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageKind {
     RouterIn,
-    App { app: String, builtin: bool },
+    App {
+        app: String,
+        builtin: bool,
+    },
     RouterOut,
     /// A backend: its source (HTTP) and its sink.
-    Backend { backend: String },
+    Backend {
+        backend: String,
+    },
 }
 
 /// A stage, with the topics it reads and writes.
@@ -55,9 +60,19 @@ impl Topology {
     /// A topology for a pipeline that passed [`config::load_file`].
     pub fn new(pipeline: Pipeline) -> anyhow::Result<Topology> {
         let table = RouteTable::build(&pipeline).map_err(|errs| {
-            anyhow::anyhow!("invalid routes: {}", errs.into_iter().map(|(p, m)| format!("{p}: {m}")).collect::<Vec<_>>().join("; "))
+            anyhow::anyhow!(
+                "invalid routes: {}",
+                errs.into_iter()
+                    .map(|(p, m)| format!("{p}: {m}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
         })?;
-        Ok(Topology { pipeline, table, custom: HashMap::new() })
+        Ok(Topology {
+            pipeline,
+            table,
+            custom: HashMap::new(),
+        })
     }
 
     /// Run `app` for the pipeline's `external` app `name` in this process.
@@ -86,7 +101,10 @@ impl Topology {
             if builtin || self.custom.contains_key(a.name()) {
                 stages.push(StageInfo {
                     name: format!("app:{}", a.name()),
-                    kind: StageKind::App { app: a.name().to_owned(), builtin },
+                    kind: StageKind::App {
+                        app: a.name().to_owned(),
+                        builtin,
+                    },
                     reads: vec![t.app(a.name())],
                     writes: vec![t.outbound.clone(), t.dlq.clone()],
                 });
@@ -96,12 +114,19 @@ impl Topology {
             name: "router-out".into(),
             kind: StageKind::RouterOut,
             reads: vec![t.outbound.clone()],
-            writes: p.backends.iter().map(|b| t.send(b.name())).chain([t.dlq.clone()]).collect(),
+            writes: p
+                .backends
+                .iter()
+                .map(|b| t.send(b.name()))
+                .chain([t.dlq.clone()])
+                .collect(),
         });
         for b in &p.backends {
             stages.push(StageInfo {
                 name: format!("backend:{}", b.name()),
-                kind: StageKind::Backend { backend: b.name().to_owned() },
+                kind: StageKind::Backend {
+                    backend: b.name().to_owned(),
+                },
                 reads: vec![t.send(b.name())],
                 writes: vec![t.inbound.clone(), t.events.clone(), t.dlq.clone()],
             });
@@ -112,14 +137,29 @@ impl Topology {
     /// Every topic the pipeline uses.
     pub fn topics(&self) -> Vec<TopicSpec> {
         let t = &self.pipeline.topics;
-        let mut names = vec![t.inbound.clone(), t.outbound.clone(), t.events.clone(), t.dlq.clone()];
+        let mut names = vec![
+            t.inbound.clone(),
+            t.outbound.clone(),
+            t.events.clone(),
+            t.dlq.clone(),
+        ];
         names.extend(self.pipeline.apps.iter().map(|a| t.app(a.name())));
         names.extend(self.pipeline.backends.iter().map(|b| t.send(b.name())));
         let mut specs: Vec<TopicSpec> = names
             .into_iter()
-            .map(|name| TopicSpec { name, partitions: t.partitions, replication: t.replication, compacted: false })
+            .map(|name| TopicSpec {
+                name,
+                partitions: t.partitions,
+                replication: t.replication,
+                compacted: false,
+            })
             .collect();
-        specs.push(TopicSpec { name: t.contacts.clone(), partitions: t.partitions, replication: t.replication, compacted: true });
+        specs.push(TopicSpec {
+            name: t.contacts.clone(),
+            partitions: t.partitions,
+            replication: t.replication,
+            compacted: true,
+        });
         specs
     }
 
@@ -136,14 +176,22 @@ impl Topology {
                 let names: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
                 let one: Vec<StageInfo> = all.into_iter().filter(|s| s.name == name).collect();
                 if one.is_empty() {
-                    bail!("no stage {name:?} in this pipeline; its stages are: {}", names.join(", "));
+                    bail!(
+                        "no stage {name:?} in this pipeline; its stages are: {}",
+                        names.join(", ")
+                    );
                 }
                 one
             }
         };
-        let bus = Bus::connect(&p.kafka, &self.topics()).await.context("cannot connect to the bus")?;
+        let bus = Bus::connect(&p.kafka, &self.topics())
+            .await
+            .context("cannot connect to the bus")?;
         if !bus.durable() {
-            warn!("the {:?} bus is not durable: records in flight are lost when the process stops", p.kafka.mode);
+            warn!(
+                "the {:?} bus is not durable: records in flight are lost when the process stops",
+                p.kafka.mode
+            );
         }
         let producer = bus.producer()?;
         let t = &p.topics;
@@ -152,7 +200,11 @@ impl Topology {
             .apps
             .iter()
             .filter_map(|a| {
-                let app = self.custom.get(a.name()).cloned().or_else(|| apps::build(a, &p.project))?;
+                let app = self
+                    .custom
+                    .get(a.name())
+                    .cloned()
+                    .or_else(|| apps::build(a, &p.project))?;
                 Some((a.name().to_owned(), app))
             })
             .collect();
@@ -162,25 +214,47 @@ impl Topology {
         // Consumers join before any source accepts a message, so the embedded
         // bus knows every group and holds records for it.
         for s in &stages {
-            let ctx = StageContext { name: Arc::from(s.name.as_str()), dlq: dlq.clone() };
+            let ctx = StageContext {
+                name: Arc::from(s.name.as_str()),
+                dlq: dlq.clone(),
+            };
             let group = format!("{}.{}", p.kafka.group, s.name);
             let reads: Vec<&str> = s.reads.iter().map(String::as_str).collect();
             let consumer = bus.consumer(&group, &reads)?;
             let handler: Box<dyn Handler> = match &s.kind {
-                StageKind::RouterIn => Box::new(RouterIn::new(ctx.name.clone(), p, self.table.clone())),
+                StageKind::RouterIn => {
+                    Box::new(RouterIn::new(ctx.name.clone(), p, self.table.clone()))
+                }
                 StageKind::RouterOut => {
-                    let sends = p.backends.iter().map(|b| (b.name().to_owned(), Arc::from(t.send(b.name()).as_str()))).collect();
-                    Box::new(RouterOut::new(ctx.name.clone(), apps_in_order.iter().map(|(_, a)| a.clone()).collect(), sends))
+                    let sends = p
+                        .backends
+                        .iter()
+                        .map(|b| (b.name().to_owned(), Arc::from(t.send(b.name()).as_str())))
+                        .collect();
+                    Box::new(RouterOut::new(
+                        ctx.name.clone(),
+                        apps_in_order.iter().map(|(_, a)| a.clone()).collect(),
+                        sends,
+                    ))
                 }
                 StageKind::App { app, .. } => {
-                    let Some((_, a)) = apps_in_order.iter().find(|(n, _)| n == app) else { continue };
+                    let Some((_, a)) = apps_in_order.iter().find(|(n, _)| n == app) else {
+                        continue;
+                    };
                     Box::new(AppStage::new(a.clone(), Arc::from(t.outbound.as_str())))
                 }
                 StageKind::Backend { backend } => {
-                    let Some(cfg) = p.backends.iter().find(|b| b.name() == backend) else { continue };
+                    let Some(cfg) = p.backends.iter().find(|b| b.name() == backend) else {
+                        continue;
+                    };
                     match cfg {
                         config::Backend::Tester { name, history } => {
-                            let tester = Arc::new(Tester::new(name, *history, producer.clone(), Arc::from(t.inbound.as_str())));
+                            let tester = Arc::new(Tester::new(
+                                name,
+                                *history,
+                                producer.clone(),
+                                Arc::from(t.inbound.as_str()),
+                            ));
                             testers.insert(name.clone(), tester.clone());
                             Box::new(TesterSink::new(tester, Arc::from(t.events.as_str())))
                         }
@@ -188,9 +262,19 @@ impl Topology {
                 }
             };
             let control = StageControl::default();
-            let task = tokio::spawn(stage::run(ctx, consumer, producer.clone(), handler, control.clone()));
+            let task = tokio::spawn(stage::run(
+                ctx,
+                consumer,
+                producer.clone(),
+                handler,
+                control.clone(),
+            ));
             info!(stage = %s.name, reads = ?s.reads, "stage started");
-            started.push(RunningStage { name: s.name.clone(), task, control });
+            started.push(RunningStage {
+                name: s.name.clone(),
+                task,
+                control,
+            });
         }
 
         let ready = Arc::new(AtomicBool::new(false));
@@ -202,8 +286,15 @@ impl Topology {
                 .await
                 .with_context(|| format!("cannot listen on {} (http.listen)", p.http.listen))?;
             http_addr = listener.local_addr().ok();
-            let state = Arc::new(HttpState { testers: testers.clone(), ready: ready.clone() });
-            http_task = Some(tokio::spawn(http::serve(listener, state, http_shutdown.clone())));
+            let state = Arc::new(HttpState {
+                testers: testers.clone(),
+                ready: ready.clone(),
+            });
+            http_task = Some(tokio::spawn(http::serve(
+                listener,
+                state,
+                http_shutdown.clone(),
+            )));
         }
         ready.store(true, Ordering::Release);
         Ok(Running {
@@ -220,7 +311,11 @@ impl Topology {
 }
 
 impl Handler for Box<dyn Handler> {
-    fn handle(&mut self, record: &crate::bus::Record, out: &mut Vec<crate::bus::Produce>) -> Result<(), stage::HandleError> {
+    fn handle(
+        &mut self,
+        record: &crate::bus::Record,
+        out: &mut Vec<crate::bus::Produce>,
+    ) -> Result<(), stage::HandleError> {
         (**self).handle(record, out)
     }
 }
@@ -294,14 +389,20 @@ impl Running {
                 Ok(Err(join)) => failures.push(format!("{}: {join}", s.name)),
                 Err(_) => {
                     stop.cancel();
-                    failures.push(format!("{}: not drained within {:?}", s.name, self.deadline));
+                    failures.push(format!(
+                        "{}: not drained within {:?}",
+                        s.name, self.deadline
+                    ));
                     break;
                 }
             }
         }
         for s in stages {
             s.control.stop.cancel();
-            failures.push(format!("{}: stopped without draining (deadline passed)", s.name));
+            failures.push(format!(
+                "{}: stopped without draining (deadline passed)",
+                s.name
+            ));
         }
         if let Err(e) = self.producer.flush(Duration::from_secs(5)).await {
             failures.push(format!("producer flush: {e}"));

@@ -37,9 +37,19 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let d = Driver { child, base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+        let d = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while d.client.get(format!("{}/status", d.base)).send().await.is_err() {
+        while d
+            .client
+            .get(format!("{}/status", d.base))
+            .send()
+            .await
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -64,28 +74,69 @@ struct Session<'d> {
 
 impl Session<'_> {
     async fn element(&self, css: &str) -> String {
-        let v = self.driver.call(reqwest::Method::POST, &format!("/session/{}/element", self.id), Some(json!({"using": "css selector", "value": css}))).await;
+        let v = self
+            .driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/element", self.id),
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
         // The W3C element reference is the object's only value.
-        v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap().to_owned()
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned()
     }
 
     /// Texts of the elements matching `css`, read in one go (the page
     /// re-renders its log, so element references go stale).
     async fn texts(&self, css: &str) -> Vec<String> {
-        let script = "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)";
-        let v = self.driver.call(reqwest::Method::POST, &format!("/session/{}/execute/sync", self.id), Some(json!({"script": script, "args": [css]}))).await;
-        v.as_array().unwrap().iter().map(|t| t.as_str().unwrap_or_default().to_owned()).collect()
+        let script =
+            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)";
+        let v = self
+            .driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/execute/sync", self.id),
+                Some(json!({"script": script, "args": [css]})),
+            )
+            .await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let el = self.element(css).await;
-        self.driver.call(reqwest::Method::POST, &format!("/session/{}/element/{el}/clear", self.id), Some(json!({}))).await;
-        self.driver.call(reqwest::Method::POST, &format!("/session/{}/element/{el}/value", self.id), Some(json!({"text": text}))).await;
+        self.driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/element/{el}/clear", self.id),
+                Some(json!({})),
+            )
+            .await;
+        self.driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/element/{el}/value", self.id),
+                Some(json!({"text": text})),
+            )
+            .await;
     }
 
     async fn click(&self, css: &str) {
         let el = self.element(css).await;
-        self.driver.call(reqwest::Method::POST, &format!("/session/{}/element/{el}/click", self.id), Some(json!({}))).await;
+        self.driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/element/{el}/click", self.id),
+                Some(json!({})),
+            )
+            .await;
     }
 }
 
@@ -100,12 +151,30 @@ async fn the_tester_page_answers_in_a_real_browser() {
                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  format!("--user-data-dir={}", profile.path().display())]
     }}}});
-    let session = driver.call(reqwest::Method::POST, "/session", Some(caps)).await;
-    let s = Session { driver: &driver, id: session["sessionId"].as_str().unwrap().to_owned() };
-    s.driver.call(reqwest::Method::POST, &format!("/session/{}/url", s.id), Some(json!({"url": format!("{}/", smsflow.base)}))).await;
+    let session = driver
+        .call(reqwest::Method::POST, "/session", Some(caps))
+        .await;
+    let s = Session {
+        driver: &driver,
+        id: session["sessionId"].as_str().unwrap().to_owned(),
+    };
+    s.driver
+        .call(
+            reqwest::Method::POST,
+            &format!("/session/{}/url", s.id),
+            Some(json!({"url": format!("{}/", smsflow.base)})),
+        )
+        .await;
 
     s.type_into("#identity", "+15557777").await;
-    let exchanges = [("echo hi", "hi"), ("ping", "pong"), ("blah", "Sorry, smsflow demo could not understand your message.")];
+    let exchanges = [
+        ("echo hi", "hi"),
+        ("ping", "pong"),
+        (
+            "blah",
+            "Sorry, smsflow demo could not understand your message.",
+        ),
+    ];
     for (n, (text, reply)) in exchanges.iter().enumerate() {
         s.type_into("#text", text).await;
         s.click("button[type=submit]").await;
@@ -116,14 +185,30 @@ async fn the_tester_page_answers_in_a_real_browser() {
                 assert_eq!(outs[n], *reply, "reply to {text:?}");
                 break;
             }
-            assert!(Instant::now() < deadline, "no reply to {text:?} on the page; seen {outs:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no reply to {text:?} on the page; seen {outs:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     let sent = s.texts("#log li.in").await;
-    assert_eq!(sent, exchanges.iter().map(|(t, _)| t.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        sent,
+        exchanges
+            .iter()
+            .map(|(t, _)| t.to_string())
+            .collect::<Vec<_>>()
+    );
 
-    let png = s.driver.call(reqwest::Method::GET, &format!("/session/{}/screenshot", s.id), None).await;
+    let png = s
+        .driver
+        .call(
+            reqwest::Method::GET,
+            &format!("/session/{}/screenshot", s.id),
+            None,
+        )
+        .await;
     let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tester-page.b64");
     std::fs::write(&out, png.as_str().unwrap_or_default()).unwrap();
 
@@ -141,7 +226,9 @@ async fn the_tester_page_answers_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    s.driver.call(reqwest::Method::DELETE, &format!("/session/{}", s.id), None).await;
+    s.driver
+        .call(reqwest::Method::DELETE, &format!("/session/{}", s.id), None)
+        .await;
     let (status, stderr) = smsflow.stop("TERM");
     assert!(status.success(), "{stderr}");
 }

@@ -12,13 +12,24 @@ use smsflow::topology::Topology;
 mod common;
 
 async fn run_all_scripts(mode: KafkaMode) {
-    let running = Topology::new(common::demo(mode)).unwrap().start(None, false).await.unwrap();
+    let running = Topology::new(common::demo(mode))
+        .unwrap()
+        .start(None, false)
+        .await
+        .unwrap();
     let tester = running.tester(None).unwrap();
     let mut failures = Vec::new();
     for path in common::scripts() {
         let steps = script::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert!(!steps.is_empty(), "{} is empty", path.display());
-        for m in script::run(&tester, &steps, Duration::from_secs(20), Duration::from_millis(300)).await {
+        for m in script::run(
+            &tester,
+            &steps,
+            Duration::from_secs(20),
+            Duration::from_millis(300),
+        )
+        .await
+        {
             failures.push(format!("{} {m}", path.display()));
         }
     }
@@ -42,22 +53,51 @@ fn the_test_command_passes_good_scripts_and_fails_bad_ones() {
     let bin = env!("CARGO_BIN_EXE_smsflow");
     let demo = common::root().join("pipelines/demo.yaml");
     let scripts = common::scripts();
-    let ok = Command::new(bin).arg("test").arg(&demo).args(&scripts).env("SMSFLOW_LISTEN", "127.0.0.1:0").output().unwrap();
+    let ok = Command::new(bin)
+        .arg("test")
+        .arg(&demo)
+        .args(&scripts)
+        .env("SMSFLOW_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(stdout.contains(&format!("scripts: {} passed, 0 failed", scripts.len())), "{stdout}");
+    assert!(
+        ok.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("scripts: {} passed, 0 failed", scripts.len())),
+        "{stdout}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, "+15559999 > echo hi\n+15559999 < hello\n").unwrap();
-    let out = Command::new(bin).arg("test").arg(&demo).arg(&bad).output().unwrap();
+    let out = Command::new(bin)
+        .arg("test")
+        .arg(&demo)
+        .arg(&bad)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(stdout.contains("line 2: reply to +15559999 differs\n  - hello\n  + hi"), "{stdout}");
+    assert!(
+        stdout.contains("line 2: reply to +15559999 differs\n  - hello\n  + hi"),
+        "{stdout}"
+    );
     assert!(stdout.contains("scripts: 0 passed, 1 failed"), "{stdout}");
 
     std::fs::write(&bad, "+15559999 echo hi\n").unwrap();
-    let out = Command::new(bin).arg("test").arg(&demo).arg(&bad).output().unwrap();
+    let out = Command::new(bin)
+        .arg("test")
+        .arg(&demo)
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 1"),
+        "{out:?}"
+    );
 }

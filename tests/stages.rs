@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use smsflow::apps::{respond, App, AppError, Outgoing};
-use smsflow::bus::{Bus, Produce, Record};
+use smsflow::bus::{Produce, Record};
 use smsflow::config::KafkaMode;
 use smsflow::message::{Connection, InboundMessage, OutboundMessage, RoutedMessage};
 use smsflow::metrics::metrics;
@@ -55,7 +55,10 @@ impl App for Flaky {
 struct Audit(Mutex<Vec<String>>);
 impl App for Audit {
     fn handle(&self, msg: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError> {
-        self.0.lock().unwrap().push(format!("{}:{}", msg.route, msg.message.text));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{}:{}", msg.route, msg.message.text));
         Ok(vec![])
     }
 }
@@ -89,30 +92,60 @@ async fn start(mode: KafkaMode, audit: Arc<Audit>) -> Running {
 async fn converse(running: &Running, script_text: &str) {
     let tester = running.tester(None).unwrap();
     let steps = script::parse(script_text).unwrap();
-    let m = script::run(&tester, &steps, Duration::from_secs(20), Duration::from_millis(300)).await;
-    assert!(m.is_empty(), "{}", m.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
-}
-
-async fn next_record(bus: &Bus, group: &str, topic: &str) -> Record {
-    let mut c = bus.consumer(group, &[topic]).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), c.recv()).await.expect("a record in time").unwrap()
+    let m = script::run(
+        &tester,
+        &steps,
+        Duration::from_secs(20),
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(
+        m.is_empty(),
+        "{}",
+        m.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 fn header(r: &Record, name: &str) -> String {
-    String::from_utf8_lossy(r.header(name).unwrap_or_else(|| panic!("header {name} missing"))).into_owned()
+    String::from_utf8_lossy(
+        r.header(name)
+            .unwrap_or_else(|| panic!("header {name} missing")),
+    )
+    .into_owned()
 }
 
 async fn poison_goes_to_the_dlq_and_the_stage_goes_on(mode: KafkaMode) {
     let running = start(mode, Arc::default()).await;
     let producer = running.bus().producer().unwrap();
     let inbound: Arc<str> = Arc::from("sms.inbound");
-    let dead_before = metrics().dead_lettered.with_label_values(&["router-in"]).get();
+    let dead_before = metrics()
+        .dead_lettered
+        .with_label_values(&["router-in"])
+        .get();
 
     // 1. raw garbage, 2. a record of another schema, 3. valid Avro with an
     // empty identity, 4. valid Avro from a backend the pipeline lacks.
-    let other_schema = schema::outbound().encode(&OutboundMessage::new(Connection::new("message_tester", "+1"), "x")).unwrap();
-    let empty_identity = schema::inbound().encode(&InboundMessage::new(Connection::new("message_tester", " "), "hi")).unwrap();
-    let unknown_backend = schema::inbound().encode(&InboundMessage::new(Connection::new("twilio", "+1555"), "hi")).unwrap();
+    let other_schema = schema::outbound()
+        .encode(&OutboundMessage::new(
+            Connection::new("message_tester", "+1"),
+            "x",
+        ))
+        .unwrap();
+    let empty_identity = schema::inbound()
+        .encode(&InboundMessage::new(
+            Connection::new("message_tester", " "),
+            "hi",
+        ))
+        .unwrap();
+    let unknown_backend = schema::inbound()
+        .encode(&InboundMessage::new(
+            Connection::new("twilio", "+1555"),
+            "hi",
+        ))
+        .unwrap();
     let poison: Vec<(&str, Vec<u8>)> = vec![
         ("decode", b"\x00garbage, not avro".to_vec()),
         ("decode", other_schema),
@@ -120,14 +153,28 @@ async fn poison_goes_to_the_dlq_and_the_stage_goes_on(mode: KafkaMode) {
         ("invalid", unknown_backend),
     ];
     for (_, bytes) in &poison {
-        producer.send_and_wait(Produce::new(inbound.clone(), Bytes::from_static(b"message_tester:+15550001"), bytes.clone())).await.unwrap();
+        producer
+            .send_and_wait(Produce::new(
+                inbound.clone(),
+                Bytes::from_static(b"message_tester:+15550001"),
+                bytes.clone(),
+            ))
+            .await
+            .unwrap();
     }
     // The router still answers, after the poison, on the same partition.
-    converse(&running, "+15550001 > echo still alive\n+15550001 < STILL ALIVE\n").await;
+    converse(
+        &running,
+        "+15550001 > echo still alive\n+15550001 < STILL ALIVE\n",
+    )
+    .await;
 
     let mut dlq = running.bus().consumer("test.dlq", &["sms.dlq"]).unwrap();
     for (kind, bytes) in &poison {
-        let r = tokio::time::timeout(Duration::from_secs(20), dlq.recv()).await.unwrap().unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(20), dlq.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&r.payload[..], &bytes[..], "the original bytes are kept");
         assert_eq!(header(&r, "smsflow.stage"), "router-in");
         assert_eq!(header(&r, "smsflow.error.kind"), *kind);
@@ -136,7 +183,14 @@ async fn poison_goes_to_the_dlq_and_the_stage_goes_on(mode: KafkaMode) {
         assert!(!header(&r, "smsflow.error.message").is_empty());
         assert_eq!(r.key_str(), "message_tester:+15550001");
     }
-    assert_eq!(metrics().dead_lettered.with_label_values(&["router-in"]).get() - dead_before, 4);
+    assert_eq!(
+        metrics()
+            .dead_lettered
+            .with_label_values(&["router-in"])
+            .get()
+            - dead_before,
+        4
+    );
     running.shutdown().await.unwrap();
 }
 
@@ -154,7 +208,10 @@ async fn poison_on_the_kafka_mock_cluster() {
 async fn failing_app_taps_filters_and_outgoing_phase() {
     let audit = Arc::new(Audit::default());
     let running = start(KafkaMode::Embedded, audit.clone()).await;
-    let failed_before = metrics().errors.with_label_values(&["app:flaky", "app"]).get();
+    let failed_before = metrics()
+        .errors
+        .with_label_values(&["app:flaky", "app"])
+        .get();
     converse(
         &running,
         "\
@@ -170,11 +227,39 @@ async fn failing_app_taps_filters_and_outgoing_phase() {
 ",
     )
     .await;
-    assert_eq!(metrics().errors.with_label_values(&["app:flaky", "app"]).get() - failed_before, 1);
-    assert!(metrics().dropped.with_label_values(&["router-out", "cancelled"]).get() >= 1);
-    assert!(metrics().dropped.with_label_values(&["router-in", "blocked"]).get() >= 1);
+    assert_eq!(
+        metrics()
+            .errors
+            .with_label_values(&["app:flaky", "app"])
+            .get()
+            - failed_before,
+        1
+    );
+    assert!(
+        metrics()
+            .dropped
+            .with_label_values(&["router-out", "cancelled"])
+            .get()
+            >= 1
+    );
+    assert!(
+        metrics()
+            .dropped
+            .with_label_values(&["router-in", "blocked"])
+            .get()
+            >= 1
+    );
     running.shutdown().await.unwrap();
     // The tap saw everything that passed the filter, in order, matched or not.
     let seen = audit.0.lock().unwrap().clone();
-    assert_eq!(seen, vec!["tap:flaky boom", "tap:flaky ok", "tap:echo this is secret", "tap:echo hello", "tap:what"]);
+    assert_eq!(
+        seen,
+        vec![
+            "tap:flaky boom",
+            "tap:flaky ok",
+            "tap:echo this is secret",
+            "tap:echo hello",
+            "tap:what"
+        ]
+    );
 }

@@ -40,7 +40,12 @@ fn a_good_pipeline_passes() {
 
 #[test]
 fn yaml_syntax() {
-    at(&only("backends: [1, 2\nroutes: x\n"), 2, 7, &["invalid YAML"]);
+    at(
+        &only("backends: [1, 2\nroutes: x\n"),
+        2,
+        7,
+        &["invalid YAML"],
+    );
 }
 
 #[test]
@@ -60,7 +65,12 @@ fn wrong_type_names_the_value() {
 
 #[test]
 fn out_of_range_value() {
-    at(&only(&format!("{GOOD}topics:\n  partitions: 0\n")), 9, 15, &["0 partitions", "at least 1"]);
+    at(
+        &only(&format!("{GOOD}topics:\n  partitions: 0\n")),
+        9,
+        15,
+        &["0 partitions", "at least 1"],
+    );
 }
 
 #[test]
@@ -73,7 +83,10 @@ fn unknown_backend_type() {
 fn unset_variable_without_default() {
     let e = only(&format!("project: ${{UNSET}}\n{GOOD}"));
     at(&e, 1, 10, &["UNSET is not set", "${UNSET:-value}"]);
-    let p = load_str(&format!("project: ${{SET}} ${{UNSET:-d}}\n{GOOD}"), &|k| (k == "SET").then(|| "v".into())).unwrap();
+    let p = load_str(&format!("project: ${{SET}} ${{UNSET:-d}}\n{GOOD}"), &|k| {
+        (k == "SET").then(|| "v".into())
+    })
+    .unwrap();
     assert_eq!(p.project, "v d");
 }
 
@@ -101,7 +114,10 @@ fn duplicate_stage_names() {
 
 #[test]
 fn invalid_regex() {
-    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    pattern: 'price (?P<item'"));
+    let e = only(&GOOD.replace(
+        "  - app: echo",
+        "  - app: echo\n    pattern: 'price (?P<item'",
+    ));
     at(&e, 5, 14, &["not a valid regex"]);
     let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    keyword: '(join'"));
     at(&e, 5, 14, &["not a valid regex"]);
@@ -113,13 +129,26 @@ fn shadowed_routes() {
     let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    backend: message_tester\n  - app: echo\n    backend: message_tester\n    keyword: hi"));
     at(&e, 6, 5, &["can never match", "route 0"]);
     // The same keyword twice, in another case and as part of an alternation.
-    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n    keyword: 'join|reg'\n  - app: default\n    keyword: JOIN"));
+    let e = only(&GOOD.replace(
+        "  - app: echo",
+        "  - app: echo\n    keyword: 'join|reg'\n  - app: default\n    keyword: JOIN",
+    ));
     at(&e, 6, 5, &["can never match"]);
     // An exact text the keyword route already takes.
-    let e = only(&GOOD.replace("  - app: echo", "  - app: echo\n  - app: default\n    exact: echo now"));
+    let e = only(&GOOD.replace(
+        "  - app: echo",
+        "  - app: echo\n  - app: default\n    exact: echo now",
+    ));
     at(&e, 5, 5, &["can never match"]);
     // A narrower prefix after a wider one is shadowed; the reverse is not.
-    assert!(load_str(&GOOD.replace("  - app: echo", "  - app: echo\n    prefix: '+2567'\n  - app: default\n    prefix: '+256'"), &|_| None).is_ok());
+    assert!(load_str(
+        &GOOD.replace(
+            "  - app: echo",
+            "  - app: echo\n    prefix: '+2567'\n  - app: default\n    prefix: '+256'"
+        ),
+        &|_| None
+    )
+    .is_ok());
 }
 
 #[test]
@@ -153,12 +182,22 @@ fn template_with_an_unknown_capture() {
 fn kafka_without_brokers() {
     let e = only(&format!("{GOOD}kafka:\n  mode: kafka\n"));
     at(&e, 9, 3, &["needs `brokers`"]);
-    at(&only(&format!("{GOOD}kafka: kafak\n")), 8, 8, &["unknown bus \"kafak\""]);
+    at(
+        &only(&format!("{GOOD}kafka: kafak\n")),
+        8,
+        8,
+        &["unknown bus \"kafak\""],
+    );
 }
 
 #[test]
 fn bad_topic_name() {
-    at(&only(&format!("{GOOD}topics:\n  inbound: 'sms inbound'\n")), 9, 12, &["' '", "Kafka allows only"]);
+    at(
+        &only(&format!("{GOOD}topics:\n  inbound: 'sms inbound'\n")),
+        9,
+        12,
+        &["' '", "Kafka allows only"],
+    );
 }
 
 #[test]

@@ -35,9 +35,8 @@ pub struct DefaultApp {
 
 impl DefaultApp {
     pub fn new(response: Option<&str>, project: &str) -> Self {
-        let response = response.map(|r| {
-            template::render(r, |n| (n == "project").then(|| project.to_owned()))
-        });
+        let response =
+            response.map(|r| template::render(r, |n| (n == "project").then(|| project.to_owned())));
         Self { response }
     }
 }

@@ -67,7 +67,9 @@ pub fn build(app: &config::App, project: &str) -> Option<Arc<dyn App>> {
     Some(match app {
         config::App::Echo { .. } => Arc::new(Echo),
         config::App::Ping { .. } => Arc::new(Ping),
-        config::App::Default { response, .. } => Arc::new(DefaultApp::new(response.as_deref(), project)),
+        config::App::Default { response, .. } => {
+            Arc::new(DefaultApp::new(response.as_deref(), project))
+        }
         config::App::Autoresponder { reply, help, .. } => {
             Arc::new(Autoresponder::new(reply, help.as_deref(), project))
         }

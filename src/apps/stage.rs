@@ -26,7 +26,10 @@ impl Handler for AppStage {
             .decode(&record.payload)
             .map_err(|e| HandleError::input("decode", e.to_string()))?;
         if msg.message.connection.identity.trim().is_empty() {
-            return Err(HandleError::input("invalid", "empty identity in connection"));
+            return Err(HandleError::input(
+                "invalid",
+                "empty identity in connection",
+            ));
         }
         let replies = self.app.handle(&msg).map_err(|e| HandleError::Failed {
             kind: match e {
@@ -38,8 +41,15 @@ impl Handler for AppStage {
         for reply in replies {
             let payload = schema::outbound()
                 .encode(&reply)
-                .map_err(|e| HandleError::Failed { kind: "encode", message: e.to_string() })?;
-            out.push(Produce::new(self.outbound.clone(), Bytes::from(reply.connection.key()), payload));
+                .map_err(|e| HandleError::Failed {
+                    kind: "encode",
+                    message: e.to_string(),
+                })?;
+            out.push(Produce::new(
+                self.outbound.clone(),
+                Bytes::from(reply.connection.key()),
+                payload,
+            ));
         }
         Ok(())
     }

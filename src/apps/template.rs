@@ -36,18 +36,20 @@ fn walk<'a>(template: &'a str, mut f: impl FnMut(Part<'a>)) -> Result<(), String
     while let Some(i) = rest.find(['{', '}']) {
         f(Part::Text(&rest[..i]));
         let tail = &rest[i..];
-        if tail.starts_with("{{") {
+        if let Some(after) = tail.strip_prefix("{{") {
             f(Part::Text("{"));
-            rest = &tail[2..];
-        } else if tail.starts_with("}}") {
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
             f(Part::Text("}"));
-            rest = &tail[2..];
+            rest = after;
         } else if tail.starts_with('}') {
-            return Err(format!("lone `}}` in {template:?}: write `}}}}` for a literal brace"));
+            return Err(format!(
+                "lone `}}` in {template:?}: write `}}}}` for a literal brace"
+            ));
         } else {
-            let end = tail
-                .find('}')
-                .ok_or_else(|| format!("unclosed `{{` in {template:?}: write `{{{{` for a literal brace"))?;
+            let end = tail.find('}').ok_or_else(|| {
+                format!("unclosed `{{` in {template:?}: write `{{{{` for a literal brace")
+            })?;
             let name = &tail[1..end];
             if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
                 return Err(format!("`{{{name}}}` in {template:?} is not a placeholder: expected `{{name}}` with letters, digits and _"));

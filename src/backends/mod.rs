@@ -12,7 +12,10 @@ use crate::bus::BusError;
 pub enum SourceError {
     /// The request is wrong: answer 400 naming the field.
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// The bus could not store it: answer 503 so the provider retries.
     #[error("cannot store the message now: {0}")]
     Unavailable(#[from] BusError),

@@ -14,7 +14,9 @@ use tokio::sync::broadcast;
 
 use super::{check_identity, SourceError};
 use crate::bus::{Produce, Producer, Record};
-use crate::message::{now_millis, Connection, DeliveryEvent, DeliveryStatus, InboundMessage, OutboundMessage};
+use crate::message::{
+    now_millis, Connection, DeliveryEvent, DeliveryStatus, InboundMessage, OutboundMessage,
+};
 use crate::metrics::metrics;
 use crate::schema;
 use crate::stage::{HandleError, Handler};
@@ -81,12 +83,30 @@ impl Tester {
         let msg = InboundMessage::new(Connection::new(&self.name, identity), text);
         let payload = schema::inbound()
             .encode(&msg)
-            .map_err(|e| SourceError::Invalid { field: "text", message: e.to_string() })?;
+            .map_err(|e| SourceError::Invalid {
+                field: "text",
+                message: e.to_string(),
+            })?;
         self.producer
-            .send_and_wait(Produce::new(self.inbound_topic.clone(), Bytes::from(msg.connection.key()), payload))
+            .send_and_wait(Produce::new(
+                self.inbound_topic.clone(),
+                Bytes::from(msg.connection.key()),
+                payload,
+            ))
             .await?;
-        metrics().received.with_label_values(&[&format!("backend:{}", self.name)]).inc();
-        self.record(identity, Line { direction: "in", text: msg.text.clone(), id: msg.id.clone(), at: msg.received_at });
+        metrics()
+            .received
+            .with_label_values(&[&format!("backend:{}", self.name)])
+            .inc();
+        self.record(
+            identity,
+            Line {
+                direction: "in",
+                text: msg.text.clone(),
+                id: msg.id.clone(),
+                at: msg.received_at,
+            },
+        );
         Ok(msg)
     }
 
@@ -137,7 +157,12 @@ impl Tester {
         }
         self.record(
             &msg.connection.identity,
-            Line { direction: "out", text: msg.text.clone(), id: msg.id.clone(), at: now_millis() },
+            Line {
+                direction: "out",
+                text: msg.text.clone(),
+                id: msg.id.clone(),
+                at: now_millis(),
+            },
         );
         // No subscriber is fine: nobody is waiting for replies.
         let _ = self.replies.send(msg.clone());
@@ -165,11 +190,17 @@ impl Handler for TesterSink {
         if msg.connection.backend != self.tester.name {
             return Err(HandleError::input(
                 "invalid",
-                format!("message for backend {:?} on {}'s topic", msg.connection.backend, self.tester.name),
+                format!(
+                    "message for backend {:?} on {}'s topic",
+                    msg.connection.backend, self.tester.name
+                ),
             ));
         }
         if !self.tester.deliver(&msg) {
-            metrics().dropped.with_label_values(&[&format!("backend:{}", self.tester.name), "duplicate"]).inc();
+            metrics()
+                .dropped
+                .with_label_values(&[&format!("backend:{}", self.tester.name), "duplicate"])
+                .inc();
             return Ok(());
         }
         let now = now_millis();
@@ -188,8 +219,15 @@ impl Handler for TesterSink {
         };
         let payload = schema::event()
             .encode(&event)
-            .map_err(|e| HandleError::Failed { kind: "encode", message: e.to_string() })?;
-        out.push(Produce::new(self.events.clone(), Bytes::from(msg.connection.key()), payload));
+            .map_err(|e| HandleError::Failed {
+                kind: "encode",
+                message: e.to_string(),
+            })?;
+        out.push(Produce::new(
+            self.events.clone(),
+            Bytes::from(msg.connection.key()),
+            payload,
+        ));
         Ok(())
     }
 }

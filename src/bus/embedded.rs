@@ -22,15 +22,15 @@ use super::{partition_for_key, BusError, Produce, Record, TopicSpec};
 pub struct EmbeddedBus {
     topics: HashMap<String, Arc<Topic>>,
     capacity: usize,
-    /// Woken when records are appended.
-    data: Notify,
-    /// Woken when records are trimmed (room for waiting producers).
-    room: Notify,
 }
 
 struct Topic {
     name: Arc<str>,
     partitions: Vec<Mutex<Partition>>,
+    /// Woken when records are appended: only this topic's readers wake.
+    data: Notify,
+    /// Woken when records are trimmed (room for this topic's waiting producers).
+    room: Notify,
 }
 
 #[derive(Default)]
@@ -85,6 +85,8 @@ impl EmbeddedBus {
                     partitions: (0..t.partitions.max(1))
                         .map(|_| Mutex::new(Partition::default()))
                         .collect(),
+                    data: Notify::new(),
+                    room: Notify::new(),
                 };
                 (t.name.clone(), Arc::new(topic))
             })
@@ -92,8 +94,6 @@ impl EmbeddedBus {
         Self {
             topics,
             capacity: capacity.max(1),
-            data: Notify::new(),
-            room: Notify::new(),
         }
     }
 
@@ -113,7 +113,7 @@ impl EmbeddedBus {
             headers: record.headers,
         });
         loop {
-            let room = self.room.notified();
+            let room = topic.room.notified();
             tokio::pin!(room);
             // Register before checking, so a trim between check and wait still wakes us.
             room.as_mut().enable();
@@ -130,7 +130,7 @@ impl EmbeddedBus {
                         part.trim(self.capacity);
                     }
                     drop(part);
-                    self.data.notify_waiters();
+                    topic.data.notify_waiters();
                     return Ok(());
                 }
             }
@@ -139,7 +139,11 @@ impl EmbeddedBus {
     }
 
     /// Join `group` on `topics`. A new group starts at the oldest record held.
-    pub fn consumer(self: &Arc<Self>, group: &str, topics: &[&str]) -> Result<EmbeddedConsumer, BusError> {
+    pub fn consumer(
+        self: &Arc<Self>,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<EmbeddedConsumer, BusError> {
         let group: Arc<str> = Arc::from(group);
         let mut assigned = Vec::new();
         for name in topics {
@@ -164,8 +168,12 @@ impl EmbeddedBus {
     }
 
     fn done(&self, group: &str, topic: &str, partition: i32, offset: i64) {
-        let Some(t) = self.topics.get(topic) else { return };
-        let Some(part) = t.partitions.get(partition as usize) else { return };
+        let Some(t) = self.topics.get(topic) else {
+            return;
+        };
+        let Some(part) = t.partitions.get(partition as usize) else {
+            return;
+        };
         let trimmed = {
             let mut part = lock(part);
             if let Some(next) = part.groups.get_mut(group) {
@@ -174,7 +182,7 @@ impl EmbeddedBus {
             part.trim(self.capacity)
         };
         if trimmed {
-            self.room.notify_waiters();
+            t.room.notify_waiters();
         }
     }
 
@@ -221,15 +229,26 @@ pub struct EmbeddedConsumer {
 
 impl EmbeddedConsumer {
     pub async fn recv(&mut self) -> Result<Record, BusError> {
-        let bus = self.bus.clone();
+        // The distinct topics this consumer reads, to wait on their wake-ups.
+        let mut topics: Vec<Arc<Topic>> = Vec::new();
+        for a in &self.assigned {
+            if !topics.iter().any(|t| Arc::ptr_eq(t, &a.topic)) {
+                topics.push(a.topic.clone());
+            }
+        }
+        if topics.is_empty() {
+            return Err(BusError::Closed);
+        }
         loop {
-            let data = bus.data.notified();
-            tokio::pin!(data);
-            data.as_mut().enable();
+            let mut waits: Vec<_> = topics.iter().map(|t| Box::pin(t.data.notified())).collect();
+            // Register before checking, so an append in between still wakes us.
+            for w in &mut waits {
+                w.as_mut().enable();
+            }
             if let Some(r) = self.try_recv() {
                 return Ok(r);
             }
-            data.await;
+            futures::future::select_all(waits).await;
         }
     }
 

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
@@ -73,7 +75,10 @@ impl KafkaBus {
                 mock = Some(cluster);
             }
             _ => {
-                base.set("bootstrap.servers", cfg.brokers.as_deref().unwrap_or_default());
+                base.set(
+                    "bootstrap.servers",
+                    cfg.brokers.as_deref().unwrap_or_default(),
+                );
             }
         }
         for (k, v) in defaults {
@@ -95,11 +100,16 @@ impl KafkaBus {
 
     /// Create the missing topics; existing ones are left as they are.
     async fn create_topics(&self, topics: &[TopicSpec]) -> Result<(), BusError> {
-        let admin: AdminClient<DefaultClientContext> = self.client_config().create().map_err(kafka_error)?;
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().map_err(kafka_error)?;
         let new: Vec<NewTopic<'_>> = topics
             .iter()
             .map(|t| {
-                let nt = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication));
+                let nt = NewTopic::new(
+                    &t.name,
+                    t.partitions,
+                    TopicReplication::Fixed(t.replication),
+                );
                 if t.compacted {
                     nt.set("cleanup.policy", "compact")
                 } else {
@@ -108,7 +118,10 @@ impl KafkaBus {
             })
             .collect();
         let results = admin
-            .create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+            .create_topics(
+                &new,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+            )
             .await
             .map_err(kafka_error)?;
         for r in results {
@@ -131,7 +144,11 @@ impl KafkaBus {
         // Only settings every client type accepts; producer/consumer-only
         // keys would make librdkafka warn on the admin client.
         for (k, v) in self.base.config_map() {
-            if k != "partitioner" && k != "linger.ms" && k != "fetch.wait.max.ms" && k != "session.timeout.ms" {
+            if k != "partitioner"
+                && k != "linger.ms"
+                && k != "fetch.wait.max.ms"
+                && k != "session.timeout.ms"
+            {
                 c.set(k, v);
             }
         }
@@ -153,7 +170,12 @@ impl KafkaBus {
 
     /// A group member that starts, when the group has no committed offset,
     /// at the oldest record (`earliest`) or at the next one written.
-    pub fn consumer_from(&self, group: &str, topics: &[&str], earliest: bool) -> Result<KafkaConsumer, BusError> {
+    pub fn consumer_from(
+        &self,
+        group: &str,
+        topics: &[&str],
+        earliest: bool,
+    ) -> Result<KafkaConsumer, BusError> {
         let mut c = self.base.clone();
         for k in ["partitioner", "linger.ms"] {
             c.remove(k);
@@ -163,7 +185,10 @@ impl KafkaBus {
             .set("auto.commit.interval.ms", "1000")
             // Offsets are stored by Committer::done, never on delivery.
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", if earliest { "earliest" } else { "latest" })
+            .set(
+                "auto.offset.reset",
+                if earliest { "earliest" } else { "latest" },
+            )
             // Eager rebalancing was seen redelivering tens of thousands of records.
             .set("partition.assignment.strategy", "cooperative-sticky");
         for (k, v) in self.base.config_map() {
@@ -171,7 +196,8 @@ impl KafkaBus {
                 c.set(k.trim_start_matches("consumer."), v);
             }
         }
-        let consumer: StreamConsumer<CommitOnRevoke> = c.create_with_context(CommitOnRevoke).map_err(kafka_error)?;
+        let consumer: StreamConsumer<CommitOnRevoke> =
+            c.create_with_context(CommitOnRevoke).map_err(kafka_error)?;
         consumer.subscribe(topics).map_err(kafka_error)?;
         Ok(KafkaConsumer {
             consumer: Arc::new(consumer),
@@ -264,7 +290,12 @@ impl KafkaConsumer {
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|h| (h.key.to_owned(), Bytes::copy_from_slice(h.value.unwrap_or_default())))
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            Bytes::copy_from_slice(h.value.unwrap_or_default()),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();

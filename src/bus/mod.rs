@@ -94,7 +94,13 @@ pub enum BusError {
 
 impl BusError {
     pub fn retryable(&self) -> bool {
-        matches!(self, BusError::Kafka { retryable: true, .. })
+        matches!(
+            self,
+            BusError::Kafka {
+                retryable: true,
+                ..
+            }
+        )
     }
 }
 

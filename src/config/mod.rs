@@ -41,7 +41,11 @@ impl fmt::Display for ConfigError {
         if self.path.0.is_empty() {
             write!(f, "{}:{}: {}", self.line, self.column, self.message)
         } else {
-            write!(f, "{}:{}: {}: {}", self.line, self.column, self.path, self.message)
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.line, self.column, self.path, self.message
+            )
         }
     }
 }
@@ -56,7 +60,12 @@ pub struct ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        writeln!(f, "{}: {n} error{}", self.file, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: {n} error{}",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.errors {
             writeln!(f, "{}:{e}", self.file)?;
         }
@@ -69,17 +78,28 @@ pub fn load_file(path: &FsPath) -> Result<Pipeline, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         file: file.clone(),
-        errors: vec![ConfigError::new(0, 0, Path::default(), format!("cannot read the file: {e}"))],
+        errors: vec![ConfigError::new(
+            0,
+            0,
+            Path::default(),
+            format!("cannot read the file: {e}"),
+        )],
     })?;
     load_str(&text, &|k| std::env::var(k).ok()).map_err(|errors| ConfigErrors { file, errors })
 }
 
 /// Read and check pipeline text, with `env` for `${VAR}`.
-pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, Vec<ConfigError>> {
+pub fn load_str(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, Vec<ConfigError>> {
     let mut root = Node::parse(text).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     root.interpolate(env, &Path::default(), &mut errors);
-    let mut reader = Reader { root: &root, errors };
+    let mut reader = Reader {
+        root: &root,
+        errors,
+    };
     let pipeline = reader.pipeline();
     let mut errors = reader.errors;
     if let Some(pipeline) = &pipeline {
@@ -133,12 +153,19 @@ impl Reader<'_> {
             return;
         }
         let (line, column) = locate(self.root, path);
-        self.errors.push(ConfigError::new(line, column, path.clone(), message));
+        self.errors
+            .push(ConfigError::new(line, column, path.clone(), message));
     }
 
     fn pipeline(&mut self) -> Option<Pipeline> {
         let Kind::Map(entries) = &self.root.kind else {
-            self.error(&Path::default(), format!("a pipeline file is a mapping of sections, found {}", self.root.describe()));
+            self.error(
+                &Path::default(),
+                format!(
+                    "a pipeline file is a mapping of sections, found {}",
+                    self.root.describe()
+                ),
+            );
             return None;
         };
         for (key, _) in entries {
@@ -148,12 +175,18 @@ impl Reader<'_> {
                     key.line,
                     key.column,
                     Path::default(),
-                    format!("unknown section {}, expected one of: {}", key.describe(), TOP_LEVEL.join(", ")),
+                    format!(
+                        "unknown section {}, expected one of: {}",
+                        key.describe(),
+                        TOP_LEVEL.join(", ")
+                    ),
                 ));
             }
         }
         let top = Path::default();
-        let project = self.optional(&top.key("project")).unwrap_or_else(|| "RapidSMS".to_owned());
+        let project = self
+            .optional(&top.key("project"))
+            .unwrap_or_else(|| "RapidSMS".to_owned());
         let kafka = self.kafka(&top.key("kafka"));
         let topics = self.optional(&top.key("topics")).unwrap_or_default();
         let http = self.optional(&top.key("http")).unwrap_or_default();
@@ -204,7 +237,8 @@ impl Reader<'_> {
                     match seg {
                         serde_path_to_error::Segment::Seq { index } => at = at.index(*index),
                         serde_path_to_error::Segment::Map { key } => at = at.key(key),
-                        serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+                        serde_path_to_error::Segment::Enum { .. }
+                        | serde_path_to_error::Segment::Unknown => {}
                     }
                 }
                 let inner = e.into_inner().to_string();
@@ -217,15 +251,27 @@ impl Reader<'_> {
                         _ => at.clone(),
                     };
                     if let Some(key) = self.root.get(&parent).and_then(|n| n.key_node(&name)) {
-                        self.errors.push(ConfigError::new(key.line, key.column, parent.key(&name), inner));
+                        self.errors.push(ConfigError::new(
+                            key.line,
+                            key.column,
+                            parent.key(&name),
+                            inner,
+                        ));
                         return None;
                     }
                 }
                 // "invalid value"/"invalid type" messages of some types do not
                 // repeat the value: add it.
-                let found = self.root.get(&at).filter(|n| !matches!(n.kind, Kind::Map(_) | Kind::Seq(_)));
+                let found = self
+                    .root
+                    .get(&at)
+                    .filter(|n| !matches!(n.kind, Kind::Map(_) | Kind::Seq(_)));
                 let message = match found {
-                    Some(n) if !inner.contains(&n.describe()) && !inner.contains("missing field") => format!("{inner} (found {})", n.describe()),
+                    Some(n)
+                        if !inner.contains(&n.describe()) && !inner.contains("missing field") =>
+                    {
+                        format!("{inner} (found {})", n.describe())
+                    }
                     _ => inner,
                 };
                 self.error(&at, message);
@@ -280,11 +326,23 @@ impl Reader<'_> {
         match node.as_str().map(humantime::parse_duration) {
             Some(Ok(d)) => d,
             Some(Err(e)) => {
-                self.error(path, format!("{} is not a duration ({e}): expected for example 30s, 1m 30s, 500ms", node.describe()));
+                self.error(
+                    path,
+                    format!(
+                        "{} is not a duration ({e}): expected for example 30s, 1m 30s, 500ms",
+                        node.describe()
+                    ),
+                );
                 default
             }
             None => {
-                self.error(path, format!("{} is not a duration: expected for example 30s, 1m 30s, 500ms", node.describe()));
+                self.error(
+                    path,
+                    format!(
+                        "{} is not a duration: expected for example 30s, 1m 30s, 500ms",
+                        node.describe()
+                    ),
+                );
                 default
             }
         }

@@ -83,7 +83,12 @@ impl Node {
             // The rendered error carries a snippet; the first line is the message.
             let rendered = e.to_string();
             let message = rendered.lines().next().unwrap_or("invalid YAML").to_owned();
-            ConfigError::new(line, column, Path::default(), format!("invalid YAML: {message}"))
+            ConfigError::new(
+                line,
+                column,
+                Path::default(),
+                format!("invalid YAML: {message}"),
+            )
         })?;
         Ok(spanned.into())
     }
@@ -206,9 +211,9 @@ fn interpolate_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in {s:?}: expected `${{NAME}}` or `${{NAME:-default}}`"))?;
+            let end = body.find('}').ok_or_else(|| {
+                format!("unclosed `${{` in {s:?}: expected `${{NAME}}` or `${{NAME:-default}}`")
+            })?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -321,7 +326,9 @@ mod tests {
     #[test]
     fn positions_are_kept_for_keys_and_values() {
         let n = Node::parse("a: 1\nlist:\n  - x: hello\n    y: [1, 2]\n").unwrap();
-        let hello = n.get(&Path::default().key("list").index(0).key("x")).unwrap();
+        let hello = n
+            .get(&Path::default().key("list").index(0).key("x"))
+            .unwrap();
         assert_eq!((hello.line, hello.column), (3, 8));
         assert_eq!(hello.as_str(), Some("hello"));
         let key = n.get(&Path::default().key("list")).unwrap();
@@ -335,7 +342,9 @@ mod tests {
         assert_eq!(interpolate_str("a${SET}b", &env).unwrap(), "avb");
         assert_eq!(interpolate_str("${UNSET:-d}", &env).unwrap(), "d");
         assert_eq!(interpolate_str("$$5 and $x", &env).unwrap(), "$5 and $x");
-        assert!(interpolate_str("${UNSET}", &env).unwrap_err().contains("UNSET is not set"));
+        assert!(interpolate_str("${UNSET}", &env)
+            .unwrap_err()
+            .contains("UNSET is not set"));
         assert!(interpolate_str("${1X}", &env).is_err());
         assert!(interpolate_str("${OPEN", &env).is_err());
     }

@@ -16,21 +16,39 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
 
     let kafka = top.key("kafka");
     match (p.kafka.mode, &p.kafka.brokers) {
-        (KafkaMode::Kafka, None) => report(kafka.key("brokers"), "mode kafka needs `brokers`, for example `127.0.0.1:9092`".into()),
-        (KafkaMode::Kafka, Some(b)) if b.trim().is_empty() => report(kafka.key("brokers"), "`brokers` is empty: expected `host:port[,host:port...]`".into()),
-        (KafkaMode::Embedded | KafkaMode::Mock, Some(_)) => report(kafka.key("brokers"), "`brokers` is only used with `mode: kafka`".into()),
+        (KafkaMode::Kafka, None) => report(
+            kafka.key("brokers"),
+            "mode kafka needs `brokers`, for example `127.0.0.1:9092`".into(),
+        ),
+        (KafkaMode::Kafka, Some(b)) if b.trim().is_empty() => report(
+            kafka.key("brokers"),
+            "`brokers` is empty: expected `host:port[,host:port...]`".into(),
+        ),
+        (KafkaMode::Embedded | KafkaMode::Mock, Some(_)) => report(
+            kafka.key("brokers"),
+            "`brokers` is only used with `mode: kafka`".into(),
+        ),
         _ => {}
     }
     if p.kafka.partition_capacity == 0 {
-        report(kafka.key("partition_capacity"), "0 records per partition: expected at least 1".into());
+        report(
+            kafka.key("partition_capacity"),
+            "0 records per partition: expected at least 1".into(),
+        );
     }
 
     let topics = top.key("topics");
     if p.topics.partitions < 1 {
-        report(topics.key("partitions"), format!("{} partitions: expected at least 1", p.topics.partitions));
+        report(
+            topics.key("partitions"),
+            format!("{} partitions: expected at least 1", p.topics.partitions),
+        );
     }
     if p.topics.replication < 1 {
-        report(topics.key("replication"), format!("replication {}: expected at least 1", p.topics.replication));
+        report(
+            topics.key("replication"),
+            format!("replication {}: expected at least 1", p.topics.replication),
+        );
     }
     let t = &p.topics;
     for (key, name) in [
@@ -63,7 +81,10 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
             report(backends.index(i).key("name"), format!("duplicate backend name {:?} (also backends[{first}]): each backend needs its own name", b.name()));
         }
         if let Err(why) = topic_name(&t.send(b.name()), false) {
-            report(backends.index(i).key("name"), format!("backend name {:?} makes a bad topic name: {why}", b.name()));
+            report(
+                backends.index(i).key("name"),
+                format!("backend name {:?} makes a bad topic name: {why}", b.name()),
+            );
         }
     }
 
@@ -75,11 +96,25 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
             report(at.key("name"), format!("duplicate app name {:?} (also apps[{first}]): each app is a stage and needs its own name", a.name()));
         }
         if let Err(why) = topic_name(&t.app(a.name()), false) {
-            report(at.key("name"), format!("app name {:?} makes a bad topic name: {why}", a.name()));
+            report(
+                at.key("name"),
+                format!("app name {:?} makes a bad topic name: {why}", a.name()),
+            );
         }
-        if let App::Autoresponder { keyword, pattern, exact, reply, help, .. } = a {
+        if let App::Autoresponder {
+            keyword,
+            pattern,
+            exact,
+            reply,
+            help,
+            ..
+        } = a
+        {
             if keyword.is_none() && pattern.is_none() && exact.is_none() {
-                report(at.clone(), "an autoresponder needs a trigger: one of keyword, pattern, exact".into());
+                report(
+                    at.clone(),
+                    "an autoresponder needs a trigger: one of keyword, pattern, exact".into(),
+                );
                 continue;
             }
             match TextRule::from_config(keyword.as_deref(), pattern.as_deref(), exact.as_deref()) {
@@ -101,12 +136,21 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
                 }
             }
         }
-        if let App::Default { response: Some(text), .. } = a {
+        if let App::Default {
+            response: Some(text),
+            ..
+        } = a
+        {
             match template::placeholders(text) {
                 Err(why) => report(at.key("response"), why),
                 Ok(names) => {
                     for n in names.iter().filter(|n| n.as_str() != "project") {
-                        report(at.key("response"), format!("{{{n}}} in {text:?}: the default reply only knows {{project}}"));
+                        report(
+                            at.key("response"),
+                            format!(
+                                "{{{n}}} in {text:?}: the default reply only knows {{project}}"
+                            ),
+                        );
                     }
                 }
             }
@@ -126,10 +170,17 @@ fn topic_name(name: &str, prefix: bool) -> Result<(), String> {
         return Err("empty topic name".into());
     }
     if name.len() > 249 {
-        return Err(format!("topic name {name:?} is longer than Kafka's 249 characters"));
+        return Err(format!(
+            "topic name {name:?} is longer than Kafka's 249 characters"
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("{c:?} in topic name {name:?}: Kafka allows only letters, digits, '.', '_' and '-'"));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{c:?} in topic name {name:?}: Kafka allows only letters, digits, '.', '_' and '-'"
+        ));
     }
     Ok(())
 }

@@ -36,13 +36,24 @@ impl RouterIn {
             app_topics: p
                 .apps
                 .iter()
-                .map(|a| (Arc::from(a.name()), Arc::from(p.topics.app(a.name()).as_str())))
+                .map(|a| {
+                    (
+                        Arc::from(a.name()),
+                        Arc::from(p.topics.app(a.name()).as_str()),
+                    )
+                })
                 .collect(),
             backends: p.backends.iter().map(|b| b.name().to_owned()).collect(),
         }
     }
 
-    fn routed(&self, msg: &InboundMessage, app: &Arc<str>, route: &str, matched: Matched) -> Result<Produce, HandleError> {
+    fn routed(
+        &self,
+        msg: &InboundMessage,
+        app: &Arc<str>,
+        route: &str,
+        matched: Matched,
+    ) -> Result<Produce, HandleError> {
         let routed = RoutedMessage {
             message: msg.clone(),
             app: app.to_string(),
@@ -53,26 +64,46 @@ impl RouterIn {
         };
         let payload = schema::routed()
             .encode(&routed)
-            .map_err(|e| HandleError::Failed { kind: "encode", message: e.to_string() })?;
+            .map_err(|e| HandleError::Failed {
+                kind: "encode",
+                message: e.to_string(),
+            })?;
         // Validation guarantees every routed app has a topic.
-        let topic = self.app_topics.get(app).cloned().unwrap_or_else(|| app.clone());
-        Ok(Produce::new(topic, Bytes::from(msg.connection.key()), payload))
+        let topic = self
+            .app_topics
+            .get(app)
+            .cloned()
+            .unwrap_or_else(|| app.clone());
+        Ok(Produce::new(
+            topic,
+            Bytes::from(msg.connection.key()),
+            payload,
+        ))
     }
 
     fn drop(&self, reason: &str) {
-        metrics().dropped.with_label_values(&[&self.stage, reason]).inc();
+        metrics()
+            .dropped
+            .with_label_values(&[&self.stage, reason])
+            .inc();
     }
 }
 
 /// Content checks a decodable record must pass.
 pub fn check_inbound(msg: &InboundMessage, backends: &HashSet<String>) -> Result<(), HandleError> {
     if msg.connection.identity.trim().is_empty() {
-        return Err(HandleError::input("invalid", "empty identity in connection"));
+        return Err(HandleError::input(
+            "invalid",
+            "empty identity in connection",
+        ));
     }
     if !backends.contains(&msg.connection.backend) {
         return Err(HandleError::input(
             "invalid",
-            format!("unknown backend {:?}: no such backend in this pipeline", msg.connection.backend),
+            format!(
+                "unknown backend {:?}: no such backend in this pipeline",
+                msg.connection.backend
+            ),
         ));
     }
     Ok(())

@@ -25,7 +25,11 @@ pub struct RouterOut {
 
 impl RouterOut {
     /// `apps` in pipeline order; `send_topics` maps backend name → topic.
-    pub fn new(stage: Arc<str>, mut apps: Vec<Arc<dyn App>>, send_topics: HashMap<String, Arc<str>>) -> Self {
+    pub fn new(
+        stage: Arc<str>,
+        mut apps: Vec<Arc<dyn App>>,
+        send_topics: HashMap<String, Arc<str>>,
+    ) -> Self {
         apps.reverse();
         Self {
             stage,
@@ -41,18 +45,27 @@ impl Handler for RouterOut {
             .decode(&record.payload)
             .map_err(|e| HandleError::input("decode", e.to_string()))?;
         if msg.connection.identity.trim().is_empty() {
-            return Err(HandleError::input("invalid", "empty identity in connection"));
+            return Err(HandleError::input(
+                "invalid",
+                "empty identity in connection",
+            ));
         }
         let Some(topic) = self.send_topics.get(&msg.connection.backend).cloned() else {
             // RapidSMS: "Router is not configured with the %s backend".
             return Err(HandleError::input(
                 "invalid",
-                format!("router is not configured with the {:?} backend", msg.connection.backend),
+                format!(
+                    "router is not configured with the {:?} backend",
+                    msg.connection.backend
+                ),
             ));
         };
         for app in &self.apps {
             if app.outgoing(&mut msg) == Outgoing::Cancel {
-                metrics().dropped.with_label_values(&[&self.stage, "cancelled"]).inc();
+                metrics()
+                    .dropped
+                    .with_label_values(&[&self.stage, "cancelled"])
+                    .inc();
                 return Ok(());
             }
         }
@@ -61,8 +74,15 @@ impl Handler for RouterOut {
         msg.segments = segments;
         let payload = schema::outbound()
             .encode(&msg)
-            .map_err(|e| HandleError::Failed { kind: "encode", message: e.to_string() })?;
-        out.push(Produce::new(topic, Bytes::from(msg.connection.key()), payload));
+            .map_err(|e| HandleError::Failed {
+                kind: "encode",
+                message: e.to_string(),
+            })?;
+        out.push(Produce::new(
+            topic,
+            Bytes::from(msg.connection.key()),
+            payload,
+        ));
         Ok(())
     }
 }

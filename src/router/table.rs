@@ -102,14 +102,33 @@ impl TextRule {
                     return Err(("keyword", "an empty keyword would match every message: expected a word such as `join`".into()));
                 }
                 keyword_regex(k)
-                    .map(|regex| TextRule::Keyword { source: k.to_owned(), regex })
-                    .map_err(|e| ("keyword", format!("{k:?} is not a valid regex: {}", one_line(&e))))
+                    .map(|regex| TextRule::Keyword {
+                        source: k.to_owned(),
+                        regex,
+                    })
+                    .map_err(|e| {
+                        (
+                            "keyword",
+                            format!("{k:?} is not a valid regex: {}", one_line(&e)),
+                        )
+                    })
             }
             (None, Some(p), None) => pattern_regex(p)
-                .map(|regex| TextRule::Pattern { source: p.to_owned(), regex })
-                .map_err(|e| ("pattern", format!("{p:?} is not a valid regex: {}", one_line(&e)))),
+                .map(|regex| TextRule::Pattern {
+                    source: p.to_owned(),
+                    regex,
+                })
+                .map_err(|e| {
+                    (
+                        "pattern",
+                        format!("{p:?} is not a valid regex: {}", one_line(&e)),
+                    )
+                }),
             (None, None, Some(x)) => Ok(TextRule::Exact(x.to_owned())),
-            _ => Err(("keyword", "give only one of keyword, pattern and exact".into())),
+            _ => Err((
+                "keyword",
+                "give only one of keyword, pattern and exact".into(),
+            )),
         }
     }
 
@@ -117,7 +136,8 @@ impl TextRule {
     pub fn capture_names(&self) -> Vec<String> {
         match self {
             TextRule::Pattern { regex, .. } => {
-                let mut names: Vec<String> = regex.capture_names().flatten().map(str::to_owned).collect();
+                let mut names: Vec<String> =
+                    regex.capture_names().flatten().map(str::to_owned).collect();
                 names.extend((1..regex.captures_len()).map(|i| i.to_string()));
                 names
             }
@@ -127,7 +147,12 @@ impl TextRule {
 }
 
 fn one_line(e: &regex::Error) -> String {
-    e.to_string().lines().last().unwrap_or_default().trim().to_owned()
+    e.to_string()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 impl Rule {
@@ -166,9 +191,10 @@ impl Rule {
         match (&self.text, &later.text) {
             (TextRule::Any, _) => true,
             (TextRule::Exact(a), TextRule::Exact(b)) => a == b,
-            (TextRule::Keyword { regex, .. } | TextRule::Pattern { regex, .. }, TextRule::Exact(b)) => {
-                regex.is_match(b)
-            }
+            (
+                TextRule::Keyword { regex, .. } | TextRule::Pattern { regex, .. },
+                TextRule::Exact(b),
+            ) => regex.is_match(b),
             (TextRule::Keyword { source: a, regex }, TextRule::Keyword { source: b, .. }) => {
                 a.eq_ignore_ascii_case(b)
                     || literal_alternatives(b)
@@ -185,7 +211,11 @@ fn literal_alternatives(keyword: &str) -> Option<Vec<&str>> {
     let words: Vec<&str> = keyword.split('|').map(str::trim).collect();
     words
         .iter()
-        .all(|w| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
+        .all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        })
         .then_some(words)
 }
 
@@ -214,7 +244,9 @@ pub fn app_trigger(app: &config::App) -> Option<(Option<&str>, Option<&str>, Opt
             pattern,
             exact,
             ..
-        } if keyword.is_some() || pattern.is_some() || exact.is_some() => Some((keyword.as_deref(), pattern.as_deref(), exact.as_deref())),
+        } if keyword.is_some() || pattern.is_some() || exact.is_some() => {
+            Some((keyword.as_deref(), pattern.as_deref(), exact.as_deref()))
+        }
         config::App::Autoresponder { .. } | config::App::External { .. } => None,
     }
 }
@@ -231,17 +263,33 @@ impl RouteTable {
             let at = routes.index(i);
             let Some(app) = p.apps.iter().find(|a| a.name() == r.app) else {
                 let known: Vec<&str> = p.apps.iter().map(|a| a.name()).collect();
-                errors.push((at.key("app"), format!("unknown app {:?}: the apps are {}", r.app, known.join(", "))));
+                errors.push((
+                    at.key("app"),
+                    format!("unknown app {:?}: the apps are {}", r.app, known.join(", ")),
+                ));
                 continue;
             };
             if let Some(b) = &r.backend {
                 if !p.backends.iter().any(|x| x.name() == b) {
                     let known: Vec<&str> = p.backends.iter().map(|x| x.name()).collect();
-                    errors.push((at.key("backend"), format!("unknown backend {b:?}: the backends are {}", known.join(", "))));
+                    errors.push((
+                        at.key("backend"),
+                        format!(
+                            "unknown backend {b:?}: the backends are {}",
+                            known.join(", ")
+                        ),
+                    ));
                 }
             }
-            let own = (r.keyword.as_deref(), r.pattern.as_deref(), r.exact.as_deref());
-            let conditions = if own == (None, None, None) && r.backend.is_none() && r.prefix.is_none() {
+            let own = (
+                r.keyword.as_deref(),
+                r.pattern.as_deref(),
+                r.exact.as_deref(),
+            );
+            let conditions = if own == (None, None, None)
+                && r.backend.is_none()
+                && r.prefix.is_none()
+            {
                 match app_trigger(app) {
                     Some(t) => t,
                     None => {
@@ -256,11 +304,11 @@ impl RouteTable {
                 Ok(text) => {
                     route_of_rule.push(i);
                     rules.push(Rule {
-                    name: r.name.as_deref().unwrap_or(&r.app).into(),
-                    app: r.app.as_str().into(),
-                    text,
-                    backend: r.backend.clone(),
-                    prefix: r.prefix.clone(),
+                        name: r.name.as_deref().unwrap_or(&r.app).into(),
+                        app: r.app.as_str().into(),
+                        text,
+                        backend: r.backend.clone(),
+                        prefix: r.prefix.clone(),
                     })
                 }
                 Err((field, msg)) => errors.push((at.key(field), msg)),
@@ -281,12 +329,18 @@ impl RouteTable {
         let known = |name: &str| p.apps.iter().any(|a| a.name() == name);
         if let Some(d) = &p.default_app {
             if !known(d) {
-                errors.push((Path::default().key("default_app"), format!("unknown app {d:?} for default_app")));
+                errors.push((
+                    Path::default().key("default_app"),
+                    format!("unknown app {d:?} for default_app"),
+                ));
             }
         }
         for (i, t) in p.taps.iter().enumerate() {
             if !known(t) {
-                errors.push((Path::default().key("taps").index(i), format!("unknown app {t:?} in taps")));
+                errors.push((
+                    Path::default().key("taps").index(i),
+                    format!("unknown app {t:?} in taps"),
+                ));
             }
         }
         if !errors.is_empty() {
@@ -301,7 +355,9 @@ impl RouteTable {
 
     /// The first rule that matches, with what it extracted.
     pub fn first_match(&self, msg: &InboundMessage) -> Option<(&Rule, Matched)> {
-        self.rules.iter().find_map(|r| r.matches(msg).map(|m| (r, m)))
+        self.rules
+            .iter()
+            .find_map(|r| r.matches(msg).map(|m| (r, m)))
     }
 }
 
@@ -310,13 +366,19 @@ mod tests {
     use super::*;
 
     fn kw(k: &str, text: &str) -> Option<Option<String>> {
-        TextRule::from_config(Some(k), None, None).unwrap().matches(text).map(|m| m.rest)
+        TextRule::from_config(Some(k), None, None)
+            .unwrap()
+            .matches(text)
+            .map(|m| m.rest)
     }
 
     #[test]
     fn keyword_follows_rapidsms_with_a_word_boundary() {
         assert_eq!(kw("echo", "echo hi"), Some(Some("hi".into())));
-        assert_eq!(kw("echo", "  ECHO   hi there "), Some(Some("hi there ".into())));
+        assert_eq!(
+            kw("echo", "  ECHO   hi there "),
+            Some(Some("hi there ".into()))
+        );
         assert_eq!(kw("echo", "echo,;: hi"), Some(Some("hi".into())));
         assert_eq!(kw("echo", "echo\nline two"), Some(Some("line two".into())));
         assert_eq!(kw("echo", "echo"), Some(None));
@@ -325,7 +387,10 @@ mod tests {
         assert_eq!(kw("echo", "echohi"), None);
         assert_eq!(kw("echo", "echoes"), None);
         assert_eq!(kw("register|reg|join", "registration"), None);
-        assert_eq!(kw("register|reg|join", "register Ada"), Some(Some("Ada".into())));
+        assert_eq!(
+            kw("register|reg|join", "register Ada"),
+            Some(Some("Ada".into()))
+        );
         assert_eq!(kw("register|reg|join", "reg Ada"), Some(Some("Ada".into())));
     }
 

@@ -92,8 +92,12 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
         Ok(Self {
             name,
             header,
-            writer: GenericDatumWriter::builder(schema).human_readable(false).build()?,
-            reader: GenericDatumReader::builder(schema).human_readable(false).build()?,
+            writer: GenericDatumWriter::builder(schema)
+                .human_readable(false)
+                .build()?,
+            reader: GenericDatumReader::builder(schema)
+                .human_readable(false)
+                .build()?,
             _type: PhantomData,
         })
     }
@@ -188,7 +192,10 @@ mod tests {
     use crate::message::*;
 
     fn sample_inbound() -> InboundMessage {
-        let mut m = InboundMessage::new(Connection::new("message_tester", "+15551234"), "echo héllo ✓");
+        let mut m = InboundMessage::new(
+            Connection::new("message_tester", "+15551234"),
+            "echo héllo ✓",
+        );
         m.external_id = Some("SM123".into());
         m.fields.insert("to".into(), "+1800".into());
         m
@@ -263,7 +270,10 @@ mod tests {
         o.encoding = Some(Encoding::Ucs2);
         o.segments = 2;
         o.priority = Priority::High;
-        assert_eq!(outbound().decode(&outbound().encode(&o).unwrap()).unwrap(), o);
+        assert_eq!(
+            outbound().decode(&outbound().encode(&o).unwrap()).unwrap(),
+            o
+        );
 
         let e = DeliveryEvent {
             message_id: o.id.clone(),
@@ -282,17 +292,25 @@ mod tests {
 
     #[test]
     fn garbage_and_other_schemas_are_rejected_with_a_reason() {
-        assert!(matches!(inbound().decode(b"hi"), Err(DecodeError::TooShort { .. })));
+        assert!(matches!(
+            inbound().decode(b"hi"),
+            Err(DecodeError::TooShort { .. })
+        ));
         assert!(matches!(
             inbound().decode(b"{\"json\": true}"),
             Err(DecodeError::NotSingleObject { .. })
         ));
-        let o = outbound().encode(&OutboundMessage::new(Connection::new("a", "b"), "x")).unwrap();
+        let o = outbound()
+            .encode(&OutboundMessage::new(Connection::new("a", "b"), "x"))
+            .unwrap();
         let err = inbound().decode(&o).unwrap_err();
         assert!(matches!(err, DecodeError::OtherSchema { .. }), "{err}");
         let mut truncated = inbound().encode(&sample_inbound()).unwrap();
         truncated.truncate(20);
-        assert!(matches!(inbound().decode(&truncated), Err(DecodeError::Invalid { .. })));
+        assert!(matches!(
+            inbound().decode(&truncated),
+            Err(DecodeError::Invalid { .. })
+        ));
     }
 
     #[test]

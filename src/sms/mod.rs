@@ -24,7 +24,10 @@ pub fn analyze(text: &str) -> (Encoding, i32) {
         }
     }
     let total: usize = septets.iter().sum();
-    (Encoding::Gsm7, segments(total, septets.into_iter(), 160, 153))
+    (
+        Encoding::Gsm7,
+        segments(total, septets.into_iter(), 160, 153),
+    )
 }
 
 fn segments(total: usize, widths: impl Iterator<Item = usize>, single: usize, part: usize) -> i32 {

@@ -38,7 +38,11 @@ pub fn scripts() -> Vec<PathBuf> {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `smsflow run` of the demo pipeline on `port`, stopped (SIGTERM) on drop.
@@ -60,7 +64,10 @@ impl Smsflow {
         let base = format!("http://127.0.0.1:{port}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "smsflow did not start listening");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "smsflow did not start listening"
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         Smsflow { child, base }
@@ -69,7 +76,12 @@ impl Smsflow {
     /// Send `signal` (TERM, INT) and wait for the exit status.
     pub fn stop(mut self, signal: &str) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
-        assert!(std::process::Command::new("kill").arg(format!("-{signal}")).arg(&pid).status().unwrap().success());
+        assert!(std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(&pid)
+            .status()
+            .unwrap()
+            .success());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -80,7 +92,10 @@ impl Smsflow {
                 }
                 return (status, stderr);
             }
-            assert!(std::time::Instant::now() < deadline, "smsflow did not exit after SIG{signal}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "smsflow did not exit after SIG{signal}"
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
