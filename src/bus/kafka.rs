@@ -88,10 +88,19 @@ impl KafkaBus {
             base.set(k, v);
         }
         let bus = KafkaBus { base, mock };
-        if bus.mock.is_none() {
+        if bus.mock.is_none() && !topics.is_empty() {
             bus.create_topics(topics).await?;
         }
         Ok(bus)
+    }
+
+    /// The bootstrap servers clients connect to (in mock mode, the mock
+    /// cluster's loopback listener, which other processes can reach too).
+    pub fn bootstrap_servers(&self) -> String {
+        self.base
+            .get("bootstrap.servers")
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub fn is_mock(&self) -> bool {
