@@ -6,6 +6,7 @@
 //! with headers saying where it came from and why; a record the handler
 //! failed on is counted and logged; either way the stage goes on.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,10 +86,14 @@ pub async fn run(
     // Acks are awaited in a second task so the stage keeps handling records
     // while earlier outputs are in flight; the channel bound is the window.
     let (pending_tx, pending_rx) = mpsc::channel::<Pending>(4096);
+    let committer = consumer.committer();
+    // Records handed to the acker and not yet marked done by it.
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let acker = tokio::spawn(mark_done(
         ctx.name.clone(),
-        consumer.committer(),
+        committer.clone(),
         pending_rx,
+        in_flight.clone(),
     ));
 
     let mut produced: std::collections::HashMap<Arc<str>, prometheus::IntCounter> =
@@ -158,6 +163,16 @@ pub async fn run(
             break;
         }
         latency.observe(started.elapsed().as_secs_f64());
+        // Already acknowledged (the embedded bus) and nothing earlier in
+        // flight: mark it done here, in order, without a trip to the acker.
+        if in_flight.load(Ordering::Acquire) == 0 && acks.iter().all(Ack::is_done) {
+            if let Err(e) = committer.done(&record.topic, record.partition, record.offset) {
+                result = Err(e);
+                break;
+            }
+            continue;
+        }
+        in_flight.fetch_add(1, Ordering::AcqRel);
         let pending = Pending {
             topic: record.topic.clone(),
             partition: record.partition,
@@ -181,6 +196,7 @@ async fn mark_done(
     stage: Arc<str>,
     committer: Committer,
     mut rx: mpsc::Receiver<Pending>,
+    in_flight: Arc<AtomicUsize>,
 ) -> Result<(), BusError> {
     while let Some(p) = rx.recv().await {
         for ack in p.acks {
@@ -196,6 +212,7 @@ async fn mark_done(
             }
         }
         committer.done(&p.topic, p.partition, p.offset)?;
+        in_flight.fetch_sub(1, Ordering::AcqRel);
     }
     Ok(())
 }

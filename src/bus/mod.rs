@@ -188,6 +188,11 @@ pub enum Ack {
 }
 
 impl Ack {
+    /// Acknowledged already (nothing to wait for).
+    pub fn is_done(&self) -> bool {
+        matches!(self, Ack::Done)
+    }
+
     pub async fn wait(self) -> Result<(), BusError> {
         match self {
             Ack::Done => Ok(()),
