@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
 use crate::bus::{Ack, BusError, Committer, Consumer, Produce, Producer, Record};
+use crate::message::Connection;
 use crate::metrics::metrics;
+use crate::schema::Codec;
 
 /// Why a handler could not process a record.
 #[derive(Debug, thiserror::Error)]
@@ -237,4 +239,35 @@ pub fn dead_letter(ctx: &StageContext, record: &Record, kind: &str, message: &st
         ("smsflow.source.offset".into(), h(record.offset.to_string())),
     ];
     p
+}
+
+/// Decode a record's payload; a failure is the record's fault (dead letter).
+pub fn decode<T>(codec: &Codec<T>, record: &Record) -> Result<T, HandleError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    codec
+        .decode(&record.payload)
+        .map_err(|e| HandleError::input("decode", e.to_string()))
+}
+
+/// Encode `value` as a record for `topic`, keyed by its connection.
+pub fn encode<T>(
+    codec: &Codec<T>,
+    topic: &Arc<str>,
+    connection: &Connection,
+    value: &T,
+) -> Result<Produce, HandleError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let payload = codec.encode(value).map_err(|e| HandleError::Failed {
+        kind: "encode",
+        message: e.to_string(),
+    })?;
+    Ok(Produce::new(
+        topic.clone(),
+        Bytes::from(connection.key()),
+        payload,
+    ))
 }

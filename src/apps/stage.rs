@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::{App, AppError};
 use crate::bus::{Produce, Record};
 use crate::schema;
-use crate::stage::{HandleError, Handler};
+use crate::stage::{decode, encode, HandleError, Handler};
 
 pub struct AppStage {
     app: Arc<dyn App>,
@@ -22,9 +20,7 @@ impl AppStage {
 
 impl Handler for AppStage {
     fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
-        let msg = schema::routed()
-            .decode(&record.payload)
-            .map_err(|e| HandleError::input("decode", e.to_string()))?;
+        let msg = decode(schema::routed(), record)?;
         if msg.message.connection.identity.trim().is_empty() {
             return Err(HandleError::input(
                 "invalid",
@@ -39,17 +35,12 @@ impl Handler for AppStage {
             message: e.to_string(),
         })?;
         for reply in replies {
-            let payload = schema::outbound()
-                .encode(&reply)
-                .map_err(|e| HandleError::Failed {
-                    kind: "encode",
-                    message: e.to_string(),
-                })?;
-            out.push(Produce::new(
-                self.outbound.clone(),
-                Bytes::from(reply.connection.key()),
-                payload,
-            ));
+            out.push(encode(
+                schema::outbound(),
+                &self.outbound,
+                &reply.connection,
+                &reply,
+            )?);
         }
         Ok(())
     }

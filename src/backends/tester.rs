@@ -19,7 +19,7 @@ use crate::message::{
 };
 use crate::metrics::metrics;
 use crate::schema;
-use crate::stage::{HandleError, Handler};
+use crate::stage::{decode, encode, HandleError, Handler};
 
 /// Phone numbers whose conversations are kept; the oldest is forgotten first.
 const MAX_NUMBERS: usize = 10_000;
@@ -184,9 +184,7 @@ impl TesterSink {
 
 impl Handler for TesterSink {
     fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
-        let msg = schema::outbound()
-            .decode(&record.payload)
-            .map_err(|e| HandleError::input("decode", e.to_string()))?;
+        let msg = decode(schema::outbound(), record)?;
         if msg.connection.backend != self.tester.name {
             return Err(HandleError::input(
                 "invalid",
@@ -217,17 +215,12 @@ impl Handler for TesterSink {
             error: None,
             campaign_id: msg.campaign_id.clone(),
         };
-        let payload = schema::event()
-            .encode(&event)
-            .map_err(|e| HandleError::Failed {
-                kind: "encode",
-                message: e.to_string(),
-            })?;
-        out.push(Produce::new(
-            self.events.clone(),
-            Bytes::from(msg.connection.key()),
-            payload,
-        ));
+        out.push(encode(
+            schema::event(),
+            &self.events,
+            &msg.connection,
+            &event,
+        )?);
         Ok(())
     }
 }

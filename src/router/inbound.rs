@@ -8,15 +8,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::table::{Matched, RouteTable};
 use crate::bus::{Produce, Record};
 use crate::config::Pipeline;
 use crate::message::{InboundMessage, RoutedMessage};
 use crate::metrics::metrics;
 use crate::schema;
-use crate::stage::{HandleError, Handler};
+use crate::stage::{decode, encode, HandleError, Handler};
 
 /// The incoming router's state, compiled once from the pipeline.
 pub struct RouterIn {
@@ -62,23 +60,13 @@ impl RouterIn {
             captures: matched.captures,
             contact: None,
         };
-        let payload = schema::routed()
-            .encode(&routed)
-            .map_err(|e| HandleError::Failed {
-                kind: "encode",
-                message: e.to_string(),
-            })?;
         // Validation guarantees every routed app has a topic.
         let topic = self
             .app_topics
             .get(app)
             .cloned()
             .unwrap_or_else(|| app.clone());
-        Ok(Produce::new(
-            topic,
-            Bytes::from(msg.connection.key()),
-            payload,
-        ))
+        encode(schema::routed(), &topic, &msg.connection, &routed)
     }
 
     fn drop(&self, reason: &str) {
@@ -111,9 +99,7 @@ pub fn check_inbound(msg: &InboundMessage, backends: &HashSet<String>) -> Result
 
 impl Handler for RouterIn {
     fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
-        let msg = schema::inbound()
-            .decode(&record.payload)
-            .map_err(|e| HandleError::input("decode", e.to_string()))?;
+        let msg = decode(schema::inbound(), record)?;
         check_inbound(&msg, &self.backends)?;
 
         // filter: a filtered message goes nowhere, not even to taps.

@@ -7,14 +7,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::apps::{App, Outgoing};
 use crate::bus::{Produce, Record};
 use crate::metrics::metrics;
 use crate::schema;
 use crate::sms;
-use crate::stage::{HandleError, Handler};
+use crate::stage::{decode, encode, HandleError, Handler};
 
 pub struct RouterOut {
     stage: Arc<str>,
@@ -41,9 +39,7 @@ impl RouterOut {
 
 impl Handler for RouterOut {
     fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
-        let mut msg = schema::outbound()
-            .decode(&record.payload)
-            .map_err(|e| HandleError::input("decode", e.to_string()))?;
+        let mut msg = decode(schema::outbound(), record)?;
         if msg.connection.identity.trim().is_empty() {
             return Err(HandleError::input(
                 "invalid",
@@ -72,17 +68,7 @@ impl Handler for RouterOut {
         let (encoding, segments) = sms::analyze(&msg.text);
         msg.encoding = Some(encoding);
         msg.segments = segments;
-        let payload = schema::outbound()
-            .encode(&msg)
-            .map_err(|e| HandleError::Failed {
-                kind: "encode",
-                message: e.to_string(),
-            })?;
-        out.push(Produce::new(
-            topic,
-            Bytes::from(msg.connection.key()),
-            payload,
-        ));
+        out.push(encode(schema::outbound(), &topic, &msg.connection, &msg)?);
         Ok(())
     }
 }
