@@ -13,12 +13,14 @@
 //! - [`topology`]: a pipeline turned into running stages, and their shutdown order.
 //! - [`http`]: the one HTTP server; [`metrics`]: every metric, defined once.
 //! - [`script`]: RapidSMS-style conversation scripts (`smsflow test`).
-//! - [`graph`]: the topology as text or Graphviz; [`ops`]: `smsflow send` and `tail`.
+//! - [`graph`]: the topology as text or Graphviz; [`ops`]: `smsflow send` and `tail`;
+//!   [`dlq`]: `smsflow dlq list` and `replay`.
 
 pub mod apps;
 pub mod backends;
 pub mod bus;
 pub mod config;
+pub mod dlq;
 pub mod graph;
 pub mod http;
 pub mod message;

@@ -87,6 +87,11 @@ enum Command {
         #[arg(required = true)]
         text: Vec<String>,
     },
+    /// The dead-letter topic: list what stages could not process, replay it after a fix (needs Kafka).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Decode and print the records of a topic, one JSON object a line (needs Kafka).
     Tail {
         file: PathBuf,
@@ -98,6 +103,41 @@ enum Command {
         #[arg(long)]
         count: Option<usize>,
     },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Print every dead letter as a JSON line: where it came from and why.
+    List {
+        file: PathBuf,
+        #[command(flatten)]
+        filter: DlqFilter,
+    },
+    /// Write dead letters back to the topics they came from.
+    Replay {
+        file: PathBuf,
+        #[command(flatten)]
+        filter: DlqFilter,
+    },
+}
+
+#[derive(clap::Args)]
+struct DlqFilter {
+    /// Only those from this stage (`router-in`, `app:echo`, ...).
+    #[arg(long)]
+    stage: Option<String>,
+    /// Only those of this error kind (`decode`, `invalid`, ...).
+    #[arg(long)]
+    kind: Option<String>,
+}
+
+impl From<DlqFilter> for smsflow::dlq::Filter {
+    fn from(f: DlqFilter) -> Self {
+        smsflow::dlq::Filter {
+            stage: f.stage,
+            kind: f.kind,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -171,6 +211,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             backend,
             text,
         } => send(&file, &from, backend.as_deref(), &text.join(" ")).await,
+        Command::Dlq {
+            command: DlqCommand::List { file, filter },
+        } => {
+            let letters = smsflow::dlq::list(&load(&file)?, &filter.into()).await?;
+            for d in &letters {
+                println!("{}", smsflow::dlq::to_json(d));
+            }
+            eprintln!("{} dead letters", letters.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq {
+            command: DlqCommand::Replay { file, filter },
+        } => {
+            let n = smsflow::dlq::replay(&load(&file)?, &filter.into()).await?;
+            println!("replayed {n} dead letters");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tail {
             file,
             topic,

@@ -114,16 +114,11 @@ pub async fn run(
         };
         let record = match next {
             Ok(r) => r,
-            Err(e) if e.retryable() => {
-                warn!(stage = %ctx.name, error = %e, "receive failed, retrying");
-                m.errors.with_label_values(&[&ctx.name, "bus"]).inc();
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
             Err(e) => {
-                // Consumer errors that are not fatal to the group (a broker
-                // hiccup reported once) are counted and the loop continues.
-                warn!(stage = %ctx.name, error = %e, "receive error");
+                // librdkafka reports consumer errors (a broker going away, a
+                // fetch failing) and recovers by itself; the group stays
+                // joined. Count, pause briefly, go on.
+                warn!(stage = %ctx.name, error = %e, retryable = e.retryable(), "receive error");
                 m.errors.with_label_values(&[&ctx.name, "bus"]).inc();
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;

@@ -252,6 +252,7 @@ impl Topology {
                             let tester = Arc::new(Tester::new(
                                 name,
                                 *history,
+                                p.http.accept_timeout,
                                 producer.clone(),
                                 Arc::from(t.inbound.as_str()),
                             ));

@@ -11,8 +11,8 @@ use smsflow::topology::Topology;
 
 mod common;
 
-async fn run_all_scripts(mode: KafkaMode) {
-    let running = Topology::new(common::demo(mode))
+async fn run_all_scripts(pipeline: smsflow::config::Pipeline) {
+    let running = Topology::new(pipeline)
         .unwrap()
         .start(None, false)
         .await
@@ -40,12 +40,23 @@ async fn run_all_scripts(mode: KafkaMode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_pass_on_the_embedded_bus() {
-    run_all_scripts(KafkaMode::Embedded).await;
+    run_all_scripts(common::demo(KafkaMode::Embedded)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_pass_on_the_kafka_mock_cluster() {
-    run_all_scripts(KafkaMode::Mock).await;
+    run_all_scripts(common::demo(KafkaMode::Mock)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_pass_on_a_real_broker() {
+    let broker = common::broker::Broker::start();
+    run_all_scripts(common::on_broker(
+        common::demo(KafkaMode::Embedded),
+        &broker.brokers(),
+        "scripts",
+    ))
+    .await;
 }
 
 #[test]

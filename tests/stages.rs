@@ -78,8 +78,8 @@ impl App for Shout {
     }
 }
 
-async fn start(mode: KafkaMode, audit: Arc<Audit>) -> Running {
-    Topology::new(common::pipeline_from(PIPELINE, mode))
+async fn start(pipeline: smsflow::config::Pipeline, audit: Arc<Audit>) -> Running {
+    Topology::new(pipeline)
         .unwrap()
         .with_app("flaky", Arc::new(Flaky))
         .with_app("audit", audit)
@@ -117,8 +117,8 @@ fn header(r: &Record, name: &str) -> String {
     .into_owned()
 }
 
-async fn poison_goes_to_the_dlq_and_the_stage_goes_on(mode: KafkaMode) {
-    let running = start(mode, Arc::default()).await;
+async fn poison_goes_to_the_dlq_and_the_stage_goes_on(pipeline: smsflow::config::Pipeline) {
+    let running = start(pipeline, Arc::default()).await;
     let producer = running.bus().producer().unwrap();
     let inbound: Arc<str> = Arc::from("sms.inbound");
     let dead_before = metrics()
@@ -196,18 +196,38 @@ async fn poison_goes_to_the_dlq_and_the_stage_goes_on(mode: KafkaMode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_on_the_embedded_bus() {
-    poison_goes_to_the_dlq_and_the_stage_goes_on(KafkaMode::Embedded).await;
+    poison_goes_to_the_dlq_and_the_stage_goes_on(common::pipeline_from(
+        PIPELINE,
+        KafkaMode::Embedded,
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_on_the_kafka_mock_cluster() {
-    poison_goes_to_the_dlq_and_the_stage_goes_on(KafkaMode::Mock).await;
+    poison_goes_to_the_dlq_and_the_stage_goes_on(common::pipeline_from(PIPELINE, KafkaMode::Mock))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_on_a_real_broker() {
+    let broker = common::broker::Broker::start();
+    let p = common::on_broker(
+        common::pipeline_from(PIPELINE, KafkaMode::Embedded),
+        &broker.brokers(),
+        "poison",
+    );
+    poison_goes_to_the_dlq_and_the_stage_goes_on(p).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_app_taps_filters_and_outgoing_phase() {
     let audit = Arc::new(Audit::default());
-    let running = start(KafkaMode::Embedded, audit.clone()).await;
+    let running = start(
+        common::pipeline_from(PIPELINE, KafkaMode::Embedded),
+        audit.clone(),
+    )
+    .await;
     let failed_before = metrics()
         .errors
         .with_label_values(&["app:flaky", "app"])

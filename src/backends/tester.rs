@@ -7,13 +7,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::{check_identity, SourceError};
-use crate::bus::{Produce, Producer, Record};
+use crate::bus::{BusError, Produce, Producer, Record};
 use crate::message::{
     now_millis, Connection, DeliveryEvent, DeliveryStatus, InboundMessage, OutboundMessage,
 };
@@ -48,6 +49,7 @@ struct Conversations {
 pub struct Tester {
     pub name: String,
     history: usize,
+    accept_timeout: Duration,
     producer: Producer,
     inbound_topic: Arc<str>,
     state: Mutex<Conversations>,
@@ -55,10 +57,17 @@ pub struct Tester {
 }
 
 impl Tester {
-    pub fn new(name: &str, history: usize, producer: Producer, inbound_topic: Arc<str>) -> Self {
+    pub fn new(
+        name: &str,
+        history: usize,
+        accept_timeout: Duration,
+        producer: Producer,
+        inbound_topic: Arc<str>,
+    ) -> Self {
         Self {
             name: name.to_owned(),
             history: history.max(1),
+            accept_timeout,
             producer,
             inbound_topic,
             state: Mutex::new(Conversations::default()),
@@ -87,13 +96,21 @@ impl Tester {
                 field: "text",
                 message: e.to_string(),
             })?;
-        self.producer
-            .send_and_wait(Produce::new(
-                self.inbound_topic.clone(),
-                Bytes::from(msg.connection.key()),
-                payload,
-            ))
-            .await?;
+        let stored = self.producer.send_and_wait(Produce::new(
+            self.inbound_topic.clone(),
+            Bytes::from(msg.connection.key()),
+            payload,
+        ));
+        // Past the timeout the bus may still store it later: the provider's
+        // retry then brings a duplicate, never a loss (at least once).
+        tokio::time::timeout(self.accept_timeout, stored)
+            .await
+            .map_err(|_| {
+                SourceError::Unavailable(BusError::Kafka {
+                    message: format!("not stored within {:?}", self.accept_timeout),
+                    retryable: true,
+                })
+            })??;
         metrics()
             .received
             .with_label_values(&[&format!("backend:{}", self.name)])

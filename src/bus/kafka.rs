@@ -318,6 +318,41 @@ impl KafkaConsumer {
         })
     }
 
+    /// For each partition of `topic`: the group's committed offset (0 when
+    /// it has none) and the end offset (the next offset to be written).
+    pub async fn progress(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, BusError> {
+        let c = self.consumer.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let timeout = Duration::from_secs(10);
+            let md = c
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(kafka_error)?;
+            let mut tpl = TopicPartitionList::new();
+            for t in md.topics().iter().filter(|t| t.name() == topic) {
+                for p in t.partitions() {
+                    tpl.add_partition(&topic, p.id());
+                }
+            }
+            let committed = c.committed_offsets(tpl, timeout).map_err(kafka_error)?;
+            committed
+                .elements()
+                .iter()
+                .map(|e| {
+                    let done = match e.offset() {
+                        Offset::Offset(o) => o,
+                        _ => 0,
+                    };
+                    c.fetch_watermarks(&topic, e.partition(), timeout)
+                        .map(|(_, end)| (e.partition(), done, end))
+                        .map_err(kafka_error)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|_| BusError::Closed)?
+    }
+
     pub fn committer(&self) -> KafkaCommitter {
         KafkaCommitter {
             consumer: self.consumer.clone(),

@@ -135,12 +135,17 @@ impl Topics {
 pub struct Http {
     /// Address to listen on. Default `127.0.0.1:8080`; use `0.0.0.0:8080` in a container.
     pub listen: SocketAddr,
+    /// How long a source waits for the bus to store an inbound message before
+    /// answering 503 (so the provider retries). Default `10s`.
+    #[serde(with = "humantime_serde_compat")]
+    pub accept_timeout: Duration,
 }
 
 impl Default for Http {
     fn default() -> Self {
         Http {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            accept_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -304,5 +309,14 @@ pub(crate) mod humantime_serde_compat {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}): expected for example 30s, 1m 30s, 500ms"
+            ))
+        })
     }
 }

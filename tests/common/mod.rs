@@ -5,6 +5,16 @@ use std::path::PathBuf;
 
 use smsflow::config::{self, KafkaMode, Pipeline};
 
+pub mod broker;
+
+/// Point `p` at a real broker.
+pub fn on_broker(mut p: Pipeline, brokers: &str, group: &str) -> Pipeline {
+    p.kafka = config::Kafka::with_mode(KafkaMode::Kafka);
+    p.kafka.brokers = Some(brokers.to_owned());
+    p.kafka.group = group.to_owned();
+    p
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
