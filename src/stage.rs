@@ -43,8 +43,13 @@ impl HandleError {
 
 /// What a stage does with one record.
 pub trait Handler: Send + 'static {
-    /// Push the records to produce for `record` into `out`.
-    fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError>;
+    /// Push the records to produce for `record` into `out`. Async for the
+    /// stages that call out (backend sinks); the others never await.
+    fn handle(
+        &mut self,
+        record: &Record,
+        out: &mut Vec<Produce>,
+    ) -> impl std::future::Future<Output = Result<(), HandleError>> + Send;
 }
 
 /// Names and topics a stage loop needs.
@@ -127,7 +132,7 @@ pub async fn run(
         received.inc();
         let started = Instant::now();
         out.clear();
-        match handler.handle(&record, &mut out) {
+        match handler.handle(&record, &mut out).await {
             Ok(()) => {}
             Err(HandleError::Input { kind, message }) => {
                 warn!(stage = %ctx.name, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "dead-lettering record");

@@ -221,9 +221,9 @@ impl Topology {
             let group = format!("{}.{}", p.kafka.group, s.name);
             let reads: Vec<&str> = s.reads.iter().map(String::as_str).collect();
             let consumer = bus.consumer(&group, &reads)?;
-            let handler: Box<dyn Handler> = match &s.kind {
+            let handler: StageHandler = match &s.kind {
                 StageKind::RouterIn => {
-                    Box::new(RouterIn::new(ctx.name.clone(), p, self.table.clone()))
+                    StageHandler::RouterIn(RouterIn::new(ctx.name.clone(), p, self.table.clone()))
                 }
                 StageKind::RouterOut => {
                     let sends = p
@@ -231,7 +231,7 @@ impl Topology {
                         .iter()
                         .map(|b| (b.name().to_owned(), Arc::from(t.send(b.name()).as_str())))
                         .collect();
-                    Box::new(RouterOut::new(
+                    StageHandler::RouterOut(RouterOut::new(
                         ctx.name.clone(),
                         apps_in_order.iter().map(|(_, a)| a.clone()).collect(),
                         sends,
@@ -241,7 +241,7 @@ impl Topology {
                     let Some((_, a)) = apps_in_order.iter().find(|(n, _)| n == app) else {
                         continue;
                     };
-                    Box::new(AppStage::new(a.clone(), Arc::from(t.outbound.as_str())))
+                    StageHandler::App(AppStage::new(a.clone(), Arc::from(t.outbound.as_str())))
                 }
                 StageKind::Backend { backend } => {
                     let Some(cfg) = p.backends.iter().find(|b| b.name() == backend) else {
@@ -257,7 +257,10 @@ impl Topology {
                                 Arc::from(t.inbound.as_str()),
                             ));
                             testers.insert(name.clone(), tester.clone());
-                            Box::new(TesterSink::new(tester, Arc::from(t.events.as_str())))
+                            StageHandler::Tester(TesterSink::new(
+                                tester,
+                                Arc::from(t.events.as_str()),
+                            ))
                         }
                     }
                 }
@@ -311,13 +314,26 @@ impl Topology {
     }
 }
 
-impl Handler for Box<dyn Handler> {
-    fn handle(
+/// The handler of each kind of stage: a closed set, dispatched in one place.
+enum StageHandler {
+    RouterIn(RouterIn),
+    RouterOut(RouterOut),
+    App(AppStage),
+    Tester(TesterSink),
+}
+
+impl Handler for StageHandler {
+    async fn handle(
         &mut self,
         record: &crate::bus::Record,
         out: &mut Vec<crate::bus::Produce>,
     ) -> Result<(), stage::HandleError> {
-        (**self).handle(record, out)
+        match self {
+            StageHandler::RouterIn(h) => h.handle(record, out).await,
+            StageHandler::RouterOut(h) => h.handle(record, out).await,
+            StageHandler::App(h) => h.handle(record, out).await,
+            StageHandler::Tester(h) => h.handle(record, out).await,
+        }
     }
 }
 

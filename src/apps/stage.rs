@@ -19,7 +19,7 @@ impl AppStage {
 }
 
 impl Handler for AppStage {
-    fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
         let msg = decode(schema::routed(), record)?;
         if msg.message.connection.identity.trim().is_empty() {
             return Err(HandleError::input(

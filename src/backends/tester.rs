@@ -200,7 +200,7 @@ impl TesterSink {
 }
 
 impl Handler for TesterSink {
-    fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
         let msg = decode(schema::outbound(), record)?;
         if msg.connection.backend != self.tester.name {
             return Err(HandleError::input(

@@ -98,7 +98,7 @@ pub fn check_inbound(msg: &InboundMessage, backends: &HashSet<String>) -> Result
 }
 
 impl Handler for RouterIn {
-    fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
         let msg = decode(schema::inbound(), record)?;
         check_inbound(&msg, &self.backends)?;
 

@@ -38,7 +38,7 @@ impl RouterOut {
 }
 
 impl Handler for RouterOut {
-    fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
         let mut msg = decode(schema::outbound(), record)?;
         if msg.connection.identity.trim().is_empty() {
             return Err(HandleError::input(
