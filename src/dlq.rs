@@ -2,16 +2,13 @@
 //! could not process and why; `smsflow dlq replay` writes those records back
 //! to the topics they came from, once the cause is fixed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-
-use std::time::Duration;
 
 use anyhow::bail;
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::bus::kafka::{KafkaBus, KafkaConsumer};
+use crate::bus::kafka::{read_to_end, KafkaBus};
 use crate::bus::{Produce, Record};
 use crate::config::{KafkaMode, Pipeline};
 
@@ -73,47 +70,6 @@ async fn kafka(p: &Pipeline) -> anyhow::Result<KafkaBus> {
     Ok(KafkaBus::connect(&p.kafka, &[]).await?)
 }
 
-/// Read `consumer` from its group's committed offsets until every partition
-/// of `topic` is read up to the end it had when we started, then until the
-/// topic is quiet for a second, calling `each` per record. (The quiet second is for brokers whose reported end is
-/// short: tansu 0.6.0 reports the end of a batch of several records as its
-/// first offset + 1.)
-async fn read_to_end(
-    consumer: &mut KafkaConsumer,
-    topic: &str,
-    mut each: impl AsyncFnMut(Record) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    // Partitions with something this group has not read yet.
-    let mut remaining: HashMap<i32, i64> = consumer
-        .progress(topic)
-        .await?
-        .into_iter()
-        .filter(|(_, done, end)| done < end)
-        .map(|(p, _, end)| (p, end))
-        .collect();
-    let mut received = false;
-    loop {
-        // Joining the group takes a few seconds; after that, quiet means done.
-        let wait = match (remaining.is_empty(), received) {
-            (true, true) => Duration::from_secs(1),
-            (true, false) => Duration::from_secs(5),
-            (false, _) => Duration::from_secs(30),
-        };
-        let r = match tokio::time::timeout(wait, consumer.recv()).await {
-            Ok(r) => r?,
-            Err(_) if remaining.is_empty() => return Ok(()),
-            Err(_) => bail!("the dead-letter topic stopped answering before its end"),
-        };
-        if let Some(end) = remaining.get(&r.partition) {
-            if r.offset + 1 >= *end {
-                remaining.remove(&r.partition);
-            }
-        }
-        received = true;
-        each(r).await?;
-    }
-}
-
 /// Every dead letter matching `filter`, oldest first per partition.
 pub async fn list(p: &Pipeline, filter: &Filter) -> anyhow::Result<Vec<DeadLetter>> {
     let bus = kafka(p).await?;
@@ -125,7 +81,7 @@ pub async fn list(p: &Pipeline, filter: &Filter) -> anyhow::Result<Vec<DeadLette
         if filter.matches(&d) {
             out.push(d);
         }
-        Ok(())
+        Ok::<(), anyhow::Error>(())
     })
     .await?;
     Ok(out)

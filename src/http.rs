@@ -18,12 +18,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::backends::tester::Tester;
-use crate::backends::SourceError;
+use crate::backends::{Source, SourceError};
 use crate::metrics;
 
 /// What the handlers share.
 pub struct HttpState {
     pub testers: HashMap<String, Arc<Tester>>,
+    /// Backends whose inbound side is RapidSMS's generic HTTP form.
+    pub sources: HashMap<String, Arc<Source>>,
     /// Set once every stage of this process is running.
     pub ready: Arc<AtomicBool>,
 }
@@ -37,6 +39,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
             "/api/tester/conversations/{identity}",
             get(get_conversation),
         )
+        .route("/backend/{name}/", get(backend_get).post(backend_post))
         .route(
             "/metrics",
             get(|| async {
@@ -162,6 +165,69 @@ async fn post_message(
         Ok(msg) => (StatusCode::ACCEPTED, Json(json!({ "id": msg.id, "backend": tester.name, "identity": msg.connection.identity }))).into_response(),
         Err(SourceError::Invalid { field, message }) => error(StatusCode::BAD_REQUEST, Some(field), message),
         Err(e @ SourceError::Unavailable(_)) => error(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string()),
+    }
+}
+
+/// RapidSMS's generic HTTP backend form: `identity` and `text`.
+#[derive(Deserialize)]
+struct GenericForm {
+    identity: Option<String>,
+    text: Option<String>,
+}
+
+async fn backend_get(
+    State(s): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    Query(form): Query<GenericForm>,
+) -> Response {
+    generic_inbound(&s, &name, form).await
+}
+
+async fn backend_post(
+    State(s): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    form: Result<axum::Form<GenericForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    match form {
+        Ok(axum::Form(f)) => generic_inbound(&s, &name, f).await,
+        Err(r) => error(
+            StatusCode::BAD_REQUEST,
+            None,
+            format!("expected a form with identity and text: {}", r.body_text()),
+        ),
+    }
+}
+
+async fn generic_inbound(s: &HttpState, name: &str, form: GenericForm) -> Response {
+    let Some(source) = s.sources.get(name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            Some("backend"),
+            format!("no HTTP backend {name:?} here"),
+        );
+    };
+    let Some(identity) = form.identity else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("identity"),
+            "missing field identity: the phone number the message comes from",
+        );
+    };
+    let Some(text) = form.text else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("text"),
+            "missing field text: the message",
+        );
+    };
+    match source.accept(&identity, &text, |_| {}).await {
+        Ok(_) => "OK".into_response(),
+        Err(SourceError::Invalid { field, message }) => {
+            error(StatusCode::BAD_REQUEST, Some(field), message)
+        }
+        Err(e @ SourceError::Unavailable(_)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
+        }
     }
 }
 

@@ -193,6 +193,15 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// The id of the `n`-th message `app` wrote in answer to message `cause`:
+/// a UUID v5 of the three, so that handling the same message again (after a
+/// crash, at least once) writes the same ids, and sinks can tell a repeat
+/// from a new message.
+pub fn derived_id(cause: &str, app: &str, n: usize) -> String {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5f1c_0c3e_8a4b_4d2e_9b1a_5d6f_7e8f_9a0b);
+    uuid::Uuid::new_v5(&NAMESPACE, format!("{cause}/{app}/{n}").as_bytes()).to_string()
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> i64 {
     // A clock before 1970 is a broken machine, not input: read it as 0.

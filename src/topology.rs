@@ -17,7 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::apps::{self, stage::AppStage, App};
+use crate::backends::http::{HttpSink, HttpSinkConfig};
+use crate::backends::sent::SentLog;
 use crate::backends::tester::{Tester, TesterSink};
+use crate::backends::Source;
 use crate::bus::{Bus, BusError, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
 use crate::http::{self, HttpState};
@@ -154,6 +157,16 @@ impl Topology {
                 compacted: false,
             })
             .collect();
+        for b in &self.pipeline.backends {
+            if matches!(b, config::Backend::Http { .. }) {
+                specs.push(TopicSpec {
+                    name: sent_topic(t, b.name()),
+                    partitions: t.partitions,
+                    replication: t.replication,
+                    compacted: true,
+                });
+            }
+        }
         specs.push(TopicSpec {
             name: t.contacts.clone(),
             partitions: t.partitions,
@@ -210,6 +223,7 @@ impl Topology {
             .collect();
 
         let mut testers: HashMap<String, Arc<Tester>> = HashMap::new();
+        let mut sources: HashMap<String, Arc<Source>> = HashMap::new();
         let mut started = Vec::new();
         // Consumers join before any source accepts a message, so the embedded
         // bus knows every group and holds records for it.
@@ -247,19 +261,44 @@ impl Topology {
                     let Some(cfg) = p.backends.iter().find(|b| b.name() == backend) else {
                         continue;
                     };
+                    let source = Source::new(
+                        backend,
+                        producer.clone(),
+                        Arc::from(t.inbound.as_str()),
+                        p.http.accept_timeout,
+                    );
                     match cfg {
                         config::Backend::Tester { name, history } => {
-                            let tester = Arc::new(Tester::new(
-                                name,
-                                *history,
-                                p.http.accept_timeout,
-                                producer.clone(),
-                                Arc::from(t.inbound.as_str()),
-                            ));
+                            let tester = Arc::new(Tester::new(name, *history, source));
                             testers.insert(name.clone(), tester.clone());
                             StageHandler::Tester(TesterSink::new(
                                 tester,
                                 Arc::from(t.events.as_str()),
+                            ))
+                        }
+                        config::Backend::Http {
+                            name,
+                            url,
+                            timeout,
+                            attempts,
+                            backoff,
+                        } => {
+                            sources.insert(name.clone(), Arc::new(source));
+                            let sent_topic = Arc::from(sent_topic(t, name).as_str());
+                            let sent = SentLog::restore(&bus, sent_topic, &group)
+                                .await
+                                .with_context(|| format!("cannot read the sent-log of {name}"))?;
+                            let config = HttpSinkConfig {
+                                url: url.clone(),
+                                timeout: *timeout,
+                                attempts: *attempts,
+                                backoff: *backoff,
+                            };
+                            StageHandler::Http(HttpSink::new(
+                                name,
+                                config,
+                                Arc::from(t.events.as_str()),
+                                sent,
                             ))
                         }
                     }
@@ -292,6 +331,7 @@ impl Topology {
             http_addr = listener.local_addr().ok();
             let state = Arc::new(HttpState {
                 testers: testers.clone(),
+                sources: sources.clone(),
                 ready: ready.clone(),
             });
             http_task = Some(tokio::spawn(http::serve(
@@ -314,12 +354,18 @@ impl Topology {
     }
 }
 
+/// The sent-log topic of a backend: `<send topic>.sent`.
+fn sent_topic(t: &config::Topics, backend: &str) -> String {
+    format!("{}.sent", t.send(backend))
+}
+
 /// The handler of each kind of stage: a closed set, dispatched in one place.
 enum StageHandler {
     RouterIn(RouterIn),
     RouterOut(RouterOut),
     App(AppStage),
     Tester(TesterSink),
+    Http(HttpSink),
 }
 
 impl Handler for StageHandler {
@@ -333,6 +379,7 @@ impl Handler for StageHandler {
             StageHandler::RouterOut(h) => h.handle(record, out).await,
             StageHandler::App(h) => h.handle(record, out).await,
             StageHandler::Tester(h) => h.handle(record, out).await,
+            StageHandler::Http(h) => h.handle(record, out).await,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::{App, AppError};
 use crate::bus::{Produce, Record};
+use crate::message::derived_id;
 use crate::schema;
 use crate::stage::{decode, encode, HandleError, Handler};
 
@@ -34,7 +35,10 @@ impl Handler for AppStage {
             },
             message: e.to_string(),
         })?;
-        for reply in replies {
+        for (n, mut reply) in replies.into_iter().enumerate() {
+            // Same input, same ids: a redelivered message does not become a
+            // second, different reply.
+            reply.id = derived_id(&msg.message.id, &msg.app, n);
             out.push(encode(
                 schema::outbound(),
                 &self.outbound,

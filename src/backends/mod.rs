@@ -3,9 +3,19 @@
 //! bus acknowledged) and a *sink* (reads `sms.send.<name>`, delivers, writes
 //! `sms.events`).
 
+pub mod http;
+pub mod sent;
 pub mod tester;
 
-use crate::bus::BusError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::bus::{BusError, Produce, Producer};
+use crate::message::{Connection, InboundMessage};
+use crate::metrics::metrics;
+use crate::schema;
 
 /// Why a source refused an inbound message.
 #[derive(Debug, thiserror::Error)]
@@ -32,4 +42,73 @@ pub fn check_identity(identity: &str) -> Result<&str, SourceError> {
         });
     }
     Ok(id)
+}
+
+/// The inbound side every backend shares: check, write `sms.inbound`, and
+/// return only once the bus stored it (or fail, so the provider retries).
+pub struct Source {
+    pub backend: String,
+    producer: Producer,
+    inbound_topic: Arc<str>,
+    accept_timeout: Duration,
+}
+
+impl Source {
+    pub fn new(
+        backend: &str,
+        producer: Producer,
+        inbound_topic: Arc<str>,
+        accept_timeout: Duration,
+    ) -> Self {
+        Self {
+            backend: backend.to_owned(),
+            producer,
+            inbound_topic,
+            accept_timeout,
+        }
+    }
+
+    /// Accept `text` from `identity`; `prepare` may add the provider's id and fields.
+    pub async fn accept(
+        &self,
+        identity: &str,
+        text: &str,
+        prepare: impl FnOnce(&mut InboundMessage),
+    ) -> Result<InboundMessage, SourceError> {
+        let identity = check_identity(identity)?;
+        if text.is_empty() {
+            return Err(SourceError::Invalid {
+                field: "text",
+                message: "empty text: an SMS has at least one character".into(),
+            });
+        }
+        let mut msg = InboundMessage::new(Connection::new(&self.backend, identity), text);
+        prepare(&mut msg);
+        let payload = schema::inbound()
+            .encode(&msg)
+            .map_err(|e| SourceError::Invalid {
+                field: "text",
+                message: e.to_string(),
+            })?;
+        let stored = self.producer.send_and_wait(Produce::new(
+            self.inbound_topic.clone(),
+            Bytes::from(msg.connection.key()),
+            payload,
+        ));
+        // Past the timeout the bus may still store it later: the provider's
+        // retry then brings a duplicate, never a loss (at least once).
+        tokio::time::timeout(self.accept_timeout, stored)
+            .await
+            .map_err(|_| {
+                SourceError::Unavailable(BusError::Kafka {
+                    message: format!("not stored within {:?}", self.accept_timeout),
+                    retryable: true,
+                })
+            })??;
+        metrics()
+            .received
+            .with_label_values(&[&format!("backend:{}", self.backend)])
+            .inc();
+        Ok(msg)
+    }
 }

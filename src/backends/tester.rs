@@ -7,17 +7,13 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::{check_identity, SourceError};
-use crate::bus::{BusError, Produce, Producer, Record};
-use crate::message::{
-    now_millis, Connection, DeliveryEvent, DeliveryStatus, InboundMessage, OutboundMessage,
-};
+use super::{Source, SourceError};
+use crate::bus::{Produce, Record};
+use crate::message::{now_millis, DeliveryEvent, DeliveryStatus, InboundMessage, OutboundMessage};
 use crate::metrics::metrics;
 use crate::schema;
 use crate::stage::{decode, encode, HandleError, Handler};
@@ -49,27 +45,17 @@ struct Conversations {
 pub struct Tester {
     pub name: String,
     history: usize,
-    accept_timeout: Duration,
-    producer: Producer,
-    inbound_topic: Arc<str>,
+    source: Source,
     state: Mutex<Conversations>,
     replies: broadcast::Sender<OutboundMessage>,
 }
 
 impl Tester {
-    pub fn new(
-        name: &str,
-        history: usize,
-        accept_timeout: Duration,
-        producer: Producer,
-        inbound_topic: Arc<str>,
-    ) -> Self {
+    pub fn new(name: &str, history: usize, source: Source) -> Self {
         Self {
             name: name.to_owned(),
             history: history.max(1),
-            accept_timeout,
-            producer,
-            inbound_topic,
+            source,
             state: Mutex::new(Conversations::default()),
             replies: broadcast::channel(65_536).0,
         }
@@ -82,41 +68,9 @@ impl Tester {
 
     /// Accept a message from `identity`; returns once it is on the bus.
     pub async fn receive(&self, identity: &str, text: &str) -> Result<InboundMessage, SourceError> {
-        let identity = check_identity(identity)?;
-        if text.is_empty() {
-            return Err(SourceError::Invalid {
-                field: "text",
-                message: "empty text: an SMS has at least one character".into(),
-            });
-        }
-        let msg = InboundMessage::new(Connection::new(&self.name, identity), text);
-        let payload = schema::inbound()
-            .encode(&msg)
-            .map_err(|e| SourceError::Invalid {
-                field: "text",
-                message: e.to_string(),
-            })?;
-        let stored = self.producer.send_and_wait(Produce::new(
-            self.inbound_topic.clone(),
-            Bytes::from(msg.connection.key()),
-            payload,
-        ));
-        // Past the timeout the bus may still store it later: the provider's
-        // retry then brings a duplicate, never a loss (at least once).
-        tokio::time::timeout(self.accept_timeout, stored)
-            .await
-            .map_err(|_| {
-                SourceError::Unavailable(BusError::Kafka {
-                    message: format!("not stored within {:?}", self.accept_timeout),
-                    retryable: true,
-                })
-            })??;
-        metrics()
-            .received
-            .with_label_values(&[&format!("backend:{}", self.name)])
-            .inc();
+        let msg = self.source.accept(identity, text, |_| {}).await?;
         self.record(
-            identity,
+            &msg.connection.identity,
             Line {
                 direction: "in",
                 text: msg.text.clone(),

@@ -6,7 +6,7 @@
 //! every second, committed synchronously when partitions are revoked and when
 //! the consumer closes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,6 +211,55 @@ impl KafkaBus {
         Ok(KafkaConsumer {
             consumer: Arc::new(consumer),
         })
+    }
+}
+
+/// Read `consumer` from its group's committed offsets until every partition
+/// of `topic` is read up to the end it had when we started, then until the
+/// topic is quiet for a second, calling `each` per record. (The quiet second is for brokers whose reported end is
+/// short: tansu 0.6.0 reports the end of a batch of several records as its
+/// first offset + 1.)
+pub async fn read_to_end<E: From<BusError>>(
+    consumer: &mut KafkaConsumer,
+    topic: &str,
+    mut each: impl AsyncFnMut(Record) -> Result<(), E>,
+) -> Result<(), E> {
+    let progress = consumer.progress(topic).await?;
+    if progress.iter().all(|(_, _, end)| *end == 0) {
+        return Ok(()); // never written to
+    }
+    // Partitions with something this group has not read yet.
+    let mut remaining: HashMap<i32, i64> = progress
+        .into_iter()
+        .filter(|(_, done, end)| done < end)
+        .map(|(p, _, end)| (p, end))
+        .collect();
+    let mut received = false;
+    loop {
+        // Joining the group takes a few seconds; after that, quiet means done.
+        let wait = match (remaining.is_empty(), received) {
+            (true, true) => Duration::from_secs(1),
+            (true, false) => Duration::from_secs(5),
+            (false, _) => Duration::from_secs(30),
+        };
+        let r = match tokio::time::timeout(wait, consumer.recv()).await {
+            Ok(r) => r?,
+            Err(_) if remaining.is_empty() => return Ok(()),
+            Err(_) => {
+                return Err(BusError::Kafka {
+                    message: format!("{topic} stopped answering before its end"),
+                    retryable: true,
+                }
+                .into())
+            }
+        };
+        if let Some(end) = remaining.get(&r.partition) {
+            if r.offset + 1 >= *end {
+                remaining.remove(&r.partition);
+            }
+        }
+        received = true;
+        each(r).await?;
     }
 }
 

@@ -171,12 +171,30 @@ pub enum Backend {
         #[serde(default = "default_history")]
         history: usize,
     },
+    /// A generic HTTP gateway. Inbound as RapidSMS's generic HTTP backend:
+    /// `GET` or `POST /backend/<name>/` with `identity` and `text` → `200 OK`.
+    /// Outbound: one JSON `POST` per message to `url`, with the message id in
+    /// an `Idempotency-Key` header.
+    Http {
+        name: String,
+        /// Where each outbound message is POSTed.
+        url: String,
+        /// Per request. Default `10s`.
+        #[serde(default = "default_request_timeout", with = "humantime_serde_compat")]
+        timeout: Duration,
+        /// Tries for a transient failure (5xx, 408, 429, no connection). Default 5.
+        #[serde(default = "default_attempts")]
+        attempts: u32,
+        /// Wait before the second try, doubled for each next one (at most 30s). Default `200ms`.
+        #[serde(default = "default_backoff", with = "humantime_serde_compat")]
+        backoff: Duration,
+    },
 }
 
 impl Backend {
     pub fn name(&self) -> &str {
         match self {
-            Backend::Tester { name, .. } => name,
+            Backend::Tester { name, .. } | Backend::Http { name, .. } => name,
         }
     }
 }
@@ -298,6 +316,15 @@ fn default_tester_name() -> String {
 }
 fn default_history() -> usize {
     200
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_backoff() -> Duration {
+    Duration::from_millis(200)
 }
 fn default_response() -> Option<String> {
     Some("Sorry, {project} could not understand your message.".into())

@@ -80,6 +80,19 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
         if let Some(first) = seen.insert(b.name(), i) {
             report(backends.index(i).key("name"), format!("duplicate backend name {:?} (also backends[{first}]): each backend needs its own name", b.name()));
         }
+        if let super::Backend::Http { url, attempts, .. } = b {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                Ok(u) => report(backends.index(i).key("url"), format!("{url:?} is a {} URL: expected http:// or https://", u.scheme())),
+                Err(e) => report(backends.index(i).key("url"), format!("{url:?} is not a URL ({e}): expected for example https://gateway.example/send")),
+            }
+            if *attempts == 0 {
+                report(
+                    backends.index(i).key("attempts"),
+                    "0 attempts: expected at least 1".into(),
+                );
+            }
+        }
         if let Err(why) = topic_name(&t.send(b.name()), false) {
             report(
                 backends.index(i).key("name"),
