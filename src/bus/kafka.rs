@@ -29,6 +29,8 @@ use crate::config::{self, KafkaMode};
 /// A connection to a cluster (its settings; clients are made per stage).
 pub struct KafkaBus {
     base: ClientConfig,
+    /// `consumer.`-prefixed settings from the pipeline, for consumers only.
+    consumer_only: BTreeMap<String, String>,
     /// Present in mock mode: the thread that owns librdkafka's mock cluster.
     mock: Option<MockCluster>,
 }
@@ -84,10 +86,22 @@ impl KafkaBus {
         for (k, v) in defaults {
             base.set(k, v);
         }
+        let mut consumer_only = BTreeMap::new();
         for (k, v) in &cfg.config {
-            base.set(k, v);
+            match k.strip_prefix("consumer.") {
+                Some(key) => {
+                    consumer_only.insert(key.to_owned(), v.clone());
+                }
+                None => {
+                    base.set(k, v);
+                }
+            }
         }
-        let bus = KafkaBus { base, mock };
+        let bus = KafkaBus {
+            base,
+            consumer_only,
+            mock,
+        };
         if bus.mock.is_none() && !topics.is_empty() {
             bus.create_topics(topics).await?;
         }
@@ -200,10 +214,8 @@ impl KafkaBus {
             )
             // Eager rebalancing was seen redelivering tens of thousands of records.
             .set("partition.assignment.strategy", "cooperative-sticky");
-        for (k, v) in self.base.config_map() {
-            if k.starts_with("consumer.") {
-                c.set(k.trim_start_matches("consumer."), v);
-            }
+        for (k, v) in &self.consumer_only {
+            c.set(k, v);
         }
         let consumer: StreamConsumer<CommitOnRevoke> =
             c.create_with_context(CommitOnRevoke).map_err(kafka_error)?;
