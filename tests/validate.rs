@@ -221,3 +221,20 @@ shutdown_timeout: soon
     let lines: Vec<u32> = e.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![2, 5, 7, 9, 12, 13], "{e:#?}");
 }
+
+#[test]
+fn http_backend_needs_a_url_and_tries() {
+    let yaml = GOOD.replace(
+        "  - type: tester\n",
+        "  - type: tester\n  - type: http\n    name: gw\n    url: 'ftp://x'\n    attempts: 0\n",
+    );
+    let e = errors(&yaml);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    at(&e[0], 5, 10, &["\"ftp://x\" is a ftp URL", "http://"]);
+    at(&e[1], 6, 15, &["0 attempts"]);
+    let e = only(&GOOD.replace(
+        "  - type: tester\n",
+        "  - type: tester\n  - type: http\n    name: gw\n    url: 'not a url'\n",
+    ));
+    at(&e, 5, 10, &["is not a URL"]);
+}
