@@ -365,6 +365,8 @@ async fn a_second_router_joining_mid_stream_keeps_order_and_loses_nothing() {
     assert_eq!((o.lost, o.duplicated, o.out_of_order), (0, 0, 0));
     // Both routers did part of the work: the group really was rebalanced.
     for router in [&stages[0], &stages[4]] {
+        let log = std::fs::read_to_string(&router.log).unwrap_or_default();
+        assert!(!log.contains("ERROR"), "a router logged an error:\n{log}");
         let received = routed_by(router.http_addr()).await;
         println!("a router handled {received} records");
         assert!(received > 0, "a router got no partition");

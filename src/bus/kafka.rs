@@ -448,9 +448,20 @@ impl KafkaCommitter {
             .map_err(kafka_error)?;
         match self.consumer.store_offsets(&tpl) {
             Ok(()) => Ok(()),
-            // The partition was revoked meanwhile: its new owner redoes the
-            // record (at-least-once), nothing to store here.
-            Err(KafkaError::StoreOffset(RDKafkaErrorCode::UnknownPartition)) => Ok(()),
+            // The partition was revoked meanwhile (librdkafka answers
+            // `State` for a partition no longer assigned): its new owner
+            // redoes the record (at least once); nothing to store here.
+            Err(KafkaError::StoreOffset(
+                RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::State,
+            )) => {
+                tracing::debug!(
+                    topic,
+                    partition,
+                    offset,
+                    "partition revoked before its record was done"
+                );
+                Ok(())
+            }
             Err(e) => Err(kafka_error(e)),
         }
     }
