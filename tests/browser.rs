@@ -15,12 +15,19 @@ struct Driver {
     child: Child,
     base: String,
     client: reqwest::Client,
+    /// Chromium's profile: its processes are found by it if the test fails
+    /// before the session is closed.
+    profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.profile.path())
+            .status();
     }
 }
 
@@ -41,6 +48,7 @@ impl Driver {
             child,
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
+            profile: tempfile::tempdir().unwrap(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while d
@@ -144,12 +152,11 @@ impl Session<'_> {
 async fn the_tester_page_answers_in_a_real_browser() {
     let smsflow = common::Smsflow::start(common::free_port());
     let driver = Driver::start().await;
-    let profile = tempfile::tempdir().unwrap();
     let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
         "binary": "/usr/bin/chromium",
         "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 format!("--user-data-dir={}", profile.path().display())]
+                 format!("--user-data-dir={}", driver.profile.path().display())]
     }}}});
     let session = driver
         .call(reqwest::Method::POST, "/session", Some(caps))
