@@ -147,24 +147,21 @@ async fn post_message(
         Ok(t) => t,
         Err(r) => return *r,
     };
-    let Some(identity) = body.identity else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            Some("identity"),
-            "missing field identity: the phone number the message comes from",
-        );
-    };
-    let Some(text) = body.text else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            Some("text"),
-            "missing field text: the message",
-        );
-    };
-    match tester.receive(&identity, &text).await {
+    match tester.receive(body.identity.as_deref(), body.text.as_deref()).await {
         Ok(msg) => (StatusCode::ACCEPTED, Json(json!({ "id": msg.id, "backend": tester.name, "identity": msg.connection.identity }))).into_response(),
-        Err(SourceError::Invalid { field, message }) => error(StatusCode::BAD_REQUEST, Some(field), message),
-        Err(e @ SourceError::Unavailable(_)) => error(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string()),
+        Err(e) => source_error(e),
+    }
+}
+
+/// 400 naming the field for a bad request; 503 when the bus cannot store it.
+fn source_error(e: SourceError) -> Response {
+    match e {
+        SourceError::Invalid { field, message } => {
+            error(StatusCode::BAD_REQUEST, Some(field), message)
+        }
+        e @ SourceError::Unavailable(_) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
+        }
     }
 }
 
@@ -206,28 +203,12 @@ async fn generic_inbound(s: &HttpState, name: &str, form: GenericForm) -> Respon
             format!("no HTTP backend {name:?} here"),
         );
     };
-    let Some(identity) = form.identity else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            Some("identity"),
-            "missing field identity: the phone number the message comes from",
-        );
-    };
-    let Some(text) = form.text else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            Some("text"),
-            "missing field text: the message",
-        );
-    };
-    match source.accept(&identity, &text, |_| {}).await {
+    match source
+        .accept(form.identity.as_deref(), form.text.as_deref(), |_| {})
+        .await
+    {
         Ok(_) => "OK".into_response(),
-        Err(SourceError::Invalid { field, message }) => {
-            error(StatusCode::BAD_REQUEST, Some(field), message)
-        }
-        Err(e @ SourceError::Unavailable(_)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
-        }
+        Err(e) => source_error(e),
     }
 }
 

@@ -176,6 +176,21 @@ pub struct DeliveryEvent {
     pub campaign_id: Option<String>,
 }
 
+impl DeliveryEvent {
+    /// `msg` reached `status` now.
+    pub fn now(msg: &OutboundMessage, status: DeliveryStatus) -> Self {
+        Self {
+            message_id: msg.id.clone(),
+            connection: msg.connection.clone(),
+            status,
+            at: now_millis(),
+            provider_id: None,
+            error: None,
+            campaign_id: msg.campaign_id.clone(),
+        }
+    }
+}
+
 /// A person and the connections they use (`sms.contacts`, key = id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contact {

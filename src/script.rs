@@ -119,7 +119,7 @@ pub async fn run(
         last_line = step.line;
         match step.direction {
             Direction::In => {
-                if let Err(e) = tester.receive(&step.identity, &step.text).await {
+                if let Err(e) = tester.receive(Some(&step.identity), Some(&step.text)).await {
                     mismatches.push(Mismatch {
                         line: step.line,
                         identity: step.identity.clone(),

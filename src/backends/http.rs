@@ -151,13 +151,9 @@ impl Handler for HttpSink {
             }
         };
         let event = DeliveryEvent {
-            message_id: msg.id.clone(),
-            connection: msg.connection.clone(),
-            status,
-            at: now_millis(),
             provider_id,
             error,
-            campaign_id: msg.campaign_id.clone(),
+            ..DeliveryEvent::now(&msg, status)
         };
         out.push(encode(
             schema::event(),

@@ -68,13 +68,23 @@ impl Source {
         }
     }
 
-    /// Accept `text` from `identity`; `prepare` may add the provider's id and fields.
+    /// Accept `text` from `identity` (either may be missing from a request:
+    /// that is reported as the field's error); `prepare` may add the
+    /// provider's id and fields.
     pub async fn accept(
         &self,
-        identity: &str,
-        text: &str,
+        identity: Option<&str>,
+        text: Option<&str>,
         prepare: impl FnOnce(&mut InboundMessage),
     ) -> Result<InboundMessage, SourceError> {
+        let identity = identity.ok_or(SourceError::Invalid {
+            field: "identity",
+            message: "missing field identity: the phone number the message comes from".into(),
+        })?;
+        let text = text.ok_or(SourceError::Invalid {
+            field: "text",
+            message: "missing field text: the message".into(),
+        })?;
         let identity = check_identity(identity)?;
         if text.is_empty() {
             return Err(SourceError::Invalid {

@@ -66,8 +66,13 @@ impl Tester {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Accept a message from `identity`; returns once it is on the bus.
-    pub async fn receive(&self, identity: &str, text: &str) -> Result<InboundMessage, SourceError> {
+    /// Accept a message from `identity` (either may be missing from a
+    /// request: that is the field's error); returns once it is on the bus.
+    pub async fn receive(
+        &self,
+        identity: Option<&str>,
+        text: Option<&str>,
+    ) -> Result<InboundMessage, SourceError> {
         let msg = self.source.accept(identity, text, |_| {}).await?;
         self.record(
             &msg.connection.identity,
@@ -177,15 +182,7 @@ impl Handler for TesterSink {
             .reply_latency
             .with_label_values(&[&self.tester.name])
             .observe((now - msg.created_at).max(0) as f64 / 1000.0);
-        let event = DeliveryEvent {
-            message_id: msg.id.clone(),
-            connection: msg.connection.clone(),
-            status: DeliveryStatus::Delivered,
-            at: now,
-            provider_id: None,
-            error: None,
-            campaign_id: msg.campaign_id.clone(),
-        };
+        let event = DeliveryEvent::now(&msg, DeliveryStatus::Delivered);
         out.push(encode(
             schema::event(),
             &self.events,

@@ -1,0 +1,166 @@
+//! The generic HTTP backend on the embedded bus: RapidSMS's inbound form, and
+//! a sink that POSTs JSON with an idempotency key, retries what is transient
+//! and reports each outcome on `sms.events`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use smsflow::config::KafkaMode;
+use smsflow::message::DeliveryStatus;
+use smsflow::schema;
+use smsflow::topology::Topology;
+
+mod common;
+
+/// A provider that fails the first try of "flaky" texts (503) and rejects
+/// "reject" texts (400).
+#[derive(Default)]
+struct Provider {
+    requests: Vec<(String, Value)>,
+}
+
+async fn send(
+    State(p): State<Arc<Mutex<Provider>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut p = p.lock().unwrap();
+    let tries = p.requests.iter().filter(|(k, _)| *k == key).count();
+    p.requests.push((key, body.clone()));
+    match body["text"].as_str().unwrap_or_default() {
+        "flaky" if tries == 0 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "busy"})),
+        ),
+        "reject" => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "bad number"})),
+        ),
+        _ => (StatusCode::OK, Json(json!({"id": format!("prov-{tries}")}))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_http_backend_in_and_out() {
+    let provider = Arc::new(Mutex::new(Provider::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/send", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/send", post(send))
+        .with_state(provider.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let yaml = format!(
+        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: {url}\n    backoff: 10ms\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
+    );
+    let running = Topology::new(common::pipeline_from(&yaml, KafkaMode::Embedded))
+        .unwrap()
+        .start(None, true)
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.http_addr().unwrap());
+    let mut events = running
+        .bus()
+        .consumer("test.events", &["sms.events"])
+        .unwrap();
+    let client = reqwest::Client::new();
+
+    // Inbound: GET with a query, POST with a form; RapidSMS answers "OK".
+    for (i, text) in ["echo hello", "echo flaky", "echo reject"]
+        .iter()
+        .enumerate()
+    {
+        let res = if i % 2 == 0 {
+            client
+                .get(format!("{base}/backend/gw/"))
+                .query(&[("identity", "+15550300"), ("text", text)])
+                .send()
+                .await
+                .unwrap()
+        } else {
+            client
+                .post(format!("{base}/backend/gw/"))
+                .form(&[("identity", "+15550300"), ("text", text)])
+                .send()
+                .await
+                .unwrap()
+        };
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "OK");
+        // One at a time, so the outcomes come in this order.
+        let r = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let e = schema::event().decode(&r.payload).unwrap();
+        match *text {
+            "echo hello" => assert_eq!(
+                (e.status, e.provider_id.as_deref()),
+                (DeliveryStatus::Sent, Some("prov-0"))
+            ),
+            "echo flaky" => assert_eq!(
+                (e.status, e.provider_id.as_deref()),
+                (DeliveryStatus::Sent, Some("prov-1"))
+            ),
+            _ => {
+                assert_eq!(e.status, DeliveryStatus::Failed);
+                assert!(
+                    e.error.as_deref().unwrap_or_default().contains("400"),
+                    "{e:?}"
+                );
+            }
+        }
+    }
+    {
+        let p = provider.lock().unwrap();
+        let (key, body) = &p.requests[0];
+        assert_eq!(body["text"], "hello");
+        assert_eq!(body["identity"], "+15550300");
+        assert_eq!(&body["id"], key, "the idempotency key is the message id");
+        assert_eq!(body["encoding"], "gsm7");
+        assert_eq!(
+            p.requests.len(),
+            4,
+            "hello once, flaky twice (503 then 200), reject once"
+        );
+    }
+
+    // Bad requests name the field.
+    for (query, field) in [
+        (vec![("text", "hi")], "identity"),
+        (vec![("identity", "+1555")], "text"),
+        (vec![("identity", "x"), ("text", "hi")], "identity"),
+    ] {
+        let res = client
+            .get(format!("{base}/backend/gw/"))
+            .query(&query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        assert_eq!(res.json::<Value>().await.unwrap()["field"], field);
+    }
+    assert_eq!(
+        client
+            .get(format!("{base}/backend/nope/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let started = Instant::now();
+    running.shutdown().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
