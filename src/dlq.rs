@@ -74,9 +74,9 @@ async fn kafka(p: &Pipeline) -> anyhow::Result<KafkaBus> {
 pub async fn list(p: &Pipeline, filter: &Filter) -> anyhow::Result<Vec<DeadLetter>> {
     let bus = kafka(p).await?;
     let group = format!("{}.dlq-list.{}", p.kafka.group, crate::message::new_id());
-    let mut consumer = bus.consumer_from(&group, &[&p.topics.dlq], true)?;
+    let (mut consumer, progress) = bus.reader(&group, &p.topics.dlq).await?;
     let mut out = Vec::new();
-    read_to_end(&mut consumer, &p.topics.dlq, async |r| {
+    read_to_end(&mut consumer, &p.topics.dlq, &progress, async |r| {
         let d = DeadLetter::from_record(&r);
         if filter.matches(&d) {
             out.push(d);
@@ -96,11 +96,11 @@ pub async fn list(p: &Pipeline, filter: &Filter) -> anyhow::Result<Vec<DeadLette
 pub async fn replay(p: &Pipeline, filter: &Filter) -> anyhow::Result<usize> {
     let bus = kafka(p).await?;
     let group = format!("{}.dlq-replay", p.kafka.group);
-    let mut consumer = bus.consumer_from(&group, &[&p.topics.dlq], true)?;
+    let (mut consumer, progress) = bus.reader(&group, &p.topics.dlq).await?;
     let committer = consumer.committer();
     let producer = bus.producer()?;
     let mut replayed = 0;
-    read_to_end(&mut consumer, &p.topics.dlq, async |r| {
+    read_to_end(&mut consumer, &p.topics.dlq, &progress, async |r| {
         let d = DeadLetter::from_record(&r);
         if filter.matches(&d) {
             if d.source_topic.is_empty() {

@@ -78,9 +78,9 @@ async fn read_all(
 ) -> Result<(), BusError> {
     // A group of its own that never commits: every start reads it all.
     let group = format!("{group}.restore.{}", crate::message::new_id());
-    let mut consumer = k.consumer_from(&group, &[topic], true)?;
+    let (mut consumer, progress) = k.reader(&group, topic).await?;
     let mut n = 0usize;
-    read_to_end(&mut consumer, topic, async |r| {
+    read_to_end(&mut consumer, topic, &progress, async |r| {
         if let Ok(id) = std::str::from_utf8(r.key.as_deref().unwrap_or_default()) {
             log.remember(id.to_owned());
             n += 1;

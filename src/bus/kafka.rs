@@ -219,39 +219,65 @@ impl KafkaBus {
         }
         let consumer: StreamConsumer<CommitOnRevoke> =
             c.create_with_context(CommitOnRevoke).map_err(kafka_error)?;
-        consumer.subscribe(topics).map_err(kafka_error)?;
+        if !topics.is_empty() {
+            consumer.subscribe(topics).map_err(kafka_error)?;
+        }
         Ok(KafkaConsumer {
             consumer: Arc::new(consumer),
         })
     }
+
+    /// A consumer that reads every partition of `topic` from `group`'s
+    /// committed offsets (or the beginning), by assignment rather than group
+    /// membership: nothing to join, nothing to rebalance. Returns it with
+    /// each partition's (partition, committed, end) for [`read_to_end`].
+    pub async fn reader(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<(KafkaConsumer, Vec<(i32, i64, i64)>), BusError> {
+        let reader = self.consumer_from(group, &[], true)?;
+        let progress = reader.progress(topic).await?;
+        let mut tpl = TopicPartitionList::new();
+        for (p, done, _) in &progress {
+            let start = if *done > 0 {
+                Offset::Offset(*done)
+            } else {
+                Offset::Beginning
+            };
+            tpl.add_partition_offset(topic, *p, start)
+                .map_err(kafka_error)?;
+        }
+        reader.consumer.assign(&tpl).map_err(kafka_error)?;
+        Ok((reader, progress))
+    }
 }
 
-/// Read `consumer` from its group's committed offsets until every partition
-/// of `topic` is read up to the end it had when we started, then until the
-/// topic is quiet for a second, calling `each` per record. (The quiet second is for brokers whose reported end is
-/// short: tansu 0.6.0 reports the end of a batch of several records as its
-/// first offset + 1.)
+/// Read `consumer` (from [`KafkaBus::reader`]) until every partition is read
+/// up to the end it had when the reader was made, then until the topic is
+/// quiet for a second, calling `each` per record. (The quiet second is for
+/// brokers whose reported end is short: tansu 0.6.0 reports the end of a
+/// batch of several records as its first offset + 1.)
 pub async fn read_to_end<E: From<BusError>>(
     consumer: &mut KafkaConsumer,
     topic: &str,
+    progress: &[(i32, i64, i64)],
     mut each: impl AsyncFnMut(Record) -> Result<(), E>,
 ) -> Result<(), E> {
-    let progress = consumer.progress(topic).await?;
     if progress.iter().all(|(_, _, end)| *end == 0) {
         return Ok(()); // never written to
     }
     // Partitions with something this group has not read yet.
     let mut remaining: HashMap<i32, i64> = progress
-        .into_iter()
+        .iter()
         .filter(|(_, done, end)| done < end)
-        .map(|(p, _, end)| (p, end))
+        .map(|(p, _, end)| (*p, *end))
         .collect();
     let mut received = false;
     loop {
-        // Joining the group takes a few seconds; after that, quiet means done.
         let wait = match (remaining.is_empty(), received) {
             (true, true) => Duration::from_secs(1),
-            (true, false) => Duration::from_secs(5),
+            (true, false) => Duration::from_secs(2),
             (false, _) => Duration::from_secs(30),
         };
         let r = match tokio::time::timeout(wait, consumer.recv()).await {
