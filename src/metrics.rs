@@ -102,6 +102,11 @@ pub fn metrics() -> &'static Metrics {
     &M
 }
 
+/// Observe the time from `since_millis` (Unix epoch) to now, in seconds.
+pub fn observe_since(h: &prometheus::Histogram, since_millis: i64) {
+    h.observe((crate::message::now_millis() - since_millis).max(0) as f64 / 1000.0);
+}
+
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     let mut buf = Vec::new();

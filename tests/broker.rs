@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use smsflow::bus::kafka::KafkaBus;
 use smsflow::bus::Produce;
-use smsflow::config::{KafkaMode, Pipeline};
+use smsflow::config::KafkaMode;
 use smsflow::dlq;
 use smsflow::message::{Connection, InboundMessage, OutboundMessage};
 use smsflow::schema;
@@ -17,35 +16,6 @@ use smsflow::topology::Topology;
 use tokio::sync::broadcast;
 
 mod common;
-
-/// Produce `n` inbound `echo` messages from 50 numbers, `per_second` at most.
-async fn load(p: &Pipeline, n: usize, per_second: u64) -> Vec<String> {
-    let bus = KafkaBus::connect(&p.kafka, &[]).await.unwrap();
-    let producer = bus.producer().unwrap();
-    let topic: Arc<str> = Arc::from(p.topics.inbound.as_str());
-    let mut ids = Vec::with_capacity(n);
-    let mut acks = Vec::with_capacity(n);
-    let started = Instant::now();
-    for i in 0..n {
-        let msg = InboundMessage::new(
-            Connection::new("message_tester", format!("+1555000{:04}", i % 50)),
-            format!("echo {i}"),
-        );
-        ids.push(msg.id.clone());
-        let rec = Produce::new(
-            topic.clone(),
-            Bytes::from(msg.connection.key()),
-            schema::inbound().encode(&msg).unwrap(),
-        );
-        acks.push(producer.send(rec).await.unwrap());
-        let due = started + Duration::from_millis(i as u64 * 1000 / per_second);
-        tokio::time::sleep_until(due.into()).await;
-    }
-    for a in acks {
-        a.wait().await.unwrap();
-    }
-    ids
-}
 
 /// Replies seen, by the inbound id they answer.
 fn collect(into: &mut HashMap<String, usize>, rx: &mut broadcast::Receiver<OutboundMessage>) {
@@ -74,7 +44,7 @@ async fn graceful_shutdown_under_load_loses_and_duplicates_nothing() {
     let mut replies_first = first.tester(None).unwrap().subscribe();
     let load_task = tokio::spawn({
         let p = p.clone();
-        async move { load(&p, n, 1000).await }
+        async move { common::load::produce(&p, "message_tester", 50, n, 1000).await }
     });
     // Stop the pipeline in the middle of the load.
     tokio::time::sleep(Duration::from_millis(1500)).await;

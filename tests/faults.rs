@@ -20,13 +20,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use bytes::Bytes;
 use serde_json::{json, Value};
-use smsflow::bus::kafka::KafkaBus;
-use smsflow::bus::Produce;
 use smsflow::config::{self, KafkaMode};
-use smsflow::message::{Connection, InboundMessage};
-use smsflow::schema;
 
 mod common;
 
@@ -209,36 +204,42 @@ shutdown_timeout: 10s
     file
 }
 
-/// Produce `n` messages `echo <i>` from 100 phones, `per_second`, onto sms.inbound
-/// (what a source writes); returns their ids.
+/// A broker, the test provider, a pipeline file and one process per stage.
+struct Harness {
+    _broker: common::broker::Broker,
+    provider: Arc<Mutex<Provider>>,
+    dir: tempfile::TempDir,
+    file: PathBuf,
+    stages: Vec<Stage>,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let broker = common::broker::Broker::start();
+        let (provider, url) = start_provider().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_pipeline(dir.path(), &broker.brokers(), &url);
+        let stages = ["router-in", "app:echo", "router-out", "backend:gateway"]
+            .into_iter()
+            .map(|name| Stage::start(name, &file, dir.path()))
+            .collect();
+        Harness {
+            _broker: broker,
+            provider,
+            dir,
+            file,
+            stages,
+        }
+    }
+}
+
+/// A steady load from 100 phones on the `gateway` backend, in the background.
 fn start_load(file: &Path, n: usize, per_second: u64) -> tokio::task::JoinHandle<Vec<String>> {
     let pipeline = config::load_file(file).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pipeline.kafka.mode, KafkaMode::Kafka);
-    tokio::spawn(async move {
-        let bus = KafkaBus::connect(&pipeline.kafka, &[]).await.unwrap();
-        let producer = bus.producer().unwrap();
-        let topic: Arc<str> = Arc::from(pipeline.topics.inbound.as_str());
-        let mut ids = Vec::with_capacity(n);
-        let mut acks = Vec::new();
-        let started = Instant::now();
-        for i in 0..n {
-            let phone = format!("+1555020{:04}", i % 100);
-            let msg = InboundMessage::new(Connection::new("gateway", phone), format!("echo {i}"));
-            ids.push(msg.id.clone());
-            let rec = Produce::new(
-                topic.clone(),
-                Bytes::from(msg.connection.key()),
-                schema::inbound().encode(&msg).unwrap(),
-            );
-            acks.push(producer.send(rec).await.unwrap());
-            let due = started + Duration::from_millis(i as u64 * 1000 / per_second);
-            tokio::time::sleep_until(due.into()).await;
-        }
-        for a in acks {
-            a.wait().await.unwrap();
-        }
-        ids
-    })
+    tokio::spawn(
+        async move { common::load::produce(&pipeline, "gateway", 100, n, per_second).await },
+    )
 }
 
 /// What reached the provider, once every id was answered (or 4 minutes passed).
@@ -296,14 +297,13 @@ fn print_logs(stages: &[Stage]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_or_stopping_each_stage_loses_and_duplicates_no_reply() {
-    let broker = common::broker::Broker::start();
-    let (provider, url) = start_provider().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_pipeline(dir.path(), &broker.brokers(), &url);
-    let mut stages: Vec<Stage> = ["router-in", "app:echo", "router-out", "backend:gateway"]
-        .into_iter()
-        .map(|name| Stage::start(name, &file, dir.path()))
-        .collect();
+    let Harness {
+        _broker,
+        provider,
+        dir: _dir,
+        file,
+        mut stages,
+    } = Harness::start().await;
 
     let n = 6000;
     let load = start_load(&file, n, 400);
@@ -337,14 +337,13 @@ async fn killing_or_stopping_each_stage_loses_and_duplicates_no_reply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_router_joining_mid_stream_keeps_order_and_loses_nothing() {
-    let broker = common::broker::Broker::start();
-    let (provider, url) = start_provider().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_pipeline(dir.path(), &broker.brokers(), &url);
-    let mut stages: Vec<Stage> = ["router-in", "app:echo", "router-out", "backend:gateway"]
-        .into_iter()
-        .map(|name| Stage::start(name, &file, dir.path()))
-        .collect();
+    let Harness {
+        _broker,
+        provider,
+        dir,
+        file,
+        mut stages,
+    } = Harness::start().await;
 
     let n = 6000;
     let load = start_load(&file, n, 500);

@@ -22,8 +22,8 @@ use serde_json::{json, Value};
 
 use super::sent::SentLog;
 use crate::bus::{Produce, Record};
-use crate::message::{now_millis, DeliveryEvent, DeliveryStatus, OutboundMessage};
-use crate::metrics::metrics;
+use crate::message::{DeliveryEvent, DeliveryStatus, OutboundMessage};
+use crate::metrics::{metrics, observe_since};
 use crate::schema;
 use crate::stage::{decode, encode, HandleError, Handler};
 
@@ -42,6 +42,7 @@ pub struct HttpSink {
     config: HttpSinkConfig,
     events: Arc<str>,
     sent: SentLog,
+    reply_latency: prometheus::Histogram,
 }
 
 impl HttpSink {
@@ -53,6 +54,7 @@ impl HttpSink {
             config,
             events,
             sent,
+            reply_latency: metrics().reply_latency.with_label_values(&[name]),
         }
     }
 
@@ -135,10 +137,7 @@ impl Handler for HttpSink {
         let (status, provider_id, error) = match self.deliver(&msg).await {
             Ok(provider_id) => {
                 out.push(self.sent.record(&msg.id));
-                metrics()
-                    .reply_latency
-                    .with_label_values(&[&self.name])
-                    .observe((now_millis() - msg.created_at).max(0) as f64 / 1000.0);
+                observe_since(&self.reply_latency, msg.created_at);
                 (DeliveryStatus::Sent, provider_id, None)
             }
             Err(why) => {

@@ -48,6 +48,8 @@ pub fn check_identity(identity: &str) -> Result<&str, SourceError> {
 /// return only once the bus stored it (or fail, so the provider retries).
 pub struct Source {
     pub backend: String,
+    /// `smsflow_received_total{stage="backend:<name>"}`, resolved once.
+    received: prometheus::IntCounter,
     producer: Producer,
     inbound_topic: Arc<str>,
     accept_timeout: Duration,
@@ -62,6 +64,9 @@ impl Source {
     ) -> Self {
         Self {
             backend: backend.to_owned(),
+            received: metrics()
+                .received
+                .with_label_values(&[&format!("backend:{backend}")]),
             producer,
             inbound_topic,
             accept_timeout,
@@ -115,10 +120,7 @@ impl Source {
                     retryable: true,
                 })
             })??;
-        metrics()
-            .received
-            .with_label_values(&[&format!("backend:{}", self.backend)])
-            .inc();
+        self.received.inc();
         Ok(msg)
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use super::{Source, SourceError};
 use crate::bus::{Produce, Record};
 use crate::message::{now_millis, DeliveryEvent, DeliveryStatus, InboundMessage, OutboundMessage};
-use crate::metrics::metrics;
+use crate::metrics::{metrics, observe_since};
 use crate::schema;
 use crate::stage::{decode, encode, HandleError, Handler};
 
@@ -150,11 +150,17 @@ impl Tester {
 pub struct TesterSink {
     tester: Arc<Tester>,
     events: Arc<str>,
+    reply_latency: prometheus::Histogram,
 }
 
 impl TesterSink {
     pub fn new(tester: Arc<Tester>, events: Arc<str>) -> Self {
-        Self { tester, events }
+        let reply_latency = metrics().reply_latency.with_label_values(&[&tester.name]);
+        Self {
+            tester,
+            events,
+            reply_latency,
+        }
     }
 }
 
@@ -177,11 +183,7 @@ impl Handler for TesterSink {
                 .inc();
             return Ok(());
         }
-        let now = now_millis();
-        metrics()
-            .reply_latency
-            .with_label_values(&[&self.tester.name])
-            .observe((now - msg.created_at).max(0) as f64 / 1000.0);
+        observe_since(&self.reply_latency, msg.created_at);
         let event = DeliveryEvent::now(&msg, DeliveryStatus::Delivered);
         out.push(encode(
             schema::event(),
