@@ -15,10 +15,14 @@ pub fn text(t: &Topology) -> String {
         p.kafka.mode, p.topics.partitions
     );
     let _ = writeln!(out, "stages:");
+    let chained = t.chained_names();
     for s in t.stages() {
         let note = match &s.kind {
-            StageKind::App { builtin: false, .. } => " (registered in code)",
-            _ => "",
+            StageKind::App { builtin: false, .. } => " (registered in code)".to_owned(),
+            StageKind::RouterIn if !chained.is_empty() => {
+                format!(" (runs chained: {})", chained.join(", "))
+            }
+            _ => String::new(),
         };
         let _ = writeln!(out, "  {}{note}", s.name);
         let _ = writeln!(out, "    reads:  {}", s.reads.join(", "));
@@ -28,9 +32,11 @@ pub fn text(t: &Topology) -> String {
         .apps
         .iter()
         .filter(|a| {
-            !t.stages()
-                .iter()
-                .any(|s| s.name == format!("app:{}", a.name()))
+            !chained.contains(&a.name())
+                && !t
+                    .stages()
+                    .iter()
+                    .any(|s| s.name == format!("app:{}", a.name()))
         })
         .map(|a| a.name())
         .collect();

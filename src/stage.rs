@@ -33,6 +33,13 @@ pub enum HandleError {
 }
 
 impl HandleError {
+    /// The error kind, as counted in `smsflow_errors_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HandleError::Input { kind, .. } | HandleError::Failed { kind, .. } => kind,
+        }
+    }
+
     pub fn input(kind: &'static str, message: impl Into<String>) -> Self {
         HandleError::Input {
             kind,
@@ -221,23 +228,52 @@ async fn mark_done(
 
 /// The dead-letter record: the original key and bytes, and why.
 pub fn dead_letter(ctx: &StageContext, record: &Record, kind: &str, message: &str) -> Produce {
-    let mut p = Produce::new(
-        ctx.dlq.clone(),
+    let source = Source {
+        topic: &record.topic,
+        position: Some((record.partition, record.offset)),
+    };
+    dead_letter_value(
+        &ctx.dlq,
+        &ctx.name,
         record.key.clone().unwrap_or_default(),
         record.payload.clone(),
-    );
-    let h = |v: String| Bytes::from(v);
+        source,
+        kind,
+        message,
+    )
+}
+
+/// Where a dead letter belongs: the topic `smsflow dlq replay` writes it
+/// back to, and the record's place there when it was read from it.
+pub struct Source<'a> {
+    pub topic: &'a str,
+    pub position: Option<(i32, i64)>,
+}
+
+/// A dead-letter record for `payload`, which `stage` could not process.
+pub fn dead_letter_value(
+    dlq: &Arc<str>,
+    stage: &str,
+    key: Bytes,
+    payload: Bytes,
+    source: Source<'_>,
+    kind: &str,
+    message: &str,
+) -> Produce {
+    let mut p = Produce::new(dlq.clone(), key, payload);
+    let h = |v: &str| Bytes::copy_from_slice(v.as_bytes());
     p.headers = vec![
-        ("smsflow.stage".into(), h(ctx.name.to_string())),
-        ("smsflow.error.kind".into(), h(kind.to_owned())),
-        ("smsflow.error.message".into(), h(message.to_owned())),
-        ("smsflow.source.topic".into(), h(record.topic.to_string())),
-        (
-            "smsflow.source.partition".into(),
-            h(record.partition.to_string()),
-        ),
-        ("smsflow.source.offset".into(), h(record.offset.to_string())),
+        ("smsflow.stage".into(), h(stage)),
+        ("smsflow.error.kind".into(), h(kind)),
+        ("smsflow.error.message".into(), h(message)),
+        ("smsflow.source.topic".into(), h(source.topic)),
     ];
+    if let Some((partition, offset)) = source.position {
+        p.headers.extend([
+            ("smsflow.source.partition".into(), h(&partition.to_string())),
+            ("smsflow.source.offset".into(), h(&offset.to_string())),
+        ]);
+    }
     p
 }
 

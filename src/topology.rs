@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::apps::{self, stage::AppStage, App};
+use crate::backends::discard::{DiscardSink, SendHook};
 use crate::backends::http::{HttpSink, HttpSinkConfig};
 use crate::backends::sent::SentLog;
 use crate::backends::tester::{Tester, TesterSink};
@@ -24,7 +25,7 @@ use crate::backends::Source;
 use crate::bus::{Bus, BusError, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
 use crate::http::{self, HttpState};
-use crate::router::{RouteTable, RouterIn, RouterOut};
+use crate::router::{inbound::Chain, RouteTable, RouterIn, RouterOut};
 use crate::stage::{self, Handler, StageContext, StageControl};
 
 /// What a stage is.
@@ -57,6 +58,7 @@ pub struct Topology {
     pipeline: Pipeline,
     table: RouteTable,
     custom: HashMap<String, Arc<dyn App>>,
+    hooks: HashMap<String, SendHook>,
 }
 
 impl Topology {
@@ -75,7 +77,34 @@ impl Topology {
             pipeline,
             table,
             custom: HashMap::new(),
+            hooks: HashMap::new(),
         })
+    }
+
+    /// Call `hook` with each message the `discard` backend `name` would send.
+    pub fn with_send_hook(mut self, name: &str, hook: SendHook) -> Self {
+        self.hooks.insert(name.to_owned(), hook);
+        self
+    }
+
+    /// Whether the app `name` runs in this process (a built-in, or an
+    /// external app registered with [`Topology::with_app`]).
+    fn runs_here(&self, app: &config::App) -> bool {
+        !matches!(app, config::App::External { .. }) || self.custom.contains_key(app.name())
+    }
+
+    /// The names of the apps chained into the router (in).
+    pub fn chained_names(&self) -> Vec<&str> {
+        self.chained().into_iter().map(config::App::name).collect()
+    }
+
+    /// The apps chained into the router (in), in pipeline order.
+    fn chained(&self) -> Vec<&config::App> {
+        self.pipeline
+            .apps
+            .iter()
+            .filter(|a| self.pipeline.chain.includes(a.name()) && self.runs_here(a))
+            .collect()
     }
 
     /// Run `app` for the pipeline's `external` app `name` in this process.
@@ -92,16 +121,27 @@ impl Topology {
     pub fn stages(&self) -> Vec<StageInfo> {
         let p = &self.pipeline;
         let t = &p.topics;
-        let routed: Vec<String> = p.apps.iter().map(|a| t.app(a.name())).collect();
+        let chained = self.chained();
+        let is_chained = |a: &config::App| chained.iter().any(|c| c.name() == a.name());
+        let mut writes: Vec<String> = p
+            .apps
+            .iter()
+            .filter(|a| !is_chained(a))
+            .map(|a| t.app(a.name()))
+            .collect();
+        if !chained.is_empty() {
+            writes.extend(p.backends.iter().map(|b| t.send(b.name())));
+        }
+        writes.push(t.dlq.clone());
         let mut stages = vec![StageInfo {
             name: "router-in".into(),
             kind: StageKind::RouterIn,
             reads: vec![t.inbound.clone()],
-            writes: [routed, vec![t.dlq.clone()]].concat(),
+            writes,
         }];
         for a in &p.apps {
             let builtin = !matches!(a, config::App::External { .. });
-            if builtin || self.custom.contains_key(a.name()) {
+            if self.runs_here(a) && !is_chained(a) {
                 stages.push(StageInfo {
                     name: format!("app:{}", a.name()),
                     kind: StageKind::App {
@@ -158,6 +198,7 @@ impl Topology {
             })
             .collect();
         for b in &self.pipeline.backends {
+            // Sinks that call a provider keep a sent-log.
             if matches!(b, config::Backend::Http { .. }) {
                 specs.push(TopicSpec {
                     name: sent_topic(t, b.name()),
@@ -209,6 +250,15 @@ impl Topology {
         let producer = bus.producer()?;
         let t = &p.topics;
         let dlq: Arc<str> = Arc::from(t.dlq.as_str());
+        if let config::Chain::Apps(names) = &p.chain {
+            for name in names {
+                if let Some(a) = p.apps.iter().find(|a| a.name() == name) {
+                    if !self.runs_here(a) {
+                        bail!("cannot chain app {name:?}: it is external and no implementation was registered in this process (Topology::with_app)");
+                    }
+                }
+            }
+        }
         let apps_in_order: Vec<(String, Arc<dyn App>)> = p
             .apps
             .iter()
@@ -220,6 +270,18 @@ impl Topology {
                     .or_else(|| apps::build(a, &p.project))?;
                 Some((a.name().to_owned(), app))
             })
+            .collect();
+
+        let send_topics: HashMap<String, Arc<str>> = p
+            .backends
+            .iter()
+            .map(|b| (b.name().to_owned(), Arc::from(t.send(b.name()).as_str())))
+            .collect();
+        let all_apps: Vec<Arc<dyn App>> = apps_in_order.iter().map(|(_, a)| a.clone()).collect();
+        let chained: Vec<(String, Arc<dyn App>)> = apps_in_order
+            .iter()
+            .filter(|(name, _)| self.chained().iter().any(|c| c.name() == name))
+            .cloned()
             .collect();
 
         let mut testers: HashMap<String, Arc<Tester>> = HashMap::new();
@@ -237,20 +299,23 @@ impl Topology {
             let consumer = bus.consumer(&group, &reads)?;
             let handler: StageHandler = match &s.kind {
                 StageKind::RouterIn => {
-                    StageHandler::RouterIn(RouterIn::new(ctx.name.clone(), p, self.table.clone()))
+                    let mut router = RouterIn::new(ctx.name.clone(), p, self.table.clone());
+                    if !chained.is_empty() {
+                        let out = RouterOut::new(&s.name, all_apps.clone(), send_topics.clone());
+                        router = router.with_chain(Chain::new(
+                            chained.clone(),
+                            out,
+                            Arc::from(t.outbound.as_str()),
+                            dlq.clone(),
+                        ));
+                    }
+                    StageHandler::RouterIn(router)
                 }
-                StageKind::RouterOut => {
-                    let sends = p
-                        .backends
-                        .iter()
-                        .map(|b| (b.name().to_owned(), Arc::from(t.send(b.name()).as_str())))
-                        .collect();
-                    StageHandler::RouterOut(RouterOut::new(
-                        ctx.name.clone(),
-                        apps_in_order.iter().map(|(_, a)| a.clone()).collect(),
-                        sends,
-                    ))
-                }
+                StageKind::RouterOut => StageHandler::RouterOut(RouterOut::new(
+                    &s.name,
+                    all_apps.clone(),
+                    send_topics.clone(),
+                )),
                 StageKind::App { app, .. } => {
                     let Some((_, a)) = apps_in_order.iter().find(|(n, _)| n == app) else {
                         continue;
@@ -299,6 +364,13 @@ impl Topology {
                                 config,
                                 Arc::from(t.events.as_str()),
                                 sent,
+                            ))
+                        }
+                        config::Backend::Discard { name } => {
+                            sources.insert(name.clone(), Arc::new(source));
+                            StageHandler::Discard(DiscardSink::new(
+                                name,
+                                self.hooks.get(name).cloned(),
                             ))
                         }
                     }
@@ -366,6 +438,7 @@ enum StageHandler {
     App(AppStage),
     Tester(TesterSink),
     Http(HttpSink),
+    Discard(DiscardSink),
 }
 
 impl Handler for StageHandler {
@@ -380,6 +453,7 @@ impl Handler for StageHandler {
             StageHandler::App(h) => h.handle(record, out).await,
             StageHandler::Tester(h) => h.handle(record, out).await,
             StageHandler::Http(h) => h.handle(record, out).await,
+            StageHandler::Discard(h) => h.handle(record, out).await,
         }
     }
 }

@@ -48,6 +48,27 @@ async fn scripts_pass_on_the_kafka_mock_cluster() {
     run_all_scripts(common::demo(KafkaMode::Mock)).await;
 }
 
+/// Chained, the router runs the apps and the outgoing phase itself: the
+/// conversations must not change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_pass_chained_on_the_embedded_bus() {
+    let mut p = common::demo(KafkaMode::Embedded);
+    p.chain = smsflow::config::Chain::Every(true);
+    run_all_scripts(p).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_pass_chained_on_a_real_broker() {
+    let broker = common::broker::Broker::start();
+    let mut p = common::on_broker(
+        common::demo(KafkaMode::Embedded),
+        &broker.brokers(),
+        "scripts-chained",
+    );
+    p.chain = smsflow::config::Chain::Every(true);
+    run_all_scripts(p).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_pass_on_a_real_broker() {
     let broker = common::broker::Broker::start();

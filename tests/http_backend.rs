@@ -164,3 +164,58 @@ async fn generic_http_backend_in_and_out() {
     running.shutdown().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// The discard backend (the load-test pipeline's): the same GET inbound,
+/// and a sink that hands each message to its hook instead of a provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discard_backend_takes_inbound_and_sends_nothing() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/loadtest.yaml"
+    ))
+    .unwrap();
+    let mut p = common::pipeline_from(&text, KafkaMode::Embedded);
+    p.http.listen = "127.0.0.1:0".parse().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook_seen = seen.clone();
+    let running = Topology::new(p)
+        .unwrap()
+        .with_send_hook(
+            "load",
+            Arc::new(move |m: &smsflow::message::OutboundMessage| {
+                hook_seen
+                    .lock()
+                    .unwrap()
+                    .push((m.connection.key(), m.text.clone()))
+            }),
+        )
+        .start(None, true)
+        .await
+        .unwrap();
+    let base = format!("http://{}/backend/load/", running.http_addr().unwrap());
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(&base)
+        .query(&[("identity", "+15550123"), ("text", "echo discard me")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let bad = client
+        .get(&base)
+        .query(&[("identity", "not a number"), ("text", "echo x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the sink never saw the reply");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.shutdown().await.unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![("load:+15550123".to_owned(), "discard me".to_owned())]
+    );
+}

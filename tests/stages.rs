@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use smsflow::apps::{respond, App, AppError, Outgoing};
 use smsflow::bus::{Produce, Record};
-use smsflow::config::KafkaMode;
+use smsflow::config::{Chain, KafkaMode};
 use smsflow::message::{Connection, InboundMessage, OutboundMessage, RoutedMessage};
 use smsflow::metrics::metrics;
 use smsflow::schema;
@@ -242,6 +242,82 @@ async fn failing_app_taps_filters_and_outgoing_phase_on_a_real_broker() {
     failing_app_taps_filters_and_outgoing_phase(p).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chained_failing_app_taps_filters_and_outgoing_phase_on_the_embedded_bus() {
+    let mut p = common::pipeline_from(PIPELINE, KafkaMode::Embedded);
+    p.chain = Chain::Every(true);
+    failing_app_taps_filters_and_outgoing_phase(p).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chained_failing_app_taps_filters_and_outgoing_phase_on_a_real_broker() {
+    let broker = common::broker::Broker::start();
+    let mut p = common::on_broker(
+        common::pipeline_from(PIPELINE, KafkaMode::Embedded),
+        &broker.brokers(),
+        "chained-apps",
+    );
+    p.chain = Chain::Apps(vec!["flaky".into(), "audit".into(), "echo".into()]);
+    failing_app_taps_filters_and_outgoing_phase(p).await;
+}
+
+/// Answers over a backend the pipeline does not have.
+struct Stray;
+impl App for Stray {
+    fn handle(&self, msg: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError> {
+        let mut reply = respond(msg, "lost?");
+        reply.connection = Connection::new("nowhere", "+15550099");
+        Ok(vec![reply, respond(msg, "but this one arrives")])
+    }
+}
+
+/// A chained app's reply that the outgoing phase rejects is dead-lettered as
+/// router (out) would, with `sms.outbound` as the topic to replay it to; the
+/// message's other replies still go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chained_reply_rejected_by_the_outgoing_phase_is_dead_lettered() {
+    let mut p = common::pipeline_from(
+        "
+backends:
+  - type: tester
+routes:
+  - app: stray
+    keyword: stray
+apps:
+  - name: stray
+    type: external
+chain: [stray]
+",
+        KafkaMode::Embedded,
+    );
+    p.project = "Chained".into();
+    let running = Topology::new(p)
+        .unwrap()
+        .with_app("stray", Arc::new(Stray))
+        .start(None, false)
+        .await
+        .unwrap();
+    let mut dlq = running.bus().consumer("test.dlq", &["sms.dlq"]).unwrap();
+    converse(
+        &running,
+        "+15550020 > stray away\n+15550020 < but this one arrives\n",
+    )
+    .await;
+    let r = tokio::time::timeout(Duration::from_secs(20), dlq.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(header(&r, "smsflow.stage"), "router-out");
+    assert_eq!(header(&r, "smsflow.error.kind"), "invalid");
+    assert_eq!(header(&r, "smsflow.source.topic"), "sms.outbound");
+    assert!(r.header("smsflow.source.offset").is_none());
+    assert!(header(&r, "smsflow.error.message").contains("\"nowhere\""));
+    let dead = schema::outbound().decode(&r.payload).unwrap();
+    assert_eq!(dead.text, "lost?");
+    assert_eq!(r.key_str(), "nowhere:+15550099");
+    running.shutdown().await.unwrap();
+}
+
 async fn failing_app_taps_filters_and_outgoing_phase(pipeline: smsflow::config::Pipeline) {
     let audit = Arc::new(Audit::default());
     let running = start(pipeline, audit.clone()).await;
@@ -270,13 +346,14 @@ async fn failing_app_taps_filters_and_outgoing_phase(pipeline: smsflow::config::
         .with_label_values(&["app:flaky", "app"])
         .get();
     assert!(failed - failed_before >= 1, "the failure was not counted");
-    assert!(
+    // Chained, the router (in) runs the outgoing phase.
+    let cancelled = |stage| {
         metrics()
             .dropped
-            .with_label_values(&["router-out", "cancelled"])
+            .with_label_values(&[stage, "cancelled"])
             .get()
-            >= 1
-    );
+    };
+    assert!(cancelled("router-out") + cancelled("router-in") >= 1);
     assert!(
         metrics()
             .dropped

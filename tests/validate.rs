@@ -238,3 +238,14 @@ fn http_backend_needs_a_url_and_tries() {
     ));
     at(&e, 5, 10, &["is not a URL"]);
 }
+
+#[test]
+fn chain_names_apps_that_exist() {
+    let e = only(&format!("{GOOD}chain: [echo, ehco]\n"));
+    at(&e, 8, 15, &["no app \"ehco\" to chain", "echo, default"]);
+    assert_eq!(e.path.to_string(), "chain[1]");
+    let e = only(&format!("{GOOD}chain: 3\n"));
+    at(&e, 8, 8, &["expected true, false or a list of app names"]);
+    let p = load_str(&format!("{GOOD}chain: true\n"), &|_| None).unwrap();
+    assert!(p.chain.includes("echo"));
+}

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{App, AppError};
 use crate::bus::{Produce, Record};
-use crate::message::derived_id;
+use crate::message::{derived_id, OutboundMessage, RoutedMessage};
 use crate::schema;
 use crate::stage::{decode, encode, HandleError, Handler};
 
@@ -19,6 +19,24 @@ impl AppStage {
     }
 }
 
+/// Run `app` on `msg` and return its replies, with ids derived from the
+/// message: the same input gives the same ids, so a redelivered message does
+/// not become a second, different reply. (App stages and the chained router
+/// both call this.)
+pub fn replies(app: &dyn App, msg: &RoutedMessage) -> Result<Vec<OutboundMessage>, HandleError> {
+    let mut replies = app.handle(msg).map_err(|e| HandleError::Failed {
+        kind: match e {
+            AppError::Input(_) => "app_input",
+            AppError::Failed(_) => "app",
+        },
+        message: e.to_string(),
+    })?;
+    for (n, reply) in replies.iter_mut().enumerate() {
+        reply.id = derived_id(&msg.message.id, &msg.app, n);
+    }
+    Ok(replies)
+}
+
 impl Handler for AppStage {
     async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
         let msg = decode(schema::routed(), record)?;
@@ -28,17 +46,7 @@ impl Handler for AppStage {
                 "empty identity in connection",
             ));
         }
-        let replies = self.app.handle(&msg).map_err(|e| HandleError::Failed {
-            kind: match e {
-                AppError::Input(_) => "app_input",
-                AppError::Failed(_) => "app",
-            },
-            message: e.to_string(),
-        })?;
-        for (n, mut reply) in replies.into_iter().enumerate() {
-            // Same input, same ids: a redelivered message does not become a
-            // second, different reply.
-            reply.id = derived_id(&msg.message.id, &msg.app, n);
+        for reply in replies(self.app.as_ref(), &msg)? {
             out.push(encode(
                 schema::outbound(),
                 &self.outbound,

@@ -3,6 +3,7 @@
 //! bus acknowledged) and a *sink* (reads `sms.send.<name>`, delivers, writes
 //! `sms.events`).
 
+pub mod discard;
 pub mod http;
 pub mod sent;
 pub mod tester;

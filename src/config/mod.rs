@@ -125,7 +125,7 @@ pub(crate) fn locate(root: &Node, path: &Path) -> (u32, u32) {
     best
 }
 
-const TOP_LEVEL: [&str; 11] = [
+const TOP_LEVEL: [&str; 12] = [
     "project",
     "kafka",
     "topics",
@@ -136,6 +136,7 @@ const TOP_LEVEL: [&str; 11] = [
     "default_app",
     "taps",
     "apps",
+    "chain",
     "shutdown_timeout",
 ];
 
@@ -196,6 +197,7 @@ impl Reader<'_> {
         let default_app: Option<String> = self.optional(&top.key("default_app"));
         let taps = self.optional(&top.key("taps")).unwrap_or_default();
         let apps: Vec<App> = self.list(&top.key("apps"), true);
+        let chain = self.chain(&top.key("chain"));
         let shutdown_timeout = self.duration(&top.key("shutdown_timeout"), Duration::from_secs(30));
         // RapidSMS puts contrib.default last in INSTALLED_APPS; here the app
         // named `default` answers unmatched messages unless told otherwise.
@@ -215,6 +217,7 @@ impl Reader<'_> {
             default_app,
             taps,
             apps,
+            chain,
             shutdown_timeout,
         })
     }
@@ -316,6 +319,40 @@ impl Reader<'_> {
                 }
             },
             _ => self.typed(node, path),
+        }
+    }
+
+    /// `chain:` — `true`, `false` or a list of app names.
+    fn chain(&mut self, path: &Path) -> Chain {
+        let Some(node) = self.root.get(path) else {
+            return Chain::default();
+        };
+        match &node.kind {
+            Kind::Null => Chain::default(),
+            Kind::Bool(b) => Chain::Every(*b),
+            Kind::Seq(items) => {
+                let mut names = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(name) => names.push(name.to_owned()),
+                        None => self.error(
+                            &path.index(i),
+                            format!("{} is not an app name", item.describe()),
+                        ),
+                    }
+                }
+                Chain::Apps(names)
+            }
+            _ => {
+                self.error(
+                    path,
+                    format!(
+                        "{} cannot say which apps to chain: expected true, false or a list of app names",
+                        node.describe()
+                    ),
+                );
+                Chain::default()
+            }
         }
     }
 

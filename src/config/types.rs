@@ -30,9 +30,41 @@ pub struct Pipeline {
     pub taps: Vec<String>,
     /// The apps, in order: the outgoing phase runs them in reverse.
     pub apps: Vec<App>,
+    /// Apps run inside the router (in) instead of as stages of their own:
+    /// `false` (default), `true` (every app this process runs) or a list of names.
+    pub chain: Chain,
     /// How long a graceful shutdown may take before stages are stopped hard.
     #[serde(with = "humantime_serde_compat")]
     pub shutdown_timeout: Duration,
+}
+
+/// `chain:` — which apps are chained into the router (in): the router runs
+/// them and their replies' outgoing phase in the same step, in memory, and
+/// writes `sms.send.<backend>` directly. Two Kafka hops fewer per message;
+/// `sms.app.<app>` and `sms.outbound` then do not carry those messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Chain {
+    /// `true`: every app this process runs; `false`: none.
+    Every(bool),
+    /// These apps, by name.
+    Apps(Vec<String>),
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain::Every(false)
+    }
+}
+
+impl Chain {
+    /// Whether the app `name` is chained (given it runs in this process).
+    pub fn includes(&self, name: &str) -> bool {
+        match self {
+            Chain::Every(all) => *all,
+            Chain::Apps(names) => names.iter().any(|n| n == name),
+        }
+    }
 }
 
 /// `kafka:` — a bare string `embedded` / `mock`, or this mapping.
@@ -189,12 +221,18 @@ pub enum Backend {
         #[serde(default = "default_backoff", with = "humantime_serde_compat")]
         backoff: Duration,
     },
+    /// Accepts inbound messages like the generic HTTP backend and discards
+    /// what it should send (counted, with no delivery events): for load tests
+    /// and dry runs.
+    Discard { name: String },
 }
 
 impl Backend {
     pub fn name(&self) -> &str {
         match self {
-            Backend::Tester { name, .. } | Backend::Http { name, .. } => name,
+            Backend::Tester { name, .. }
+            | Backend::Http { name, .. }
+            | Backend::Discard { name } => name,
         }
     }
 }

@@ -170,6 +170,21 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
         }
     }
 
+    if let super::Chain::Apps(names) = &p.chain {
+        for (i, name) in names.iter().enumerate() {
+            if !p.apps.iter().any(|a| a.name() == name) {
+                let known: Vec<&str> = p.apps.iter().map(App::name).collect();
+                report(
+                    top.key("chain").index(i),
+                    format!(
+                        "no app {name:?} to chain; the apps are: {}",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
     if let Err(route_errors) = RouteTable::build(p) {
         for (path, message) in route_errors {
             report(path, message);

@@ -4,17 +4,29 @@
 //! filter (blocked numbers) → parse (contact) → the route table, first match
 //! wins → the default app when nothing matched → taps, which see every
 //! message that passed the filters.
+//!
+//! Apps *chained* into the router (`chain:` in the pipeline) are run right
+//! here instead of on their own stage, and so is the outgoing phase of their
+//! replies: the router writes `sms.send.<backend>` directly. The record's
+//! offset is still stored only once those outputs are acknowledged, and
+//! reply ids are still derived from the message, so the guarantees are the
+//! same as with the extra hops.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use tracing::error;
+
+use super::outbound::RouterOut;
 use super::table::{Matched, RouteTable};
+use crate::apps::{stage::replies, App};
 use crate::bus::{Produce, Record};
 use crate::config::Pipeline;
 use crate::message::{InboundMessage, RoutedMessage};
 use crate::metrics::metrics;
 use crate::schema;
-use crate::stage::{decode, encode, HandleError, Handler};
+use crate::stage::{self, decode, encode, HandleError, Handler};
 
 /// The incoming router's state, compiled once from the pipeline.
 pub struct RouterIn {
@@ -23,6 +35,119 @@ pub struct RouterIn {
     blocked: HashSet<String>,
     app_topics: HashMap<Arc<str>, Arc<str>>,
     backends: HashSet<String>,
+    chain: Option<Chain>,
+}
+
+/// Apps chained into the router, and the outgoing phase for their replies.
+pub struct Chain {
+    apps: HashMap<Arc<str>, ChainedApp>,
+    out: RouterOut,
+    /// Where a reply would have gone unchained: dead letters' source topic.
+    outbound: Arc<str>,
+    dlq: Arc<str>,
+}
+
+struct ChainedApp {
+    app: Arc<dyn App>,
+    /// `app:<name>`: chained apps keep their stage's metrics.
+    stage: String,
+    received: prometheus::IntCounter,
+}
+
+impl Chain {
+    /// `apps` by name; `out` is the outgoing phase (a [`RouterOut`]).
+    pub fn new(
+        apps: Vec<(String, Arc<dyn App>)>,
+        out: RouterOut,
+        outbound: Arc<str>,
+        dlq: Arc<str>,
+    ) -> Self {
+        let apps = apps
+            .into_iter()
+            .map(|(name, app)| {
+                let stage = format!("app:{name}");
+                let received = metrics().received.with_label_values(&[&stage]);
+                let chained = ChainedApp {
+                    app,
+                    stage,
+                    received,
+                };
+                (Arc::from(name.as_str()), chained)
+            })
+            .collect();
+        Chain {
+            apps,
+            out,
+            outbound,
+            dlq,
+        }
+    }
+
+    /// Run the chained app on `routed`, its replies through the outgoing
+    /// phase, and push them for their backends. An app failure is counted
+    /// and logged as the app stage would (no replies); a reply the outgoing
+    /// phase rejects is dead-lettered as router (out) would.
+    fn run(
+        &self,
+        chained: &ChainedApp,
+        routed: &RoutedMessage,
+        record: &Record,
+        out: &mut Vec<Produce>,
+    ) -> Result<(), HandleError> {
+        chained.received.inc();
+        let replies = match replies(chained.app.as_ref(), routed) {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = e.kind();
+                error!(stage = %chained.stage, topic = %record.topic, partition = record.partition, offset = record.offset, kind, message = %e, "record failed, no output");
+                metrics()
+                    .errors
+                    .with_label_values(&[&chained.stage, kind])
+                    .inc();
+                return Ok(());
+            }
+        };
+        for mut reply in replies {
+            match self.out.prepare(&mut reply) {
+                Ok(Some(topic)) => out.push(encode(
+                    schema::outbound(),
+                    &topic,
+                    &reply.connection,
+                    &reply,
+                )?),
+                Ok(None) => {}
+                Err(e) => {
+                    let kind = e.kind();
+                    let message = e.to_string();
+                    error!(stage = "router-out", chained_in = %record.topic, kind, %message, "dead-lettering a chained reply");
+                    let m = metrics();
+                    m.errors.with_label_values(&["router-out", kind]).inc();
+                    m.dead_lettered.with_label_values(&["router-out"]).inc();
+                    let payload =
+                        schema::outbound()
+                            .encode(&reply)
+                            .map_err(|e| HandleError::Failed {
+                                kind: "encode",
+                                message: e.to_string(),
+                            })?;
+                    let source = stage::Source {
+                        topic: &self.outbound,
+                        position: None,
+                    };
+                    out.push(stage::dead_letter_value(
+                        &self.dlq,
+                        "router-out",
+                        Bytes::from(reply.connection.key()),
+                        Bytes::from(payload),
+                        source,
+                        kind,
+                        &message,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl RouterIn {
@@ -42,16 +167,26 @@ impl RouterIn {
                 })
                 .collect(),
             backends: p.backends.iter().map(|b| b.name().to_owned()).collect(),
+            chain: None,
         }
     }
 
-    fn routed(
+    /// Run the chained apps here (see the module docs).
+    pub fn with_chain(mut self, chain: Chain) -> Self {
+        self.chain = Some(chain);
+        self
+    }
+
+    /// Hand `msg` to `app`: on its topic, or to the app itself when chained.
+    fn deliver(
         &self,
+        record: &Record,
         msg: &InboundMessage,
         app: &Arc<str>,
         route: &str,
         matched: Matched,
-    ) -> Result<Produce, HandleError> {
+        out: &mut Vec<Produce>,
+    ) -> Result<(), HandleError> {
         let routed = RoutedMessage {
             message: msg.clone(),
             app: app.to_string(),
@@ -60,13 +195,21 @@ impl RouterIn {
             captures: matched.captures,
             contact: None,
         };
+        if let Some((chain, chained)) = self
+            .chain
+            .as_ref()
+            .and_then(|c| Some((c, c.apps.get(app)?)))
+        {
+            return chain.run(chained, &routed, record, out);
+        }
         // Validation guarantees every routed app has a topic.
         let topic = self
             .app_topics
             .get(app)
             .cloned()
             .unwrap_or_else(|| app.clone());
-        encode(schema::routed(), &topic, &msg.connection, &routed)
+        out.push(encode(schema::routed(), &topic, &msg.connection, &routed)?);
+        Ok(())
     }
 
     fn drop(&self, reason: &str) {
@@ -119,13 +262,15 @@ impl Handler for RouterIn {
         };
         let handled_by = target.as_ref().map(|(app, _, _)| app.clone());
         match target {
-            Some((app, route, matched)) => out.push(self.routed(&msg, &app, &route, matched)?),
+            Some((app, route, matched)) => {
+                self.deliver(record, &msg, &app, &route, matched, out)?
+            }
             None => self.drop("unrouted"),
         }
         // taps see everything that passed the filters, once each.
         for tap in &self.table.taps {
             if handled_by.as_ref() != Some(tap) {
-                out.push(self.routed(&msg, tap, "tap", Matched::default())?);
+                self.deliver(record, &msg, tap, "tap", Matched::default(), out)?;
             }
         }
         Ok(())

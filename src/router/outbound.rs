@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use crate::apps::{App, Outgoing};
 use crate::bus::{Produce, Record};
+use crate::message::OutboundMessage;
 use crate::metrics::metrics;
 use crate::schema;
 use crate::sms;
 use crate::stage::{decode, encode, HandleError, Handler};
 
 pub struct RouterOut {
-    stage: Arc<str>,
+    /// `smsflow_dropped_total{stage, reason="cancelled"}`, resolved once.
+    cancelled: prometheus::IntCounter,
     /// In reverse app order, as RapidSMS runs the outgoing phase.
     apps: Vec<Arc<dyn App>>,
     send_topics: HashMap<String, Arc<str>>,
@@ -24,22 +26,22 @@ pub struct RouterOut {
 impl RouterOut {
     /// `apps` in pipeline order; `send_topics` maps backend name → topic.
     pub fn new(
-        stage: Arc<str>,
+        stage: &str,
         mut apps: Vec<Arc<dyn App>>,
         send_topics: HashMap<String, Arc<str>>,
     ) -> Self {
         apps.reverse();
         Self {
-            stage,
+            cancelled: metrics().dropped.with_label_values(&[stage, "cancelled"]),
             apps,
             send_topics,
         }
     }
-}
 
-impl Handler for RouterOut {
-    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
-        let mut msg = decode(schema::outbound(), record)?;
+    /// The outgoing phase for one message: check it, let every app alter or
+    /// cancel it, set encoding and segments. Returns the topic to send it on,
+    /// or `None` when an app cancelled it.
+    pub fn prepare(&self, msg: &mut OutboundMessage) -> Result<Option<Arc<str>>, HandleError> {
         if msg.connection.identity.trim().is_empty() {
             return Err(HandleError::input(
                 "invalid",
@@ -57,18 +59,24 @@ impl Handler for RouterOut {
             ));
         };
         for app in &self.apps {
-            if app.outgoing(&mut msg) == Outgoing::Cancel {
-                metrics()
-                    .dropped
-                    .with_label_values(&[&self.stage, "cancelled"])
-                    .inc();
-                return Ok(());
+            if app.outgoing(msg) == Outgoing::Cancel {
+                self.cancelled.inc();
+                return Ok(None);
             }
         }
         let (encoding, segments) = sms::analyze(&msg.text);
         msg.encoding = Some(encoding);
         msg.segments = segments;
-        out.push(encode(schema::outbound(), &topic, &msg.connection, &msg)?);
+        Ok(Some(topic))
+    }
+}
+
+impl Handler for RouterOut {
+    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+        let mut msg = decode(schema::outbound(), record)?;
+        if let Some(topic) = self.prepare(&mut msg)? {
+            out.push(encode(schema::outbound(), &topic, &msg.connection, &msg)?);
+        }
         Ok(())
     }
 }

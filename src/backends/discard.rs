@@ -1,0 +1,41 @@
+//! The discard backend: a source like the generic HTTP backend's, and a sink
+//! that sends nothing. Load tests and dry runs point a pipeline at it: every
+//! stage up to the provider call does its real work, and the sink counts what
+//! it would have sent.
+
+use std::sync::Arc;
+
+use crate::bus::{Produce, Record};
+use crate::message::OutboundMessage;
+use crate::metrics::{metrics, observe_since};
+use crate::schema;
+use crate::stage::{decode, HandleError, Handler};
+
+/// Called with each message a discard sink would send, where a real sink calls
+/// its provider (a load generator measures its latency here).
+pub type SendHook = Arc<dyn Fn(&OutboundMessage) + Send + Sync>;
+
+pub struct DiscardSink {
+    hook: Option<SendHook>,
+    reply_latency: prometheus::Histogram,
+}
+
+impl DiscardSink {
+    pub fn new(name: &str, hook: Option<SendHook>) -> Self {
+        Self {
+            hook,
+            reply_latency: metrics().reply_latency.with_label_values(&[name]),
+        }
+    }
+}
+
+impl Handler for DiscardSink {
+    async fn handle(&mut self, record: &Record, _: &mut Vec<Produce>) -> Result<(), HandleError> {
+        let msg = decode(schema::outbound(), record)?;
+        if let Some(hook) = &self.hook {
+            hook(&msg);
+        }
+        observe_since(&self.reply_latency, msg.created_at);
+        Ok(())
+    }
+}
