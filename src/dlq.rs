@@ -122,7 +122,7 @@ pub async fn replay(p: &Pipeline, filter: &Filter) -> anyhow::Result<usize> {
             producer.send(out).await?.wait().await?;
             replayed += 1;
         }
-        committer.done(&r.topic, r.partition, r.offset)?;
+        committer.done(&[(&r.topic, r.partition, r.offset)])?;
         Ok(())
     })
     .await?;

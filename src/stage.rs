@@ -100,6 +100,7 @@ pub async fn run(
     // Acks are awaited in a second task so the stage keeps handling records
     // while earlier outputs are in flight; the channel bound is the window.
     let (pending_tx, pending_rx) = mpsc::channel::<Pending>(4096);
+    consumer.ignore_headers();
     let committer = consumer.committer();
     // Records handed to the acker and not yet marked done by it.
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -201,29 +202,60 @@ pub async fn run(
     result.and(acked).and(closed)
 }
 
+/// Records the acker marks done in one call, at most.
+const DONE_BATCH: usize = 1024;
+
 async fn mark_done(
     stage: Arc<str>,
     committer: Committer,
     mut rx: mpsc::Receiver<Pending>,
     in_flight: Arc<AtomicUsize>,
 ) -> Result<(), BusError> {
-    while let Some(p) = rx.recv().await {
-        for ack in p.acks {
-            if let Err(e) = ack.wait().await {
-                // librdkafka already retried for message.timeout.ms. Leave this
-                // offset (and every later one) unstored: a restart redoes them.
-                error!(%stage, error = %e, "produce failed; stopping so that nothing is marked done unsent");
-                metrics()
-                    .errors
-                    .with_label_values(&[&stage, "produce"])
-                    .inc();
-                return Err(e);
+    // The last finished offset per partition, stored once per burst: every
+    // record that is waiting already, or DONE_BATCH of them.
+    let mut last: Vec<(Arc<str>, i32, i64)> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let mut count = 0;
+        while let Some(p) = next.take() {
+            for ack in p.acks {
+                if let Err(e) = ack.wait().await {
+                    // librdkafka already retried for message.timeout.ms. Leave this
+                    // offset (and every later one) unstored: a restart redoes them.
+                    error!(%stage, error = %e, "produce failed; stopping so that nothing is marked done unsent");
+                    metrics()
+                        .errors
+                        .with_label_values(&[&stage, "produce"])
+                        .inc();
+                    store(&committer, &last)?;
+                    return Err(e);
+                }
+            }
+            match last
+                .iter_mut()
+                .find(|(t, part, _)| *part == p.partition && *t == p.topic)
+            {
+                Some(entry) => entry.2 = p.offset,
+                None => last.push((p.topic, p.partition, p.offset)),
+            }
+            count += 1;
+            if count < DONE_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        committer.done(&p.topic, p.partition, p.offset)?;
-        in_flight.fetch_sub(1, Ordering::AcqRel);
+        store(&committer, &last)?;
+        last.clear();
+        in_flight.fetch_sub(count, Ordering::AcqRel);
     }
     Ok(())
+}
+
+fn store(committer: &Committer, last: &[(Arc<str>, i32, i64)]) -> Result<(), BusError> {
+    if last.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<(&str, i32, i64)> = last.iter().map(|(t, p, o)| (&**t, *p, *o)).collect();
+    committer.done_many(&records)
 }
 
 /// The dead-letter record: the original key and bytes, and why.

@@ -222,9 +222,7 @@ impl KafkaBus {
         if !topics.is_empty() {
             consumer.subscribe(topics).map_err(kafka_error)?;
         }
-        Ok(KafkaConsumer {
-            consumer: Arc::new(consumer),
-        })
+        Ok(KafkaConsumer::new(consumer))
     }
 
     /// A consumer that reads every partition of `topic` from `group`'s
@@ -309,17 +307,20 @@ pub struct KafkaProducer {
 
 impl KafkaProducer {
     pub async fn send(&self, record: Produce) -> Result<KafkaAck, BusError> {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (k, v) in &record.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_ref()),
-            });
-        }
         let mut fr = FutureRecord::to(&record.topic)
             .key(record.key.as_ref())
-            .payload(record.payload.as_ref())
-            .headers(headers);
+            .payload(record.payload.as_ref());
+        // librdkafka allocates a header list even for none: only when needed.
+        if !record.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (k, v) in &record.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_ref()),
+                });
+            }
+            fr = fr.headers(headers);
+        }
         loop {
             match self.producer.send_result(fr) {
                 Ok(f) => return Ok(KafkaAck(f)),
@@ -377,26 +378,53 @@ impl ConsumerContext for CommitOnRevoke {
 /// Reads from Kafka as a group member.
 pub struct KafkaConsumer {
     consumer: Arc<StreamConsumer<CommitOnRevoke>>,
+    /// Topic names seen, shared by the records (not one allocation each).
+    topics: Vec<Arc<str>>,
+    /// Whether records carry their headers (parsing them costs even when a
+    /// record has none; stages never read their input's headers).
+    headers: bool,
 }
 
 impl KafkaConsumer {
+    fn new(consumer: StreamConsumer<CommitOnRevoke>) -> Self {
+        KafkaConsumer {
+            consumer: Arc::new(consumer),
+            topics: Vec::new(),
+            headers: true,
+        }
+    }
+
+    /// Leave records' headers out.
+    pub fn ignore_headers(&mut self) {
+        self.headers = false;
+    }
+
+    fn topic(&mut self, name: &str) -> Arc<str> {
+        if let Some(t) = self.topics.iter().find(|t| ***t == *name) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(name);
+        self.topics.push(t.clone());
+        t
+    }
+
     pub async fn recv(&mut self) -> Result<Record, BusError> {
-        let m = self.consumer.recv().await.map_err(kafka_error)?;
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            Bytes::copy_from_slice(h.value.unwrap_or_default()),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let consumer = self.consumer.clone();
+        let m = consumer.recv().await.map_err(kafka_error)?;
+        let headers = match self.headers.then(|| m.headers()).flatten() {
+            Some(h) => h
+                .iter()
+                .map(|h| {
+                    (
+                        h.key.to_owned(),
+                        Bytes::copy_from_slice(h.value.unwrap_or_default()),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(Record {
-            topic: Arc::from(m.topic()),
+            topic: self.topic(m.topic()),
             partition: m.partition(),
             offset: m.offset(),
             key: m.key().map(Bytes::copy_from_slice),
@@ -467,11 +495,15 @@ pub struct KafkaCommitter {
 }
 
 impl KafkaCommitter {
-    pub fn done(&self, topic: &str, partition: i32, offset: i64) -> Result<(), BusError> {
-        // store_offset takes the record's own offset (commit takes the next).
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))
-            .map_err(kafka_error)?;
+    /// Store, for each `(topic, partition, offset)`, that the record at
+    /// `offset` and all before it are done: one call for many partitions.
+    pub fn done(&self, records: &[(&str, i32, i64)]) -> Result<(), BusError> {
+        let mut tpl = TopicPartitionList::with_capacity(records.len());
+        for (topic, partition, offset) in records {
+            // The next offset to read, as commit takes it.
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+                .map_err(kafka_error)?;
+        }
         match self.consumer.store_offsets(&tpl) {
             Ok(()) => Ok(()),
             // The partition was revoked meanwhile (librdkafka answers
@@ -481,10 +513,8 @@ impl KafkaCommitter {
                 RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::State,
             )) => {
                 tracing::debug!(
-                    topic,
-                    partition,
-                    offset,
-                    "partition revoked before its record was done"
+                    ?records,
+                    "a partition was revoked before its record was done"
                 );
                 Ok(())
             }

@@ -233,6 +233,14 @@ impl Consumer {
         }
     }
 
+    /// Leave records' headers out (stages never read their input's; on
+    /// Kafka, parsing them costs even when a record has none).
+    pub fn ignore_headers(&mut self) {
+        if let Consumer::Kafka(c) = self {
+            c.ignore_headers();
+        }
+    }
+
     /// Commit what was marked done, synchronously, and leave the group.
     pub async fn close(self) -> Result<(), BusError> {
         match self {
@@ -253,12 +261,20 @@ impl Committer {
     /// Everything produced from this record is acknowledged: it need not be
     /// read again. Takes the record's own offset.
     pub fn done(&self, topic: &str, partition: i32, offset: i64) -> Result<(), BusError> {
+        self.done_many(&[(topic, partition, offset)])
+    }
+
+    /// [`Committer::done`] for the last finished record of several
+    /// partitions at once (each implies every earlier one of its partition).
+    pub fn done_many(&self, records: &[(&str, i32, i64)]) -> Result<(), BusError> {
         match self {
             Committer::Embedded(c) => {
-                c.done(topic, partition, offset);
+                for (topic, partition, offset) in records {
+                    c.done(topic, *partition, *offset);
+                }
                 Ok(())
             }
-            Committer::Kafka(c) => c.done(topic, partition, offset),
+            Committer::Kafka(c) => c.done(records),
         }
     }
 }
