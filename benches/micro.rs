@@ -1,132 +1,277 @@
-//! Throughput of the pieces and of the whole demo pipeline.
+//! Throughput of the pieces, in-process and one record at a time.
 //!
-//! `cargo bench --bench pipeline` prints, per benchmark, the time per
-//! iteration and the throughput in messages (elements) per second:
+//! `cargo bench --bench micro` prints, per benchmark, the time per iteration
+//! and the throughput in records (elements) per second; a filter after `--`
+//! runs one group (`cargo bench --bench micro -- router`):
 //!
-//! - `avro/*`: encoding and decoding one SMS-sized record;
-//! - `route/*`: the route table deciding for one message;
-//! - `pipeline/*`: messages end to end through every stage of the demo
-//!   pipeline (inbound → router → app → router → tester sink), on the
-//!   embedded bus and on librdkafka's mock cluster (small batches: it drops
-//!   records past 5 MiB per partition, so it is a code-path check, not a
-//!   broker benchmark).
+//! - `codec/*`: Avro encoding and decoding of each record type, SMS-sized;
+//! - `router/*`: the incoming router's whole handler on one `sms.inbound`
+//!   record (decode → filter → a 200-route table → encode the routed message)
+//!   for a message that matches an early route, a late route, a pattern route,
+//!   and no route (→ the default app);
+//! - `route/*`: the same table deciding alone (`RouteTable::first_match`);
+//! - `sms/*`: GSM-7 / UCS-2 detection and segment counting of one text.
+//!
+//! The end-to-end throughput through a running pipeline is `benches/e2e.rs`.
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use smsflow::bus::Produce;
-use smsflow::config::{self, KafkaMode};
-use smsflow::message::{Connection, InboundMessage};
-use smsflow::router::RouteTable;
-use smsflow::schema;
-use smsflow::topology::{Running, Topology};
+use futures::FutureExt;
+use smsflow::bus::{Produce, Record};
+use smsflow::config::{self, Pipeline};
+use smsflow::message::{
+    Connection, Contact, DeliveryEvent, DeliveryStatus, Encoding, InboundMessage, OutboundMessage,
+    RoutedMessage,
+};
+use smsflow::router::{RouteTable, RouterIn};
+use smsflow::schema::{self, Codec};
+use smsflow::sms;
+use smsflow::stage::Handler;
 
-fn demo(mode: KafkaMode) -> config::Pipeline {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/demo.yaml"))
-        .unwrap();
-    let mut p = config::load_str(&text, &|_| None).unwrap();
-    p.kafka = config::Kafka::with_mode(mode);
-    p
+const IDENTITY: &str = "+256772123456";
+
+/// Distinct pronounceable keywords: `kalomi`, `kalonu`, ...
+fn word(i: usize) -> String {
+    const SYLLABLES: [&str; 10] = ["ka", "lo", "mi", "nu", "pe", "ri", "sa", "to", "vu", "ze"];
+    [i / 100 % 10, i / 10 % 10, i % 10]
+        .iter()
+        .map(|&s| SYLLABLES[s])
+        .collect()
 }
 
-fn sample() -> InboundMessage {
-    InboundMessage::new(
-        Connection::new("message_tester", "+15551234567"),
-        "echo please call me back at the office",
-    )
+/// Route `i` of the 200: every fourth a pattern, the others keywords (every
+/// fifth an alternation such as `reg|register|join`), a few limited to a
+/// country prefix; messages come from +256, so those do match.
+const ROUTES: usize = 200;
+
+fn is_pattern(i: usize) -> bool {
+    i % 4 == 3
 }
 
-fn avro(c: &mut Criterion) {
-    let mut g = c.benchmark_group("avro");
+fn keyword(i: usize) -> String {
+    let w = word(i);
+    if i % 5 == 0 {
+        format!("{w}|{w}er|{}", word(500 + i))
+    } else {
+        w
+    }
+}
+
+fn pattern(i: usize) -> String {
+    let w = word(i);
+    match i % 3 {
+        0 => format!(r"{w}\s+(?P<item>\w+)(?:\s+(?P<qty>\d+))?\s*$"),
+        1 => format!(r"{w}[\s:]+(\d+)\s+(\w+)"),
+        _ => format!(r"{w}\s+(?P<name>\w+(?:\s+\w+)*)"),
+    }
+}
+
+/// The pipeline YAML: the 200 routes to 10 keyword and 5 pattern
+/// auto-responders, and the default app for everything else.
+fn pipeline_yaml() -> String {
+    let mut y =
+        String::from("project: bench\nkafka: embedded\nbackends:\n  - type: tester\nroutes:\n");
+    for i in 0..ROUTES {
+        if is_pattern(i) {
+            y += &format!("  - app: pat{}\n    pattern: '{}'\n", i % 5, pattern(i));
+        } else {
+            y += &format!("  - app: kw{}\n    keyword: '{}'\n", i % 10, keyword(i));
+        }
+        if i % 25 == 7 {
+            y += "    prefix: '+256'\n";
+        }
+    }
+    y += "apps:\n";
+    for a in 0..10 {
+        y += &format!("  - name: kw{a}\n    type: autoresponder\n    keyword: kw{a}\n    reply: 'Thanks: {{rest}}'\n");
+    }
+    for a in 0..5 {
+        y += &format!("  - name: pat{a}\n    type: autoresponder\n    pattern: 'pat{a}\\s+(?P<item>\\w+)'\n    reply: 'Noted: {{item}}'\n");
+    }
+    y += "  - type: default\n";
+    y
+}
+
+fn pipeline() -> Pipeline {
+    config::load_str(&pipeline_yaml(), &|_| None).unwrap_or_else(|errors| {
+        panic!("bench pipeline does not load: {errors:?}");
+    })
+}
+
+/// The router cases: (name, text, the route it must reach).
+fn router_cases() -> Vec<(&'static str, String, String)> {
+    let last_keyword = (0..ROUTES).rev().find(|&i| !is_pattern(i)).unwrap();
+    let last_pattern = (0..ROUTES).rev().find(|&i| is_pattern(i)).unwrap();
+    vec![
+        (
+            "early",
+            format!(
+                "{} Ada Nakato, Plot 12 Kampala Road",
+                word(0).to_uppercase()
+            ),
+            "kw0".into(),
+        ),
+        (
+            "late",
+            format!("{}, please call me back at the office", word(last_keyword)),
+            format!("kw{}", last_keyword % 10),
+        ),
+        (
+            "pattern",
+            format!("{}: 25 bags maize", word(last_pattern)),
+            format!("pat{}", last_pattern % 5),
+        ),
+        (
+            "default",
+            "hello, is anyone there? I would like to know the price of rice".into(),
+            "default".into(),
+        ),
+    ]
+}
+
+fn inbound(text: &str) -> InboundMessage {
+    let mut m = InboundMessage::new(Connection::new("message_tester", IDENTITY), text);
+    m.external_id = Some("SM5f2c8e0b9d7a4c1e".into());
+    m
+}
+
+fn contact() -> Contact {
+    Contact {
+        id: smsflow::message::new_id(),
+        name: "Ada Nakato".into(),
+        language: "lg".into(),
+        connections: vec![Connection::new("message_tester", IDENTITY)],
+        created_at: 1_700_000_000_000,
+        modified_at: 1_700_000_000_000,
+    }
+}
+
+fn codec_pair<T>(c: &mut Criterion, name: &str, codec: &'static Codec<T>, value: T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut g = c.benchmark_group("codec");
     g.throughput(Throughput::Elements(1));
-    let msg = sample();
-    let bytes = schema::inbound().encode(&msg).unwrap();
-    g.bench_function("encode_inbound", |b| {
-        b.iter(|| schema::inbound().encode(black_box(&msg)).unwrap())
+    let bytes = codec.encode(&value).unwrap();
+    g.bench_function(format!("encode/{name}"), |b| {
+        b.iter(|| codec.encode(black_box(&value)).unwrap())
     });
-    g.bench_function("decode_inbound", |b| {
-        b.iter(|| schema::inbound().decode(black_box(&bytes)).unwrap())
+    g.bench_function(format!("decode/{name}"), |b| {
+        b.iter(|| codec.decode(black_box(&bytes)).unwrap())
     });
+    g.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    let msg = inbound("register Ada Nakato, Plot 12 Kampala Road, born 1990");
+    let routed = RoutedMessage {
+        message: msg.clone(),
+        app: "register".into(),
+        route: "register".into(),
+        rest: Some("Ada Nakato, Plot 12 Kampala Road, born 1990".into()),
+        captures: [("name".to_owned(), "Ada Nakato".to_owned())].into(),
+        contact: Some(contact()),
+    };
+    let mut out = OutboundMessage::reply_to(
+        &msg,
+        "Thank you Ada, you are registered. Reply STOP to unsubscribe.",
+    );
+    out.app = Some("register".into());
+    out.encoding = Some(Encoding::Gsm7);
+    out.segments = 1;
+    let mut event = DeliveryEvent::now(&out, DeliveryStatus::Delivered);
+    event.provider_id = Some("SMd2f1a9c3b8e74f60".into());
+    codec_pair(c, "inbound", schema::inbound(), msg);
+    codec_pair(c, "routed", schema::routed(), routed);
+    codec_pair(c, "outbound", schema::outbound(), out);
+    codec_pair(c, "event", schema::event(), event);
+    codec_pair(c, "contact", schema::contact(), contact());
+}
+
+fn router(c: &mut Criterion) {
+    let p = pipeline();
+    let table = RouteTable::build(&p).unwrap();
+    let mut router = RouterIn::new(Arc::from("router-in"), &p, table);
+    let mut g = c.benchmark_group("router");
+    g.throughput(Throughput::Elements(1));
+    let mut out: Vec<Produce> = Vec::with_capacity(4);
+    for (name, text, app) in router_cases() {
+        let msg = inbound(&text);
+        let record = Record {
+            topic: Arc::from("sms.inbound"),
+            partition: 0,
+            offset: 0,
+            key: Some(Bytes::from(msg.connection.key())),
+            payload: Bytes::from(schema::inbound().encode(&msg).unwrap()),
+            headers: Vec::new(),
+        };
+        // The handler never awaits: one poll finishes it.
+        let mut handle = |out: &mut Vec<Produce>| {
+            out.clear();
+            router
+                .handle(black_box(&record), out)
+                .now_or_never()
+                .expect("the router does not await")
+                .unwrap();
+        };
+        handle(&mut out);
+        let routed = schema::routed().decode(&out[0].payload).unwrap();
+        assert_eq!(
+            (out.len(), routed.app.as_str()),
+            (1, app.as_str()),
+            "{text:?}"
+        );
+        g.bench_function(name, |b| b.iter(|| handle(&mut out)));
+    }
     g.finish();
 }
 
 fn route(c: &mut Criterion) {
-    let table = RouteTable::build(&demo(KafkaMode::Embedded)).unwrap();
+    let table = RouteTable::build(&pipeline()).unwrap();
     let mut g = c.benchmark_group("route");
     g.throughput(Throughput::Elements(1));
-    for text in ["echo hi there", "price rice", "nothing matches this"] {
-        let mut m = sample();
-        m.text = text.into();
-        g.bench_function(text, |b| {
-            b.iter(|| table.first_match(black_box(&m)).is_some())
+    for (name, text, app) in router_cases() {
+        let msg = inbound(&text);
+        let found = table.first_match(&msg).map(|(r, _)| r.app.to_string());
+        assert_eq!(found.unwrap_or_else(|| "default".into()), app, "{text:?}");
+        g.bench_function(name, |b| {
+            b.iter(|| table.first_match(black_box(&msg)).is_some())
         });
     }
     g.finish();
 }
 
-/// Send `n` inbound messages from 1,000 numbers straight onto the bus and
-/// wait until the tester sink delivered all `n` replies.
-async fn round(running: &Running, n: usize) -> Duration {
-    let tester = running.tester(None).unwrap();
-    let mut replies = tester.subscribe();
-    let producer = running.bus().producer().unwrap();
-    let topic: Arc<str> = Arc::from("sms.inbound");
-    let start = Instant::now();
-    let send = async {
-        let mut acks = Vec::with_capacity(n);
-        for i in 0..n {
-            let msg = InboundMessage::new(
-                Connection::new("message_tester", format!("+1555{:07}", i % 1000)),
-                format!("echo {i}"),
-            );
-            let p = Produce::new(
-                topic.clone(),
-                Bytes::from(msg.connection.key()),
-                schema::inbound().encode(&msg).unwrap(),
-            );
-            acks.push(producer.send(p).await.unwrap());
-        }
-        for a in acks {
-            a.wait().await.unwrap();
-        }
-    };
-    let receive = async {
-        for _ in 0..n {
-            replies.recv().await.unwrap();
-        }
-    };
-    tokio::join!(send, receive);
-    start.elapsed()
-}
-
-fn pipeline(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut g = c.benchmark_group("pipeline");
-    g.sample_size(10).measurement_time(Duration::from_secs(20));
-    for (mode, n) in [(KafkaMode::Embedded, 20_000), (KafkaMode::Mock, 5_000)] {
-        let running = rt.block_on(async {
-            Topology::new(demo(mode))
-                .unwrap()
-                .start(None, false)
-                .await
-                .unwrap()
-        });
-        // Let the mock cluster's consumer groups settle before measuring.
-        rt.block_on(round(&running, 100));
-        g.throughput(Throughput::Elements(n as u64));
-        g.bench_function(format!("{mode:?}").to_lowercase(), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(round(&running, n))).sum())
-        });
-        rt.block_on(running.shutdown()).unwrap();
+fn sms(c: &mut Criterion) {
+    let long = "Reminder: your clinic visit is on Monday 14 at 09:30 {Room 4}. Bring your card \
+                and the form [B-12]; fees are ~5€ or 20,000 UGX. Reply YES to confirm, NO to \
+                cancel, or call +256 772 123 456 between 8:00 and 17:00. Directions: take the \
+                main road past the market | ask at the gate. Thank you!! ^_^ See you soon.";
+    let texts = [
+        (
+            "short_gsm",
+            "Your code is 482913. It expires in 10 minutes.".to_owned(),
+        ),
+        ("gsm_300_ext", long.chars().take(300).collect::<String>()),
+        (
+            "ucs2",
+            "Здравствуйте! Ваш код подтверждения 482913. Он действителен 10 минут.".to_owned(),
+        ),
+        (
+            "emoji",
+            "Happy birthday Ada! 🎉🎂 Have a wonderful day 😀👍 from all of us".to_owned(),
+        ),
+    ];
+    assert_eq!(texts[1].1.chars().count(), 300);
+    let mut g = c.benchmark_group("sms");
+    g.throughput(Throughput::Elements(1));
+    for (name, text) in &texts {
+        g.bench_function(*name, |b| b.iter(|| sms::analyze(black_box(text))));
     }
     g.finish();
 }
 
-criterion_group!(benches, avro, route, pipeline);
+criterion_group!(benches, codec, router, route, sms);
 criterion_main!(benches);

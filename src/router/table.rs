@@ -3,10 +3,17 @@
 //! Each rule is the conjunction of its conditions (text, backend, identity
 //! prefix); the first matching rule wins, then the default app, and taps see
 //! everything that passed the filters. Regexes are compiled once, here.
+//!
+//! Deciding does not run every rule's regex in turn: an `Index` built with
+//! the table names the few rules that can match a text (keywords that are
+//! plain words by the text's first word, every other regex through one
+//! `RegexSet` pass), and only those are checked, in table order.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use regex::Regex;
+use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::config::{self, Path, Pipeline};
 use crate::message::{Fields, InboundMessage};
@@ -158,17 +165,21 @@ fn one_line(e: &regex::Error) -> String {
 impl Rule {
     /// Whether the message satisfies every condition, and what it extracted.
     pub fn matches(&self, msg: &InboundMessage) -> Option<Matched> {
-        if let Some(b) = &self.backend {
-            if *b != msg.connection.backend {
-                return None;
-            }
-        }
-        if let Some(p) = &self.prefix {
-            if !msg.connection.identity.starts_with(p.as_str()) {
-                return None;
-            }
+        if !self.conditions_hold(msg) {
+            return None;
         }
         self.text.matches(&msg.text)
+    }
+
+    /// Whether the backend and prefix conditions hold (the text aside).
+    fn conditions_hold(&self, msg: &InboundMessage) -> bool {
+        self.backend
+            .as_ref()
+            .is_none_or(|b| *b == msg.connection.backend)
+            && self
+                .prefix
+                .as_ref()
+                .is_none_or(|p| msg.connection.identity.starts_with(p.as_str()))
     }
 
     /// True when every message `later` matches is matched by `self` first, so
@@ -222,9 +233,227 @@ fn literal_alternatives(keyword: &str) -> Option<Vec<&str>> {
 /// The compiled route table of a pipeline.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
-    pub rules: Vec<Rule>,
+    /// Private: [`Index`] is built from them and must not go stale.
+    rules: Vec<Rule>,
+    /// Boxed: a pointer wide in the stage structs that hold a table. Cloned
+    /// with it, so that each router task has its own regex caches (a clone
+    /// of a regex gets its own, as the rules' regexes do).
+    index: Box<Index>,
     pub default_app: Option<Arc<str>>,
     pub taps: Vec<Arc<str>>,
+}
+
+/// Whether `c` ends a keyword: `[\s,;:]` in [`keyword_regex`] (Rust's
+/// `char::is_whitespace` is Unicode `White_Space`, as the regex's `\s`).
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || matches!(c, ',' | ';' | ':')
+}
+
+/// The text's first word as [`keyword_regex`] sees it (leading whitespace
+/// skipped, up to a separator or the end), and what follows it.
+fn first_word(text: &str) -> (&str, &str) {
+    let text = text.trim_start_matches(char::is_whitespace);
+    let end = text.find(is_separator).unwrap_or(text.len());
+    text.split_at(end)
+}
+
+/// A keyword's `rest`: what follows the separators after the keyword.
+fn rest_after(after: &str) -> Option<String> {
+    let rest = after.trim_start_matches(is_separator);
+    (!rest.is_empty()).then(|| rest.to_owned())
+}
+
+/// Longest keyword word the [`Index`] holds, in bytes (longer ones go through
+/// its regex set): a lookup folds the text's first word into a buffer this big.
+const MAX_WORD: usize = 64;
+
+/// `word` folded as a key of [`Index::by_word`]: what every text word that a
+/// case-insensitive regex for an ASCII `word` matches folds to as well.
+///
+/// Under the regex crate's Unicode simple case folding an ASCII letter or
+/// digit matches only itself, its other ASCII case, and for `k` and `s` the
+/// KELVIN SIGN and LATIN SMALL LETTER LONG S (`tests::ascii_case_folding`
+/// checks this against the regex crate). A word with any other non-ASCII
+/// character can only match a non-ASCII keyword, which is not indexed.
+fn fold_word<'b>(word: &str, buf: &'b mut [u8; MAX_WORD]) -> Option<&'b [u8]> {
+    let mut n = 0;
+    for c in word.chars() {
+        let b = match c {
+            '\u{212A}' => b'k',
+            '\u{17F}' => b's',
+            c if c.is_ascii() => (c as u8).to_ascii_lowercase(),
+            _ => return None,
+        };
+        *buf.get_mut(n)? = b;
+        n += 1;
+    }
+    Some(&buf[..n])
+}
+
+/// FNV-1a, for [`Index::by_word`]: its keys are a few hundred short words
+/// from the pipeline file, where SipHash's resistance to chosen keys buys
+/// nothing (texts only look words up) and costs more than the rest of a lookup.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Words = HashMap<Box<[u8]>, Vec<usize>, BuildHasherDefault<Fnv>>;
+
+/// Which rules can match a text, found without running each rule's regex.
+///
+/// Rules fall in three kinds: keywords that are plain ASCII words (most
+/// keywords: `join|reg|register`), looked up by the text's first word; any
+/// other regex (patterns, other keywords), all decided by one [`RegexSet`]
+/// pass over the text; and the rest (any text, exact text), checked as they
+/// are. Each kind gives its candidates in table order; the first candidate
+/// whose conditions hold wins, as when every rule is tried in turn.
+#[derive(Debug, Clone)]
+struct Index {
+    /// Positions of the plain-word keyword rules, ascending, by each of their
+    /// words folded ([`fold_word`]).
+    by_word: Words,
+    /// The position of the rule whose regex is pattern `i` of `set`; ascending.
+    set_rules: Vec<usize>,
+    /// The regexes of those rules, the same expressions, so that the set
+    /// matching pattern `i` means that rule's regex matches.
+    set: RegexSet,
+    /// Positions of the other rules, ascending.
+    direct: Vec<usize>,
+}
+
+impl Index {
+    fn build(rules: &[Rule]) -> Index {
+        let mut by_word = Words::default();
+        let mut set_rules = Vec::new();
+        let mut set_regexes = Vec::new();
+        let mut direct = Vec::new();
+        let mut buf = [0; MAX_WORD];
+        for (i, rule) in rules.iter().enumerate() {
+            let regex = match &rule.text {
+                TextRule::Keyword { source, regex } => {
+                    let words = literal_alternatives(source)
+                        .filter(|ws| ws.iter().all(|w| w.is_ascii() && w.len() <= MAX_WORD));
+                    if let Some(words) = words {
+                        for w in words {
+                            // Short ASCII words always fold.
+                            let Some(key) = fold_word(w, &mut buf) else {
+                                continue;
+                            };
+                            let at = by_word.entry(key.into()).or_default();
+                            if at.last() != Some(&i) {
+                                at.push(i);
+                            }
+                        }
+                        continue;
+                    }
+                    regex
+                }
+                TextRule::Pattern { regex, .. } => regex,
+                TextRule::Any | TextRule::Exact(_) => {
+                    direct.push(i);
+                    continue;
+                }
+            };
+            set_rules.push(i);
+            set_regexes.push(regex.as_str());
+        }
+        // Each regex alone was held to the regex crate's default limits (10 MiB
+        // compiled, a 2 MiB lazy DFA cache); the set holds them all. Below
+        // about 64 KiB of cache per regex (Unicode classes such as `\w` take
+        // that much) the set would give up its DFA for a 30 times slower
+        // engine, so the cache may grow to 256 KiB per regex.
+        let n = set_rules.len();
+        let set = RegexSetBuilder::new(set_regexes)
+            .size_limit((10usize << 20).saturating_mul(n.max(1)))
+            .dfa_size_limit((256usize << 10).saturating_mul(n.max(8)))
+            .build();
+        let set = match set {
+            Ok(set) => set,
+            Err(_) => {
+                // Not seen within those limits; if it happened, checking
+                // those rules one by one is still right, only slower.
+                direct.append(&mut set_rules);
+                direct.sort_unstable();
+                RegexSet::empty()
+            }
+        };
+        Index {
+            by_word,
+            set_rules,
+            set,
+            direct,
+        }
+    }
+
+    /// The first of `rules` (those this index was built from) that `msg`
+    /// matches: the same answer as trying each rule in order.
+    fn first_match<'r>(
+        &self,
+        rules: &'r [Rule],
+        msg: &InboundMessage,
+    ) -> Option<(&'r Rule, Matched)> {
+        let text = msg.text.as_str();
+        let (word, after) = first_word(text);
+        let mut buf = [0; MAX_WORD];
+        let by_word = fold_word(word, &mut buf)
+            .and_then(|key| self.by_word.get(key))
+            .map_or(&[][..], Vec::as_slice);
+        // The earliest of the word and direct candidates that matches...
+        let mut words = by_word
+            .iter()
+            .filter(|&&i| rules[i].conditions_hold(msg))
+            .map(|&i| {
+                let rest = rest_after(after);
+                (
+                    i,
+                    Matched {
+                        rest,
+                        captures: Fields::new(),
+                    },
+                )
+            });
+        let mut best = words.next();
+        for &i in &self.direct {
+            if best.as_ref().is_some_and(|(b, _)| *b < i) {
+                break;
+            }
+            if let Some(m) = rules[i].matches(msg) {
+                best = Some((i, m));
+                break;
+            }
+        }
+        // ...unless a regex rule before it matches: the set runs only then.
+        let before = best.as_ref().map_or(usize::MAX, |(b, _)| *b);
+        if self.set_rules.first().is_some_and(|&first| first < before) {
+            for k in self.set.matches(text).iter() {
+                let i = self.set_rules[k];
+                if i > before {
+                    break;
+                }
+                if let Some(m) = rules[i].matches(msg) {
+                    best = Some((i, m));
+                    break;
+                }
+            }
+        }
+        best.map(|(i, m)| (&rules[i], m))
+    }
 }
 
 /// The trigger a built-in app brings when a route names it without conditions.
@@ -347,29 +576,276 @@ impl RouteTable {
             return Err(errors);
         }
         Ok(RouteTable {
+            index: Box::new(Index::build(&rules)),
             rules,
             default_app: p.default_app.as_deref().map(Arc::from),
             taps: p.taps.iter().map(|t| Arc::from(t.as_str())).collect(),
         })
     }
 
-    /// The first rule that matches, with what it extracted.
+    /// The compiled rules, in table order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The first rule that matches, with what it extracted: the same answer
+    /// as trying [`Rule::matches`] on each rule in order, found faster.
     pub fn first_match(&self, msg: &InboundMessage) -> Option<(&Rule, Matched)> {
-        self.rules
-            .iter()
-            .find_map(|r| r.matches(msg).map(|m| (r, m)))
+        self.index.first_match(&self.rules, msg)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Connection;
 
     fn kw(k: &str, text: &str) -> Option<Option<String>> {
         TextRule::from_config(Some(k), None, None)
             .unwrap()
             .matches(text)
             .map(|m| m.rest)
+    }
+
+    fn rule(
+        name: &str,
+        text: (Option<&str>, Option<&str>, Option<&str>),
+        backend: Option<&str>,
+        prefix: Option<&str>,
+    ) -> Rule {
+        Rule {
+            name: name.into(),
+            app: name.into(),
+            text: TextRule::from_config(text.0, text.1, text.2).unwrap(),
+            backend: backend.map(str::to_owned),
+            prefix: prefix.map(str::to_owned),
+        }
+    }
+
+    fn table(rules: Vec<Rule>) -> RouteTable {
+        RouteTable {
+            index: Box::new(Index::build(&rules)),
+            rules,
+            default_app: None,
+            taps: Vec::new(),
+        }
+    }
+
+    /// Every Unicode scalar value, in order.
+    fn all_chars() -> String {
+        (0..=char::MAX as u32).filter_map(char::from_u32).collect()
+    }
+
+    #[test]
+    fn separators_are_the_regex_whitespace() {
+        let all = all_chars();
+        let by_regex: Vec<char> = Regex::new(r"\s")
+            .unwrap()
+            .find_iter(&all)
+            .flat_map(|m| m.as_str().chars())
+            .collect();
+        let by_std: Vec<char> = all.chars().filter(|c| c.is_whitespace()).collect();
+        assert_eq!(by_regex, by_std);
+    }
+
+    #[test]
+    fn ascii_case_folding() {
+        // The only non-ASCII characters a case-insensitive ASCII word can
+        // match are the two fold_word maps.
+        let all = all_chars();
+        let folded: Vec<char> = Regex::new(r"(?i)[0-9a-z_\-]")
+            .unwrap()
+            .find_iter(&all)
+            .flat_map(|m| m.as_str().chars())
+            .filter(|c| !c.is_ascii())
+            .collect();
+        assert_eq!(folded, ['\u{17F}', '\u{212A}']);
+        assert!(Regex::new("(?i)^s$").unwrap().is_match("\u{17F}"));
+        assert!(Regex::new("(?i)^k$").unwrap().is_match("\u{212A}"));
+        let mut buf = [0; MAX_WORD];
+        assert_eq!(fold_word("\u{212A}ey", &mut buf), Some(&b"key"[..]));
+        assert_eq!(fold_word("Reg-\u{17F}_1", &mut buf), Some(&b"reg-s_1"[..]));
+        assert_eq!(fold_word("café", &mut buf), None);
+        assert_eq!(fold_word(&"a".repeat(MAX_WORD + 1), &mut buf), None);
+    }
+
+    /// A table with every kind of rule and condition, to compare the index
+    /// with trying each rule in order.
+    fn mixed_rules() -> Vec<Rule> {
+        let kw = |k| (Some(k), None, None);
+        let pat = |p| (None, Some(p), None);
+        vec![
+            rule("join-256", kw("join"), None, Some("+256")),
+            rule("reg", kw("register|reg|join"), None, None),
+            rule("reg-again", kw("REG | Sign_Up | e-mail"), None, None),
+            rule("kelvin", kw("kilo|ok"), Some("other"), None),
+            rule("ping", (None, None, Some("ping")), None, None),
+            rule("price", pat(r"price\s+(?P<item>\w+)"), None, None),
+            rule("café", kw("café|ñu"), None, None),
+            rule("r3g", kw(r"r[e3]g\d*"), None, None),
+            rule("hello-world", kw(r"hello\s+world"), None, None),
+            rule("empty-alt", kw("ask|"), None, None),
+            rule("code", pat(r"(\d{4})[\s:]+(?P<word>\w+)?"), None, None),
+            rule("other-backend", (None, None, None), Some("other"), None),
+            rule("kilo", kw("kilo|ok|sos"), None, Some("+1")),
+            rule("sms", kw("s|sms|123"), None, None),
+            rule("pattern-alt", pat("stop|unsubscribe"), None, None),
+            rule("echo", kw("echo"), None, None),
+            rule("catch-all-256", (None, None, None), None, Some("+256")),
+        ]
+    }
+
+    fn texts() -> Vec<String> {
+        let words = [
+            "join",
+            "JOIN",
+            "Join",
+            "register",
+            "reg",
+            "REG",
+            "sign_up",
+            "e-mail",
+            "kilo",
+            "\u{212A}ILO",
+            "o\u{212A}",
+            "ok",
+            "\u{17F}ms",
+            "sms",
+            "s",
+            "123",
+            "café",
+            "CAFÉ",
+            "ñu",
+            "Ñu",
+            "r3g",
+            "reg42",
+            "rEg",
+            "hello",
+            "ping",
+            "PING",
+            "price",
+            "stop",
+            "unsubscribe",
+            "stopping",
+            "echo",
+            "ECHO",
+            "echoes",
+            "ask",
+            "1234",
+            "",
+            "joiner",
+            "registration",
+            "xjoin",
+            "sign",
+            "mail",
+            "élan",
+            "😀",
+        ];
+        let tails = [
+            "",
+            " ",
+            "  ",
+            ",",
+            " ,;: ",
+            " hi",
+            "  Hi there ",
+            ",;:x",
+            ":1",
+            "\nline two",
+            "\u{A0}nbsp",
+            "\u{3000}wide",
+            " world",
+            "\tworld",
+            " rice please",
+            "-x",
+            "!",
+        ];
+        let leads = ["", " ", "\t\n ", "\u{2003}", ","];
+        let mut texts = Vec::new();
+        for lead in leads {
+            for w in words {
+                for tail in tails {
+                    texts.push(format!("{lead}{w}{tail}"));
+                }
+            }
+        }
+        texts
+    }
+
+    #[test]
+    fn index_agrees_with_trying_each_rule_in_order() {
+        let t = table(mixed_rules());
+        // Every kind of candidate is in use.
+        assert!(!t.index.by_word.is_empty());
+        assert_eq!(t.index.set_rules.len(), 7);
+        assert_eq!(t.index.direct.len(), 3);
+        let connections = [
+            Connection::new("tester", "+256772123456"),
+            Connection::new("tester", "+15551234"),
+            Connection::new("other", "+256772123456"),
+            Connection::new("other", "+4477"),
+        ];
+        let (mut matched, mut missed) = (0, 0);
+        for text in texts() {
+            for c in &connections {
+                let msg = InboundMessage::new(c.clone(), text.as_str());
+                let fast = t.first_match(&msg).map(|(r, m)| (r.name.clone(), m));
+                let slow = t
+                    .rules()
+                    .iter()
+                    .find_map(|r| r.matches(&msg).map(|m| (r.name.clone(), m)));
+                assert_eq!(fast, slow, "{text:?} from {c}");
+                if fast.is_some() {
+                    matched += 1;
+                } else {
+                    missed += 1;
+                }
+            }
+        }
+        // The inputs reach matches and misses alike.
+        assert!(matched > 1000 && missed > 100, "{matched} {missed}");
+    }
+
+    #[test]
+    fn index_keeps_first_match_order_and_captures() {
+        let t = table(mixed_rules());
+        let at = |identity: &str, text: &str| {
+            let msg = InboundMessage::new(Connection::new("tester", identity), text);
+            t.first_match(&msg)
+                .map(|(r, m)| (r.name.to_string(), m.rest, m.captures))
+        };
+        let none = Fields::new;
+        assert_eq!(
+            at("+256772", " JOIN, Ada"),
+            Some(("join-256".into(), Some("Ada".into()), none()))
+        );
+        assert_eq!(
+            at("+1555", " JOIN, Ada"),
+            Some(("reg".into(), Some("Ada".into()), none()))
+        );
+        assert_eq!(
+            at("+1555", "\u{212A}ilo"),
+            Some(("kilo".into(), None, none()))
+        );
+        assert_eq!(at("+4477", "kilo 5"), None);
+        let price = at("+1555", "Price rice please").unwrap();
+        assert_eq!(
+            (price.0.as_str(), price.2["item"].as_str()),
+            ("price", "rice")
+        );
+        let code = at("+1555", "1234: go").unwrap();
+        assert_eq!(
+            (
+                code.0.as_str(),
+                code.2["1"].as_str(),
+                code.2["word"].as_str()
+            ),
+            ("code", "1234", "go")
+        );
+        assert_eq!(
+            at("+256", "anything"),
+            Some(("catch-all-256".into(), None, none()))
+        );
     }
 
     #[test]
