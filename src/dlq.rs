@@ -119,7 +119,7 @@ pub async fn replay(p: &Pipeline, filter: &Filter) -> anyhow::Result<usize> {
                 "smsflow.replayed-from".into(),
                 Bytes::from(format!("{}:{}:{}", r.topic, r.partition, r.offset)),
             ));
-            producer.send(out).await?.wait().await?;
+            producer.send_and_wait(out).await?;
             replayed += 1;
         }
         committer.done(&[(&r.topic, r.partition, r.offset)])?;

@@ -33,7 +33,11 @@ impl Connection {
     /// The Kafka key of every record about this connection: `backend:identity`.
     /// It keeps one phone's traffic on one partition, in order, in every stage.
     pub fn key(&self) -> String {
-        format!("{}:{}", self.backend, self.identity)
+        let mut key = String::with_capacity(self.backend.len() + 1 + self.identity.len());
+        key.push_str(&self.backend);
+        key.push(':');
+        key.push_str(&self.identity);
+        key
     }
 }
 

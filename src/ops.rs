@@ -30,13 +30,11 @@ pub async fn send(p: &Pipeline, backend: &str, from: &str, text: &str) -> anyhow
             let payload = schema::inbound().encode(&msg)?;
             let producer = bus.producer()?;
             producer
-                .send(Produce::new(
+                .send_and_wait(Produce::new(
                     Arc::from(p.topics.inbound.as_str()),
                     Bytes::from(msg.connection.key()),
                     payload,
                 ))
-                .await?
-                .wait()
                 .await?;
             Ok(msg.id)
         }

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use crate::bus::{Ack, BusError, Committer, Consumer, Produce, Producer, Record};
+use crate::bus::{AckGroup, BusError, Committer, Consumer, Produce, Producer, Record};
 use crate::message::Connection;
 use crate::metrics::metrics;
 use crate::schema::Codec;
@@ -70,7 +71,7 @@ struct Pending {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
-    acks: Vec<Ack>,
+    acks: Option<Arc<AckGroup>>,
 }
 
 /// Signals a running stage receives.
@@ -78,6 +79,11 @@ struct Pending {
 pub struct StageControl {
     /// Finish what is available now, then stop (graceful shutdown).
     pub drain: CancellationToken,
+    /// Draining reads on until the input is quiet (when the stages upstream
+    /// run in this process and stop first). Otherwise (`--stage`) it stops
+    /// reading at once: upstream never stops, and what is left is read by
+    /// the partitions' next owner.
+    pub drain_until_idle: bool,
     /// Stop now; unfinished records are read again after a restart.
     pub stop: CancellationToken,
 }
@@ -113,17 +119,30 @@ pub async fn run(
 
     let mut produced: std::collections::HashMap<Arc<str>, prometheus::IntCounter> =
         Default::default();
+    let tracks_acks = producer.tracks_acks();
     let mut out = Vec::with_capacity(4);
     let mut result = Ok(());
     loop {
-        let next = tokio::select! {
+        // Yield now and then: under load the next record is always ready.
+        tokio::task::consume_budget().await;
+        // The common case under load, without registering for the signals.
+        let ready = if control.stop.is_cancelled() || control.drain.is_cancelled() {
+            None
+        } else {
+            consumer.recv().now_or_never()
+        };
+        let next = match ready {
+            Some(r) => r,
+            None => tokio::select! {
             biased;
             _ = control.stop.cancelled() => break,
+            _ = control.drain.cancelled(), if !control.drain_until_idle => break,
             _ = control.drain.cancelled() => match consumer.recv_drain(Duration::from_millis(300)).await {
                 Some(r) => r,
                 None => break,
             },
             r = consumer.recv() => r,
+            },
         };
         let record = match next {
             Ok(r) => r,
@@ -155,18 +174,15 @@ pub async fn run(
                 out.clear();
             }
         }
-        let mut acks = Vec::with_capacity(out.len());
+        let acks = (tracks_acks && !out.is_empty()).then(AckGroup::new);
         for p in out.drain(..) {
             produced
                 .entry(p.topic.clone())
                 .or_insert_with(|| m.produced.with_label_values(&[&ctx.name, &p.topic]))
                 .inc();
-            match producer.send(p).await {
-                Ok(ack) => acks.push(ack),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
+            if let Err(e) = producer.send_in(p, acks.as_ref()).await {
+                result = Err(e);
+                break;
             }
         }
         if result.is_err() {
@@ -175,7 +191,7 @@ pub async fn run(
         latency.observe(started.elapsed().as_secs_f64());
         // Already acknowledged (the embedded bus) and nothing earlier in
         // flight: mark it done here, in order, without a trip to the acker.
-        if in_flight.load(Ordering::Acquire) == 0 && acks.iter().all(Ack::is_done) {
+        if in_flight.load(Ordering::Acquire) == 0 && acks.as_ref().is_none_or(|a| a.is_done()) {
             if let Err(e) = committer.done(&record.topic, record.partition, record.offset) {
                 result = Err(e);
                 break;
@@ -218,18 +234,20 @@ async fn mark_done(
         let mut next = Some(first);
         let mut count = 0;
         while let Some(p) = next.take() {
-            for ack in p.acks {
-                if let Err(e) = ack.wait().await {
-                    // librdkafka already retried for message.timeout.ms. Leave this
-                    // offset (and every later one) unstored: a restart redoes them.
-                    error!(%stage, error = %e, "produce failed; stopping so that nothing is marked done unsent");
-                    metrics()
-                        .errors
-                        .with_label_values(&[&stage, "produce"])
-                        .inc();
-                    store(&committer, &last)?;
-                    return Err(e);
-                }
+            let acked = match &p.acks {
+                Some(acks) => acks.wait().await,
+                None => Ok(()),
+            };
+            if let Err(e) = acked {
+                // librdkafka already retried for message.timeout.ms. Leave this
+                // offset (and every later one) unstored: a restart redoes them.
+                error!(%stage, error = %e, "produce failed; stopping so that nothing is marked done unsent");
+                metrics()
+                    .errors
+                    .with_label_values(&[&stage, "produce"])
+                    .inc();
+                store(&committer, &last)?;
+                return Err(e);
             }
             match last
                 .iter_mut()

@@ -376,7 +376,10 @@ impl Topology {
                     }
                 }
             };
-            let control = StageControl::default();
+            let control = StageControl {
+                drain_until_idle: only.is_none(),
+                ..StageControl::default()
+            };
             let task = tokio::spawn(stage::run(
                 ctx,
                 consumer,

@@ -185,6 +185,10 @@ kafka:
   config:
     consumer.session.timeout.ms: '6000'
     consumer.heartbeat.interval.ms: '1000'
+    # tansu 0.6.0 skips the rest of a produce batch when a consumer resumes
+    # in its middle (tests/broker.rs shows it): one record per batch here,
+    # so that what these tests check is smsflow's offsets, not that bug.
+    batch.num.messages: '1'
 topics:
   partitions: 8
 http:
@@ -331,8 +335,85 @@ async fn killing_or_stopping_each_stage_loses_and_duplicates_no_reply() {
     );
     if o.lost > 0 {
         print_logs(&stages);
+        where_lost(&file, &provider, &ids).await;
     }
     assert_eq!((o.lost, o.duplicated), (0, 0));
+}
+
+/// For the messages that got no reply: on which topics they still are.
+async fn where_lost(file: &Path, provider: &Arc<Mutex<Provider>>, ids: &[String]) {
+    use smsflow::bus::kafka::{read_to_end, KafkaBus};
+    use smsflow::schema;
+    let lost: Vec<String> = {
+        let p = provider.lock().unwrap();
+        let answered: std::collections::HashSet<&String> = p.delivered.values().collect();
+        ids.iter()
+            .filter(|id| !answered.contains(id))
+            .cloned()
+            .collect()
+    };
+    let pipeline = config::load_file(file).unwrap();
+    let bus = KafkaBus::connect(&pipeline.kafka, &[]).await.unwrap();
+    let mut replies = Vec::new();
+    for topic in [
+        "sms.inbound",
+        "sms.app.echo",
+        "sms.outbound",
+        "sms.send.gateway",
+        "sms.events",
+    ] {
+        let (mut reader, progress) = bus.reader("where-lost", topic).await.unwrap();
+        let mut found = 0;
+        read_to_end(&mut reader, topic, &progress, async |r| {
+            if topic == "sms.events" {
+                if let Ok(e) = schema::event().decode(&r.payload) {
+                    if replies.contains(&e.message_id) {
+                        found += 1;
+                        println!(
+                            "where lost: event {:?} {:?} for {}",
+                            e.status, e.error, e.message_id
+                        );
+                    }
+                }
+                return Ok(());
+            }
+            if topic == "sms.send.gateway" {
+                if let Ok(m) = schema::outbound().decode(&r.payload) {
+                    if m.in_response_to
+                        .as_ref()
+                        .is_some_and(|id| lost.contains(id))
+                    {
+                        println!(
+                            "where lost: {} at partition {} offset {}",
+                            m.id, r.partition, r.offset
+                        );
+                        replies.push(m.id);
+                    }
+                }
+            }
+            let id = match topic {
+                "sms.inbound" => schema::inbound().decode(&r.payload).ok().map(|m| m.id),
+                "sms.app.echo" => schema::routed()
+                    .decode(&r.payload)
+                    .ok()
+                    .map(|m| m.message.id),
+                _ => schema::outbound()
+                    .decode(&r.payload)
+                    .ok()
+                    .and_then(|m| m.in_response_to),
+            };
+            if id.is_some_and(|id| lost.contains(&id)) {
+                found += 1;
+            }
+            Ok::<_, smsflow::bus::BusError>(())
+        })
+        .await
+        .unwrap();
+        println!(
+            "where lost: {found} of the {} lost messages are on {topic}",
+            lost.len()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,7 +421,7 @@ async fn a_second_router_joining_mid_stream_keeps_order_and_loses_nothing() {
     let Harness {
         _broker,
         provider,
-        dir,
+        dir: _dir,
         file,
         mut stages,
     } = Harness::start().await;

@@ -19,11 +19,13 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use super::{BusError, Produce, Record, TopicSpec};
+use super::{AckGroup, BusError, Produce, Record, TopicSpec};
 use crate::config::{self, KafkaMode};
 
 /// A connection to a cluster (its settings; clients are made per stage).
@@ -183,8 +185,11 @@ impl KafkaBus {
         for k in ["fetch.wait.max.ms", "session.timeout.ms"] {
             c.remove(k);
         }
-        let producer: FutureProducer = c.create().map_err(kafka_error)?;
-        Ok(KafkaProducer { producer })
+        let producer: ThreadedProducer<AckContext> =
+            c.create_with_context(AckContext).map_err(kafka_error)?;
+        Ok(KafkaProducer {
+            producer: Arc::new(producer),
+        })
     }
 
     pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer, BusError> {
@@ -302,12 +307,30 @@ pub async fn read_to_end<E: From<BusError>>(
 /// Writes to Kafka.
 #[derive(Clone)]
 pub struct KafkaProducer {
-    producer: FutureProducer,
+    producer: Arc<ThreadedProducer<AckContext>>,
+}
+
+/// Delivery reports complete the [`AckGroup`] each record was sent with
+/// (on librdkafka's polling thread): no future and no wake-up per record.
+pub struct AckContext;
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Arc<AckGroup>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, group: Arc<AckGroup>) {
+        group.complete(match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(kafka_error(e.clone())),
+        });
+    }
 }
 
 impl KafkaProducer {
-    pub async fn send(&self, record: Produce) -> Result<KafkaAck, BusError> {
-        let mut fr = FutureRecord::to(&record.topic)
+    /// Enqueue `record`; `group` is completed when the broker acknowledged it.
+    pub async fn send(&self, record: Produce, group: &Arc<AckGroup>) -> Result<(), BusError> {
+        let mut br = BaseRecord::with_opaque_to(&record.topic, group.clone())
             .key(record.key.as_ref())
             .payload(record.payload.as_ref());
         // librdkafka allocates a header list even for none: only when needed.
@@ -319,19 +342,31 @@ impl KafkaProducer {
                     value: Some(v.as_ref()),
                 });
             }
-            fr = fr.headers(headers);
+            br = br.headers(headers);
         }
+        group.expect_one();
         loop {
-            match self.producer.send_result(fr) {
-                Ok(f) => return Ok(KafkaAck(f)),
+            match self.producer.send(br) {
+                Ok(()) => return Ok(()),
                 // librdkafka's queue is full: wait for deliveries to make room.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    fr = back;
+                    br = back;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((e, _)) => return Err(kafka_error(e)),
+                Err((e, _)) => {
+                    let e = kafka_error(e);
+                    group.complete(Err(e.clone()));
+                    return Err(e);
+                }
             }
         }
+    }
+
+    /// Send one record and wait for the broker's acknowledgement.
+    pub async fn send_and_wait(&self, record: Produce) -> Result<(), BusError> {
+        let group = AckGroup::new();
+        self.send(record, &group).await?;
+        group.wait().await
     }
 
     pub async fn flush(&self, timeout: Duration) -> Result<(), BusError> {
@@ -340,19 +375,6 @@ impl KafkaProducer {
             .await
             .map_err(|_| BusError::Closed)?
             .map_err(kafka_error)
-    }
-}
-
-/// Resolves when the broker acknowledged the record.
-pub struct KafkaAck(DeliveryFuture);
-
-impl KafkaAck {
-    pub async fn wait(self) -> Result<(), BusError> {
-        match self.0.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((e, _))) => Err(kafka_error(e)),
-            Err(_) => Err(BusError::Closed),
-        }
     }
 }
 

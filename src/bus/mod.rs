@@ -15,10 +15,12 @@ pub mod embedded;
 pub mod kafka;
 mod murmur2;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 use crate::config::{self, KafkaMode};
 pub use murmur2::partition_for_key;
@@ -158,12 +160,32 @@ impl Producer {
     /// Enqueue a record; waits while the bus is full (backpressure). The
     /// returned [`Ack`] resolves once the bus has stored it.
     pub async fn send(&self, record: Produce) -> Result<Ack, BusError> {
-        match self {
-            Producer::Embedded(b) => {
-                b.produce(record).await?;
-                Ok(Ack::Done)
-            }
-            Producer::Kafka(p) => Ok(Ack::Kafka(p.send(record).await?)),
+        let group = self.tracks_acks().then(AckGroup::new);
+        self.send_in(record, group.as_ref()).await?;
+        Ok(match group {
+            Some(g) => Ack::Group(g),
+            None => Ack::Done,
+        })
+    }
+
+    /// Whether records are stored after `send` returns (Kafka: when the
+    /// broker acknowledges), so that an [`AckGroup`] is needed to know when.
+    pub fn tracks_acks(&self) -> bool {
+        matches!(self, Producer::Kafka(_))
+    }
+
+    /// Enqueue a record whose acknowledgement completes `group` (needed
+    /// when [`Producer::tracks_acks`]; the embedded bus stores it before
+    /// returning).
+    pub async fn send_in(
+        &self,
+        record: Produce,
+        group: Option<&Arc<AckGroup>>,
+    ) -> Result<(), BusError> {
+        match (self, group) {
+            (Producer::Embedded(b), _) => b.produce(record).await,
+            (Producer::Kafka(p), Some(g)) => p.send(record, g).await,
+            (Producer::Kafka(p), None) => p.send(record, &AckGroup::new()).await,
         }
     }
 
@@ -184,19 +206,80 @@ impl Producer {
 /// The acknowledgement of one produced record.
 pub enum Ack {
     Done,
-    Kafka(kafka::KafkaAck),
+    Group(Arc<AckGroup>),
 }
 
 impl Ack {
     /// Acknowledged already (nothing to wait for).
     pub fn is_done(&self) -> bool {
-        matches!(self, Ack::Done)
+        match self {
+            Ack::Done => true,
+            Ack::Group(g) => g.is_done(),
+        }
     }
 
     pub async fn wait(self) -> Result<(), BusError> {
         match self {
             Ack::Done => Ok(()),
-            Ack::Kafka(a) => a.wait().await,
+            Ack::Group(g) => g.wait().await,
+        }
+    }
+}
+
+/// Acknowledgements awaited together (the outputs of one input record): a
+/// count of records not yet acknowledged, and the first failure.
+#[derive(Default)]
+pub struct AckGroup {
+    pending: AtomicUsize,
+    error: Mutex<Option<BusError>>,
+    notify: Notify,
+}
+
+impl AckGroup {
+    pub fn new() -> Arc<AckGroup> {
+        Arc::default()
+    }
+
+    /// One more record to wait for (before it is handed to the bus).
+    pub(crate) fn expect_one(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One record acknowledged, or failed.
+    pub(crate) fn complete(&self, result: Result<(), BusError>) {
+        if let Err(e) = result {
+            let mut error = self.error.lock().unwrap_or_else(|p| p.into_inner());
+            error.get_or_insert(e);
+        }
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Stores a permit when nobody waits yet: `wait` cannot miss it.
+            self.notify.notify_one();
+        }
+    }
+
+    /// Every record acknowledged (or failed).
+    fn is_finished(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Every record acknowledged, none failed.
+    pub fn is_done(&self) -> bool {
+        self.is_finished()
+            && self
+                .error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none()
+    }
+
+    /// Wait until every record is acknowledged; the first failure, if any.
+    pub async fn wait(&self) -> Result<(), BusError> {
+        while !self.is_finished() {
+            self.notify.notified().await;
+        }
+        match self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }

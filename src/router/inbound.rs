@@ -181,14 +181,14 @@ impl RouterIn {
     fn deliver(
         &self,
         record: &Record,
-        msg: &InboundMessage,
+        message: InboundMessage,
         app: &Arc<str>,
         route: &str,
         matched: Matched,
         out: &mut Vec<Produce>,
     ) -> Result<(), HandleError> {
         let routed = RoutedMessage {
-            message: msg.clone(),
+            message,
             app: app.to_string(),
             route: route.to_owned(),
             rest: matched.rest,
@@ -208,7 +208,12 @@ impl RouterIn {
             .get(app)
             .cloned()
             .unwrap_or_else(|| app.clone());
-        out.push(encode(schema::routed(), &topic, &msg.connection, &routed)?);
+        out.push(encode(
+            schema::routed(),
+            &topic,
+            &routed.message.connection,
+            &routed,
+        )?);
         Ok(())
     }
 
@@ -261,16 +266,35 @@ impl Handler for RouterIn {
                 .map(|app| (app, "default".to_owned(), Matched::default())),
         };
         let handled_by = target.as_ref().map(|(app, _, _)| app.clone());
+        // taps see everything that passed the filters, once each.
+        let taps: Vec<&Arc<str>> = self
+            .table
+            .taps
+            .iter()
+            .filter(|tap| handled_by.as_ref() != Some(*tap))
+            .collect();
+        // The message is moved into the last routed copy, cloned for the others.
+        let mut msg = Some(msg);
+        let mut copies = usize::from(target.is_some()) + taps.len();
+        let mut next = || {
+            copies -= 1;
+            if copies == 0 {
+                msg.take()
+            } else {
+                msg.clone()
+            }
+        };
         match target {
             Some((app, route, matched)) => {
-                self.deliver(record, &msg, &app, &route, matched, out)?
+                if let Some(m) = next() {
+                    self.deliver(record, m, &app, &route, matched, out)?;
+                }
             }
             None => self.drop("unrouted"),
         }
-        // taps see everything that passed the filters, once each.
-        for tap in &self.table.taps {
-            if handled_by.as_ref() != Some(tap) {
-                self.deliver(record, &msg, tap, "tap", Matched::default(), out)?;
+        for tap in taps {
+            if let Some(m) = next() {
+                self.deliver(record, m, tap, "tap", Matched::default(), out)?;
             }
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use smsflow::bus::kafka::KafkaBus;
-use smsflow::bus::Produce;
+use smsflow::bus::{AckGroup, Produce};
 use smsflow::config::Pipeline;
 use smsflow::message::{Connection, InboundMessage};
 use smsflow::schema;
@@ -24,7 +24,7 @@ pub async fn produce(
     let producer = bus.producer().unwrap();
     let topic: Arc<str> = Arc::from(p.topics.inbound.as_str());
     let mut ids = Vec::with_capacity(n);
-    let mut acks = Vec::with_capacity(n);
+    let acks = AckGroup::new();
     let started = Instant::now();
     for i in 0..n {
         let phone = format!("+1555{:06}", i % phones);
@@ -35,12 +35,10 @@ pub async fn produce(
             Bytes::from(msg.connection.key()),
             schema::inbound().encode(&msg).unwrap(),
         );
-        acks.push(producer.send(rec).await.unwrap());
+        producer.send(rec, &acks).await.unwrap();
         let due = started + Duration::from_millis(i as u64 * 1000 / per_second);
         tokio::time::sleep_until(due.into()).await;
     }
-    for a in acks {
-        a.wait().await.unwrap();
-    }
+    acks.wait().await.unwrap();
     ids
 }
