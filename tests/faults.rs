@@ -421,7 +421,7 @@ async fn a_second_router_joining_mid_stream_keeps_order_and_loses_nothing() {
     let Harness {
         _broker,
         provider,
-        dir: _dir,
+        dir,
         file,
         mut stages,
     } = Harness::start().await;
