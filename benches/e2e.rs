@@ -514,18 +514,13 @@ async fn ceiling(brokers: &str, n: u64, hops: usize) -> anyhow::Result<f64> {
                 let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
                     continue;
                 };
-                let mut rec = BaseRecord::to(&to)
+                let rec = BaseRecord::to(&to)
                     .key(m.key().unwrap_or_default())
                     .payload(m.payload().unwrap_or_default());
-                loop {
-                    match producer.send(rec) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            rec = r;
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                        Err((e, _)) => panic!("relay produce: {e}"),
-                    }
+                if let Err(e) = send_waiting(&producer, rec) {
+                    // The last consumer then comes up short and says so.
+                    eprintln!("ceiling relay to {to}: {e}");
+                    break;
                 }
             }
             let _ = producer.flush(Duration::from_secs(10));
@@ -556,18 +551,12 @@ async fn ceiling(brokers: &str, n: u64, hops: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     let gen = std::thread::spawn(move || {
         for i in 0..n {
-            let mut rec = BaseRecord::to(&first)
-                .key(keys[(i % PHONES) as usize].as_str())
+            let rec = BaseRecord::to(&first)
+                .key(keys[(i % PHONES) as usize].as_bytes())
                 .payload(payload.as_slice());
-            loop {
-                match producer.send(rec) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        rec = r;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err((e, _)) => panic!("ceiling produce: {e}"),
-                }
+            if let Err(e) = send_waiting(&producer, rec) {
+                eprintln!("ceiling produce: {e}");
+                break;
             }
         }
         let _ = producer.flush(Duration::from_secs(30));
@@ -594,6 +583,23 @@ async fn ceiling(brokers: &str, n: u64, hops: usize) -> anyhow::Result<f64> {
         "the ceiling run received {count} of {n} records"
     );
     Ok(n as f64 / secs)
+}
+
+/// Enqueue `rec`, waiting while librdkafka's queue is full.
+fn send_waiting(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut rec: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
 }
 
 /// `wrk` against the discard backend's GET inbound for `seconds`.

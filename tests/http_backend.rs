@@ -218,4 +218,12 @@ async fn discard_backend_takes_inbound_and_sends_nothing() {
         *seen.lock().unwrap(),
         vec![("load:+15550123".to_owned(), "discard me".to_owned())]
     );
+    // The source counts what it accepted, the sink what it read: once each.
+    let received = |stage| {
+        smsflow::metrics::metrics()
+            .received
+            .with_label_values(&[stage])
+            .get()
+    };
+    assert_eq!((received("source:load"), received("backend:load")), (1, 1));
 }

@@ -49,7 +49,8 @@ pub fn check_identity(identity: &str) -> Result<&str, SourceError> {
 /// return only once the bus stored it (or fail, so the provider retries).
 pub struct Source {
     pub backend: String,
-    /// `smsflow_received_total{stage="backend:<name>"}`, resolved once.
+    /// `smsflow_received_total{stage="source:<name>"}` (accepted inbound
+    /// messages; the sink stage counts under `backend:<name>`), resolved once.
     received: prometheus::IntCounter,
     producer: Producer,
     inbound_topic: Arc<str>,
@@ -67,7 +68,7 @@ impl Source {
             backend: backend.to_owned(),
             received: metrics()
                 .received
-                .with_label_values(&[&format!("backend:{backend}")]),
+                .with_label_values(&[&format!("source:{backend}")]),
             producer,
             inbound_topic,
             accept_timeout,
