@@ -25,6 +25,7 @@ use rdkafka::producer::{
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
+use super::mock::MockCluster;
 use super::{AckGroup, BusError, Produce, Record, TopicSpec};
 use crate::config::{self, KafkaMode};
 
@@ -37,7 +38,7 @@ pub struct KafkaBus {
     mock: Option<MockCluster>,
 }
 
-fn kafka_error(e: KafkaError) -> BusError {
+pub(super) fn kafka_error(e: KafkaError) -> BusError {
     let retryable = match &e {
         KafkaError::MessageProduction(code) | KafkaError::MessageConsumption(code) => matches!(
             code,
@@ -541,61 +542,6 @@ impl KafkaCommitter {
                 Ok(())
             }
             Err(e) => Err(kafka_error(e)),
-        }
-    }
-}
-
-/// librdkafka's mock cluster, owned by a thread of its own (the handle is not
-/// `Send`), alive until this value is dropped.
-struct MockCluster {
-    bootstrap: String,
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl MockCluster {
-    fn start(topics: &[TopicSpec]) -> Result<MockCluster, BusError> {
-        let topics = topics.to_vec();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("kafka-mock".into())
-            .spawn(move || {
-                let started = rdkafka::mocking::MockCluster::new(1).and_then(|c| {
-                    for t in &topics {
-                        c.create_topic(&t.name, t.partitions, 1)?;
-                    }
-                    Ok(c)
-                });
-                match started {
-                    Ok(cluster) => {
-                        let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                        let _ = stop_rx.recv();
-                        drop(cluster);
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(kafka_error(e)));
-                    }
-                }
-            })
-            .map_err(|e| BusError::Kafka {
-                message: format!("cannot start the mock cluster thread: {e}"),
-                retryable: false,
-            })?;
-        let bootstrap = ready_rx.recv().map_err(|_| BusError::Closed)??;
-        Ok(MockCluster {
-            bootstrap,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for MockCluster {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod embedded;
 pub mod kafka;
+mod mock;
 mod murmur2;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
