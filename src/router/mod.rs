@@ -2,6 +2,7 @@
 //! ([`inbound::RouterIn`]) and its outgoing phase ([`outbound::RouterOut`]).
 
 pub mod inbound;
+mod index;
 pub mod outbound;
 pub mod table;
 

@@ -9,11 +9,11 @@
 //! plain words by the text's first word, every other regex through one
 //! `RegexSet` pass), and only those are checked, in table order.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex::Regex;
+
+pub(super) use super::index::Index;
 
 use crate::config::{self, Path, Pipeline};
 use crate::message::{Fields, InboundMessage};
@@ -172,7 +172,7 @@ impl Rule {
     }
 
     /// Whether the backend and prefix conditions hold (the text aside).
-    fn conditions_hold(&self, msg: &InboundMessage) -> bool {
+    pub(super) fn conditions_hold(&self, msg: &InboundMessage) -> bool {
         self.backend
             .as_ref()
             .is_none_or(|b| *b == msg.connection.backend)
@@ -218,7 +218,7 @@ impl Rule {
 }
 
 /// `join|reg` → `["join", "reg"]` when every alternative is a plain word.
-fn literal_alternatives(keyword: &str) -> Option<Vec<&str>> {
+pub(super) fn literal_alternatives(keyword: &str) -> Option<Vec<&str>> {
     let words: Vec<&str> = keyword.split('|').map(str::trim).collect();
     words
         .iter()
@@ -241,219 +241,6 @@ pub struct RouteTable {
     index: Box<Index>,
     pub default_app: Option<Arc<str>>,
     pub taps: Vec<Arc<str>>,
-}
-
-/// Whether `c` ends a keyword: `[\s,;:]` in [`keyword_regex`] (Rust's
-/// `char::is_whitespace` is Unicode `White_Space`, as the regex's `\s`).
-fn is_separator(c: char) -> bool {
-    c.is_whitespace() || matches!(c, ',' | ';' | ':')
-}
-
-/// The text's first word as [`keyword_regex`] sees it (leading whitespace
-/// skipped, up to a separator or the end), and what follows it.
-fn first_word(text: &str) -> (&str, &str) {
-    let text = text.trim_start_matches(char::is_whitespace);
-    let end = text.find(is_separator).unwrap_or(text.len());
-    text.split_at(end)
-}
-
-/// A keyword's `rest`: what follows the separators after the keyword.
-fn rest_after(after: &str) -> Option<String> {
-    let rest = after.trim_start_matches(is_separator);
-    (!rest.is_empty()).then(|| rest.to_owned())
-}
-
-/// Longest keyword word the [`Index`] holds, in bytes (longer ones go through
-/// its regex set): a lookup folds the text's first word into a buffer this big.
-const MAX_WORD: usize = 64;
-
-/// `word` folded as a key of [`Index::by_word`]: what every text word that a
-/// case-insensitive regex for an ASCII `word` matches folds to as well.
-///
-/// Under the regex crate's Unicode simple case folding an ASCII letter or
-/// digit matches only itself, its other ASCII case, and for `k` and `s` the
-/// KELVIN SIGN and LATIN SMALL LETTER LONG S (`tests::ascii_case_folding`
-/// checks this against the regex crate). A word with any other non-ASCII
-/// character can only match a non-ASCII keyword, which is not indexed.
-fn fold_word<'b>(word: &str, buf: &'b mut [u8; MAX_WORD]) -> Option<&'b [u8]> {
-    let mut n = 0;
-    for c in word.chars() {
-        let b = match c {
-            '\u{212A}' => b'k',
-            '\u{17F}' => b's',
-            c if c.is_ascii() => (c as u8).to_ascii_lowercase(),
-            _ => return None,
-        };
-        *buf.get_mut(n)? = b;
-        n += 1;
-    }
-    Some(&buf[..n])
-}
-
-/// FNV-1a, for [`Index::by_word`]: its keys are a few hundred short words
-/// from the pipeline file, where SipHash's resistance to chosen keys buys
-/// nothing (texts only look words up) and costs more than the rest of a lookup.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Words = HashMap<Box<[u8]>, Vec<usize>, BuildHasherDefault<Fnv>>;
-
-/// Which rules can match a text, found without running each rule's regex.
-///
-/// Rules fall in three kinds: keywords that are plain ASCII words (most
-/// keywords: `join|reg|register`), looked up by the text's first word; any
-/// other regex (patterns, other keywords), all decided by one [`RegexSet`]
-/// pass over the text; and the rest (any text, exact text), checked as they
-/// are. Each kind gives its candidates in table order; the first candidate
-/// whose conditions hold wins, as when every rule is tried in turn.
-#[derive(Debug, Clone)]
-struct Index {
-    /// Positions of the plain-word keyword rules, ascending, by each of their
-    /// words folded ([`fold_word`]).
-    by_word: Words,
-    /// The position of the rule whose regex is pattern `i` of `set`; ascending.
-    set_rules: Vec<usize>,
-    /// The regexes of those rules, the same expressions, so that the set
-    /// matching pattern `i` means that rule's regex matches.
-    set: RegexSet,
-    /// Positions of the other rules, ascending.
-    direct: Vec<usize>,
-}
-
-impl Index {
-    fn build(rules: &[Rule]) -> Index {
-        let mut by_word = Words::default();
-        let mut set_rules = Vec::new();
-        let mut set_regexes = Vec::new();
-        let mut direct = Vec::new();
-        let mut buf = [0; MAX_WORD];
-        for (i, rule) in rules.iter().enumerate() {
-            let regex = match &rule.text {
-                TextRule::Keyword { source, regex } => {
-                    let words = literal_alternatives(source)
-                        .filter(|ws| ws.iter().all(|w| w.is_ascii() && w.len() <= MAX_WORD));
-                    if let Some(words) = words {
-                        for w in words {
-                            // Short ASCII words always fold.
-                            let Some(key) = fold_word(w, &mut buf) else {
-                                continue;
-                            };
-                            let at = by_word.entry(key.into()).or_default();
-                            if at.last() != Some(&i) {
-                                at.push(i);
-                            }
-                        }
-                        continue;
-                    }
-                    regex
-                }
-                TextRule::Pattern { regex, .. } => regex,
-                TextRule::Any | TextRule::Exact(_) => {
-                    direct.push(i);
-                    continue;
-                }
-            };
-            set_rules.push(i);
-            set_regexes.push(regex.as_str());
-        }
-        // Each regex alone was held to the regex crate's default limits (10 MiB
-        // compiled, a 2 MiB lazy DFA cache); the set holds them all. Below
-        // about 64 KiB of cache per regex (Unicode classes such as `\w` take
-        // that much) the set would give up its DFA for a 30 times slower
-        // engine, so the cache may grow to 256 KiB per regex.
-        let n = set_rules.len();
-        let set = RegexSetBuilder::new(set_regexes)
-            .size_limit((10usize << 20).saturating_mul(n.max(1)))
-            .dfa_size_limit((256usize << 10).saturating_mul(n.max(8)))
-            .build();
-        let set = match set {
-            Ok(set) => set,
-            Err(_) => {
-                // Not seen within those limits; if it happened, checking
-                // those rules one by one is still right, only slower.
-                direct.append(&mut set_rules);
-                direct.sort_unstable();
-                RegexSet::empty()
-            }
-        };
-        Index {
-            by_word,
-            set_rules,
-            set,
-            direct,
-        }
-    }
-
-    /// The first of `rules` (those this index was built from) that `msg`
-    /// matches: the same answer as trying each rule in order.
-    fn first_match<'r>(
-        &self,
-        rules: &'r [Rule],
-        msg: &InboundMessage,
-    ) -> Option<(&'r Rule, Matched)> {
-        let text = msg.text.as_str();
-        let (word, after) = first_word(text);
-        let mut buf = [0; MAX_WORD];
-        let by_word = fold_word(word, &mut buf)
-            .and_then(|key| self.by_word.get(key))
-            .map_or(&[][..], Vec::as_slice);
-        // The earliest of the word and direct candidates that matches...
-        let mut words = by_word
-            .iter()
-            .filter(|&&i| rules[i].conditions_hold(msg))
-            .map(|&i| {
-                let rest = rest_after(after);
-                (
-                    i,
-                    Matched {
-                        rest,
-                        captures: Fields::new(),
-                    },
-                )
-            });
-        let mut best = words.next();
-        for &i in &self.direct {
-            if best.as_ref().is_some_and(|(b, _)| *b < i) {
-                break;
-            }
-            if let Some(m) = rules[i].matches(msg) {
-                best = Some((i, m));
-                break;
-            }
-        }
-        // ...unless a regex rule before it matches: the set runs only then.
-        let before = best.as_ref().map_or(usize::MAX, |(b, _)| *b);
-        if self.set_rules.first().is_some_and(|&first| first < before) {
-            for k in self.set.matches(text).iter() {
-                let i = self.set_rules[k];
-                if i > before {
-                    break;
-                }
-                if let Some(m) = rules[i].matches(msg) {
-                    best = Some((i, m));
-                    break;
-                }
-            }
-        }
-        best.map(|(i, m)| (&rules[i], m))
-    }
 }
 
 /// The trigger a built-in app brings when a route names it without conditions.
@@ -597,6 +384,7 @@ impl RouteTable {
 
 #[cfg(test)]
 mod tests {
+    use super::super::index::{fold_word, MAX_WORD};
     use super::*;
     use crate::message::Connection;
 
