@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::FutureExt;
-use smsflow::bus::{Produce, Record};
+use smsflow::bus::Record;
 use smsflow::config::{self, Pipeline};
 use smsflow::message::{
     Connection, Contact, DeliveryEvent, DeliveryStatus, Encoding, InboundMessage, OutboundMessage,
@@ -29,7 +29,7 @@ use smsflow::message::{
 use smsflow::router::{RouteTable, RouterIn};
 use smsflow::schema::{self, Codec};
 use smsflow::sms;
-use smsflow::stage::Handler;
+use smsflow::stage::{Handler, Output};
 
 const IDENTITY: &str = "+256772123456";
 
@@ -197,7 +197,7 @@ fn router(c: &mut Criterion) {
     let mut router = RouterIn::new(Arc::from("router-in"), &p, table);
     let mut g = c.benchmark_group("router");
     g.throughput(Throughput::Elements(1));
-    let mut out: Vec<Produce> = Vec::with_capacity(4);
+    let mut out = Output::default();
     for (name, text, app) in router_cases() {
         let msg = inbound(&text);
         let record = Record {
@@ -209,7 +209,7 @@ fn router(c: &mut Criterion) {
             headers: Vec::new(),
         };
         // The handler never awaits: one poll finishes it.
-        let mut handle = |out: &mut Vec<Produce>| {
+        let mut handle = |out: &mut Output| {
             out.clear();
             router
                 .handle(black_box(&record), out)

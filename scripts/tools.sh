@@ -1,8 +1,12 @@
 # Sourced by scripts/test and scripts/bench: installs, when missing, what the
 # tests and benchmarks use. Debian packages: chromium and chromium-driver (the
-# browser test), wrk (the HTTP benchmark). The tansu broker (real-broker tests
-# and benchmarks; each starts its own on a free loopback port), built once and
-# kept in $cache. Exports SMSFLOW_TANSU.
+# browser test), wrk (the HTTP benchmark), kannel and kannel-extras (the real
+# Kannel tests: bearerbox, smsbox and fakesmsc, each test starting its own on
+# free loopback ports; the package's system service is kept stopped). The
+# tansu broker (real-broker tests and benchmarks; each starts its own on a free
+# loopback port), built once and kept in $cache. A Python virtualenv in
+# $cache/venv with the twilio package (tests that drive smsflow with the real
+# Twilio client). Exports SMSFLOW_TANSU and SMSFLOW_PYTHON.
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -13,10 +17,35 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 command -v wrk >/dev/null || need_apt+=(wrk)
+{ [ -x /usr/sbin/bearerbox ] && [ -x /usr/sbin/smsbox ]; } || need_apt+=(kannel)
+[ -x /usr/lib/kannel/test/fakesmsc ] || need_apt+=(kannel-extras)
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]} (Debian packages)"
+  # kannel's postinst starts the system Kannel (bearerbox and wapbox on
+  # /etc/kannel/kannel.conf) through invoke-rc.d unless a policy-rc.d forbids
+  # it: put a temporary one in place when the machine has none.
+  tmp_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    tmp_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$tmp_policy" >/dev/null
+    as_root chmod 755 "$tmp_policy"
+  fi
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  [ -z "$tmp_policy" ] || as_root rm -f "$tmp_policy"
+  # Never start the system Kannel at boot either (sysvinit links; there is no
+  # systemd unit in 1.4.5-12).
+  if command -v update-rc.d >/dev/null && [ -e /etc/init.d/kannel ]; then
+    as_root update-rc.d kannel disable >/dev/null 2>&1 || true
+  fi
+fi
+# A system Kannel left running (started by an earlier install or by hand)
+# would hold ports 13000/13002 and the logs in /var/log/kannel: stop it.
+kannel_pid=$(cat /var/run/kannel/kannel_bearerbox.pid 2>/dev/null || true)
+if [ -n "$kannel_pid" ] && kill -0 "$kannel_pid" 2>/dev/null; then
+  echo "==> stopping the system Kannel service (the tests start their own)"
+  as_root /etc/init.d/kannel stop >/dev/null 2>&1 || true
 fi
 
 tansu_version=0.6.0
@@ -25,4 +54,12 @@ if [ ! -x "$SMSFLOW_TANSU" ]; then
   echo "==> installing tansu $tansu_version into $cache (once; about 15-30 minutes on 2 cores)"
   env -u CARGO_TARGET_DIR cargo install tansu --version "$tansu_version" --locked \
       --features dynostore --root "$cache/tansu-$tansu_version" --quiet
+fi
+
+twilio_version=9.13.0
+export SMSFLOW_PYTHON="$cache/venv/bin/python"
+if ! "$SMSFLOW_PYTHON" -c "import sys, twilio; sys.exit(twilio.__version__ != '$twilio_version')" 2>/dev/null; then
+  echo "==> creating $cache/venv with twilio $twilio_version (PyPI)"
+  /usr/bin/python3 -m venv "$cache/venv"
+  "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check "twilio==$twilio_version"
 fi

@@ -52,12 +52,89 @@ impl HandleError {
 /// What a stage does with one record.
 pub trait Handler: Send + 'static {
     /// Push the records to produce for `record` into `out`. Async for the
-    /// stages that call out (backend sinks); the others never await.
+    /// stages that call out; the others never await. A handler that finishes
+    /// the record in another task (a backend sink waiting on its provider)
+    /// takes [`Output::later`].
     fn handle(
         &mut self,
         record: &Record,
-        out: &mut Vec<Produce>,
+        out: &mut Output,
     ) -> impl std::future::Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// The records a handler produces for one input record: a `Vec` to push to
+/// (through `Deref`), and optionally a [`Later`] that holds the input open
+/// until another task has produced the rest.
+#[derive(Default)]
+pub struct Output {
+    records: Vec<Produce>,
+    later: Option<Arc<AckGroup>>,
+}
+
+impl std::ops::Deref for Output {
+    type Target = Vec<Produce>;
+    fn deref(&self) -> &Vec<Produce> {
+        &self.records
+    }
+}
+
+impl std::ops::DerefMut for Output {
+    fn deref_mut(&mut self) -> &mut Vec<Produce> {
+        &mut self.records
+    }
+}
+
+impl Output {
+    /// The record is finished by another task: it is marked done only once
+    /// that task called [`Later::finish`] and what it produced is
+    /// acknowledged. Dropping the `Later` unfinished fails the stage, so the
+    /// record is read again after a restart.
+    pub fn later(&mut self, producer: &Producer) -> Later {
+        let group = self.later.get_or_insert_with(AckGroup::new).clone();
+        group.expect_one();
+        Later {
+            group,
+            producer: producer.clone(),
+            finished: false,
+        }
+    }
+
+    /// Forget everything pushed so far (and any [`Later`] hold).
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.later = None;
+    }
+}
+
+/// The unfinished part of a record's output (see [`Output::later`]).
+pub struct Later {
+    group: Arc<AckGroup>,
+    producer: Producer,
+    finished: bool,
+}
+
+impl Later {
+    /// Produce the record's remaining outputs; the input is marked done once
+    /// they (and everything else it produced) are acknowledged.
+    pub async fn finish(mut self, records: Vec<Produce>) {
+        let mut result = Ok(());
+        for r in records {
+            if let Err(e) = self.producer.send_in(r, Some(&self.group)).await {
+                result = Err(e);
+                break;
+            }
+        }
+        self.finished = true;
+        self.group.complete(result);
+    }
+}
+
+impl Drop for Later {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.group.complete(Err(BusError::Closed));
+        }
+    }
 }
 
 /// Names and topics a stage loop needs.
@@ -120,7 +197,7 @@ pub async fn run(
     let mut produced: std::collections::HashMap<Arc<str>, prometheus::IntCounter> =
         Default::default();
     let tracks_acks = producer.tracks_acks();
-    let mut out = Vec::with_capacity(4);
+    let mut out = Output::default();
     let mut result = Ok(());
     loop {
         // Yield now and then: under load the next record is always ready.
@@ -174,8 +251,11 @@ pub async fn run(
                 out.clear();
             }
         }
-        let acks = (tracks_acks && !out.is_empty()).then(AckGroup::new);
-        for p in out.drain(..) {
+        let acks = out
+            .later
+            .take()
+            .or_else(|| (tracks_acks && !out.is_empty()).then(AckGroup::new));
+        for p in out.records.drain(..) {
             produced
                 .entry(p.topic.clone())
                 .or_insert_with(|| m.produced.with_label_values(&[&ctx.name, &p.topic]))

@@ -448,7 +448,7 @@ impl Handler for StageHandler {
     async fn handle(
         &mut self,
         record: &crate::bus::Record,
-        out: &mut Vec<crate::bus::Produce>,
+        out: &mut stage::Output,
     ) -> Result<(), stage::HandleError> {
         match self {
             StageHandler::RouterIn(h) => h.handle(record, out).await,

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use super::{App, AppError};
-use crate::bus::{Produce, Record};
+use crate::bus::Record;
 use crate::message::{derived_id, OutboundMessage, RoutedMessage};
 use crate::schema;
-use crate::stage::{decode, encode, HandleError, Handler};
+use crate::stage::{decode, encode, HandleError, Handler, Output};
 
 pub struct AppStage {
     app: Arc<dyn App>,
@@ -38,7 +38,7 @@ pub fn replies(app: &dyn App, msg: &RoutedMessage) -> Result<Vec<OutboundMessage
 }
 
 impl Handler for AppStage {
-    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
         let msg = decode(schema::routed(), record)?;
         if msg.message.connection.identity.trim().is_empty() {
             return Err(HandleError::input(

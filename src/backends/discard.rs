@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use crate::bus::{Produce, Record};
+use crate::bus::Record;
 use crate::message::OutboundMessage;
 use crate::metrics::{metrics, observe_since};
 use crate::schema;
-use crate::stage::{decode, HandleError, Handler};
+use crate::stage::{decode, HandleError, Handler, Output};
 
 /// Called with each message a discard sink would send, where a real sink calls
 /// its provider (a load generator measures its latency here).
@@ -30,7 +30,7 @@ impl DiscardSink {
 }
 
 impl Handler for DiscardSink {
-    async fn handle(&mut self, record: &Record, _: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, _: &mut Output) -> Result<(), HandleError> {
         let msg = decode(schema::outbound(), record)?;
         if let Some(hook) = &self.hook {
             hook(&msg);

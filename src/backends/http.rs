@@ -21,11 +21,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::sent::SentLog;
-use crate::bus::{Produce, Record};
+use crate::bus::Record;
 use crate::message::{DeliveryEvent, DeliveryStatus, OutboundMessage};
 use crate::metrics::{metrics, observe_since};
 use crate::schema;
-use crate::stage::{decode, encode, HandleError, Handler};
+use crate::stage::{decode, encode, HandleError, Handler, Output};
 
 /// How the sink reaches the provider.
 pub struct HttpSinkConfig {
@@ -116,7 +116,7 @@ impl HttpSink {
 }
 
 impl Handler for HttpSink {
-    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
         let msg = decode(schema::outbound(), record)?;
         if msg.connection.backend != self.name {
             return Err(HandleError::input(

@@ -12,11 +12,11 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::{Source, SourceError};
-use crate::bus::{Produce, Record};
+use crate::bus::Record;
 use crate::message::{now_millis, DeliveryEvent, DeliveryStatus, InboundMessage, OutboundMessage};
 use crate::metrics::{metrics, observe_since};
 use crate::schema;
-use crate::stage::{decode, encode, HandleError, Handler};
+use crate::stage::{decode, encode, HandleError, Handler, Output};
 
 /// Phone numbers whose conversations are kept; the oldest is forgotten first.
 const MAX_NUMBERS: usize = 10_000;
@@ -165,7 +165,7 @@ impl TesterSink {
 }
 
 impl Handler for TesterSink {
-    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
         let msg = decode(schema::outbound(), record)?;
         if msg.connection.backend != self.tester.name {
             return Err(HandleError::input(

@@ -26,7 +26,7 @@ use crate::config::Pipeline;
 use crate::message::{InboundMessage, RoutedMessage};
 use crate::metrics::metrics;
 use crate::schema;
-use crate::stage::{self, decode, encode, HandleError, Handler};
+use crate::stage::{self, decode, encode, HandleError, Handler, Output};
 
 /// The incoming router's state, compiled once from the pipeline.
 pub struct RouterIn {
@@ -246,7 +246,7 @@ pub fn check_inbound(msg: &InboundMessage, backends: &HashSet<String>) -> Result
 }
 
 impl Handler for RouterIn {
-    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
         let msg = decode(schema::inbound(), record)?;
         check_inbound(&msg, &self.backends)?;
 

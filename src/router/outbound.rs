@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::apps::{App, Outgoing};
-use crate::bus::{Produce, Record};
+use crate::bus::Record;
 use crate::message::OutboundMessage;
 use crate::metrics::metrics;
 use crate::schema;
 use crate::sms;
-use crate::stage::{decode, encode, HandleError, Handler};
+use crate::stage::{decode, encode, HandleError, Handler, Output};
 
 pub struct RouterOut {
     /// `smsflow_dropped_total{stage, reason="cancelled"}`, resolved once.
@@ -72,7 +72,7 @@ impl RouterOut {
 }
 
 impl Handler for RouterOut {
-    async fn handle(&mut self, record: &Record, out: &mut Vec<Produce>) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
         let mut msg = decode(schema::outbound(), record)?;
         if let Some(topic) = self.prepare(&mut msg)? {
             out.push(encode(schema::outbound(), &topic, &msg.connection, &msg)?);
