@@ -1,5 +1,6 @@
 //! The one HTTP server: the message tester (page and JSON API), `/metrics`,
-//! `/healthz`, `/readyz`. Provider webhooks join it as backends are added.
+//! `/healthz`, `/readyz`, and each backend's webhooks under
+//! `/backend/<name>/` (routes the backend modules build).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,20 +19,21 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::backends::tester::Tester;
-use crate::backends::{Source, SourceError};
+use crate::backends::SourceError;
 use crate::metrics;
 
 /// What the handlers share.
 pub struct HttpState {
     pub testers: HashMap<String, Arc<Tester>>,
-    /// Backends whose inbound side is RapidSMS's generic HTTP form.
-    pub sources: HashMap<String, Arc<Source>>,
+    /// Each backend's webhook routes (full paths, under `/backend/<name>/`).
+    pub backends: Vec<Router>,
     /// Set once every stage of this process is running.
     pub ready: Arc<AtomicBool>,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
+    let backends = state.backends.clone();
+    let mut router = Router::new()
         .route("/", get(|| async { Redirect::to("/tester/") }))
         .route("/tester/", get(|| async { Html(TESTER_PAGE) }))
         .route("/api/tester/messages", post(post_message))
@@ -39,7 +41,6 @@ pub fn router(state: Arc<HttpState>) -> Router {
             "/api/tester/conversations/{identity}",
             get(get_conversation),
         )
-        .route("/backend/{name}/", get(backend_get).post(backend_post))
         .route(
             "/metrics",
             get(|| async {
@@ -51,7 +52,17 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state);
+    for b in backends {
+        router = router.merge(b);
+    }
+    router.fallback(|uri: axum::http::Uri| async move {
+        error(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("nothing at {}: backends' webhooks are under /backend/<name>/, the message tester at /tester/", uri.path()),
+        )
+    })
 }
 
 /// Serve until `shutdown` is cancelled; in-flight requests finish first.
@@ -75,7 +86,8 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
     }
 }
 
-fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
+/// A JSON error answer: `{"error": ..., "field": ...}`.
+pub fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
     let mut body = json!({ "error": message.into() });
     if let Some(f) = field {
         body["field"] = json!(f);
@@ -153,61 +165,60 @@ async fn post_message(
     }
 }
 
-/// 400 naming the field for a bad request; 503 when the bus cannot store it.
-fn source_error(e: SourceError) -> Response {
+/// 400 naming the field for a bad request, 403 for a forged one, 503 when
+/// the bus cannot store it (so the provider retries).
+pub fn source_error(e: SourceError) -> Response {
     match e {
         SourceError::Invalid { field, message } => {
             error(StatusCode::BAD_REQUEST, Some(field), message)
         }
+        SourceError::Forbidden(message) => error(StatusCode::FORBIDDEN, None, message),
         e @ SourceError::Unavailable(_) => {
             error(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
         }
     }
 }
 
-/// RapidSMS's generic HTTP backend form: `identity` and `text`.
-#[derive(Deserialize)]
-struct GenericForm {
-    identity: Option<String>,
-    text: Option<String>,
-}
-
-async fn backend_get(
-    State(s): State<Arc<HttpState>>,
-    Path(name): Path<String>,
-    Query(form): Query<GenericForm>,
-) -> Response {
-    generic_inbound(&s, &name, form).await
-}
-
-async fn backend_post(
-    State(s): State<Arc<HttpState>>,
-    Path(name): Path<String>,
-    form: Result<axum::Form<GenericForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    match form {
-        Ok(axum::Form(f)) => generic_inbound(&s, &name, f).await,
-        Err(r) => error(
-            StatusCode::BAD_REQUEST,
-            None,
-            format!("expected a form with identity and text: {}", r.body_text()),
-        ),
-    }
-}
-
-async fn generic_inbound(s: &HttpState, name: &str, form: GenericForm) -> Response {
-    let Some(source) = s.sources.get(name) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            Some("backend"),
-            format!("no HTTP backend {name:?} here"),
-        );
+/// A query string or form body as raw bytes per parameter (`+` is a
+/// space): texts in other charsets than UTF-8 (Kannel's UTF-16BE) survive
+/// until their charset is known. The last of repeated names wins.
+pub fn form_bytes(raw: &[u8]) -> HashMap<String, Vec<u8>> {
+    let decode = |part: &[u8]| -> Vec<u8> {
+        let spaced: Vec<u8> = part
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        percent_encoding::percent_decode(&spaced).collect()
     };
-    match source
-        .accept(form.identity.as_deref(), form.text.as_deref(), |_| {})
-        .await
-    {
-        Ok(_) => "OK".into_response(),
+    raw.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let mut kv = pair.splitn(2, |&b| b == b'=');
+            let k = decode(kv.next().unwrap_or_default());
+            let v = decode(kv.next().unwrap_or_default());
+            (String::from_utf8_lossy(&k).into_owned(), v)
+        })
+        .collect()
+}
+
+/// [`form_bytes`] with every value UTF-8, or the name of the first that is not.
+pub fn form_text(raw: &[u8]) -> Result<HashMap<String, String>, SourceError> {
+    form_bytes(raw)
+        .into_iter()
+        .map(|(k, v)| match String::from_utf8(v) {
+            Ok(v) => Ok((k, v)),
+            Err(_) => Err(SourceError::Invalid {
+                field: "charset",
+                message: format!("parameter {k} is not UTF-8"),
+            }),
+        })
+        .collect()
+}
+
+/// The answer to a stored inbound message or report, or to its failure.
+pub fn answer(result: Result<(), SourceError>, ok: impl IntoResponse) -> Response {
+    match result {
+        Ok(()) => ok.into_response(),
         Err(e) => source_error(e),
     }
 }

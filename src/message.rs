@@ -177,6 +177,8 @@ pub struct DeliveryEvent {
     pub at: i64,
     pub provider_id: Option<String>,
     pub error: Option<String>,
+    /// The provider's own status, as it gave it (raw).
+    pub provider_status: Option<String>,
     pub campaign_id: Option<String>,
 }
 
@@ -190,6 +192,7 @@ impl DeliveryEvent {
             at: now_millis(),
             provider_id: None,
             error: None,
+            provider_status: None,
             campaign_id: msg.campaign_id.clone(),
         }
     }

@@ -25,6 +25,12 @@ pub struct Metrics {
     pub reply_latency: HistogramVec,
     /// 1 while the stage runs.
     pub up: IntGaugeVec,
+    /// Provider requests by backend and outcome (accepted, rejected, retry).
+    pub provider_requests: IntCounterVec,
+    /// Seconds sinks waited for their rate limits.
+    pub rate_limited: prometheus::CounterVec,
+    /// Delivery reports received from providers, by backend and status.
+    pub reports: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -85,11 +91,29 @@ fn build() -> Result<Metrics, prometheus::Error> {
             Opts::new("smsflow_stage_up", "1 while the stage runs"),
             &["stage"],
         )?,
+        provider_requests: counter(
+            "smsflow_provider_requests_total",
+            "Messages handed to a provider, by outcome of the try: accepted, rejected, retry",
+            &["backend", "outcome"],
+        )?,
+        rate_limited: prometheus::CounterVec::new(
+            Opts::new(
+                "smsflow_rate_limited_seconds_total",
+                "Time backend sinks waited for their rate limits",
+            ),
+            &["backend"],
+        )?,
+        reports: counter(
+            "smsflow_delivery_reports_total",
+            "Delivery reports received from providers, by normalised status",
+            &["backend", "status"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.latency.clone()))?;
     m.registry.register(Box::new(m.reply_latency.clone()))?;
     m.registry.register(Box::new(m.up.clone()))?;
+    m.registry.register(Box::new(m.rate_limited.clone()))?;
     Ok(m)
 }
 

@@ -18,10 +18,10 @@ use tracing::{error, info, warn};
 
 use crate::apps::{self, stage::AppStage, App};
 use crate::backends::discard::{DiscardSink, SendHook};
-use crate::backends::http::{HttpSink, HttpSinkConfig};
+use crate::backends::provider::{self, Provider, ProviderSink};
 use crate::backends::sent::SentLog;
 use crate::backends::tester::{Tester, TesterSink};
-use crate::backends::Source;
+use crate::backends::{clickatell, http as generic, kannel, twilio, vumi, Reports, Source};
 use crate::bus::{Bus, BusError, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
 use crate::http::{self, HttpState};
@@ -199,7 +199,7 @@ impl Topology {
             .collect();
         for b in &self.pipeline.backends {
             // Sinks that call a provider keep a sent-log.
-            if matches!(b, config::Backend::Http { .. }) {
+            if b.sending().is_some() {
                 specs.push(TopicSpec {
                     name: sent_topic(t, b.name()),
                     partitions: t.partitions,
@@ -284,8 +284,23 @@ impl Topology {
             .cloned()
             .collect();
 
+        // Listen first: callback URLs are built on the address.
+        let listener = match http {
+            true => Some(
+                tokio::net::TcpListener::bind(p.http.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {} (http.listen)", p.http.listen))?,
+            ),
+            false => None,
+        };
+        let http_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let public = match (&p.http.public_url, http_addr) {
+            (None, Some(addr)) => format!("http://{addr}"),
+            _ => p.http.public_base(),
+        };
+
         let mut testers: HashMap<String, Arc<Tester>> = HashMap::new();
-        let mut sources: HashMap<String, Arc<Source>> = HashMap::new();
+        let mut routes: Vec<axum::Router> = Vec::new();
         let mut started = Vec::new();
         // Consumers join before any source accepts a message, so the embedded
         // bus knows every group and holds records for it.
@@ -341,36 +356,52 @@ impl Topology {
                                 Arc::from(t.events.as_str()),
                             ))
                         }
-                        config::Backend::Http {
-                            name,
-                            url,
-                            timeout,
-                            attempts,
-                            backoff,
-                        } => {
-                            sources.insert(name.clone(), Arc::new(source));
-                            let sent_topic = Arc::from(sent_topic(t, name).as_str());
-                            let sent = SentLog::restore(&bus, sent_topic, &group)
-                                .await
-                                .with_context(|| format!("cannot read the sent-log of {name}"))?;
-                            let config = HttpSinkConfig {
-                                url: url.clone(),
-                                timeout: *timeout,
-                                attempts: *attempts,
-                                backoff: *backoff,
-                            };
-                            StageHandler::Http(HttpSink::new(
-                                name,
-                                config,
-                                Arc::from(t.events.as_str()),
-                                sent,
-                            ))
-                        }
                         config::Backend::Discard { name } => {
-                            sources.insert(name.clone(), Arc::new(source));
+                            let hooks = generic::Hooks {
+                                source,
+                                reports: Reports::new(
+                                    name,
+                                    producer.clone(),
+                                    Arc::from(t.events.as_str()),
+                                    p.http.accept_timeout,
+                                    SentLog::new(Arc::from(sent_topic(t, name).as_str())),
+                                ),
+                                params: config::HttpParams::default(),
+                            };
+                            routes.push(generic::routes(name, Arc::new(hooks)));
                             StageHandler::Discard(DiscardSink::new(
                                 name,
                                 self.hooks.get(name).cloned(),
+                            ))
+                        }
+                        _ => {
+                            let name = cfg.name();
+                            let sent_topic = Arc::from(sent_topic(t, name).as_str());
+                            let log = SentLog::restore(&bus, sent_topic, &group)
+                                .await
+                                .with_context(|| format!("cannot read the sent-log of {name}"))?;
+                            let events: Arc<str> = Arc::from(t.events.as_str());
+                            let reports = Reports::new(
+                                name,
+                                producer.clone(),
+                                events.clone(),
+                                p.http.accept_timeout,
+                                log.clone(),
+                            );
+                            let source = match cfg.receiving() {
+                                Some(r) => source.with_receiving(r),
+                                None => source,
+                            };
+                            let (provider, router) =
+                                provider_backend(cfg, &public, source, reports);
+                            routes.push(router);
+                            StageHandler::Provider(ProviderSink::new(
+                                name,
+                                provider,
+                                cfg.sending().unwrap_or(&config::Sending::default()),
+                                log,
+                                producer.clone(),
+                                events,
                             ))
                         }
                     }
@@ -398,15 +429,10 @@ impl Topology {
         let ready = Arc::new(AtomicBool::new(false));
         let http_shutdown = CancellationToken::new();
         let mut http_task = None;
-        let mut http_addr = None;
-        if http {
-            let listener = tokio::net::TcpListener::bind(p.http.listen)
-                .await
-                .with_context(|| format!("cannot listen on {} (http.listen)", p.http.listen))?;
-            http_addr = listener.local_addr().ok();
+        if let Some(listener) = listener {
             let state = Arc::new(HttpState {
                 testers: testers.clone(),
-                sources: sources.clone(),
+                backends: routes,
                 ready: ready.clone(),
             });
             http_task = Some(tokio::spawn(http::serve(
@@ -429,18 +455,142 @@ impl Topology {
     }
 }
 
+/// A provider backend's sink side and its webhook routes.
+fn provider_backend(
+    cfg: &config::Backend,
+    public: &str,
+    source: Source,
+    reports: Reports,
+) -> (Arc<dyn Provider>, axum::Router) {
+    let name = cfg.name();
+    let client = provider::client(cfg.sending().unwrap_or(&config::Sending::default()));
+    match cfg {
+        config::Backend::Http {
+            url,
+            method,
+            params,
+            ..
+        } => {
+            let hooks = generic::Hooks {
+                source,
+                reports,
+                params: params.clone(),
+            };
+            let provider = generic::HttpProvider {
+                client,
+                url: url.clone(),
+                method: *method,
+            };
+            (Arc::new(provider), generic::routes(name, Arc::new(hooks)))
+        }
+        config::Backend::Kannel {
+            sendsms_url,
+            username,
+            password,
+            from,
+            smsc,
+            dlr_mask,
+            ..
+        } => {
+            let provider = kannel::Kannel {
+                client,
+                sendsms_url: sendsms_url.clone(),
+                username: username.clone(),
+                password: password.clone(),
+                from: from.clone(),
+                smsc: smsc.clone(),
+                dlr_mask: *dlr_mask,
+                dlr_url: format!("{public}/backend/{name}/dlr"),
+            };
+            let hooks = kannel::Hooks { source, reports };
+            (Arc::new(provider), kannel::routes(name, Arc::new(hooks)))
+        }
+        config::Backend::Twilio {
+            account_sid,
+            auth_token,
+            from,
+            messaging_service_sid,
+            api_url,
+            validate,
+            ..
+        } => {
+            let provider = twilio::Twilio {
+                client,
+                api_url: api_url.trim_end_matches('/').to_owned(),
+                account_sid: account_sid.clone(),
+                auth_token: auth_token.clone(),
+                from: from.clone(),
+                messaging_service_sid: messaging_service_sid.clone(),
+                status_callback: format!("{public}/backend/{name}/status"),
+            };
+            let hooks = twilio::Hooks {
+                source,
+                reports,
+                auth_token: auth_token.clone(),
+                validate: *validate,
+                public: public.to_owned(),
+            };
+            (Arc::new(provider), twilio::routes(name, Arc::new(hooks)))
+        }
+        config::Backend::Clickatell {
+            api_key,
+            from,
+            api_url,
+            batch,
+            ..
+        } => {
+            let provider = clickatell::Clickatell {
+                client,
+                api_url: api_url.trim_end_matches('/').to_owned(),
+                api_key: api_key.clone(),
+                from: from.clone(),
+                batch: *batch,
+            };
+            let hooks = clickatell::Hooks { source, reports };
+            (
+                Arc::new(provider),
+                clickatell::routes(name, Arc::new(hooks)),
+            )
+        }
+        config::Backend::Vumi {
+            sendsms_url,
+            sendsms_user,
+            sendsms_pass,
+            sendsms_params,
+            ..
+        } => {
+            let provider = vumi::Vumi {
+                client,
+                sendsms_url: sendsms_url.clone(),
+                auth: sendsms_user.clone().zip(sendsms_pass.clone()),
+                params: sendsms_params.clone(),
+            };
+            let hooks = vumi::Hooks {
+                source: source.allow_empty_text(),
+                reports,
+            };
+            (Arc::new(provider), vumi::routes(name, Arc::new(hooks)))
+        }
+        config::Backend::Tester { .. } | config::Backend::Discard { .. } => {
+            unreachable!("not a provider backend: {name}")
+        }
+    }
+}
+
 /// The sent-log topic of a backend: `<send topic>.sent`.
 fn sent_topic(t: &config::Topics, backend: &str) -> String {
     format!("{}.sent", t.send(backend))
 }
 
 /// The handler of each kind of stage: a closed set, dispatched in one place.
+// One per stage, built once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum StageHandler {
     RouterIn(RouterIn),
     RouterOut(RouterOut),
     App(AppStage),
     Tester(TesterSink),
-    Http(HttpSink),
+    Provider(ProviderSink),
     Discard(DiscardSink),
 }
 
@@ -455,7 +605,7 @@ impl Handler for StageHandler {
             StageHandler::RouterOut(h) => h.handle(record, out).await,
             StageHandler::App(h) => h.handle(record, out).await,
             StageHandler::Tester(h) => h.handle(record, out).await,
-            StageHandler::Http(h) => h.handle(record, out).await,
+            StageHandler::Provider(h) => h.handle(record, out).await,
             StageHandler::Discard(h) => h.handle(record, out).await,
         }
     }

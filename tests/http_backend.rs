@@ -61,7 +61,7 @@ async fn generic_http_backend_in_and_out() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let yaml = format!(
-        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: {url}\n    backoff: 10ms\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
+        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: {url}\n    send: {{backoff: 10ms}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
     );
     let running = Topology::new(common::pipeline_from(&yaml, KafkaMode::Embedded))
         .unwrap()

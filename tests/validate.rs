@@ -226,17 +226,41 @@ shutdown_timeout: soon
 fn http_backend_needs_a_url_and_tries() {
     let yaml = GOOD.replace(
         "  - type: tester\n",
-        "  - type: tester\n  - type: http\n    name: gw\n    url: 'ftp://x'\n    attempts: 0\n",
+        "  - type: tester\n  - type: http\n    name: gw\n    url: 'ftp://x'\n    send:\n      attempts: 0\n      rate: -1\n",
     );
     let e = errors(&yaml);
-    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_eq!(e.len(), 3, "{e:#?}");
     at(&e[0], 5, 10, &["\"ftp://x\" is a ftp URL", "http://"]);
-    at(&e[1], 6, 15, &["0 attempts"]);
+    at(&e[1], 7, 17, &["0 attempts"]);
+    at(&e[2], 8, 13, &["rate -1", "above 0"]);
     let e = only(&GOOD.replace(
         "  - type: tester\n",
         "  - type: tester\n  - type: http\n    name: gw\n    url: 'not a url'\n",
     ));
     at(&e, 5, 10, &["is not a URL"]);
+    let e = only(&GOOD.replace(
+        "  - type: tester\n",
+        "  - type: tester\n  - type: http\n    name: gw\n    url: 'http://gw/send?to={identity}&x={nope}'\n",
+    ));
+    at(&e, 5, 10, &["{nope}", "{identity}"]);
+}
+
+#[test]
+fn provider_backends_are_checked() {
+    let e = errors(&GOOD.replace(
+        "  - type: tester\n",
+        "  - type: tester\n  - type: twilio\n    account_sid: AC1\n    auth_token: t\n    receive: {country: XX}\n  - type: kannel\n    username: u\n    password: p\n    dlr_mask: 99\n  - type: vumi\n    sendsms_url: http://v/\n    sendsms_user: u\n",
+    ));
+    assert_eq!(e.len(), 4, "{e:#?}");
+    at(
+        &e[0],
+        3,
+        5,
+        &["exactly one of `from`", "messaging_service_sid"],
+    );
+    at(&e[1], 6, 24, &["\"XX\" is not a country code"]);
+    at(&e[2], 10, 15, &["dlr_mask 99"]);
+    at(&e[3], 11, 5, &["both sendsms_user and sendsms_pass"]);
 }
 
 #[test]

@@ -1,165 +1,250 @@
-//! A generic HTTP gateway backend.
+//! The generic HTTP gateway backend.
 //!
-//! Inbound (the source) is RapidSMS's generic HTTP backend: `GET` or `POST
-//! /backend/<name>/` with `identity` and `text`, answered `200 OK` once the
-//! message is on the bus (served by [`crate::http`]). Outbound (the sink,
-//! [`HttpSink`]) POSTs each message as JSON to the configured URL:
+//! **Inbound** is RapidSMS's `GenericHttpBackendView`: `GET` or `POST
+//! /backend/<name>/` with `identity` and `text` (names configurable, as its
+//! `params`), answered `200 OK` once the message is on the bus; a missing
+//! or empty parameter gets `400` naming it. An optional `id` parameter is the
+//! gateway's message id (repeats are dropped).
+//!
+//! **Outbound**: one request per message to the `url` template, whose
+//! `{id}`, `{identity}`, `{text}`, `{encoding}`, `{segments}` and
+//! `{in_response_to}` are filled in, URL-encoded. `method: post` also sends
+//! the message as JSON, with its id in an `Idempotency-Key` header:
 //!
 //! ```json
 //! {"id": "...", "identity": "+15551234", "text": "hi", "in_response_to": "...",
 //!  "encoding": "gsm7", "segments": 1, "campaign_id": null}
 //! ```
 //!
-//! with the message id in an `Idempotency-Key` header. A 2xx answer is sent
-//! (its JSON `id`, if any, becomes the provider id); 5xx, 408, 429 and
-//! connection failures are retried with exponential backoff; any other answer
-//! fails the message. Each id is sent at most once per sent-log.
+//! A 2xx answer is accepted (a JSON `id` in it becomes the provider id).
+//!
+//! **Delivery reports**: `GET` or `POST /backend/<name>/status` with `id`
+//! (our message id, or `provider_id`) and `status` (`queued`, `sent`,
+//! `delivered`, `failed`, `expired`), optionally `error`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::Method;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use serde_json::{json, Value};
 
-use super::sent::SentLog;
-use crate::bus::Record;
-use crate::message::{DeliveryEvent, DeliveryStatus, OutboundMessage};
-use crate::metrics::{metrics, observe_since};
-use crate::schema;
-use crate::stage::{decode, encode, HandleError, Handler, Output};
+use super::provider::{http_failure, transport_failure, Attempt, Provider};
+use super::{Report, Reports, Source, SourceError};
+use crate::apps::template;
+use crate::config::{HttpMethod, HttpParams};
+use crate::http::{answer, form_text};
+use crate::message::{DeliveryStatus, Encoding, OutboundMessage};
 
-/// How the sink reaches the provider.
-pub struct HttpSinkConfig {
+/// The placeholders the `url` template may use.
+pub const PLACEHOLDERS: [&str; 6] = [
+    "id",
+    "identity",
+    "text",
+    "encoding",
+    "segments",
+    "in_response_to",
+];
+
+pub struct HttpProvider {
+    pub client: reqwest::Client,
     pub url: String,
-    pub timeout: Duration,
-    pub attempts: u32,
-    pub backoff: Duration,
+    pub method: HttpMethod,
 }
 
-pub struct HttpSink {
-    name: String,
-    stage: String,
-    client: reqwest::Client,
-    config: HttpSinkConfig,
-    events: Arc<str>,
-    sent: SentLog,
-    reply_latency: prometheus::Histogram,
-}
-
-impl HttpSink {
-    pub fn new(name: &str, config: HttpSinkConfig, events: Arc<str>, sent: SentLog) -> Self {
-        Self {
-            name: name.to_owned(),
-            stage: format!("backend:{name}"),
-            client: reqwest::Client::new(),
-            config,
-            events,
-            sent,
-            reply_latency: metrics().reply_latency.with_label_values(&[name]),
-        }
+impl HttpProvider {
+    /// The template filled in for `msg`.
+    pub fn url(&self, msg: &OutboundMessage) -> String {
+        let enc = |v: &str| {
+            percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        template::render(&self.url, |name| {
+            Some(enc(&match name {
+                "id" => msg.id.clone(),
+                "identity" => msg.connection.identity.clone(),
+                "text" => msg.text.clone(),
+                "encoding" => match msg.encoding {
+                    Some(Encoding::Ucs2) => "ucs2".into(),
+                    Some(Encoding::Gsm7) => "gsm7".into(),
+                    None => String::new(),
+                },
+                "segments" => msg.segments.to_string(),
+                "in_response_to" => msg.in_response_to.clone().unwrap_or_default(),
+                _ => return None,
+            }))
+        })
     }
 
-    /// Hand `msg` to the provider: its id for the message, or why it failed.
-    async fn deliver(&self, msg: &OutboundMessage) -> Result<Option<String>, String> {
-        let body = json!({
-            "id": msg.id,
-            "identity": msg.connection.identity,
-            "text": msg.text,
-            "in_response_to": msg.in_response_to,
-            "encoding": msg.encoding,
-            "segments": msg.segments,
-            "campaign_id": msg.campaign_id,
-        });
-        let mut wait = self.config.backoff;
-        let mut last = String::new();
-        for attempt in 1..=self.config.attempts {
-            let sent = self
-                .client
-                .post(&self.config.url)
-                .header("Idempotency-Key", &msg.id)
-                .timeout(self.config.timeout)
-                .json(&body)
-                .send()
-                .await;
-            match sent {
-                Ok(res) if res.status().is_success() => {
-                    let answer: Value = res.json().await.unwrap_or(Value::Null);
-                    return Ok(answer["id"].as_str().map(str::to_owned));
-                }
-                Ok(res) => {
-                    let status = res.status();
-                    let text = res.text().await.unwrap_or_default();
-                    last = format!("{status}: {}", text.chars().take(200).collect::<String>());
-                    let transient = status.is_server_error()
-                        || status.as_u16() == 408
-                        || status.as_u16() == 429;
-                    if !transient {
-                        return Err(last);
+    async fn send_one(&self, msg: &OutboundMessage) -> Attempt {
+        let request = match self.method {
+            HttpMethod::Get => self.client.get(self.url(msg)),
+            HttpMethod::Post => self.client.post(self.url(msg)).json(&json!({
+                "id": msg.id,
+                "identity": msg.connection.identity,
+                "text": msg.text,
+                "in_response_to": msg.in_response_to,
+                "encoding": msg.encoding,
+                "segments": msg.segments,
+                "campaign_id": msg.campaign_id,
+            })),
+        };
+        match request.header("Idempotency-Key", &msg.id).send().await {
+            Err(e) => transport_failure(&e),
+            Ok(res) => {
+                let status = res.status();
+                let headers = res.headers().clone();
+                let body = res.text().await.unwrap_or_default();
+                if status.is_success() {
+                    let id = serde_json::from_str::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v["id"].as_str().map(str::to_owned));
+                    Attempt::Accepted {
+                        provider_id: id,
+                        status: status.as_u16().to_string(),
                     }
+                } else {
+                    http_failure(status, &headers, &body)
                 }
-                Err(e) => last = e.to_string(),
-            }
-            metrics()
-                .errors
-                .with_label_values(&[&self.stage, "provider_retry"])
-                .inc();
-            tracing::warn!(backend = %self.name, id = %msg.id, attempt, error = %last, "provider failed, retrying");
-            if attempt < self.config.attempts {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(30));
             }
         }
-        Err(format!(
-            "gave up after {} tries: {last}",
-            self.config.attempts
-        ))
     }
 }
 
-impl Handler for HttpSink {
-    async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
-        let msg = decode(schema::outbound(), record)?;
-        if msg.connection.backend != self.name {
-            return Err(HandleError::input(
-                "invalid",
-                format!(
-                    "message for backend {:?} on {}'s topic",
-                    msg.connection.backend, self.name
+impl Provider for HttpProvider {
+    fn send<'a>(&'a self, msgs: &'a [&'a OutboundMessage]) -> BoxFuture<'a, Vec<Attempt>> {
+        async move {
+            let mut out = Vec::with_capacity(msgs.len());
+            for m in msgs {
+                out.push(self.send_one(m).await);
+            }
+            out
+        }
+        .boxed()
+    }
+}
+
+pub struct Hooks {
+    pub source: Source,
+    pub reports: Reports,
+    pub params: HttpParams,
+}
+
+/// `/backend/<name>/` (inbound) and `/backend/<name>/status`, GET or POST.
+pub fn routes(name: &str, hooks: Arc<Hooks>) -> Router {
+    Router::new()
+        .route(&format!("/backend/{name}/"), get(inbound).post(inbound))
+        .route(&format!("/backend/{name}/status"), get(status).post(status))
+        .with_state(hooks)
+}
+
+/// The parameters of a GET's query or a POST's form body.
+fn params(
+    method: &Method,
+    query: Option<String>,
+    body: &[u8],
+) -> Result<std::collections::HashMap<String, String>, SourceError> {
+    match *method {
+        Method::GET => form_text(query.unwrap_or_default().as_bytes()),
+        Method::POST => form_text(body),
+        _ => Err(SourceError::Invalid {
+            field: "method",
+            message: format!("{method} is not accepted: use GET or POST"),
+        }),
+    }
+}
+
+async fn inbound(
+    State(h): State<Arc<Hooks>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let mut p = params(&method, query, &body)?;
+        let field = |p: &mut std::collections::HashMap<String, String>, name: &str| p.remove(name);
+        let identity = field(&mut p, &h.params.identity);
+        let text = field(&mut p, &h.params.text);
+        let id = field(&mut p, &h.params.id).filter(|v| !v.is_empty());
+        // RapidSMS's form names its fields by their configured names.
+        if identity.as_deref().is_none_or(str::is_empty) {
+            return Err(SourceError::Invalid {
+                field: "identity",
+                message: format!(
+                    "missing or empty parameter {:?}: the phone number the message comes from",
+                    h.params.identity
                 ),
+            });
+        }
+        if text.as_deref().is_none_or(str::is_empty) {
+            return Err(SourceError::Invalid {
+                field: "text",
+                message: format!(
+                    "missing or empty parameter {:?}: the message",
+                    h.params.text
+                ),
+            });
+        }
+        h.source
+            .accept(identity.as_deref(), text.as_deref(), |m| m.external_id = id)
+            .await
+            .map(drop)
+    }
+    .await;
+    answer(result, "OK")
+}
+
+async fn status(
+    State(h): State<Arc<Hooks>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let mut p = params(&method, query, &body)?;
+        let id = p.remove("id").filter(|v| !v.is_empty());
+        let provider_id = p.remove("provider_id").filter(|v| !v.is_empty());
+        if id.is_none() && provider_id.is_none() {
+            return Err(SourceError::missing(
+                "id",
+                "the message id (or provider_id) the report is about",
             ));
         }
-        if self.sent.contains(&msg.id) {
-            metrics()
-                .dropped
-                .with_label_values(&[&self.stage, "duplicate"])
-                .inc();
-            return Ok(());
-        }
-        let (status, provider_id, error) = match self.deliver(&msg).await {
-            Ok(provider_id) => {
-                out.push(self.sent.record(&msg.id));
-                observe_since(&self.reply_latency, msg.created_at);
-                (DeliveryStatus::Sent, provider_id, None)
-            }
-            Err(why) => {
-                metrics()
-                    .errors
-                    .with_label_values(&[&self.stage, "provider"])
-                    .inc();
-                tracing::error!(backend = %self.name, id = %msg.id, error = %why, "not delivered");
-                (DeliveryStatus::Failed, None, Some(why))
+        let raw = p.remove("status").ok_or(SourceError::missing(
+            "status",
+            "queued, sent, delivered, failed or expired",
+        ))?;
+        let status = match raw.to_ascii_lowercase().as_str() {
+            "queued" => DeliveryStatus::Queued,
+            "sent" => DeliveryStatus::Sent,
+            "delivered" => DeliveryStatus::Delivered,
+            "failed" => DeliveryStatus::Failed,
+            "expired" => DeliveryStatus::Expired,
+            _ => {
+                return Err(SourceError::Invalid {
+                    field: "status",
+                    message: format!(
+                        "status {raw:?}: expected queued, sent, delivered, failed or expired"
+                    ),
+                })
             }
         };
-        let event = DeliveryEvent {
-            provider_id,
-            error,
-            ..DeliveryEvent::now(&msg, status)
-        };
-        out.push(encode(
-            schema::event(),
-            &self.events,
-            &msg.connection,
-            &event,
-        )?);
-        Ok(())
+        h.reports
+            .report(Report {
+                message_id: id,
+                provider_id,
+                identity: p.remove("identity"),
+                status: Some(status),
+                provider_status: raw,
+                error: p.remove("error"),
+            })
+            .await
+            .map(drop)
     }
+    .await;
+    answer(result, "OK")
 }

@@ -3,10 +3,17 @@
 //! bus acknowledged) and a *sink* (reads `sms.send.<name>`, delivers, writes
 //! `sms.events`).
 
+pub mod clickatell;
+pub mod dedupe;
 pub mod discard;
 pub mod http;
+pub mod kannel;
+pub mod numbers;
+pub mod provider;
 pub mod sent;
 pub mod tester;
+pub mod twilio;
+pub mod vumi;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +21,13 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::bus::{BusError, Produce, Producer};
-use crate::message::{Connection, InboundMessage};
+use crate::config::Receiving;
+use crate::message::{Connection, DeliveryEvent, DeliveryStatus, InboundMessage};
 use crate::metrics::metrics;
 use crate::schema;
+use dedupe::Dedupe;
+use numbers::Country;
+use sent::SentLog;
 
 /// Why a source refused an inbound message.
 #[derive(Debug, thiserror::Error)]
@@ -27,22 +38,31 @@ pub enum SourceError {
         field: &'static str,
         message: String,
     },
+    /// The request is not the provider's (a bad signature): answer 403.
+    #[error("{0}")]
+    Forbidden(String),
     /// The bus could not store it: answer 503 so the provider retries.
     #[error("cannot store the message now: {0}")]
     Unavailable(#[from] BusError),
 }
 
-/// Check a phone number as sources accept it: an optional `+` and 1 to 20 digits.
-pub fn check_identity(identity: &str) -> Result<&str, SourceError> {
-    let id = identity.trim();
-    let digits = id.strip_prefix('+').unwrap_or(id);
-    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SourceError::Invalid {
-            field: "identity",
-            message: format!("{identity:?} is not a phone number: expected digits with an optional leading +, at most 20"),
-        });
+impl SourceError {
+    /// `field` is missing from the request.
+    pub fn missing(field: &'static str, what: &str) -> SourceError {
+        SourceError::Invalid {
+            field,
+            message: format!("missing field {field}: {what}"),
+        }
     }
-    Ok(id)
+}
+
+/// Check a phone number as sources accept it: an optional `+` and 1 to 20
+/// digits (spaces, dashes, dots and parentheses ignored), cleaned.
+pub fn check_identity(identity: &str) -> Result<String, SourceError> {
+    numbers::normalize(identity, None).map_err(|e| SourceError::Invalid {
+        field: "identity",
+        message: e.to_string(),
+    })
 }
 
 /// The inbound side every backend shares: check, write `sms.inbound`, and
@@ -52,9 +72,13 @@ pub struct Source {
     /// `smsflow_received_total{stage="source:<name>"}` (accepted inbound
     /// messages; the sink stage counts under `backend:<name>`), resolved once.
     received: prometheus::IntCounter,
+    duplicates: prometheus::IntCounter,
     producer: Producer,
     inbound_topic: Arc<str>,
     accept_timeout: Duration,
+    country: Option<Country>,
+    dedupe: Dedupe,
+    empty_text: bool,
 }
 
 impl Source {
@@ -69,38 +93,69 @@ impl Source {
             received: metrics()
                 .received
                 .with_label_values(&[&format!("source:{backend}")]),
+            duplicates: metrics()
+                .dropped
+                .with_label_values(&[&format!("source:{backend}"), "duplicate"]),
             producer,
             inbound_topic,
             accept_timeout,
+            country: None,
+            dedupe: Dedupe::new(Receiving::default().dedupe_window),
+            empty_text: false,
         }
+    }
+
+    /// Apply a backend's `receive:` settings.
+    pub fn with_receiving(mut self, r: &Receiving) -> Self {
+        self.country = r.country.as_deref().and_then(Country::parse);
+        self.dedupe = Dedupe::new(r.dedupe_window);
+        self
+    }
+
+    /// Accept empty texts (Vumi sends them, for example for session starts).
+    pub fn allow_empty_text(mut self) -> Self {
+        self.empty_text = true;
+        self
     }
 
     /// Accept `text` from `identity` (either may be missing from a request:
     /// that is reported as the field's error); `prepare` may add the
-    /// provider's id and fields.
+    /// provider's id and fields. A message whose provider id was stored
+    /// within the dedupe window is answered as accepted and not stored again.
     pub async fn accept(
         &self,
         identity: Option<&str>,
         text: Option<&str>,
         prepare: impl FnOnce(&mut InboundMessage),
     ) -> Result<InboundMessage, SourceError> {
-        let identity = identity.ok_or(SourceError::Invalid {
+        let raw = identity.ok_or(SourceError::missing(
+            "identity",
+            "the phone number the message comes from",
+        ))?;
+        let text = text.ok_or(SourceError::missing("text", "the message"))?;
+        let identity = numbers::normalize(raw, self.country).map_err(|e| SourceError::Invalid {
             field: "identity",
-            message: "missing field identity: the phone number the message comes from".into(),
+            message: e.to_string(),
         })?;
-        let text = text.ok_or(SourceError::Invalid {
-            field: "text",
-            message: "missing field text: the message".into(),
-        })?;
-        let identity = check_identity(identity)?;
-        if text.is_empty() {
+        if text.is_empty() && !self.empty_text {
             return Err(SourceError::Invalid {
                 field: "text",
                 message: "empty text: an SMS has at least one character".into(),
             });
         }
         let mut msg = InboundMessage::new(Connection::new(&self.backend, identity), text);
+        if msg.connection.identity != raw {
+            msg.fields.insert("raw_identity".into(), raw.to_owned());
+        }
         prepare(&mut msg);
+        let claim = match &msg.external_id {
+            Some(id) => Some(self.dedupe.claim(id).await),
+            None => None,
+        };
+        if claim.as_ref().is_some_and(|c| c.seen()) {
+            self.duplicates.inc();
+            return Ok(msg);
+        }
         let payload = schema::inbound()
             .encode(&msg)
             .map_err(|e| SourceError::Invalid {
@@ -122,7 +177,138 @@ impl Source {
                     retryable: true,
                 })
             })??;
+        if let Some(c) = claim {
+            c.stored();
+        }
         self.received.inc();
         Ok(msg)
+    }
+}
+
+/// A delivery report as a provider's callback gave it.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Our message id, when the callback carries it (Kannel's `dlr-url`,
+    /// Twilio's `StatusCallback`, Clickatell's `clientMessageId`).
+    pub message_id: Option<String>,
+    /// The provider's id for the message.
+    pub provider_id: Option<String>,
+    /// The phone, when the callback names it.
+    pub identity: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    /// The provider's status as it gave it.
+    pub provider_status: String,
+    pub error: Option<String>,
+}
+
+/// The callback side every provider backend shares: delivery reports become
+/// delivery events, stored before the provider gets its 200 (otherwise it
+/// retries); a repeated report is answered and not stored twice.
+pub struct Reports {
+    backend: String,
+    producer: Producer,
+    events: Arc<str>,
+    accept_timeout: Duration,
+    dedupe: Dedupe,
+    /// The sink's sent-log: finds our message for a provider id.
+    log: SentLog,
+}
+
+impl Reports {
+    pub fn new(
+        backend: &str,
+        producer: Producer,
+        events: Arc<str>,
+        accept_timeout: Duration,
+        log: SentLog,
+    ) -> Self {
+        Self {
+            backend: backend.to_owned(),
+            producer,
+            events,
+            accept_timeout,
+            dedupe: Dedupe::new(Receiving::default().dedupe_window),
+            log,
+        }
+    }
+
+    /// Store `r` as a delivery event.
+    pub async fn report(&self, r: Report) -> Result<DeliveryEvent, SourceError> {
+        let status = r.status.ok_or_else(|| SourceError::Invalid {
+            field: "status",
+            message: format!("unknown delivery status {:?}", r.provider_status),
+        })?;
+        let found = r
+            .provider_id
+            .as_deref()
+            .and_then(|pid| self.log.by_provider_id(pid));
+        let message_id = match (r.message_id, &found) {
+            (Some(id), _) => id,
+            (None, Some((id, _))) => id.clone(),
+            (None, None) => {
+                tracing::warn!(backend = %self.backend, provider_id = ?r.provider_id, "delivery report for a message this sink does not know; stored with an empty message id");
+                String::new()
+            }
+        };
+        let identity = r
+            .identity
+            .or_else(|| found.map(|(_, identity)| identity))
+            .unwrap_or_default();
+        let event = DeliveryEvent {
+            message_id,
+            connection: Connection::new(&self.backend, identity),
+            status,
+            at: crate::message::now_millis(),
+            provider_id: r.provider_id,
+            error: r.error,
+            provider_status: Some(r.provider_status),
+            campaign_id: None,
+        };
+        let key = format!(
+            "{}/{}/{}",
+            event.message_id,
+            event.provider_id.as_deref().unwrap_or_default(),
+            event.provider_status.as_deref().unwrap_or_default()
+        );
+        let claim = self.dedupe.claim(&key).await;
+        if claim.seen() {
+            return Ok(event);
+        }
+        let payload = schema::event()
+            .encode(&event)
+            .map_err(|e| SourceError::Invalid {
+                field: "status",
+                message: e.to_string(),
+            })?;
+        let stored = self.producer.send_and_wait(Produce::new(
+            self.events.clone(),
+            Bytes::from(event.connection.key()),
+            payload,
+        ));
+        tokio::time::timeout(self.accept_timeout, stored)
+            .await
+            .map_err(|_| {
+                SourceError::Unavailable(BusError::Kafka {
+                    message: format!("not stored within {:?}", self.accept_timeout),
+                    retryable: true,
+                })
+            })??;
+        claim.stored();
+        metrics()
+            .reports
+            .with_label_values(&[&self.backend, status_name(status)])
+            .inc();
+        Ok(event)
+    }
+}
+
+/// A status as it is written in the schema.
+pub fn status_name(s: DeliveryStatus) -> &'static str {
+    match s {
+        DeliveryStatus::Queued => "queued",
+        DeliveryStatus::Sent => "sent",
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Failed => "failed",
+        DeliveryStatus::Expired => "expired",
     }
 }

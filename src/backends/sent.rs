@@ -1,14 +1,25 @@
-//! The sent-log: which message ids a sink already handed to its provider,
-//! so that a message read again (at least once) is not sent again.
+//! The sent-log: what a sink did with each message id, so that no id is
+//! handed to a provider twice, also across restarts, and so that delivery
+//! reports that name only the provider's id find our message.
 //!
-//! On Kafka it is kept in a compacted topic (`<send topic>.sent`, key = the
-//! message id) that the sink reads back at start-up, so it survives restarts.
-//! On the embedded bus it lives in memory, like everything else there.
+//! Before the first request for a message the sink writes `sending` and waits
+//! until the bus stored it; after the last it writes the outcome (`sent` with
+//! the provider's id, or `failed`). A message read again finds its entry:
+//! after an outcome the sink only repeats the outcome's delivery event; after
+//! a bare `sending` (the sink stopped mid-request) it does not send again,
+//! since the provider may have the message: it reports it failed with
+//! "outcome unknown". At most once towards the provider, at least once for
+//! the events.
+//!
+//! On Kafka the log is a compacted topic (`<send topic>.sent`, key = message
+//! id, value = a small JSON object) read back at start-up; on the embedded
+//! bus it lives in memory, like everything else there.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 use crate::bus::kafka::{read_to_end, KafkaBus};
 use crate::bus::{Bus, BusError, Produce};
@@ -17,10 +28,91 @@ use crate::message::now_millis;
 /// Ids remembered in memory; the oldest is forgotten first.
 const REMEMBERED: usize = 1_000_000;
 
+/// Where a message id stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Handed to a request whose outcome is not recorded.
+    Sending,
+    Sent,
+    Failed,
+}
+
+/// One message id's entry (the topic's record value, as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub state: State,
+    /// The phone it went to (delivery reports that name only the provider id
+    /// need the connection).
+    #[serde(default)]
+    pub identity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub at: i64,
+}
+
+impl Entry {
+    pub fn sending(identity: &str) -> Entry {
+        Entry {
+            state: State::Sending,
+            identity: identity.to_owned(),
+            provider_id: None,
+            provider_status: None,
+            error: None,
+            at: now_millis(),
+        }
+    }
+}
+
+/// What [`SentLog::check`] found for an id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// Never handed to the provider: send it.
+    New,
+    /// Being sent by this process now: the first copy reports it.
+    InFlight,
+    /// Recorded before (this run or an earlier one).
+    Recorded(Entry),
+}
+
+/// Shared by a sink's handler, its delivery tasks and its callbacks.
+#[derive(Clone)]
 pub struct SentLog {
     topic: Arc<str>,
-    ids: HashSet<String>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    ids: HashMap<String, Option<Entry>>,
     order: VecDeque<String>,
+    /// Provider id → our message id.
+    by_provider: HashMap<String, String>,
+}
+
+impl Inner {
+    fn put(&mut self, id: &str, entry: Option<Entry>) {
+        if let Some(pid) = entry.as_ref().and_then(|e| e.provider_id.clone()) {
+            self.by_provider.insert(pid, id.to_owned());
+        }
+        if self.ids.insert(id.to_owned(), entry).is_none() {
+            self.order.push_back(id.to_owned());
+            if self.order.len() > REMEMBERED {
+                if let Some(old) = self.order.pop_front() {
+                    if let Some(Some(e)) = self.ids.remove(&old) {
+                        if let Some(pid) = e.provider_id {
+                            self.by_provider.remove(&pid);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl SentLog {
@@ -28,61 +120,94 @@ impl SentLog {
     pub fn new(topic: Arc<str>) -> Self {
         Self {
             topic,
-            ids: HashSet::new(),
-            order: VecDeque::new(),
+            inner: Arc::default(),
         }
     }
 
     /// The log as the topic holds it (Kafka), or empty (embedded bus).
     pub async fn restore(bus: &Bus, topic: Arc<str>, group: &str) -> Result<Self, BusError> {
-        let mut log = SentLog::new(topic.clone());
+        let log = SentLog::new(topic.clone());
         if let Bus::Kafka(k) = bus {
-            read_all(k, &topic, group, &mut log).await?;
+            read_all(k, &topic, group, &log).await?;
         }
         Ok(log)
     }
 
-    pub fn contains(&self, id: &str) -> bool {
-        self.ids.contains(id)
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        // Nothing panics while holding it; a poisoned lock still holds good data.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn remember(&mut self, id: String) {
-        if self.ids.insert(id.clone()) {
-            self.order.push_back(id);
-            if self.order.len() > REMEMBERED {
-                if let Some(old) = self.order.pop_front() {
-                    self.ids.remove(&old);
-                }
+    /// Where `id` stands; a new id is marked in flight at once, so that a
+    /// second copy read meanwhile is not sent too.
+    pub fn check(&self, id: &str) -> Seen {
+        let mut inner = self.inner();
+        match inner.ids.get(id) {
+            Some(None) => Seen::InFlight,
+            Some(Some(e)) => Seen::Recorded(e.clone()),
+            None => {
+                inner.put(id, None);
+                Seen::New
             }
         }
     }
 
-    /// Note `id` as sent; the returned record must be stored before the
-    /// message's offset is marked done.
-    pub fn record(&mut self, id: &str) -> Produce {
-        self.remember(id.to_owned());
-        // Not empty: an empty value in a compacted topic is a tombstone.
+    /// Forget that `id` is in flight (it was not handed to the provider).
+    pub fn release(&self, id: &str) {
+        let mut inner = self.inner();
+        if let Some(None) = inner.ids.get(id) {
+            inner.ids.remove(id);
+        }
+    }
+
+    /// Record `entry` for `id`: the record to store (before the message's
+    /// offset is marked done; before the request, for `sending`).
+    pub fn record(&self, id: &str, entry: Entry) -> Produce {
+        let value = serde_json::to_vec(&entry).unwrap_or_default();
+        // `sending` stays "in flight" in memory: only a restart makes it unknown.
+        let keep = (entry.state != State::Sending).then_some(entry);
+        self.inner().put(id, keep);
         Produce::new(
             self.topic.clone(),
             Bytes::from(id.to_owned()),
-            Bytes::from(now_millis().to_string()),
+            Bytes::from(value),
         )
+    }
+
+    /// Our message id and its phone for the provider's id `provider_id`.
+    pub fn by_provider_id(&self, provider_id: &str) -> Option<(String, String)> {
+        let inner = self.inner();
+        let id = inner.by_provider.get(provider_id)?;
+        let identity = match inner.ids.get(id) {
+            Some(Some(e)) => e.identity.clone(),
+            _ => String::new(),
+        };
+        Some((id.clone(), identity))
+    }
+
+    /// Read one stored record (the restore, and tests).
+    fn restore_one(&self, key: &[u8], value: &[u8]) {
+        let Ok(id) = std::str::from_utf8(key) else {
+            return;
+        };
+        // Values written before the log kept states were a bare timestamp
+        // of a message handed to the provider.
+        let entry = serde_json::from_slice::<Entry>(value).unwrap_or(Entry {
+            state: State::Sent,
+            ..Entry::sending("")
+        });
+        self.inner().put(id, Some(entry));
     }
 }
 
-async fn read_all(
-    k: &KafkaBus,
-    topic: &str,
-    group: &str,
-    log: &mut SentLog,
-) -> Result<(), BusError> {
+async fn read_all(k: &KafkaBus, topic: &str, group: &str, log: &SentLog) -> Result<(), BusError> {
     // A group of its own that never commits: every start reads it all.
     let group = format!("{group}.restore.{}", crate::message::new_id());
     let (mut consumer, progress) = k.reader(&group, topic).await?;
     let mut n = 0usize;
     read_to_end(&mut consumer, topic, &progress, async |r| {
-        if let Ok(id) = std::str::from_utf8(r.key.as_deref().unwrap_or_default()) {
-            log.remember(id.to_owned());
+        if let Some(key) = r.key.as_deref() {
+            log.restore_one(key, &r.payload);
             n += 1;
         }
         Ok::<(), BusError>(())
@@ -90,4 +215,51 @@ async fn read_all(
     .await?;
     tracing::info!(topic, ids = n, "sent-log restored");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_follow_the_records() {
+        let log = SentLog::new(Arc::from("t.sent"));
+        assert_eq!(log.check("m1"), Seen::New);
+        assert_eq!(log.check("m1"), Seen::InFlight);
+        log.record("m1", Entry::sending("+1"));
+        assert_eq!(log.check("m1"), Seen::InFlight);
+        let sent = Entry {
+            state: State::Sent,
+            provider_id: Some("SM1".into()),
+            ..Entry::sending("+1")
+        };
+        let record = log.record("m1", sent.clone());
+        assert_eq!(log.check("m1"), Seen::Recorded(sent.clone()));
+        assert_eq!(log.by_provider_id("SM1"), Some(("m1".into(), "+1".into())));
+
+        // A restart reads the topic back: a bare `sending` is now unknown.
+        let after = SentLog::new(Arc::from("t.sent"));
+        after.restore_one(b"m1", &record.payload);
+        let sending = log.record("m2", Entry::sending("+2"));
+        after.restore_one(b"m2", &sending.payload);
+        after.restore_one(b"m3", b"1700000000000");
+        assert_eq!(after.check("m1"), Seen::Recorded(sent));
+        assert!(matches!(
+            after.check("m2"),
+            Seen::Recorded(Entry {
+                state: State::Sending,
+                ..
+            })
+        ));
+        assert!(matches!(
+            after.check("m3"),
+            Seen::Recorded(Entry {
+                state: State::Sent,
+                ..
+            })
+        ));
+        assert_eq!(after.check("m4"), Seen::New);
+        after.release("m4");
+        assert_eq!(after.check("m4"), Seen::New);
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{locate, App, ConfigError, KafkaMode, Node, Path, Pipeline};
+use super::{locate, App, Backend, ConfigError, KafkaMode, Node, Path, Pipeline};
 use crate::apps::template;
 use crate::router::table::{RouteTable, TextRule};
 
@@ -80,19 +80,7 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
         if let Some(first) = seen.insert(b.name(), i) {
             report(backends.index(i).key("name"), format!("duplicate backend name {:?} (also backends[{first}]): each backend needs its own name", b.name()));
         }
-        if let super::Backend::Http { url, attempts, .. } = b {
-            match reqwest::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                Ok(u) => report(backends.index(i).key("url"), format!("{url:?} is a {} URL: expected http:// or https://", u.scheme())),
-                Err(e) => report(backends.index(i).key("url"), format!("{url:?} is not a URL ({e}): expected for example https://gateway.example/send")),
-            }
-            if *attempts == 0 {
-                report(
-                    backends.index(i).key("attempts"),
-                    "0 attempts: expected at least 1".into(),
-                );
-            }
-        }
+        check_backend(b, &backends.index(i), &mut report);
         if let Err(why) = topic_name(&t.send(b.name()), false) {
             report(
                 backends.index(i).key("name"),
@@ -189,6 +177,145 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
         for (path, message) in route_errors {
             report(path, message);
         }
+    }
+}
+
+/// A backend's URLs, credentials and send/receive settings.
+fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) {
+    let mut url = |key: &str, value: &str, example: &str| {
+        if let Some(why) = url_error(value, example) {
+            report(at.key(key), why);
+        }
+    };
+    match b {
+        Backend::Http { url: u, .. } => match template::placeholders(u) {
+            Err(why) => report(at.key("url"), why),
+            Ok(names) => {
+                let known = crate::backends::http::PLACEHOLDERS;
+                for n in names.iter().filter(|n| !known.contains(&n.as_str())) {
+                    report(
+                        at.key("url"),
+                        format!(
+                            "{{{n}}} in the url is not a message field: expected one of {}",
+                            known.map(|k| format!("{{{k}}}")).join(", ")
+                        ),
+                    );
+                }
+                // Placeholders are not valid in every part of a URL: check it filled in.
+                let filled = template::render(u, |_| Some("x".into()));
+                if let Some(why) = url_error(&filled, "https://gateway.example/send") {
+                    report(
+                        at.key("url"),
+                        why.replace(&format!("{filled:?}"), &format!("{u:?}")),
+                    );
+                }
+            }
+        },
+        Backend::Kannel { sendsms_url, .. } => url(
+            "sendsms_url",
+            sendsms_url,
+            "http://127.0.0.1:13013/cgi-bin/sendsms",
+        ),
+        Backend::Twilio { api_url, .. } => url("api_url", api_url, "https://api.twilio.com"),
+        Backend::Clickatell { api_url, .. } => {
+            url("api_url", api_url, "https://platform.clickatell.com")
+        }
+        Backend::Vumi { sendsms_url, .. } => url(
+            "sendsms_url",
+            sendsms_url,
+            "https://vumi.example/api/messages",
+        ),
+        Backend::Tester { .. } | Backend::Discard { .. } => {}
+    }
+    match b {
+        Backend::Twilio {
+            from,
+            messaging_service_sid,
+            account_sid,
+            ..
+        } => {
+            if from.is_none() == messaging_service_sid.is_none() {
+                report(
+                    at.clone(),
+                    "give exactly one of `from` (a number) and `messaging_service_sid`".into(),
+                );
+            }
+            if account_sid.trim().is_empty() {
+                report(
+                    at.key("account_sid"),
+                    "empty account_sid: expected AC...".into(),
+                );
+            }
+        }
+        Backend::Kannel { dlr_mask, .. } if *dlr_mask > 63 => report(
+            at.key("dlr_mask"),
+            format!("dlr_mask {dlr_mask}: expected a sum of 1, 2, 4, 8, 16 and 32"),
+        ),
+        Backend::Clickatell { batch: 0, .. } => {
+            report(at.key("batch"), "batch 0: expected at least 1".into())
+        }
+        Backend::Vumi {
+            sendsms_user,
+            sendsms_pass,
+            ..
+        } if sendsms_user.is_some() != sendsms_pass.is_some() => report(
+            at.clone(),
+            "give both sendsms_user and sendsms_pass, or neither".into(),
+        ),
+        _ => {}
+    }
+    if let Some(s) = b.sending() {
+        let send = at.key("send");
+        if s.attempts == 0 {
+            report(
+                send.key("attempts"),
+                "0 attempts: expected at least 1".into(),
+            );
+        }
+        if s.concurrency == 0 {
+            report(
+                send.key("concurrency"),
+                "concurrency 0: expected at least 1".into(),
+            );
+        }
+        for (key, rate) in [("rate", s.rate), ("segment_rate", s.segment_rate)] {
+            if let Some(r) = rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+                report(
+                    send.key(key),
+                    format!("{key} {r}: expected a number above 0 (per second)"),
+                );
+            }
+        }
+        if s.timeout.is_zero() {
+            report(
+                send.key("timeout"),
+                "timeout 0s: expected a duration above 0".into(),
+            );
+        }
+    }
+    if let Some(r) = b.receiving() {
+        if let Some(c) = &r.country {
+            if crate::backends::numbers::Country::parse(c).is_none() {
+                report(
+                    at.key("receive").key("country"),
+                    format!("{c:?} is not a country code: expected an ISO 3166 code such as TZ, KE or US"),
+                );
+            }
+        }
+    }
+}
+
+/// Why `value` is not an http(s) URL.
+fn url_error(value: &str, example: &str) -> Option<String> {
+    match reqwest::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => None,
+        Ok(u) => Some(format!(
+            "{value:?} is a {} URL: expected http:// or https://",
+            u.scheme()
+        )),
+        Err(e) => Some(format!(
+            "{value:?} is not a URL ({e}): expected for example {example}"
+        )),
     }
 }
 

@@ -282,6 +282,7 @@ mod tests {
             at: now_millis(),
             provider_id: None,
             error: Some("x".into()),
+            provider_status: Some("2".into()),
             campaign_id: None,
         };
         assert_eq!(event().decode(&event().encode(&e).unwrap()).unwrap(), e);
