@@ -147,6 +147,9 @@ struct Delivery {
     events: Arc<str>,
     messages: Option<DefaultDirectRateLimiter>,
     segments: Option<DefaultDirectRateLimiter>,
+    /// One delivery at a time takes its tokens, so that a message's
+    /// segments are not interleaved with another's.
+    rate_turn: tokio::sync::Mutex<()>,
     reply_latency: prometheus::Histogram,
 }
 
@@ -180,6 +183,7 @@ impl ProviderSink {
             events: events.clone(),
             messages: limiter(settings.rate),
             segments: limiter(settings.segment_rate),
+            rate_turn: tokio::sync::Mutex::new(()),
             reply_latency: metrics().reply_latency.with_label_values(&[name]),
         });
         tokio::spawn(dispatch(delivery, rx, concurrency, batch));
@@ -324,6 +328,10 @@ impl Delivery {
 
     /// Wait until the rate limits let these messages (and their segments) go.
     async fn wait_for_rate(&self, jobs: &[Job]) {
+        if self.messages.is_none() && self.segments.is_none() {
+            return;
+        }
+        let _turn = self.rate_turn.lock().await;
         let started = Instant::now();
         let segments: u32 = jobs.iter().map(|j| j.msg.segments.max(1) as u32).sum();
         for (limiter, n) in [

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use smsflow::config::{self, KafkaMode, Pipeline};
 
 pub mod broker;
+pub mod kannel;
 pub mod load;
 
 /// Point `p` at a real broker.
