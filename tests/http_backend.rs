@@ -227,3 +227,113 @@ async fn discard_backend_takes_inbound_and_sends_nothing() {
     };
     assert_eq!((received("source:load"), received("backend:load")), (1, 1));
 }
+
+/// `method: get` with a URL template, RapidSMS's configurable parameter
+/// names inbound, and delivery reports on `/backend/<name>/status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_http_url_template_parameter_names_and_reports() {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route(
+            "/send",
+            axum::routing::get(
+                |State(s): State<Arc<Mutex<Vec<String>>>>, uri: axum::http::Uri| async move {
+                    s.lock()
+                        .unwrap()
+                        .push(uri.query().unwrap_or_default().to_owned());
+                    "queued"
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let yaml = format!(
+        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: 'http://{gw}/send?to={{identity}}&text={{text}}&ref={{id}}&enc={{encoding}}&n={{segments}}'\n    method: get\n    params: {{identity: phone, text: message, id: msgid}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
+    );
+    let running = Topology::new(common::pipeline_from(&yaml, KafkaMode::Embedded))
+        .unwrap()
+        .start(None, true)
+        .await
+        .unwrap();
+    let base = format!("http://{}/backend/gw/", running.http_addr().unwrap());
+    let mut events = running
+        .bus()
+        .consumer("test.events", &["sms.events"])
+        .unwrap();
+    let client = reqwest::Client::new();
+    let res = client
+        .get(&base)
+        .query(&[
+            ("phone", "+15550300"),
+            ("message", "echo a&b = ñ 😀"),
+            ("msgid", "g-1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status().as_u16(), res.text().await.unwrap().as_str()),
+        (200, "OK")
+    );
+    let sent = next_event(&mut events).await;
+    assert_eq!(sent.status, DeliveryStatus::Sent);
+    let query = seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        query,
+        format!(
+            "to=%2B15550300&text=a%26b%20%3D%20%C3%B1%20%F0%9F%98%80&ref={}&enc=ucs2&n=1",
+            sent.message_id.replace('-', "%2D")
+        )
+    );
+
+    // The gateway reports delivery, by our id.
+    let res = client
+        .post(format!("{base}status"))
+        .form(&[("id", sent.message_id.as_str()), ("status", "delivered")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let delivered = next_event(&mut events).await;
+    assert_eq!(
+        (
+            delivered.message_id.as_str(),
+            delivered.status,
+            delivered.connection.identity.as_str()
+        ),
+        (sent.message_id.as_str(), DeliveryStatus::Delivered, "")
+    );
+
+    // Bad input names the field: the configured names, a bad status.
+    for (form, field) in [
+        (vec![("identity", "+1555"), ("text", "hi")], "identity"),
+        (vec![("phone", "+1555"), ("message", "")], "text"),
+    ] {
+        let res = client.post(&base).form(&form).send().await.unwrap();
+        assert_eq!(res.status(), 400);
+        let body = res.json::<Value>().await.unwrap();
+        assert_eq!(body["field"], field, "{body}");
+    }
+    let res = client
+        .get(format!("{base}status"))
+        .query(&[("id", "x"), ("status", "lost")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.json::<Value>().await.unwrap()["field"], "status");
+    assert_eq!(client.put(&base).send().await.unwrap().status(), 405);
+
+    running.shutdown().await.unwrap();
+}
+
+async fn next_event(events: &mut smsflow::bus::Consumer) -> smsflow::message::DeliveryEvent {
+    let r = tokio::time::timeout(Duration::from_secs(20), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    schema::event().decode(&r.payload).unwrap()
+}

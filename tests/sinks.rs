@@ -170,10 +170,12 @@ async fn concurrency_is_bounded_and_used() {
     to_sink(&running, &outbound(12, "hi", 1)).await;
     let got = events(&mut ev, 12).await;
     assert!(got.iter().all(|e| e.status == DeliveryStatus::Sent));
-    let g = gw.lock().unwrap();
-    assert_eq!(g.requests.len(), 12);
-    assert_eq!(g.most_in_flight, 3, "never more than 3 at once, and 3 used");
-    drop(g);
+    let (requests, most) = {
+        let g = gw.lock().unwrap();
+        (g.requests.len(), g.most_in_flight)
+    };
+    assert_eq!(requests, 12);
+    assert_eq!(most, 3, "never more than 3 at once, and 3 used");
     running.shutdown().await.unwrap();
 }
 
