@@ -70,14 +70,18 @@ impl Kannel {
             q.push(("coding", "2".to_owned()));
         }
         if self.dlr_mask != 0 {
-            // Kannel fills in the %-codes; our own parameters come first.
-            let mut url = reqwest::Url::parse(&self.dlr_url)
-                .unwrap_or_else(|_| reqwest::Url::parse("http://invalid/").expect("a valid URL"));
-            url.query_pairs_mut().append_pair("message_id", &msg.id);
+            // Kannel fills in the %-codes; our own parameter comes first.
             q.push(("dlr-mask", self.dlr_mask.to_string()));
             q.push((
                 "dlr-url",
-                format!("{url}&status=%d&answer=%A&to=%p&ts=%T&smsc=%i"),
+                format!(
+                    "{}?message_id={}&status=%d&answer=%A&to=%p&ts=%T&smsc=%i",
+                    self.dlr_url,
+                    percent_encoding::utf8_percent_encode(
+                        &msg.id,
+                        percent_encoding::NON_ALPHANUMERIC
+                    )
+                ),
             ));
         }
         q
@@ -268,4 +272,87 @@ async fn dlr(State(h): State<Arc<Hooks>>, RawQuery(q): RawQuery) -> Response {
     }
     .await;
     answer(result, ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Connection;
+
+    fn kannel() -> Kannel {
+        Kannel {
+            client: reqwest::Client::new(),
+            sendsms_url: "http://k/cgi-bin/sendsms".into(),
+            username: "u".into(),
+            password: "p".into(),
+            from: Some("15000".into()),
+            smsc: None,
+            dlr_mask: 31,
+            dlr_url: "https://sms.example.org/backend/kannel/dlr".into(),
+        }
+    }
+
+    #[test]
+    fn sendsms_asks_for_ucs2_only_when_the_text_needs_it() {
+        let k = kannel();
+        let mut msg =
+            OutboundMessage::new(Connection::new("kannel", "+255700000001"), "Habari, ñ €");
+        let q: HashMap<_, _> = k.query(&msg).into_iter().collect();
+        assert_eq!(q["charset"], "UTF-8");
+        assert!(!q.contains_key("coding"), "ñ and € are GSM-7");
+        assert_eq!(q["to"], "+255700000001");
+        assert_eq!(q["from"], "15000");
+        assert_eq!(q["dlr-mask"], "31");
+        let id = msg.id.replace('-', "%2D");
+        assert_eq!(
+            q["dlr-url"],
+            format!("https://sms.example.org/backend/kannel/dlr?message_id={id}&status=%d&answer=%A&to=%p&ts=%T&smsc=%i")
+        );
+        msg.text = "Habari 😀".into();
+        let q: HashMap<_, _> = k.query(&msg).into_iter().collect();
+        assert_eq!(q["coding"], "2");
+        let k = Kannel {
+            dlr_mask: 0,
+            ..kannel()
+        };
+        assert!(!k.query(&msg).iter().any(|(n, _)| n.starts_with("dlr")));
+    }
+
+    fn params(pairs: &[(&str, &[u8])]) -> HashMap<String, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn text_is_read_in_the_charset_kannel_names() {
+        let utf16: Vec<u8> = "ñ 😀".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let p = params(&[("charset", b"UTF-16BE"), ("coding", b"2")]);
+        assert_eq!(decode_text(&utf16, &p).unwrap(), "ñ 😀");
+        let p = params(&[("charset", b"UTF-8"), ("coding", b"0")]);
+        assert_eq!(
+            decode_text("two  spaces\n".as_bytes(), &p).unwrap(),
+            "two  spaces\n"
+        );
+        assert!(matches!(
+            decode_text(&[0xff, 0xfe], &p),
+            Err(SourceError::Invalid { field: "text", .. })
+        ));
+        let p = params(&[("charset", b"8-BIT"), ("coding", b"1")]);
+        assert_eq!(
+            decode_text(&[b'H', 0x00, 0xff], &p).unwrap(),
+            "H\u{0}\u{ff}"
+        );
+        let p = params(&[("charset", b"UTF-16BE")]);
+        assert!(decode_text(&[0x00], &p).is_err(), "odd length");
+        let p = params(&[("charset", b"EBCDIC")]);
+        assert!(matches!(
+            decode_text(b"x", &p),
+            Err(SourceError::Invalid {
+                field: "charset",
+                ..
+            })
+        ));
+    }
 }

@@ -37,6 +37,12 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
         );
     }
 
+    if let Some(u) = &p.http.public_url {
+        if let Some(why) = url_error(u, "https://sms.example.org") {
+            report(top.key("http").key("public_url"), why);
+        }
+    }
+
     let topics = top.key("topics");
     if p.topics.partitions < 1 {
         report(
