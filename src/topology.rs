@@ -21,7 +21,7 @@ use crate::backends::discard::{DiscardSink, SendHook};
 use crate::backends::provider::{self, Provider, ProviderSink};
 use crate::backends::sent::SentLog;
 use crate::backends::tester::{Tester, TesterSink};
-use crate::backends::{clickatell, http as generic, kannel, twilio, vumi, Reports, Source};
+use crate::backends::{clickatell, http as generic, kannel, twilio, vumi, Hooks, Reports, Source};
 use crate::bus::{Bus, BusError, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
 use crate::http::{self, HttpState};
@@ -502,7 +502,7 @@ fn provider_backend(
                 dlr_mask: *dlr_mask,
                 dlr_url: format!("{public}/backend/{name}/dlr"),
             };
-            let hooks = kannel::Hooks { source, reports };
+            let hooks = Hooks { source, reports };
             (Arc::new(provider), kannel::routes(name, Arc::new(hooks)))
         }
         config::Backend::Twilio {
@@ -546,7 +546,7 @@ fn provider_backend(
                 from: from.clone(),
                 batch: *batch,
             };
-            let hooks = clickatell::Hooks { source, reports };
+            let hooks = Hooks { source, reports };
             (
                 Arc::new(provider),
                 clickatell::routes(name, Arc::new(hooks)),
@@ -565,7 +565,7 @@ fn provider_backend(
                 auth: sendsms_user.clone().zip(sendsms_pass.clone()),
                 params: sendsms_params.clone(),
             };
-            let hooks = vumi::Hooks {
+            let hooks = Hooks {
                 source: source.allow_empty_text(),
                 reports,
             };

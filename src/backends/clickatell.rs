@@ -88,20 +88,13 @@ use axum::routing::post;
 use axum::Router;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
-use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde_json::{json, Map, Value};
 
-use super::provider::{http_failure, transport_failure, Attempt, Provider};
-use super::{Report, Reports, Source, SourceError};
+use super::provider::{call, http_failure, Answer, Attempt, Provider};
+use super::{Hooks, Report, SourceError};
 use crate::http::answer;
 use crate::message::{DeliveryStatus, OutboundMessage};
-
-/// What the webhooks need.
-pub struct Hooks {
-    pub source: Source,
-    pub reports: Reports,
-}
 
 /// `POST /backend/<name>/` (reply callback) and `POST /backend/<name>/status`
 /// (status callback).
@@ -144,61 +137,56 @@ impl Clickatell {
     }
 }
 
+impl Clickatell {
+    /// One `POST /messages` for `msgs` (one text): each one's outcome.
+    async fn post(&self, msgs: &[&OutboundMessage]) -> Vec<Attempt> {
+        if msgs.is_empty() {
+            return Vec::new();
+        }
+        let request = self
+            .client
+            .post(format!("{}/messages", self.api_url))
+            .header(AUTHORIZATION, &self.api_key)
+            .header(ACCEPT, "application/json")
+            .json(&self.body(msgs));
+        match call(request).await {
+            Err(failed) => vec![failed; msgs.len()],
+            Ok(answer) => attempts(msgs, &answer),
+        }
+    }
+}
+
 impl Provider for Clickatell {
     fn batch(&self) -> usize {
         self.batch
     }
 
-    fn send<'a>(&'a self, msgs: &'a [&'a OutboundMessage]) -> BoxFuture<'a, Vec<Attempt>> {
+    fn send_one<'a>(&'a self, msg: &'a OutboundMessage) -> BoxFuture<'a, Attempt> {
         async move {
-            if msgs.is_empty() {
-                return Vec::new();
-            }
-            let sent = self
-                .client
-                .post(format!("{}/messages", self.api_url))
-                .header(AUTHORIZATION, &self.api_key)
-                .header(ACCEPT, "application/json")
-                .json(&self.body(msgs))
-                .send()
-                .await;
-            match sent {
-                // A request that cannot even be built (an API key that is not
-                // a valid header value) never gets better by trying again.
-                Err(e) if e.is_builder() => vec![
-                    Attempt::Rejected {
-                        error: format!("cannot build the request (check api_key and api_url): {e}"),
-                        status: "invalid request".into(),
-                    };
-                    msgs.len()
-                ],
-                Err(e) => vec![transport_failure(&e); msgs.len()],
-                Ok(res) => {
-                    let status = res.status();
-                    let headers = res.headers().clone();
-                    let body = res.text().await.unwrap_or_default();
-                    attempts(msgs, status, &headers, &body)
-                }
-            }
+            let mut one = self.post(&[msg]).await;
+            one.pop().unwrap_or(Attempt::Retry {
+                error: "no outcome for the message".into(),
+                after: None,
+            })
         }
         .boxed()
+    }
+
+    fn send<'a>(&'a self, msgs: &'a [&'a OutboundMessage]) -> BoxFuture<'a, Vec<Attempt>> {
+        self.post(msgs).boxed()
     }
 }
 
 /// The outcome of each message of one `POST /messages`, from its answer.
-pub fn attempts(
-    msgs: &[&OutboundMessage],
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &str,
-) -> Vec<Attempt> {
+pub fn attempts(msgs: &[&OutboundMessage], answer: &Answer) -> Vec<Attempt> {
+    let (status, body) = (answer.status, answer.body.as_str());
     let reply: Option<Value> = serde_json::from_str(body).ok();
     if !status.is_success() {
         let why = reply
             .as_ref()
             .and_then(error_text)
             .unwrap_or_else(|| body.to_owned());
-        return vec![http_failure(status, headers, &why); msgs.len()];
+        return vec![http_failure(status, &answer.headers, &why); msgs.len()];
     }
     let entries = reply
         .as_ref()
@@ -712,6 +700,24 @@ fn by_code(code: u32, codes: Codes) -> Option<DeliveryStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::HeaderMap;
+    use reqwest::StatusCode;
+
+    fn attempts_of(
+        msgs: &[&OutboundMessage],
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &str,
+    ) -> Vec<Attempt> {
+        attempts(
+            msgs,
+            &Answer {
+                status,
+                headers: headers.clone(),
+                body: body.into(),
+            },
+        )
+    }
     use crate::message::Connection;
 
     fn msg(identity: &str, text: &str) -> OutboundMessage {
@@ -758,7 +764,7 @@ mod tests {
              "error": "Invalid destination address", "errorDescription": "The destination address you are attempting to send to is invalid."},
             {"apiMessageId": "id-1", "accepted": true, "to": "15550001"},
         ], "errorCode": null, "error": null, "errorDescription": null});
-        let got = attempts(
+        let got = attempts_of(
             &[&a, &b, &c, &d],
             StatusCode::ACCEPTED,
             &HeaderMap::new(),
@@ -798,7 +804,7 @@ mod tests {
         let a = msg("+15550001", "x");
         let b = msg("+15550002", "x");
         let bad_key = json!({"messages": [], "errorCode": 1, "error": "Invalid or missing Integration API Key", "errorDescription": null});
-        let got = attempts(
+        let got = attempts_of(
             &[&a, &b],
             StatusCode::UNAUTHORIZED,
             &HeaderMap::new(),
@@ -811,16 +817,16 @@ mod tests {
         };
         assert_eq!(got, vec![rejected.clone(), rejected]);
         for status in [StatusCode::TOO_MANY_REQUESTS, StatusCode::BAD_GATEWAY] {
-            let got = attempts(&[&a], status, &HeaderMap::new(), "busy");
+            let got = attempts_of(&[&a], status, &HeaderMap::new(), "busy");
             assert!(matches!(got[..], [Attempt::Retry { .. }]), "{got:?}");
         }
-        let got = attempts(&[&a], StatusCode::ACCEPTED, &HeaderMap::new(), "<html>");
+        let got = attempts_of(&[&a], StatusCode::ACCEPTED, &HeaderMap::new(), "<html>");
         assert!(
             matches!(&got[..], [Attempt::Rejected { error, .. }] if error.contains("not Clickatell's")),
             "{got:?}"
         );
         // One recipient, one entry in another number form: still its outcome.
-        let got = attempts(
+        let got = attempts_of(
             &[&a],
             StatusCode::ACCEPTED,
             &HeaderMap::new(),

@@ -34,7 +34,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::{json, Value};
 
-use super::provider::{http_failure, transport_failure, Attempt, Provider};
+use super::provider::{call, Attempt, Provider};
 use super::{Report, Reports, Source, SourceError};
 use crate::apps::template;
 use crate::config::{HttpMethod, HttpParams};
@@ -80,7 +80,7 @@ impl HttpProvider {
         })
     }
 
-    async fn send_one(&self, msg: &OutboundMessage) -> Attempt {
+    async fn request(&self, msg: &OutboundMessage) -> Attempt {
         let request = match self.method {
             HttpMethod::Get => self.client.get(self.url(msg)),
             HttpMethod::Post => self.client.post(self.url(msg)).json(&json!({
@@ -93,38 +93,22 @@ impl HttpProvider {
                 "campaign_id": msg.campaign_id,
             })),
         };
-        match request.header("Idempotency-Key", &msg.id).send().await {
-            Err(e) => transport_failure(&e),
-            Ok(res) => {
-                let status = res.status();
-                let headers = res.headers().clone();
-                let body = res.text().await.unwrap_or_default();
-                if status.is_success() {
-                    let id = serde_json::from_str::<Value>(&body)
-                        .ok()
-                        .and_then(|v| v["id"].as_str().map(str::to_owned));
-                    Attempt::Accepted {
-                        provider_id: id,
-                        status: status.as_u16().to_string(),
-                    }
-                } else {
-                    http_failure(status, &headers, &body)
-                }
-            }
+        match call(request.header("Idempotency-Key", &msg.id)).await {
+            Err(failed) => failed,
+            Ok(a) if a.status.is_success() => Attempt::Accepted {
+                provider_id: serde_json::from_str::<Value>(&a.body)
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_owned)),
+                status: a.status.as_u16().to_string(),
+            },
+            Ok(a) => a.failure(),
         }
     }
 }
 
 impl Provider for HttpProvider {
-    fn send<'a>(&'a self, msgs: &'a [&'a OutboundMessage]) -> BoxFuture<'a, Vec<Attempt>> {
-        async move {
-            let mut out = Vec::with_capacity(msgs.len());
-            for m in msgs {
-                out.push(self.send_one(m).await);
-            }
-            out
-        }
-        .boxed()
+    fn send_one<'a>(&'a self, msg: &'a OutboundMessage) -> BoxFuture<'a, Attempt> {
+        self.request(msg).boxed()
     }
 }
 

@@ -30,8 +30,8 @@ use axum::Router;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use super::provider::{http_failure, transport_failure, Attempt, Provider};
-use super::{Report, Reports, Source, SourceError};
+use super::provider::{call, Attempt, Provider};
+use super::{Hooks, Report, SourceError};
 use crate::http::{answer, form_bytes};
 use crate::message::{DeliveryStatus, Encoding, OutboundMessage};
 use crate::sms;
@@ -89,43 +89,21 @@ impl Kannel {
 }
 
 impl Provider for Kannel {
-    fn send<'a>(&'a self, msgs: &'a [&'a OutboundMessage]) -> BoxFuture<'a, Vec<Attempt>> {
+    fn send_one<'a>(&'a self, msg: &'a OutboundMessage) -> BoxFuture<'a, Attempt> {
         async move {
-            let mut out = Vec::with_capacity(msgs.len());
-            for msg in msgs {
-                let sent = self
-                    .client
-                    .get(&self.sendsms_url)
-                    .query(&self.query(msg))
-                    .send()
-                    .await;
-                out.push(match sent {
-                    Err(e) => transport_failure(&e),
-                    Ok(res) => {
-                        let status = res.status();
-                        let headers = res.headers().clone();
-                        let body = res.text().await.unwrap_or_default();
-                        if status.is_success() {
-                            Attempt::Accepted {
-                                provider_id: None,
-                                status: format!("{} {}", status.as_u16(), body.trim()),
-                            }
-                        } else {
-                            http_failure(status, &headers, &body)
-                        }
-                    }
-                });
+            let request = self.client.get(&self.sendsms_url).query(&self.query(msg));
+            match call(request).await {
+                Err(failed) => failed,
+                // `202 0: Accepted for delivery`, `202 3: Queued for later delivery`.
+                Ok(a) if a.status.is_success() => Attempt::Accepted {
+                    provider_id: None,
+                    status: format!("{} {}", a.status.as_u16(), a.body.trim()),
+                },
+                Ok(a) => a.failure(),
             }
-            out
         }
         .boxed()
     }
-}
-
-/// What the webhooks need.
-pub struct Hooks {
-    pub source: Source,
-    pub reports: Reports,
 }
 
 /// `GET /backend/<name>/` (get-url) and `GET /backend/<name>/dlr` (dlr-url).

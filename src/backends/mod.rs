@@ -162,27 +162,40 @@ impl Source {
                 field: "text",
                 message: e.to_string(),
             })?;
-        let stored = self.producer.send_and_wait(Produce::new(
+        let record = Produce::new(
             self.inbound_topic.clone(),
             Bytes::from(msg.connection.key()),
             payload,
-        ));
-        // Past the timeout the bus may still store it later: the provider's
-        // retry then brings a duplicate, never a loss (at least once).
-        tokio::time::timeout(self.accept_timeout, stored)
-            .await
-            .map_err(|_| {
-                SourceError::Unavailable(BusError::Kafka {
-                    message: format!("not stored within {:?}", self.accept_timeout),
-                    retryable: true,
-                })
-            })??;
+        );
+        store(&self.producer, record, self.accept_timeout).await?;
         if let Some(c) = claim {
             c.stored();
         }
         self.received.inc();
         Ok(msg)
     }
+}
+
+/// Write `record` and wait until the bus stored it, at most `timeout`. Past
+/// the timeout the bus may still store it later: the provider's retry then
+/// brings a repeat (dropped within the dedupe window), never a loss.
+async fn store(producer: &Producer, record: Produce, timeout: Duration) -> Result<(), SourceError> {
+    tokio::time::timeout(timeout, producer.send_and_wait(record))
+        .await
+        .map_err(|_| {
+            SourceError::Unavailable(BusError::Kafka {
+                message: format!("not stored within {timeout:?}"),
+                retryable: true,
+            })
+        })??;
+    Ok(())
+}
+
+/// What a backend's webhooks need: its source (inbound messages) and its
+/// reports (delivery reports).
+pub struct Hooks {
+    pub source: Source,
+    pub reports: Reports,
 }
 
 /// A delivery report as a provider's callback gave it.
@@ -280,19 +293,12 @@ impl Reports {
                 field: "status",
                 message: e.to_string(),
             })?;
-        let stored = self.producer.send_and_wait(Produce::new(
+        let record = Produce::new(
             self.events.clone(),
             Bytes::from(event.connection.key()),
             payload,
-        ));
-        tokio::time::timeout(self.accept_timeout, stored)
-            .await
-            .map_err(|_| {
-                SourceError::Unavailable(BusError::Kafka {
-                    message: format!("not stored within {:?}", self.accept_timeout),
-                    retryable: true,
-                })
-            })??;
+        );
+        store(&self.producer, record, self.accept_timeout).await?;
         claim.stored();
         metrics()
             .reports

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
@@ -51,9 +52,57 @@ pub trait Provider: Send + Sync + 'static {
         1
     }
 
+    /// Try once to hand `msg` to the provider.
+    fn send_one<'a>(&'a self, msg: &'a OutboundMessage) -> BoxFuture<'a, Attempt>;
+
     /// Try once to hand `msgs` (one, or up to [`Provider::batch`] with the
     /// same text) to the provider: one [`Attempt`] per message, in order.
-    fn send<'a>(&'a self, msgs: &'a [&'a OutboundMessage]) -> BoxFuture<'a, Vec<Attempt>>;
+    /// Default: one request each, in turn.
+    fn send<'a>(&'a self, msgs: &'a [&'a OutboundMessage]) -> BoxFuture<'a, Vec<Attempt>> {
+        async move {
+            let mut out = Vec::with_capacity(msgs.len());
+            for m in msgs {
+                out.push(self.send_one(m).await);
+            }
+            out
+        }
+        .boxed()
+    }
+}
+
+/// A provider's answer to one request.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    /// The failure a non-2xx answer is, transient or permanent (see [`http_failure`]).
+    pub fn failure(&self) -> Attempt {
+        http_failure(self.status, &self.headers, &self.body)
+    }
+}
+
+/// Make `request`: the provider's answer (whatever its status), or the
+/// attempt it came to without one: a request that cannot be built (a bad
+/// URL or key) is permanent; a timeout or connection failure is transient.
+pub async fn call(request: reqwest::RequestBuilder) -> Result<Answer, Attempt> {
+    match request.send().await {
+        Err(e) if e.is_builder() => Err(Attempt::Rejected {
+            error: format!(
+                "cannot build the request (check the backend's URL and credentials): {e}"
+            ),
+            status: "invalid request".into(),
+        }),
+        Err(e) => Err(transport_failure(&e)),
+        Ok(res) => Ok(Answer {
+            status: res.status(),
+            headers: res.headers().clone(),
+            // A body cut off mid-way reads as what arrived of it.
+            body: res.text().await.unwrap_or_default(),
+        }),
+    }
 }
 
 /// A failed HTTP answer as an attempt: 408, 429 and 5xx are transient
@@ -82,7 +131,7 @@ pub fn http_failure(status: StatusCode, headers: &HeaderMap, body: &str) -> Atte
 }
 
 /// A request that got no answer (timeout, refused or broken connection): transient.
-pub fn transport_failure(e: &reqwest::Error) -> Attempt {
+fn transport_failure(e: &reqwest::Error) -> Attempt {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -73,7 +73,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha1::Sha1;
 
-use super::provider::{http_failure, transport_failure, Attempt, Provider};
+use super::provider::{call, Answer, Attempt, Provider};
 use super::{Report, Reports, Source, SourceError};
 use crate::http::answer;
 use crate::message::{DeliveryStatus, OutboundMessage};
@@ -147,40 +147,23 @@ impl Twilio {
         f
     }
 
-    async fn send_one(&self, msg: &OutboundMessage) -> Attempt {
-        let sent = self
+    async fn request(&self, msg: &OutboundMessage) -> Attempt {
+        let request = self
             .client
             .post(self.messages_url())
             .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .form(&self.form(msg))
-            .send()
-            .await;
-        match sent {
-            Err(e) => transport_failure(&e),
-            Ok(res) => {
-                let status = res.status();
-                let headers = res.headers().clone();
-                let body = res.text().await.unwrap_or_default();
-                if status.is_success() {
-                    created(status, &body)
-                } else {
-                    refused(status, &headers, &body)
-                }
-            }
+            .form(&self.form(msg));
+        match call(request).await {
+            Err(failed) => failed,
+            Ok(a) if a.status.is_success() => created(a.status, &a.body),
+            Ok(a) => refused(&a),
         }
     }
 }
 
 impl Provider for Twilio {
-    fn send<'a>(&'a self, msgs: &'a [&'a OutboundMessage]) -> BoxFuture<'a, Vec<Attempt>> {
-        async move {
-            let mut out = Vec::with_capacity(msgs.len());
-            for m in msgs {
-                out.push(self.send_one(m).await);
-            }
-            out
-        }
-        .boxed()
+    fn send_one<'a>(&'a self, msg: &'a OutboundMessage) -> BoxFuture<'a, Attempt> {
+        self.request(msg).boxed()
     }
 }
 
@@ -228,9 +211,10 @@ fn created(http: StatusCode, body: &str) -> Attempt {
 
 /// A failed reply: transient or permanent as [`http_failure`] says, with
 /// Twilio's error (`code`, `message`) as the error when it gave one.
-fn refused(http: StatusCode, headers: &reqwest::header::HeaderMap, body: &str) -> Attempt {
-    let attempt = http_failure(http, headers, body);
-    let reply = serde_json::from_str::<Value>(body).unwrap_or(Value::Null);
+fn refused(answer: &Answer) -> Attempt {
+    let http = answer.status;
+    let attempt = answer.failure();
+    let reply = serde_json::from_str::<Value>(&answer.body).unwrap_or(Value::Null);
     let Some(error) = describe(member(&reply, "code"), member(&reply, "message")) else {
         return attempt;
     };
@@ -601,6 +585,18 @@ async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refused_with(
+        status: StatusCode,
+        headers: &reqwest::header::HeaderMap,
+        body: &str,
+    ) -> Attempt {
+        refused(&Answer {
+            status,
+            headers: headers.clone(),
+            body: body.into(),
+        })
+    }
     use reqwest::header::{HeaderValue, RETRY_AFTER};
     use std::time::Duration;
 
@@ -790,7 +786,7 @@ mod tests {
         );
         let none = reqwest::header::HeaderMap::new();
         assert_eq!(
-            refused(
+            refused_with(
                 StatusCode::BAD_REQUEST,
                 &none,
                 r#"{"code": 21211, "message": "The 'To' number +1 is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}"#
@@ -803,7 +799,7 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
         assert_eq!(
-            refused(
+            refused_with(
                 StatusCode::TOO_MANY_REQUESTS,
                 &h,
                 r#"{"code": 20429, "message": "Too Many Requests", "status": 429}"#
@@ -814,11 +810,11 @@ mod tests {
             }
         );
         assert!(matches!(
-            refused(StatusCode::SERVICE_UNAVAILABLE, &none, "<html>down</html>"),
+            refused_with(StatusCode::SERVICE_UNAVAILABLE, &none, "<html>down</html>"),
             Attempt::Retry { after: None, .. }
         ));
         assert!(matches!(
-            refused(StatusCode::UNAUTHORIZED, &none, ""),
+            refused_with(StatusCode::UNAUTHORIZED, &none, ""),
             Attempt::Rejected { .. }
         ));
     }

@@ -60,16 +60,10 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::{json, Map, Value};
 
-use super::provider::{http_failure, transport_failure, Attempt, Provider};
-use super::{Report, Reports, Source, SourceError};
+use super::provider::{call, Attempt, Provider};
+use super::{Hooks, Report, SourceError};
 use crate::http::answer;
 use crate::message::{DeliveryStatus, OutboundMessage};
-
-/// What the webhooks need.
-pub struct Hooks {
-    pub source: Source,
-    pub reports: Reports,
-}
 
 /// `POST /backend/<name>/` (messages, and events) and `POST /backend/<name>/event`.
 pub fn routes(name: &str, hooks: Arc<Hooks>) -> Router {
@@ -112,30 +106,18 @@ impl Vumi {
         Value::Object(p)
     }
 
-    async fn send_one(&self, msg: &OutboundMessage) -> Attempt {
+    async fn request(&self, msg: &OutboundMessage) -> Attempt {
         let mut request = self.client.post(&self.sendsms_url).json(&self.payload(msg));
         if let Some((user, pass)) = &self.auth {
             request = request.basic_auth(user, Some(pass));
         }
-        match request.send().await {
-            Err(e) if e.is_builder() => Attempt::Rejected {
-                error: format!("cannot build the request (check sendsms_url): {e}"),
-                status: "invalid request".into(),
+        match call(request).await {
+            Err(failed) => failed,
+            Ok(a) if a.status.is_success() => Attempt::Accepted {
+                provider_id: sent_id(&a.body),
+                status: a.status.as_u16().to_string(),
             },
-            Err(e) => transport_failure(&e),
-            Ok(res) => {
-                let status = res.status();
-                let headers = res.headers().clone();
-                let body = res.text().await.unwrap_or_default();
-                if status.is_success() {
-                    Attempt::Accepted {
-                        provider_id: sent_id(&body),
-                        status: status.as_u16().to_string(),
-                    }
-                } else {
-                    http_failure(status, &headers, &body)
-                }
-            }
+            Ok(a) => a.failure(),
         }
     }
 }
@@ -155,15 +137,8 @@ fn sent_id(body: &str) -> Option<String> {
 }
 
 impl Provider for Vumi {
-    fn send<'a>(&'a self, msgs: &'a [&'a OutboundMessage]) -> BoxFuture<'a, Vec<Attempt>> {
-        async move {
-            let mut out = Vec::with_capacity(msgs.len());
-            for m in msgs {
-                out.push(self.send_one(m).await);
-            }
-            out
-        }
-        .boxed()
+    fn send_one<'a>(&'a self, msg: &'a OutboundMessage) -> BoxFuture<'a, Attempt> {
+        self.request(msg).boxed()
     }
 }
 
