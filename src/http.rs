@@ -179,10 +179,9 @@ pub fn source_error(e: SourceError) -> Response {
     }
 }
 
-/// A query string or form body as raw bytes per parameter (`+` is a
-/// space): texts in other charsets than UTF-8 (Kannel's UTF-16BE) survive
-/// until their charset is known. The last of repeated names wins.
-pub fn form_bytes(raw: &[u8]) -> HashMap<String, Vec<u8>> {
+/// A query string or form body as its (name, value) byte pairs, in order
+/// and with repeats: `+` is a space, `%XX` a byte.
+pub fn form_pairs(raw: &[u8]) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
     let decode = |part: &[u8]| -> Vec<u8> {
         let spaced: Vec<u8> = part
             .iter()
@@ -192,12 +191,20 @@ pub fn form_bytes(raw: &[u8]) -> HashMap<String, Vec<u8>> {
     };
     raw.split(|&b| b == b'&')
         .filter(|p| !p.is_empty())
-        .map(|pair| {
+        .map(move |pair| {
             let mut kv = pair.splitn(2, |&b| b == b'=');
             let k = decode(kv.next().unwrap_or_default());
             let v = decode(kv.next().unwrap_or_default());
-            (String::from_utf8_lossy(&k).into_owned(), v)
+            (k, v)
         })
+}
+
+/// A query string or form body as raw bytes per parameter: texts in other
+/// charsets than UTF-8 (Kannel's UTF-16BE) survive until their charset is
+/// known. The last of repeated names wins.
+pub fn form_bytes(raw: &[u8]) -> HashMap<String, Vec<u8>> {
+    form_pairs(raw)
+        .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
         .collect()
 }
 

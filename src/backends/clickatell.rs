@@ -406,22 +406,25 @@ const REPLY_FIELDS: [&str; 9] = [
     "fromNumber",
 ];
 
+/// The message's text, under `key`: a string, empty or not.
+fn message_text(obj: &Map<String, Value>, key: &'static str) -> Result<String, SourceError> {
+    match obj.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Err(SourceError::missing(key, "the message")),
+        Some(_) => Err(SourceError::Invalid {
+            field: key,
+            message: format!("{key} must be a string"),
+        }),
+    }
+}
+
 /// One message of the Platform's (flat) reply callback.
 async fn accept_reply(h: &Hooks, obj: &Map<String, Value>) -> Result<(), SourceError> {
     let from = text_field(obj, "fromNumber", "fromNumber")?.ok_or(SourceError::missing(
         "fromNumber",
         "the phone number the message comes from",
     ))?;
-    let text = match obj.get("text") {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => return Err(SourceError::missing("text", "the message")),
-        Some(_) => {
-            return Err(SourceError::Invalid {
-                field: "text",
-                message: "text must be a string".into(),
-            })
-        }
-    };
+    let text = message_text(obj, "text")?;
     let reply_id = text_field(obj, "replyMessageId", "replyMessageId")?;
     let message_id = text_field(obj, "messageId", "messageId")?;
     let mut fields = Vec::new();
@@ -460,16 +463,7 @@ async fn accept_one_api(
         "from",
         "the phone number the message comes from",
     ))?;
-    let text = match mo.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => return Err(SourceError::missing("content", "the message")),
-        Some(_) => {
-            return Err(SourceError::Invalid {
-                field: "content",
-                message: "content must be a string".into(),
-            })
-        }
-    };
+    let text = message_text(mo, "content")?;
     let external_id = text_field(mo, "messageId", "messageId")?;
     let mut fields = Vec::new();
     for key in [

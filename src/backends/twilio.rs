@@ -407,19 +407,8 @@ const KNOWN: [&str; 14] = [
 /// signature covers them all): `+` is a space, `%XX` a byte, and every
 /// name and value must be UTF-8.
 fn form_pairs(raw: &[u8]) -> Result<Params, SourceError> {
-    let decode = |part: &[u8]| -> Vec<u8> {
-        let spaced: Vec<u8> = part
-            .iter()
-            .map(|&b| if b == b'+' { b' ' } else { b })
-            .collect();
-        percent_encoding::percent_decode(&spaced).collect()
-    };
-    raw.split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let mut kv = pair.splitn(2, |&b| b == b'=');
-            let k = decode(kv.next().unwrap_or_default());
-            let v = decode(kv.next().unwrap_or_default());
+    crate::http::form_pairs(raw)
+        .map(|(k, v)| {
             let k = String::from_utf8(k).map_err(|e| SourceError::Invalid {
                 field: "form",
                 message: format!(
