@@ -12,11 +12,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use smsflow::bus::{Consumer, Produce};
-use smsflow::config::KafkaMode;
-use smsflow::message::{Connection, DeliveryEvent, DeliveryStatus, OutboundMessage};
+use smsflow::bus::Produce;
+use smsflow::message::{Connection, DeliveryStatus, OutboundMessage};
 use smsflow::schema;
-use smsflow::topology::{Running, Topology};
 use tokio::sync::Semaphore;
 
 mod common;
@@ -132,29 +130,10 @@ async fn fake() -> (Arc<Fake>, String) {
         requests: Mutex::default(),
         gate: Semaphore::new(0),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let app = Router::new()
         .route("/messages", post(messages))
         .with_state(fake.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (fake, url)
-}
-
-async fn start(yaml: &str) -> Running {
-    Topology::new(common::pipeline_from(yaml, KafkaMode::Embedded))
-        .unwrap()
-        .start(None, true)
-        .await
-        .unwrap()
-}
-
-async fn next_event(events: &mut Consumer) -> DeliveryEvent {
-    let r = tokio::time::timeout(Duration::from_secs(20), events.recv())
-        .await
-        .expect("a delivery event within 20s")
-        .unwrap();
-    schema::event().decode(&r.payload).unwrap()
+    (fake, format!("http://{}", common::serve(app).await))
 }
 
 /// POST `body` (JSON text) to `url`: the status and the parsed answer (null when empty).
@@ -166,14 +145,7 @@ async fn post_json(client: &reqwest::Client, url: &str, body: &str) -> (u16, Val
         .send()
         .await
         .unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
+    common::json_answer(res).await
 }
 
 /// Wait (behaviour, not time: the deadline only bounds a failure) until `f` holds.
@@ -191,7 +163,7 @@ async fn clickatell_replies_status_callbacks_retries_and_bad_input() {
     let yaml = format!(
         "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: clickatell\n    name: ck\n    api_key: {KEY}\n    from: '15550001111'\n    api_url: {url}/\n    send: {{backoff: 10ms}}\n  - type: clickatell\n    name: ckbad\n    api_key: wrong-key\n    api_url: {url}\n    send: {{backoff: 10ms}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
     );
-    let running = start(&yaml).await;
+    let running = common::start_embedded(&yaml).await;
     let base = format!("http://{}/backend/ck", running.http_addr().unwrap());
     let mut events = running
         .bus()
@@ -236,7 +208,7 @@ async fn clickatell_replies_status_callbacks_retries_and_bad_input() {
     );
 
     // The echo reply: exactly Clickatell's send request, content intact.
-    let sent = next_event(&mut events).await;
+    let sent = common::next_event(&mut events).await;
     assert_eq!(sent.status, DeliveryStatus::Sent, "{sent:?}");
     assert_eq!(sent.connection, Connection::new("ck", "+255712345678"));
     assert_eq!(sent.provider_id.as_deref(), Some("api-255712345678-1"));
@@ -264,7 +236,7 @@ async fn clickatell_replies_status_callbacks_retries_and_bad_input() {
     });
     let (status, body) = post_json(&client, &format!("{base}/status"), &callback.to_string()).await;
     assert_eq!((status, body), (200, Value::Null));
-    let delivered = next_event(&mut events).await;
+    let delivered = common::next_event(&mut events).await;
     assert_eq!(delivered.status, DeliveryStatus::Delivered);
     assert_eq!(delivered.message_id, sent.message_id);
     assert_eq!(delivered.connection, sent.connection);
@@ -278,7 +250,7 @@ async fn clickatell_replies_status_callbacks_retries_and_bad_input() {
     let flaky = json!({"messageId": "mo-2", "fromNumber": "255712345678", "text": "echo flaky"});
     let (status, _) = post_json(&client, &format!("{base}/"), &flaky.to_string()).await;
     assert_eq!(status, 200);
-    let e = next_event(&mut events).await;
+    let e = common::next_event(&mut events).await;
     assert_eq!(e.status, DeliveryStatus::Sent, "{e:?}");
     assert_eq!(e.provider_id.as_deref(), Some("api-255712345678-2"));
     let tries: Vec<Request> = fake
@@ -298,7 +270,7 @@ async fn clickatell_replies_status_callbacks_retries_and_bad_input() {
                     "sms": {"network": "Network ID"}}]}});
     let (status, _) = post_json(&client, &format!("{base}/"), &one_api.to_string()).await;
     assert_eq!(status, 200);
-    let e = next_event(&mut events).await;
+    let e = common::next_event(&mut events).await;
     assert_eq!(
         (e.status, &e.connection),
         (
@@ -323,7 +295,7 @@ async fn clickatell_replies_status_callbacks_retries_and_bad_input() {
         ))
         .await
         .unwrap();
-    let e = next_event(&mut events).await;
+    let e = common::next_event(&mut events).await;
     assert_eq!(
         (e.message_id.as_str(), e.status),
         (bad.id.as_str(), DeliveryStatus::Failed)
@@ -392,7 +364,7 @@ async fn clickatell_batch_with_partial_acceptance() {
     let yaml = format!(
         "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: clickatell\n    name: ckb\n    api_key: {KEY}\n    api_url: {url}\n    batch: 10\n    send: {{concurrency: 1, backoff: 10ms}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
     );
-    let running = start(&yaml).await;
+    let running = common::start_embedded(&yaml).await;
     let base = format!("http://{}/backend/ckb", running.http_addr().unwrap());
     let mut events = running
         .bus()
@@ -440,7 +412,7 @@ async fn clickatell_batch_with_partial_acceptance() {
 
     let mut got = Vec::new();
     for _ in 0..5 {
-        got.push(next_event(&mut events).await);
+        got.push(common::next_event(&mut events).await);
     }
     let event_of = |m: &OutboundMessage| {
         got.iter()
@@ -527,7 +499,7 @@ async fn clickatell_batch_with_partial_acceptance() {
         let (code, answer) =
             post_json(&client, &format!("{base}/status"), &callback.to_string()).await;
         assert_eq!(code, 200, "{answer}");
-        let e = next_event(&mut events).await;
+        let e = common::next_event(&mut events).await;
         assert_eq!(
             (&e.message_id, &e.connection, e.status),
             (&m.id, &m.connection, status),

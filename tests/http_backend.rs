@@ -53,21 +53,15 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_http_backend_in_and_out() {
     let provider = Arc::new(Mutex::new(Provider::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/send", listener.local_addr().unwrap());
     let app = Router::new()
         .route("/send", post(send))
         .with_state(provider.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}/send", common::serve(app).await);
 
     let yaml = format!(
         "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: {url}\n    send: {{backoff: 10ms}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
     );
-    let running = Topology::new(common::pipeline_from(&yaml, KafkaMode::Embedded))
-        .unwrap()
-        .start(None, true)
-        .await
-        .unwrap();
+    let running = common::start_embedded(&yaml).await;
     let base = format!("http://{}", running.http_addr().unwrap());
     let mut events = running
         .bus()
@@ -233,8 +227,6 @@ async fn discard_backend_takes_inbound_and_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_http_url_template_parameter_names_and_reports() {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = listener.local_addr().unwrap();
     let app = Router::new()
         .route(
             "/send",
@@ -248,16 +240,12 @@ async fn generic_http_url_template_parameter_names_and_reports() {
             ),
         )
         .with_state(seen.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let gw = common::serve(app).await;
 
     let yaml = format!(
         "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: 'http://{gw}/send?to={{identity}}&text={{text}}&ref={{id}}&enc={{encoding}}&n={{segments}}'\n    method: get\n    params: {{identity: phone, text: message, id: msgid}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
     );
-    let running = Topology::new(common::pipeline_from(&yaml, KafkaMode::Embedded))
-        .unwrap()
-        .start(None, true)
-        .await
-        .unwrap();
+    let running = common::start_embedded(&yaml).await;
     let base = format!("http://{}/backend/gw/", running.http_addr().unwrap());
     let mut events = running
         .bus()
@@ -278,7 +266,7 @@ async fn generic_http_url_template_parameter_names_and_reports() {
         (res.status().as_u16(), res.text().await.unwrap().as_str()),
         (200, "OK")
     );
-    let sent = next_event(&mut events).await;
+    let sent = common::next_event(&mut events).await;
     assert_eq!(sent.status, DeliveryStatus::Sent);
     let query = seen.lock().unwrap()[0].clone();
     assert_eq!(
@@ -297,7 +285,7 @@ async fn generic_http_url_template_parameter_names_and_reports() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let delivered = next_event(&mut events).await;
+    let delivered = common::next_event(&mut events).await;
     assert_eq!(
         (
             delivered.message_id.as_str(),
@@ -328,12 +316,4 @@ async fn generic_http_url_template_parameter_names_and_reports() {
     assert_eq!(client.put(&base).send().await.unwrap().status(), 405);
 
     running.shutdown().await.unwrap();
-}
-
-async fn next_event(events: &mut smsflow::bus::Consumer) -> smsflow::message::DeliveryEvent {
-    let r = tokio::time::timeout(Duration::from_secs(20), events.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    schema::event().decode(&r.payload).unwrap()
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::kannel::{self, reassemble, Kannel, Mo, Mt, MtKind, Sms};
-use smsflow::bus::Consumer;
 use smsflow::config::KafkaMode;
 use smsflow::message::{DeliveryEvent, DeliveryStatus, OutboundMessage};
 use smsflow::schema;
@@ -66,14 +65,6 @@ async fn exchange(k: &Arc<Kannel>, mo: Mo) -> (Sms, Vec<Mt>) {
     })
     .await
     .unwrap()
-}
-
-async fn next<T>(c: &mut Consumer, decode: impl Fn(&[u8]) -> T) -> T {
-    let r = tokio::time::timeout(Duration::from_secs(30), c.recv())
-        .await
-        .expect("a record within 30 s")
-        .unwrap();
-    decode(&r.payload)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,13 +135,13 @@ async fn echoes_through_a_real_kannel_arrive_intact_with_their_delivery_reports(
             (SHORTCODE, PHONE)
         );
 
-        let m = next(&mut inbound, |b| schema::inbound().decode(b).unwrap()).await;
+        let m = common::next(&mut inbound, schema::inbound()).await;
         assert_eq!(m.text, text_in, "case {i}: what smsflow received");
         assert_eq!(m.connection.identity, PHONE);
         assert_eq!(m.fields["to"], SHORTCODE);
         assert_eq!(m.fields["smsc"], kannel::SMSC_ID);
         assert!(m.external_id.is_some(), "Kannel's %I");
-        replies.push(next(&mut sent, |b| schema::outbound().decode(b).unwrap()).await);
+        replies.push(common::next(&mut sent, schema::outbound()).await);
     }
 
     // Every reply: the sink's `sent` (sendsms answered 202), the SMSC's
@@ -159,7 +150,7 @@ async fn echoes_through_a_real_kannel_arrive_intact_with_their_delivery_reports(
     let deadline = Instant::now() + Duration::from_secs(30);
     while by_id.values().map(Vec::len).sum::<usize>() < 3 * replies.len() {
         assert!(Instant::now() < deadline, "events so far: {by_id:#?}");
-        let e = next(&mut events, |b| schema::event().decode(b).unwrap()).await;
+        let e = common::next_event(&mut events).await;
         by_id.entry(e.message_id.clone()).or_default().push(e);
     }
     for r in &replies {

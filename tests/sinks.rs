@@ -48,12 +48,10 @@ async fn gateway(delay: Duration) -> (String, Arc<Mutex<Gateway>>) {
         delay,
         ..Gateway::default()
     }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/send", listener.local_addr().unwrap());
     let app = Router::new()
         .route("/send", post(send))
         .with_state(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}/send", common::serve(app).await);
     (url, state)
 }
 
@@ -61,14 +59,6 @@ fn pipeline(url: &str, extra: &str) -> String {
     format!(
         "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: {url}\n{extra}routes:\n  - app: echo\napps:\n  - type: echo\n"
     )
-}
-
-async fn start(yaml: &str) -> Running {
-    Topology::new(common::pipeline_from(yaml, KafkaMode::Embedded))
-        .unwrap()
-        .start(None, true)
-        .await
-        .unwrap()
 }
 
 /// Write `msgs` straight to the sink's topic, as the outgoing router would.
@@ -100,11 +90,7 @@ fn outbound(n: usize, text: &str, segments: i32) -> Vec<OutboundMessage> {
 async fn events(consumer: &mut Consumer, n: usize) -> Vec<DeliveryEvent> {
     let mut out = Vec::new();
     while out.len() < n {
-        let r = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .expect("a delivery event")
-            .unwrap();
-        out.push(schema::event().decode(&r.payload).unwrap());
+        out.push(common::next_event(consumer).await);
     }
     out
 }
@@ -122,7 +108,8 @@ async fn rate_limits_space_messages_and_segments_and_drop_nothing() {
     let (url, gw) = gateway(Duration::ZERO).await;
     // 20 messages/s: requests at least 50 ms apart; a slow machine only
     // makes them later, never earlier.
-    let running = start(&pipeline(&url, "    send: {rate: 20, concurrency: 4}\n")).await;
+    let running =
+        common::start_embedded(&pipeline(&url, "    send: {rate: 20, concurrency: 4}\n")).await;
     let mut ev = running
         .bus()
         .consumer("test.events", &["sms.events"])
@@ -143,7 +130,7 @@ async fn rate_limits_space_messages_and_segments_and_drop_nothing() {
 
     // 10 segments/s and 3-segment messages: one message per 300 ms.
     let (url, gw) = gateway(Duration::ZERO).await;
-    let running = start(&pipeline(&url, "    send: {segment_rate: 10}\n")).await;
+    let running = common::start_embedded(&pipeline(&url, "    send: {segment_rate: 10}\n")).await;
     let mut ev = running
         .bus()
         .consumer("test.events", &["sms.events"])
@@ -162,7 +149,7 @@ async fn rate_limits_space_messages_and_segments_and_drop_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_is_bounded_and_used() {
     let (url, gw) = gateway(Duration::from_millis(300)).await;
-    let running = start(&pipeline(&url, "    send: {concurrency: 3}\n")).await;
+    let running = common::start_embedded(&pipeline(&url, "    send: {concurrency: 3}\n")).await;
     let mut ev = running
         .bus()
         .consumer("test.events", &["sms.events"])
@@ -182,7 +169,7 @@ async fn concurrency_is_bounded_and_used() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_id_is_sent_once_and_its_event_repeated() {
     let (url, gw) = gateway(Duration::ZERO).await;
-    let running = start(&pipeline(&url, "")).await;
+    let running = common::start_embedded(&pipeline(&url, "")).await;
     let mut ev = running
         .bus()
         .consumer("test.events", &["sms.events"])
@@ -204,7 +191,7 @@ async fn a_message_id_is_sent_once_and_its_event_repeated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_repeats_are_dropped_and_numbers_normalised() {
     let (url, gw) = gateway(Duration::ZERO).await;
-    let running = start(&pipeline(
+    let running = common::start_embedded(&pipeline(
         &url,
         "    receive: {country: TZ, dedupe_window: 1m}\n",
     ))

@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -317,19 +316,11 @@ impl Harness {
     }
 
     async fn next_event(&mut self) -> DeliveryEvent {
-        let r = tokio::time::timeout(Duration::from_secs(20), self.events.recv())
-            .await
-            .expect("no delivery event within 20 s")
-            .unwrap();
-        schema::event().decode(&r.payload).unwrap()
+        common::next_event(&mut self.events).await
     }
 
     async fn next_inbound(&mut self) -> InboundMessage {
-        let r = tokio::time::timeout(Duration::from_secs(20), self.inbound.recv())
-            .await
-            .expect("no inbound message within 20 s")
-            .unwrap();
-        schema::inbound().decode(&r.payload).unwrap()
+        common::next(&mut self.inbound, schema::inbound()).await
     }
 
     fn requests(&self) -> Vec<Request> {

@@ -10,11 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use smsflow::bus::Consumer;
-use smsflow::config::KafkaMode;
-use smsflow::message::{Connection, DeliveryEvent, DeliveryStatus};
+use smsflow::message::{Connection, DeliveryStatus};
 use smsflow::schema;
-use smsflow::topology::Topology;
 
 mod common;
 
@@ -64,24 +61,10 @@ async fn send(
     (StatusCode::OK, Json(sent))
 }
 
-async fn next_event(events: &mut Consumer) -> DeliveryEvent {
-    let r = tokio::time::timeout(Duration::from_secs(20), events.recv())
-        .await
-        .expect("a delivery event within 20s")
-        .unwrap();
-    schema::event().decode(&r.payload).unwrap()
-}
-
 async fn post_json(client: &reqwest::Client, url: &str, body: &str) -> (u16, Value) {
+    // No content type: Vumi's body is JSON whatever it says.
     let res = client.post(url).body(body.to_owned()).send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
+    common::json_answer(res).await
 }
 
 /// A Vumi message as Vumi posts it to RapidSMS.
@@ -115,21 +98,15 @@ fn vumi_event(event_type: &str, user_message_id: &str, extra: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vumi_messages_replies_and_events() {
     let requests = Arc::new(Mutex::new(Vec::<Request>::new()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/send", listener.local_addr().unwrap());
     let app = Router::new()
         .route("/send", post(send))
         .with_state(requests.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}/send", common::serve(app).await);
 
     let yaml = format!(
         "project: Vumi test\nhttp:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: vumi\n    name: vm\n    sendsms_url: {url}\n    sendsms_user: user\n    sendsms_pass: pass\n    sendsms_params: {{transport_name: sms_out, priority: high}}\n    send: {{backoff: 10ms}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n  - type: default\n"
     );
-    let running = Topology::new(common::pipeline_from(&yaml, KafkaMode::Embedded))
-        .unwrap()
-        .start(None, true)
-        .await
-        .unwrap();
+    let running = common::start_embedded(&yaml).await;
     let base = format!("http://{}/backend/vm", running.http_addr().unwrap());
     let mut events = running
         .bus()
@@ -170,7 +147,7 @@ async fn vumi_messages_replies_and_events() {
     );
 
     // The echo reply: RapidSMS's payload, params merged, basic auth.
-    let reply = next_event(&mut events).await;
+    let reply = common::next_event(&mut events).await;
     assert_eq!(reply.status, DeliveryStatus::Sent, "{reply:?}");
     assert_eq!(reply.connection, Connection::new("vm", "+255712345678"));
     assert_eq!(
@@ -209,7 +186,7 @@ async fn vumi_messages_replies_and_events() {
     }
     let mut sorry = Vec::new();
     for _ in 0..3 {
-        let e = next_event(&mut events).await;
+        let e = common::next_event(&mut events).await;
         assert_eq!(e.status, DeliveryStatus::Sent, "{e:?}");
         sorry.push(e);
     }
@@ -292,7 +269,7 @@ async fn vumi_messages_replies_and_events() {
     ] {
         let (code, answer) = post_json(&client, &format!("{base}{path}"), &event.to_string()).await;
         assert_eq!((code, &answer), (200, &Value::Null), "{event}");
-        let e = next_event(&mut events).await;
+        let e = common::next_event(&mut events).await;
         assert_eq!(e.message_id, id, "{e:?}");
         assert_eq!(e.connection, Connection::new("vm", "+255712345678"));
         assert_eq!(e.status, status);

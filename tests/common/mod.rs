@@ -17,6 +17,52 @@ pub fn on_broker(mut p: Pipeline, brokers: &str, group: &str) -> Pipeline {
     p
 }
 
+/// The next record of `consumer`, decoded; fails the test after 20 s.
+pub async fn next<T>(consumer: &mut smsflow::bus::Consumer, codec: &smsflow::schema::Codec<T>) -> T
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let r = tokio::time::timeout(std::time::Duration::from_secs(20), consumer.recv())
+        .await
+        .expect("a record within 20 s")
+        .unwrap();
+    codec.decode(&r.payload).unwrap()
+}
+
+/// The next delivery event on `consumer` (reading `sms.events`).
+pub async fn next_event(consumer: &mut smsflow::bus::Consumer) -> smsflow::message::DeliveryEvent {
+    next(consumer, smsflow::schema::event()).await
+}
+
+/// Serve `app` on a free loopback port: its address.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// Start the pipeline `yaml` on the embedded bus, with its HTTP server.
+pub async fn start_embedded(yaml: &str) -> smsflow::topology::Running {
+    smsflow::topology::Topology::new(pipeline_from(yaml, KafkaMode::Embedded))
+        .unwrap()
+        .start(None, true)
+        .await
+        .unwrap()
+}
+
+/// An answer's status and JSON body (null when empty, a string when not JSON).
+pub async fn json_answer(res: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let value = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, value)
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
