@@ -92,7 +92,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde_json::{json, Map, Value};
 
 use super::provider::{call, http_failure, Answer, Attempt, Provider};
-use super::{Hooks, Report, SourceError};
+use super::{json, Hooks, Report, SourceError};
 use crate::http::answer;
 use crate::message::{DeliveryStatus, OutboundMessage};
 
@@ -208,7 +208,7 @@ pub fn attempts(msgs: &[&OutboundMessage], answer: &Answer) -> Vec<Attempt> {
         .map(|m| {
             let want = digits(&m.connection.identity);
             let found = (0..entries.len())
-                .find(|&i| !used[i] && digits(&scalar(entries[i].get("to")).unwrap_or_default()) == want)
+                .find(|&i| !used[i] && digits(&json::scalar(entries[i].get("to")).unwrap_or_default()) == want)
                 // One recipient, one answer: it is this message's, whatever
                 // form Clickatell gave the number in.
                 .or_else(|| (msgs.len() == 1 && entries.len() == 1 && !used[0]).then_some(0));
@@ -242,7 +242,7 @@ fn entry_attempt(entry: &Value) -> Attempt {
     };
     if accepted {
         return Attempt::Accepted {
-            provider_id: scalar(entry.get("apiMessageId")).filter(|id| !id.is_empty()),
+            provider_id: json::scalar(entry.get("apiMessageId")).filter(|id| !id.is_empty()),
             status: "accepted".into(),
         };
     }
@@ -255,8 +255,8 @@ fn entry_attempt(entry: &Value) -> Attempt {
 
 /// Clickatell's error code: `errorCode`, or the One API's `error.code`.
 fn error_code(v: &Value) -> Option<String> {
-    scalar(v.get("errorCode"))
-        .or_else(|| scalar(v.get("error").and_then(|e| e.get("code"))))
+    json::scalar(v.get("errorCode"))
+        .or_else(|| json::scalar(v.get("error").and_then(|e| e.get("code"))))
         .filter(|c| !c.is_empty())
 }
 
@@ -265,10 +265,10 @@ fn error_code(v: &Value) -> Option<String> {
 fn error_text(v: &Value) -> Option<String> {
     let (error, description) = match v.get("error") {
         Some(Value::Object(e)) => (
-            scalar(e.get("description")),
-            scalar(v.get("errorDescription")),
+            json::scalar(e.get("description")),
+            json::scalar(v.get("errorDescription")),
         ),
-        e => (scalar(e), scalar(v.get("errorDescription"))),
+        e => (json::scalar(e), json::scalar(v.get("errorDescription"))),
     };
     let error = error.filter(|e| !e.is_empty());
     let description = description.filter(|d| !d.is_empty() && Some(d) != error.as_ref());
@@ -310,48 +310,6 @@ fn international(number: &str) -> String {
     }
 }
 
-/// A JSON scalar as text (`null`, objects and lists are none).
-fn scalar(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// The request body as a JSON object.
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, SourceError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(SourceError::Invalid {
-            field: "body",
-            message: "expected a JSON object".into(),
-        }),
-        Err(e) => Err(SourceError::Invalid {
-            field: "body",
-            message: format!("not JSON: {e}"),
-        }),
-    }
-}
-
-/// `obj[key]` as text: missing and `null` are none, an empty string is
-/// none, a number or boolean is its JSON text, an object or list is refused.
-fn text_field(
-    obj: &Map<String, Value>,
-    key: &str,
-    field: &'static str,
-) -> Result<Option<String>, SourceError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(_) | Value::Object(_)) => Err(SourceError::Invalid {
-            field,
-            message: format!("{key} must be a string"),
-        }),
-        v => Ok(scalar(v).filter(|s| !s.is_empty())),
-    }
-}
-
 /// The source's errors about the identity, under the name the provider gave it.
 fn rename(e: SourceError, from: &str, to: &'static str) -> SourceError {
     match e {
@@ -364,7 +322,7 @@ fn rename(e: SourceError, from: &str, to: &'static str) -> SourceError {
 
 async fn inbound(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
     let result = async {
-        let obj = json_object(&body)?;
+        let obj = json::object(&body)?;
         let Some(event) = obj.get("event") else {
             return accept_reply(&h, &obj).await;
         };
@@ -420,16 +378,16 @@ fn message_text(obj: &Map<String, Value>, key: &'static str) -> Result<String, S
 
 /// One message of the Platform's (flat) reply callback.
 async fn accept_reply(h: &Hooks, obj: &Map<String, Value>) -> Result<(), SourceError> {
-    let from = text_field(obj, "fromNumber", "fromNumber")?.ok_or(SourceError::missing(
+    let from = json::text(obj, "fromNumber")?.ok_or(SourceError::missing(
         "fromNumber",
         "the phone number the message comes from",
     ))?;
     let text = message_text(obj, "text")?;
-    let reply_id = text_field(obj, "replyMessageId", "replyMessageId")?;
-    let message_id = text_field(obj, "messageId", "messageId")?;
+    let reply_id = json::text(obj, "replyMessageId")?;
+    let message_id = json::text(obj, "messageId")?;
     let mut fields = Vec::new();
     for key in REPLY_FIELDS {
-        if let Some(v) = text_field(obj, key, key)? {
+        if let Some(v) = json::text(obj, key)? {
             fields.push((key.to_owned(), v));
         }
     }
@@ -459,12 +417,12 @@ async fn accept_one_api(
     obj: &Map<String, Value>,
     mo: &Map<String, Value>,
 ) -> Result<(), SourceError> {
-    let from = text_field(mo, "from", "from")?.ok_or(SourceError::missing(
+    let from = json::text(mo, "from")?.ok_or(SourceError::missing(
         "from",
         "the phone number the message comes from",
     ))?;
     let text = message_text(mo, "content")?;
-    let external_id = text_field(mo, "messageId", "messageId")?;
+    let external_id = json::text(mo, "messageId")?;
     let mut fields = Vec::new();
     for key in [
         "to",
@@ -475,12 +433,12 @@ async fn accept_one_api(
         "relatedClientMessageId",
         "from",
     ] {
-        if let Some(v) = text_field(mo, key, key)? {
+        if let Some(v) = json::text(mo, key)? {
             fields.push((key.to_owned(), v));
         }
     }
     for key in ["integrationName", "integrationId"] {
-        if let Some(v) = text_field(obj, key, key)? {
+        if let Some(v) = json::text(obj, key)? {
             fields.push((key.to_owned(), v));
         }
     }
@@ -505,7 +463,7 @@ enum Codes {
 
 async fn status(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
     let result = async {
-        let obj = json_object(&body)?;
+        let obj = json::object(&body)?;
         match obj.get("event") {
             Some(event) => status_updates(&h, event).await,
             None => report(&h, &obj, Codes::Platform).await,
@@ -537,10 +495,10 @@ async fn status_updates(h: &Hooks, event: &Value) -> Result<(), SourceError> {
 
 /// One status callback (or One API status update) as a delivery event.
 async fn report(h: &Hooks, u: &Map<String, Value>, codes: Codes) -> Result<(), SourceError> {
-    let message_id = text_field(u, "clientMessageId", "clientMessageId")?;
-    let provider_id = match text_field(u, "apiMessageId", "apiMessageId")? {
+    let message_id = json::text(u, "clientMessageId")?;
+    let provider_id = match json::text(u, "apiMessageId")? {
         Some(id) => Some(id),
-        None => text_field(u, "messageId", "messageId")?,
+        None => json::text(u, "messageId")?,
     };
     if message_id.is_none() && provider_id.is_none() {
         return Err(SourceError::missing(
@@ -548,9 +506,9 @@ async fn report(h: &Hooks, u: &Map<String, Value>, codes: Codes) -> Result<(), S
             "Clickatell's id of the message (messageId or apiMessageId), or our clientMessageId",
         ));
     }
-    let raw = text_field(u, "status", "status")?;
-    let code = text_field(u, "statusCode", "statusCode")?;
-    let description = text_field(u, "statusDescription", "statusDescription")?;
+    let raw = json::text(u, "status")?;
+    let code = json::text(u, "statusCode")?;
+    let description = json::text(u, "statusDescription")?;
     if raw.is_none() && code.is_none() {
         return Err(SourceError::missing(
             "status",
@@ -585,7 +543,7 @@ async fn report(h: &Hooks, u: &Map<String, Value>, codes: Codes) -> Result<(), S
             })
             .unwrap_or_else(|| provider_status.clone())
     });
-    let identity = text_field(u, "to", "to")?.map(|to| international(&to));
+    let identity = json::text(u, "to")?.map(|to| international(&to));
     h.reports
         .report(Report {
             message_id,

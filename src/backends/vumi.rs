@@ -61,7 +61,7 @@ use futures::FutureExt;
 use serde_json::{json, Map, Value};
 
 use super::provider::{call, Attempt, Provider};
-use super::{Hooks, Report, SourceError};
+use super::{json, Hooks, Report, SourceError};
 use crate::http::answer;
 use crate::message::{DeliveryStatus, OutboundMessage};
 
@@ -142,44 +142,13 @@ impl Provider for Vumi {
     }
 }
 
-/// The request body as a JSON object.
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, SourceError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(SourceError::Invalid {
-            field: "body",
-            message: "expected a JSON object (a Vumi message)".into(),
-        }),
-        Err(e) => Err(SourceError::Invalid {
-            field: "body",
-            message: format!("not JSON: {e}"),
-        }),
-    }
-}
-
-/// `obj[name]` as text, as Django's `CharField` reads it: missing and `null`
-/// are none, a number or boolean is its JSON text, an object or list is
-/// refused. Empty strings are kept (the caller decides).
-fn text_field(obj: &Map<String, Value>, name: &'static str) -> Result<Option<String>, SourceError> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-        Some(_) => Err(SourceError::Invalid {
-            field: name,
-            message: format!("{name} must be a string"),
-        }),
-    }
-}
-
 /// A field that must be there and not empty.
 fn required(
     obj: &Map<String, Value>,
     name: &'static str,
     what: &str,
 ) -> Result<String, SourceError> {
-    text_field(obj, name)?
+    json::text(obj, name)?
         .filter(|v| !v.is_empty())
         .ok_or(SourceError::missing(name, what))
 }
@@ -199,7 +168,7 @@ const OPTIONAL: [&str; 3] = ["in_reply_to", "session_event", "group"];
 
 async fn inbound(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
     let result = async {
-        let msg = json_object(&body)?;
+        let msg = json::object(&body)?;
         if msg.get("message_type").and_then(Value::as_str) == Some("event") {
             return event_report(&h, &msg).await;
         }
@@ -208,11 +177,11 @@ async fn inbound(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
             fields.push((name.to_owned(), required(&msg, name, what)?));
         }
         for name in OPTIONAL {
-            if let Some(v) = text_field(&msg, name)?.filter(|v| !v.is_empty()) {
+            if let Some(v) = json::text(&msg, name)?.filter(|v| !v.is_empty()) {
                 fields.push((name.to_owned(), v));
             }
         }
-        let text = text_field(&msg, "content")?.unwrap_or_default();
+        let text = json::text(&msg, "content")?.unwrap_or_default();
         let from = fields[2].1.clone();
         let id = fields[0].1.clone();
         h.source
@@ -246,7 +215,7 @@ async fn inbound(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
 
 async fn event(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
     let result = async {
-        let e = json_object(&body)?;
+        let e = json::object(&body)?;
         event_report(&h, &e).await
     }
     .await;
@@ -264,7 +233,7 @@ async fn event_report(h: &Hooks, e: &Map<String, Value>) -> Result<(), SourceErr
     let (status, provider_status, error) = match event_type.as_str() {
         "ack" => (DeliveryStatus::Sent, "ack".to_owned(), None),
         "nack" => {
-            let reason = text_field(e, "nack_reason")?
+            let reason = json::text(e, "nack_reason")?
                 .filter(|r| !r.is_empty())
                 .unwrap_or_else(|| "nack without a nack_reason".into());
             (DeliveryStatus::Failed, "nack".to_owned(), Some(reason))
