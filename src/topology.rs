@@ -18,10 +18,10 @@ use tracing::{error, info, warn};
 
 use crate::apps::{self, stage::AppStage, App};
 use crate::backends::discard::{DiscardSink, SendHook};
-use crate::backends::provider::{self, Provider, ProviderSink};
+use crate::backends::provider::ProviderSink;
 use crate::backends::sent::SentLog;
 use crate::backends::tester::{Tester, TesterSink};
-use crate::backends::{clickatell, http as generic, kannel, twilio, vumi, Hooks, Reports, Source};
+use crate::backends::{self, http as generic, Reports, Source};
 use crate::bus::{Bus, BusError, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
 use crate::http::{self, HttpState};
@@ -392,8 +392,11 @@ impl Topology {
                                 Some(r) => source.with_receiving(r),
                                 None => source,
                             };
-                            let (provider, router) =
-                                provider_backend(cfg, &public, source, reports);
+                            let Some((provider, router)) =
+                                backends::build::provider(cfg, &public, source, reports)
+                            else {
+                                bail!("backend {name:?} calls no provider");
+                            };
                             routes.push(router);
                             StageHandler::Provider(ProviderSink::new(
                                 name,
@@ -452,128 +455,6 @@ impl Topology {
             http_addr,
             deadline: p.shutdown_timeout,
         })
-    }
-}
-
-/// A provider backend's sink side and its webhook routes.
-fn provider_backend(
-    cfg: &config::Backend,
-    public: &str,
-    source: Source,
-    reports: Reports,
-) -> (Arc<dyn Provider>, axum::Router) {
-    let name = cfg.name();
-    let client = provider::client(cfg.sending().unwrap_or(&config::Sending::default()));
-    match cfg {
-        config::Backend::Http {
-            url,
-            method,
-            params,
-            ..
-        } => {
-            let hooks = generic::Hooks {
-                source,
-                reports,
-                params: params.clone(),
-            };
-            let provider = generic::HttpProvider {
-                client,
-                url: url.clone(),
-                method: *method,
-            };
-            (Arc::new(provider), generic::routes(name, Arc::new(hooks)))
-        }
-        config::Backend::Kannel {
-            sendsms_url,
-            username,
-            password,
-            from,
-            smsc,
-            dlr_mask,
-            ..
-        } => {
-            let provider = kannel::Kannel {
-                client,
-                sendsms_url: sendsms_url.clone(),
-                username: username.clone(),
-                password: password.clone(),
-                from: from.clone(),
-                smsc: smsc.clone(),
-                dlr_mask: *dlr_mask,
-                dlr_url: format!("{public}/backend/{name}/dlr"),
-            };
-            let hooks = Hooks { source, reports };
-            (Arc::new(provider), kannel::routes(name, Arc::new(hooks)))
-        }
-        config::Backend::Twilio {
-            account_sid,
-            auth_token,
-            from,
-            messaging_service_sid,
-            api_url,
-            validate,
-            ..
-        } => {
-            let provider = twilio::Twilio {
-                client,
-                api_url: api_url.trim_end_matches('/').to_owned(),
-                account_sid: account_sid.clone(),
-                auth_token: auth_token.clone(),
-                from: from.clone(),
-                messaging_service_sid: messaging_service_sid.clone(),
-                status_callback: format!("{public}/backend/{name}/status"),
-            };
-            let hooks = twilio::Hooks {
-                source,
-                reports,
-                auth_token: auth_token.clone(),
-                validate: *validate,
-                public: public.to_owned(),
-            };
-            (Arc::new(provider), twilio::routes(name, Arc::new(hooks)))
-        }
-        config::Backend::Clickatell {
-            api_key,
-            from,
-            api_url,
-            batch,
-            ..
-        } => {
-            let provider = clickatell::Clickatell {
-                client,
-                api_url: api_url.trim_end_matches('/').to_owned(),
-                api_key: api_key.clone(),
-                from: from.clone(),
-                batch: *batch,
-            };
-            let hooks = Hooks { source, reports };
-            (
-                Arc::new(provider),
-                clickatell::routes(name, Arc::new(hooks)),
-            )
-        }
-        config::Backend::Vumi {
-            sendsms_url,
-            sendsms_user,
-            sendsms_pass,
-            sendsms_params,
-            ..
-        } => {
-            let provider = vumi::Vumi {
-                client,
-                sendsms_url: sendsms_url.clone(),
-                auth: sendsms_user.clone().zip(sendsms_pass.clone()),
-                params: sendsms_params.clone(),
-            };
-            let hooks = Hooks {
-                source: source.allow_empty_text(),
-                reports,
-            };
-            (Arc::new(provider), vumi::routes(name, Arc::new(hooks)))
-        }
-        config::Backend::Tester { .. } | config::Backend::Discard { .. } => {
-            unreachable!("not a provider backend: {name}")
-        }
     }
 }
 

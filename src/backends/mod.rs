@@ -3,10 +3,12 @@
 //! bus acknowledged) and a *sink* (reads `sms.send.<name>`, delivers, writes
 //! `sms.events`).
 
+pub mod build;
 pub mod clickatell;
 pub mod dedupe;
 pub mod discard;
 pub mod http;
+pub mod json;
 pub mod kannel;
 pub mod numbers;
 pub mod provider;

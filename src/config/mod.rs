@@ -3,6 +3,7 @@
 //! the whole file can tell ([`validate`]). Every error found is reported, each
 //! with its line, column, path, the offending value and what was expected.
 
+pub mod backends;
 pub mod node;
 pub mod types;
 mod validate;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+pub use backends::*;
 pub use node::{Kind, Node, Path, Step};
 pub use types::*;
 

@@ -1,0 +1,316 @@
+//! The pipeline file's `backends:` section: each backend's keys, and the
+//! `send:` / `receive:` settings provider backends share.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::humantime_serde_compat;
+
+/// `backends:` — one item per provider connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Backend {
+    /// RapidSMS's message tester: chat as any phone number from a web page or JSON API.
+    Tester {
+        /// Backend name, the `backend` of its connections. Default `message_tester`.
+        #[serde(default = "default_tester_name")]
+        name: String,
+        /// Messages kept per phone number for the page and the API. Default 200.
+        #[serde(default = "default_history")]
+        history: usize,
+    },
+    /// A generic HTTP gateway. Inbound as RapidSMS's generic HTTP backend:
+    /// `GET` or `POST /backend/<name>/` with `identity` and `text` (names
+    /// configurable) → `200 OK`. Outbound: one request per message to the
+    /// `url` template; delivery reports `POST /backend/<name>/status`.
+    Http {
+        name: String,
+        /// Where each outbound message goes: a URL template whose `{id}`,
+        /// `{identity}`, `{text}`, `{encoding}`, `{segments}` and
+        /// `{in_response_to}` are replaced, URL-encoded.
+        url: String,
+        /// `post` (default): a JSON body; `get`: the URL template alone.
+        #[serde(default)]
+        method: HttpMethod,
+        /// Inbound parameter names (RapidSMS's `params`).
+        #[serde(default)]
+        params: HttpParams,
+        #[serde(default)]
+        send: Sending,
+        #[serde(default)]
+        receive: Receiving,
+    },
+    /// Accepts inbound messages like the generic HTTP backend and discards
+    /// what it should send (counted, with no delivery events): for load tests
+    /// and dry runs.
+    Discard { name: String },
+    /// Kannel's smsbox: inbound through its `get-url`, outbound through
+    /// `/cgi-bin/sendsms`, delivery reports through a `dlr-url` that carries
+    /// the message id.
+    Kannel {
+        /// Default `kannel`.
+        #[serde(default = "default_kannel_name")]
+        name: String,
+        /// smsbox's sendsms URL. Default `http://127.0.0.1:13013/cgi-bin/sendsms`.
+        #[serde(default = "default_sendsms_url")]
+        sendsms_url: String,
+        /// A `sendsms-user` group's `username`.
+        username: String,
+        /// Its `password`.
+        password: String,
+        /// The sender (`from`); Kannel refuses a message without one unless a global sender is set.
+        #[serde(default)]
+        from: Option<String>,
+        /// The `smsc` to send through (for example the `smsc-id` a message came in on).
+        #[serde(default)]
+        smsc: Option<String>,
+        /// Which delivery reports Kannel sends: 1 delivered, 2 failed, 4 buffered, 8 SMSC accepted, 16 SMSC rejected. Default 31 (all); 0 asks for none.
+        #[serde(default = "default_dlr_mask")]
+        dlr_mask: u8,
+        #[serde(default)]
+        send: Sending,
+        #[serde(default)]
+        receive: Receiving,
+    },
+    /// Twilio's Programmable Messaging: an inbound webhook and status
+    /// callbacks (both checked with `X-Twilio-Signature`), outbound through
+    /// the Messages API.
+    Twilio {
+        /// Default `twilio`.
+        #[serde(default = "default_twilio_name")]
+        name: String,
+        /// `AC...`
+        account_sid: String,
+        /// Signs webhooks and authenticates API calls.
+        auth_token: String,
+        /// The sender number; give this or `messaging_service_sid`.
+        #[serde(default)]
+        from: Option<String>,
+        /// `MG...`: send through a Messaging Service instead of one number.
+        #[serde(default)]
+        messaging_service_sid: Option<String>,
+        /// Default `https://api.twilio.com`.
+        #[serde(default = "default_twilio_api")]
+        api_url: String,
+        /// Refuse webhooks without a valid `X-Twilio-Signature` (403). Default true.
+        #[serde(default = "default_true")]
+        validate: bool,
+        #[serde(default)]
+        send: Sending,
+        #[serde(default)]
+        receive: Receiving,
+    },
+    /// Clickatell's Platform REST API: `POST /messages` with an API key,
+    /// inbound (MO) and message-status callbacks as JSON.
+    Clickatell {
+        /// Default `clickatell`.
+        #[serde(default = "default_clickatell_name")]
+        name: String,
+        /// The integration's API key (sent as the `Authorization` header).
+        api_key: String,
+        /// The sender (a two-way number); optional for one-way integrations.
+        #[serde(default)]
+        from: Option<String>,
+        /// Default `https://platform.clickatell.com`.
+        #[serde(default = "default_clickatell_api")]
+        api_url: String,
+        /// Recipients of one text sent in one request, at most. Default 100.
+        #[serde(default = "default_batch")]
+        batch: usize,
+        #[serde(default)]
+        send: Sending,
+        #[serde(default)]
+        receive: Receiving,
+    },
+    /// Vumi's HTTP API (RapidSMS's `VumiBackend`): inbound messages and
+    /// events (ack, nack, delivery_report) POSTed as JSON; outbound JSON to
+    /// `sendsms_url`.
+    Vumi {
+        /// Default `vumi`.
+        #[serde(default = "default_vumi_name")]
+        name: String,
+        /// Where outbound messages are POSTed.
+        sendsms_url: String,
+        /// HTTP basic auth for `sendsms_url` (both or neither).
+        #[serde(default)]
+        sendsms_user: Option<String>,
+        #[serde(default)]
+        sendsms_pass: Option<String>,
+        /// Extra keys added to every outbound payload (RapidSMS's `sendsms_params`).
+        #[serde(default)]
+        sendsms_params: BTreeMap<String, String>,
+        #[serde(default)]
+        send: Sending,
+        #[serde(default)]
+        receive: Receiving,
+    },
+}
+
+impl Backend {
+    pub fn name(&self) -> &str {
+        match self {
+            Backend::Tester { name, .. }
+            | Backend::Http { name, .. }
+            | Backend::Discard { name }
+            | Backend::Kannel { name, .. }
+            | Backend::Twilio { name, .. }
+            | Backend::Clickatell { name, .. }
+            | Backend::Vumi { name, .. } => name,
+        }
+    }
+
+    /// How the sink sends, for backends that call a provider.
+    pub fn sending(&self) -> Option<&Sending> {
+        match self {
+            Backend::Tester { .. } | Backend::Discard { .. } => None,
+            Backend::Http { send, .. }
+            | Backend::Kannel { send, .. }
+            | Backend::Twilio { send, .. }
+            | Backend::Clickatell { send, .. }
+            | Backend::Vumi { send, .. } => Some(send),
+        }
+    }
+
+    /// How the source receives, for backends that take webhooks.
+    pub fn receiving(&self) -> Option<&Receiving> {
+        match self {
+            Backend::Tester { .. } | Backend::Discard { .. } => None,
+            Backend::Http { receive, .. }
+            | Backend::Kannel { receive, .. }
+            | Backend::Twilio { receive, .. }
+            | Backend::Clickatell { receive, .. }
+            | Backend::Vumi { receive, .. } => Some(receive),
+        }
+    }
+}
+
+/// `method:` of the generic HTTP backend's outbound requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpMethod {
+    #[default]
+    Post,
+    Get,
+}
+
+/// `params:` — the generic HTTP backend's inbound parameter names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpParams {
+    /// Default `identity`.
+    pub identity: String,
+    /// Default `text`.
+    pub text: String,
+    /// The provider's message id, used to drop repeats (optional). Default `id`.
+    pub id: String,
+}
+
+impl Default for HttpParams {
+    fn default() -> Self {
+        HttpParams {
+            identity: "identity".into(),
+            text: "text".into(),
+            id: "id".into(),
+        }
+    }
+}
+
+/// `send:` — how a backend's sink calls its provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sending {
+    /// Messages per second, at most (a token bucket: messages wait, never dropped). Default: no limit.
+    pub rate: Option<f64>,
+    /// SMS segments per second, at most (operators count parts). Default: no limit.
+    pub segment_rate: Option<f64>,
+    /// Provider requests in flight at once. Default 4.
+    pub concurrency: usize,
+    /// Per request. Default `10s`.
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Tries for a transient failure (timeout, no connection, 5xx, 429). Default 5.
+    pub attempts: u32,
+    /// Wait before the second try, doubled for each next one, with jitter. Default `500ms`.
+    #[serde(with = "humantime_serde_compat")]
+    pub backoff: Duration,
+    /// The longest wait between tries (a `Retry-After` is honoured up to this). Default `1m`.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_backoff: Duration,
+}
+
+impl Default for Sending {
+    fn default() -> Self {
+        Sending {
+            rate: None,
+            segment_rate: None,
+            concurrency: 4,
+            timeout: Duration::from_secs(10),
+            attempts: 5,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `receive:` — how a backend's source takes messages in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Receiving {
+    /// A country (ISO 3166 code, such as `TZ` or `US`) whose national numbers
+    /// are rewritten to E.164 (`0712 345 678` → `+255712345678`); the number
+    /// as received is kept in the field `raw_identity`. Default: none (numbers
+    /// only lose spaces, dashes and a leading `00`).
+    pub country: Option<String>,
+    /// A message whose provider id was seen within this window is answered
+    /// as accepted but not stored again. Default `10m`.
+    #[serde(with = "humantime_serde_compat")]
+    pub dedupe_window: Duration,
+}
+
+impl Default for Receiving {
+    fn default() -> Self {
+        Receiving {
+            country: None,
+            dedupe_window: Duration::from_secs(600),
+        }
+    }
+}
+
+fn default_tester_name() -> String {
+    "message_tester".into()
+}
+fn default_history() -> usize {
+    200
+}
+fn default_kannel_name() -> String {
+    "kannel".into()
+}
+fn default_sendsms_url() -> String {
+    "http://127.0.0.1:13013/cgi-bin/sendsms".into()
+}
+fn default_dlr_mask() -> u8 {
+    31
+}
+fn default_twilio_name() -> String {
+    "twilio".into()
+}
+fn default_twilio_api() -> String {
+    "https://api.twilio.com".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_clickatell_name() -> String {
+    "clickatell".into()
+}
+fn default_clickatell_api() -> String {
+    "https://platform.clickatell.com".into()
+}
+fn default_batch() -> usize {
+    100
+}
+fn default_vumi_name() -> String {
+    "vumi".into()
+}
