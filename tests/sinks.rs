@@ -313,3 +313,27 @@ async fn no_message_is_sent_twice_across_a_restart() {
     );
     second.shutdown().await.unwrap();
 }
+
+/// A provider that cannot be reached: retried, then `failed` with the reason,
+/// and no credential of the URL in the event (nor in the logs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_provider_fails_without_leaking_its_url() {
+    let closed = common::free_port();
+    let url = format!("http://127.0.0.1:{closed}/send?password=SECRET");
+    let running =
+        common::start_embedded(&pipeline(&url, "    send: {attempts: 2, backoff: 10ms}\n")).await;
+    let mut ev = running
+        .bus()
+        .consumer("test.events", &["sms.events"])
+        .unwrap();
+    to_sink(&running, &outbound(1, "hi", 1)).await;
+    let e = common::next_event(&mut ev).await;
+    assert_eq!(e.status, DeliveryStatus::Failed);
+    let error = e.error.unwrap_or_default();
+    assert!(
+        error.contains("gave up after 2 tries: cannot connect"),
+        "{error}"
+    );
+    assert!(!error.contains("SECRET"), "{error}");
+    running.shutdown().await.unwrap();
+}

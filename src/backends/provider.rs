@@ -88,7 +88,9 @@ impl Answer {
 /// attempt it came to without one: a request that cannot be built (a bad
 /// URL or key) is permanent; a timeout or connection failure is transient.
 pub async fn call(request: reqwest::RequestBuilder) -> Result<Answer, Attempt> {
-    match request.send().await {
+    // Errors without the URL: Kannel's carries the sendsms password, and
+    // the error goes to the logs and into the `failed` event.
+    match request.send().await.map_err(reqwest::Error::without_url) {
         Err(e) if e.is_builder() => Err(Attempt::Rejected {
             error: format!(
                 "cannot build the request (check the backend's URL and credentials): {e}"
