@@ -330,19 +330,13 @@ async fn inbound(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
         if event.get("messageStatusUpdate").is_some() {
             return status_updates(&h, event).await;
         }
-        let list = event
-            .get("moText")
-            .and_then(Value::as_array)
-            .filter(|l| !l.is_empty())
-            .ok_or(SourceError::missing(
-                "event.moText",
-                "the One API's list of received text messages",
-            ))?;
+        let list = json::objects(
+            event,
+            "moText",
+            "event.moText",
+            "the One API's list of received text messages",
+        )?;
         for mo in list {
-            let mo = mo.as_object().ok_or(SourceError::Invalid {
-                field: "event.moText",
-                message: "each received message must be a JSON object".into(),
-            })?;
             accept_one_api(&h, &obj, mo).await?;
         }
         Ok(())
@@ -475,19 +469,13 @@ async fn status(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
 
 /// The One API's `event.messageStatusUpdate` list.
 async fn status_updates(h: &Hooks, event: &Value) -> Result<(), SourceError> {
-    let list = event
-        .get("messageStatusUpdate")
-        .and_then(Value::as_array)
-        .filter(|l| !l.is_empty())
-        .ok_or(SourceError::missing(
-            "event.messageStatusUpdate",
-            "the One API's list of status updates",
-        ))?;
+    let list = json::objects(
+        event,
+        "messageStatusUpdate",
+        "event.messageStatusUpdate",
+        "the One API's list of status updates",
+    )?;
     for update in list {
-        let update = update.as_object().ok_or(SourceError::Invalid {
-            field: "event.messageStatusUpdate",
-            message: "each status update must be a JSON object".into(),
-        })?;
         report(h, update, Codes::OneApi).await?;
     }
     Ok(())

@@ -43,6 +43,29 @@ pub fn text(obj: &Map<String, Value>, key: &'static str) -> Result<Option<String
     }
 }
 
+/// `value[key]`: a non-empty list of objects (`field` names it in errors;
+/// `what` says what the list is).
+pub fn objects<'a>(
+    value: &'a Value,
+    key: &str,
+    field: &'static str,
+    what: &str,
+) -> Result<Vec<&'a Map<String, Value>>, SourceError> {
+    let list = value
+        .get(key)
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty())
+        .ok_or(SourceError::missing(field, what))?;
+    list.iter()
+        .map(|item| {
+            item.as_object().ok_or(SourceError::Invalid {
+                field,
+                message: format!("each item of {field} must be a JSON object"),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +93,13 @@ mod tests {
             Err(SourceError::Invalid { field: "body", .. })
         ));
         assert_eq!(scalar(Some(&json!(1.5))).as_deref(), Some("1.5"));
+        let v = json!({"l": [{"a": 1}], "bad": [1], "empty": []});
+        assert_eq!(objects(&v, "l", "x.l", "a list").unwrap().len(), 1);
+        for key in ["bad", "empty", "none"] {
+            assert!(matches!(
+                objects(&v, key, "x.l", "a list"),
+                Err(SourceError::Invalid { field: "x.l", .. })
+            ));
+        }
     }
 }
