@@ -144,6 +144,7 @@ fn contact() -> Contact {
         name: "Ada Nakato".into(),
         language: "lg".into(),
         connections: vec![Connection::new("message_tester", IDENTITY)],
+        groups: Vec::new(),
         created_at: 1_700_000_000_000,
         modified_at: 1_700_000_000_000,
     }
@@ -194,7 +195,8 @@ fn codec(c: &mut Criterion) {
 fn router(c: &mut Criterion) {
     let p = pipeline();
     let table = RouteTable::build(&p).unwrap();
-    let mut router = RouterIn::new(Arc::from("router-in"), &p, table);
+    let services = smsflow::table::Tables::new(&p).services();
+    let mut router = RouterIn::new(Arc::from("router-in"), &p, table, services);
     let mut g = c.benchmark_group("router");
     g.throughput(Throughput::Elements(1));
     let mut out = Output::default();

@@ -20,7 +20,10 @@ use tracing::info;
 
 use crate::backends::tester::Tester;
 use crate::backends::SourceError;
+use crate::bus::Producer;
+use crate::config::Pipeline;
 use crate::metrics;
+use crate::table::Tables;
 
 /// What the handlers share.
 pub struct HttpState {
@@ -29,6 +32,11 @@ pub struct HttpState {
     pub backends: Vec<Router>,
     /// Set once every stage of this process is running.
     pub ready: Arc<AtomicBool>,
+    /// Contacts, opt-outs, polls, the message log, message status.
+    pub tables: Tables,
+    /// Writes what the API and the web pages change (contacts, messages).
+    pub producer: Producer,
+    pub pipeline: Arc<Pipeline>,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {

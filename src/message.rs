@@ -166,6 +166,8 @@ pub enum DeliveryStatus {
     Delivered,
     Failed,
     Expired,
+    /// Not sent: the number opted out (STOP).
+    Suppressed,
 }
 
 /// What happened to an outbound message (`sms.events`).
@@ -206,8 +208,32 @@ pub struct Contact {
     /// A language tag; empty means the pipeline's default language.
     pub language: String,
     pub connections: Vec<Connection>,
+    /// Group names, for sending to a group.
+    pub groups: Vec<String>,
     pub created_at: i64,
     pub modified_at: i64,
+}
+
+/// Which way a logged message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// One message in the message log (`sms.log`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub message_id: String,
+    pub direction: Direction,
+    pub connection: Connection,
+    pub contact_id: Option<String>,
+    pub contact_name: String,
+    pub text: String,
+    pub at: i64,
+    pub app: Option<String>,
+    pub in_response_to: Option<String>,
 }
 
 /// A fresh message id: a random UUID in hyphenated text form.

@@ -25,8 +25,10 @@ use crate::backends::{self, http as generic, Reports, Source};
 use crate::bus::{Bus, BusError, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
 use crate::http::{self, HttpState};
+use crate::optout::Keywords;
 use crate::router::{inbound::Chain, RouteTable, RouterIn, RouterOut};
 use crate::stage::{self, Handler, StageContext, StageControl};
+use crate::table::{Follower, Tables};
 
 /// What a stage is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,11 +210,20 @@ impl Topology {
                 });
             }
         }
+        // Tables: the latest record per key is what counts.
+        for name in [&t.contacts, &t.optouts, &t.polls] {
+            specs.push(TopicSpec {
+                name: name.clone(),
+                partitions: t.partitions,
+                replication: t.replication,
+                compacted: true,
+            });
+        }
         specs.push(TopicSpec {
-            name: t.contacts.clone(),
+            name: t.log.clone(),
             partitions: t.partitions,
             replication: t.replication,
-            compacted: true,
+            compacted: false,
         });
         specs
     }
@@ -250,6 +261,13 @@ impl Topology {
         let producer = bus.producer()?;
         let t = &p.topics;
         let dlq: Arc<str> = Arc::from(t.dlq.as_str());
+        // Tables before stages: on the embedded bus they must join before
+        // anything is written.
+        let tables = Tables::new(p);
+        let followers = tables.follow(&bus, &producer, p).await.context(
+            "cannot read the pipeline's tables (contacts, opt-outs, polls, log, events)",
+        )?;
+        let services = tables.services();
         if let config::Chain::Apps(names) = &p.chain {
             for name in names {
                 if let Some(a) = p.apps.iter().find(|a| a.name() == name) {
@@ -267,7 +285,7 @@ impl Topology {
                     .custom
                     .get(a.name())
                     .cloned()
-                    .or_else(|| apps::build(a, &p.project))?;
+                    .or_else(|| apps::build(a, &tables.polls))?;
                 Some((a.name().to_owned(), app))
             })
             .collect();
@@ -278,6 +296,16 @@ impl Topology {
             .map(|b| (b.name().to_owned(), Arc::from(t.send(b.name()).as_str())))
             .collect();
         let all_apps: Vec<Arc<dyn App>> = apps_in_order.iter().map(|(_, a)| a.clone()).collect();
+        let router_out = |stage: &str| {
+            let mut out = RouterOut::new(stage, all_apps.clone(), send_topics.clone());
+            if p.optout.is_some() {
+                out = out.with_optouts(tables.optouts.clone(), Arc::from(t.events.as_str()));
+            }
+            if p.messagelog.is_some() {
+                out = out.with_log(Arc::from(t.log.as_str()), tables.contacts.clone());
+            }
+            out
+        };
         let chained: Vec<(String, Arc<dyn App>)> = apps_in_order
             .iter()
             .filter(|(name, _)| self.chained().iter().any(|c| c.name() == name))
@@ -314,28 +342,31 @@ impl Topology {
             let consumer = bus.consumer(&group, &reads)?;
             let handler: StageHandler = match &s.kind {
                 StageKind::RouterIn => {
-                    let mut router = RouterIn::new(ctx.name.clone(), p, self.table.clone());
+                    let mut router =
+                        RouterIn::new(ctx.name.clone(), p, self.table.clone(), services.clone());
+                    if let Some(cfg) = &p.optout {
+                        router = router.with_optout(Keywords::new(cfg), tables.optouts.clone());
+                    }
                     if !chained.is_empty() {
-                        let out = RouterOut::new(&s.name, all_apps.clone(), send_topics.clone());
                         router = router.with_chain(Chain::new(
                             chained.clone(),
-                            out,
+                            router_out(&s.name),
                             Arc::from(t.outbound.as_str()),
                             dlq.clone(),
                         ));
                     }
                     StageHandler::RouterIn(router)
                 }
-                StageKind::RouterOut => StageHandler::RouterOut(RouterOut::new(
-                    &s.name,
-                    all_apps.clone(),
-                    send_topics.clone(),
-                )),
+                StageKind::RouterOut => StageHandler::RouterOut(router_out(&s.name)),
                 StageKind::App { app, .. } => {
                     let Some((_, a)) = apps_in_order.iter().find(|(n, _)| n == app) else {
                         continue;
                     };
-                    StageHandler::App(AppStage::new(a.clone(), Arc::from(t.outbound.as_str())))
+                    StageHandler::App(AppStage::new(
+                        a.clone(),
+                        services.clone(),
+                        Arc::from(t.outbound.as_str()),
+                    ))
                 }
                 StageKind::Backend { backend } => {
                     let Some(cfg) = p.backends.iter().find(|b| b.name() == backend) else {
@@ -437,6 +468,9 @@ impl Topology {
                 testers: testers.clone(),
                 backends: routes,
                 ready: ready.clone(),
+                tables: tables.clone(),
+                producer: producer.clone(),
+                pipeline: Arc::new(p.clone()),
             });
             http_task = Some(tokio::spawn(http::serve(
                 listener,
@@ -447,6 +481,8 @@ impl Topology {
         ready.store(true, Ordering::Release);
         Ok(Running {
             bus,
+            tables,
+            followers,
             producer,
             testers,
             stages: started,
@@ -500,6 +536,9 @@ struct RunningStage {
 
 /// A started pipeline.
 pub struct Running {
+    tables: Tables,
+    /// Dropped after the stages (see `shutdown`).
+    followers: Vec<Follower>,
     producer: crate::bus::Producer,
     testers: HashMap<String, Arc<Tester>>,
     stages: Vec<RunningStage>,
@@ -523,6 +562,11 @@ impl Running {
 
     pub fn bus(&self) -> &Bus {
         &self.bus
+    }
+
+    /// The tables this process keeps (contacts, opt-outs, polls, log, status).
+    pub fn tables(&self) -> &Tables {
+        &self.tables
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
@@ -576,6 +620,7 @@ impl Running {
                 s.name
             ));
         }
+        drop(self.followers);
         if let Err(e) = self.producer.flush(Duration::from_secs(5)).await {
             failures.push(format!("producer flush: {e}"));
         }

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use smsflow::apps::{respond, App, AppError, Outgoing};
+use smsflow::apps::{respond, App, AppError, Context, Outgoing};
 use smsflow::bus::{Produce, Record};
 use smsflow::config::{Chain, KafkaMode};
-use smsflow::message::{Connection, InboundMessage, OutboundMessage, RoutedMessage};
+use smsflow::message::{Connection, InboundMessage, OutboundMessage};
 use smsflow::metrics::metrics;
 use smsflow::schema;
 use smsflow::script;
@@ -42,10 +42,13 @@ taps: [audit]
 /// Fails on `boom`, answers `fine` otherwise.
 struct Flaky;
 impl App for Flaky {
-    fn handle(&self, msg: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError> {
-        match msg.rest.as_deref() {
+    fn handle(&self, cx: &mut Context<'_>) -> Result<(), AppError> {
+        match cx.message().rest.as_deref() {
             Some("boom") => Err(AppError::Failed("boom asked for it".into())),
-            _ => Ok(vec![respond(msg, "fine")]),
+            _ => {
+                cx.respond("fine");
+                Ok(())
+            }
         }
     }
 }
@@ -54,20 +57,21 @@ impl App for Flaky {
 #[derive(Default)]
 struct Audit(Mutex<Vec<String>>);
 impl App for Audit {
-    fn handle(&self, msg: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError> {
+    fn handle(&self, cx: &mut Context<'_>) -> Result<(), AppError> {
+        let msg = cx.message();
         self.0
             .lock()
             .unwrap()
             .push(format!("{}:{}", msg.route, msg.message.text));
-        Ok(vec![])
+        Ok(())
     }
 }
 
 /// Outgoing phase only: shouts every reply, cancels secrets.
 struct Shout;
 impl App for Shout {
-    fn handle(&self, _: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError> {
-        Ok(vec![])
+    fn handle(&self, _: &mut Context<'_>) -> Result<(), AppError> {
+        Ok(())
     }
     fn outgoing(&self, msg: &mut OutboundMessage) -> Outgoing {
         if msg.text.contains("secret") {
@@ -264,10 +268,12 @@ async fn chained_failing_app_taps_filters_and_outgoing_phase_on_a_real_broker() 
 /// Answers over a backend the pipeline does not have.
 struct Stray;
 impl App for Stray {
-    fn handle(&self, msg: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError> {
-        let mut reply = respond(msg, "lost?");
+    fn handle(&self, cx: &mut Context<'_>) -> Result<(), AppError> {
+        let mut reply = respond(cx.message(), "lost?");
         reply.connection = Connection::new("nowhere", "+15550099");
-        Ok(vec![reply, respond(msg, "but this one arrives")])
+        cx.send(reply);
+        cx.respond("but this one arrives");
+        Ok(())
     }
 }
 

@@ -5,15 +5,22 @@
 //! router calls [`App::outgoing`] on every app, in reverse order.
 
 mod builtin;
+pub mod poll;
+pub mod registration;
 pub mod stage;
 pub mod template;
 
 use std::sync::Arc;
 
 pub use builtin::{Autoresponder, DefaultApp, Echo, Ping};
+pub use poll::{Poll, PollBook};
+pub use registration::Registration;
 
+use crate::bus::Produce;
 use crate::config;
-use crate::message::{OutboundMessage, RoutedMessage};
+use crate::contacts::ContactBook;
+use crate::i18n::Texts;
+use crate::message::{Contact, OutboundMessage, RoutedMessage};
 
 /// Why an app could not handle a message. The message gets no reply; the
 /// failure is counted and logged, and the stage goes on.
@@ -36,14 +43,146 @@ pub enum Outgoing {
 }
 
 /// A RapidSMS app: handles the messages routed to it, may alter or cancel outgoing ones.
+///
+/// ```
+/// use smsflow::apps::{App, AppError, Context};
+///
+/// /// `hello` → `Hello, <name>!` in the sender's language.
+/// struct Hello;
+///
+/// impl App for Hello {
+///     fn handle(&self, cx: &mut Context<'_>) -> Result<(), AppError> {
+///         let name = cx.contact().map(|c| c.name.clone()).unwrap_or_else(|| "stranger".into());
+///         let text = cx.text("greeting", "Hello, {name}!", &[("name", &name)]);
+///         cx.respond(text);
+///         Ok(())
+///     }
+/// }
+/// ```
 pub trait App: Send + Sync {
-    /// Handle one routed message and return the messages to send (usually
-    /// replies, made with [`respond`]). Runs on the app's stage.
-    fn handle(&self, msg: &RoutedMessage) -> Result<Vec<OutboundMessage>, AppError>;
+    /// Handle one routed message ([`Context::message`]): reply with
+    /// [`Context::respond`], send with [`Context::send`], change contacts
+    /// or store state through the context. Runs on the app's stage; what
+    /// it pushes is written once the input is done, all or nothing.
+    fn handle(&self, cx: &mut Context<'_>) -> Result<(), AppError>;
 
     /// The outgoing phase: alter `msg` or cancel it. Runs on the outgoing router.
     fn outgoing(&self, _msg: &mut OutboundMessage) -> Outgoing {
         Outgoing::Send
+    }
+}
+
+/// What every app of a process shares: the contacts and the texts.
+#[derive(Clone)]
+pub struct Services {
+    pub contacts: Arc<ContactBook>,
+    pub texts: Arc<Texts>,
+}
+
+/// One routed message as an app sees it, and what the app does about it.
+pub struct Context<'a> {
+    msg: &'a RoutedMessage,
+    services: &'a Services,
+    replies: Vec<OutboundMessage>,
+    records: Vec<Produce>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(msg: &'a RoutedMessage, services: &'a Services) -> Self {
+        Self {
+            msg,
+            services,
+            replies: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    /// The message, with what the router found (`rest`, `captures`, `contact`).
+    pub fn message(&self) -> &'a RoutedMessage {
+        self.msg
+    }
+
+    /// The sender's contact as it is now (it may have changed since routing).
+    pub fn contact(&self) -> Option<Contact> {
+        self.services
+            .contacts
+            .by_connection(&self.msg.message.connection)
+            .or_else(|| self.msg.contact.clone())
+    }
+
+    /// Every contact.
+    pub fn contacts(&self) -> &ContactBook {
+        &self.services.contacts
+    }
+
+    /// The languages and texts.
+    pub fn texts(&self) -> &Texts {
+        &self.services.texts
+    }
+
+    /// The language to answer the sender in.
+    pub fn language(&self) -> String {
+        self.services
+            .texts
+            .language_of(self.contact().as_ref())
+            .to_owned()
+    }
+
+    /// This app's text `key` (`<app>.<key>` in `languages.texts`) in the
+    /// sender's language, `builtin` when no translation has it.
+    pub fn text(&self, key: &str, builtin: &str, vars: &[(&str, &str)]) -> String {
+        self.text_in(&self.language(), key, builtin, vars)
+    }
+
+    /// [`Context::text`] in `language`.
+    pub fn text_in(
+        &self,
+        language: &str,
+        key: &str,
+        builtin: &str,
+        vars: &[(&str, &str)],
+    ) -> String {
+        let key = format!("{}.{key}", self.msg.app);
+        self.services.texts.render(language, &key, builtin, vars)
+    }
+
+    /// Reply over the connection the message came in on (RapidSMS `msg.respond`).
+    pub fn respond(&mut self, text: impl Into<String>) {
+        let reply = respond(self.msg, text);
+        self.replies.push(reply);
+    }
+
+    /// An error reply (RapidSMS `msg.error`, an `ErrorMessage`).
+    pub fn respond_error(&mut self, text: impl Into<String>) {
+        let reply = respond_error(self.msg, text);
+        self.replies.push(reply);
+    }
+
+    /// Send any message (its id is derived from the input, see [`stage::replies`]).
+    pub fn send(&mut self, mut msg: OutboundMessage) {
+        msg.app.get_or_insert_with(|| self.msg.app.clone());
+        self.replies.push(msg);
+    }
+
+    /// Save a contact (new or changed); written with the replies.
+    pub fn save_contact(&mut self, contact: Contact) -> Result<(), AppError> {
+        let records = self
+            .services
+            .contacts
+            .save(contact)
+            .map_err(|e| AppError::Input(format!("contact {e}")))?;
+        self.records.extend(records);
+        Ok(())
+    }
+
+    /// Write a record of the app's own (state in a topic it follows).
+    pub fn store(&mut self, record: Produce) {
+        self.records.push(record);
+    }
+
+    /// The messages to send and the other records to write.
+    pub fn finish(self) -> (Vec<OutboundMessage>, Vec<Produce>) {
+        (self.replies, self.records)
     }
 }
 
@@ -63,16 +202,21 @@ pub fn respond_error(msg: &RoutedMessage, text: impl Into<String>) -> OutboundMe
 
 /// Build the built-in app a config item declares. `External` apps have no
 /// built-in: `None`.
-pub fn build(app: &config::App, project: &str) -> Option<Arc<dyn App>> {
+pub fn build(app: &config::App, polls: &Arc<PollBook>) -> Option<Arc<dyn App>> {
     Some(match app {
         config::App::Echo { .. } => Arc::new(Echo),
         config::App::Ping { .. } => Arc::new(Ping),
-        config::App::Default { response, .. } => {
-            Arc::new(DefaultApp::new(response.as_deref(), project))
-        }
+        config::App::Default { response, .. } => Arc::new(DefaultApp::new(response.as_deref())),
         config::App::Autoresponder { reply, help, .. } => {
-            Arc::new(Autoresponder::new(reply, help.as_deref(), project))
+            Arc::new(Autoresponder::new(reply, help.as_deref()))
         }
+        config::App::Registration { .. } => Arc::new(Registration::new()),
+        config::App::Poll {
+            name,
+            question,
+            choices,
+            ..
+        } => Arc::new(Poll::new(name, question, choices, polls.clone())),
         config::App::External { .. } => return None,
     })
 }

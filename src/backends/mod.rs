@@ -318,5 +318,6 @@ pub fn status_name(s: DeliveryStatus) -> &'static str {
         DeliveryStatus::Delivered => "delivered",
         DeliveryStatus::Failed => "failed",
         DeliveryStatus::Expired => "expired",
+        DeliveryStatus::Suppressed => "suppressed",
     }
 }

@@ -334,6 +334,10 @@ impl KafkaProducer {
         let mut br = BaseRecord::with_opaque_to(&record.topic, group.clone())
             .key(record.key.as_ref())
             .payload(record.payload.as_ref());
+        // An empty payload is a tombstone (a deleted key in a compacted topic): null on Kafka.
+        if record.payload.is_empty() {
+            br.payload = None;
+        }
         // librdkafka allocates a header list even for none: only when needed.
         if !record.headers.is_empty() {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());

@@ -127,12 +127,15 @@ pub(crate) fn locate(root: &Node, path: &Path) -> (u32, u32) {
     best
 }
 
-const TOP_LEVEL: [&str; 12] = [
+const TOP_LEVEL: [&str; 15] = [
     "project",
     "kafka",
     "topics",
     "http",
     "filters",
+    "optout",
+    "languages",
+    "messagelog",
     "backends",
     "routes",
     "default_app",
@@ -194,6 +197,9 @@ impl Reader<'_> {
         let topics = self.optional(&top.key("topics")).unwrap_or_default();
         let http = self.optional(&top.key("http")).unwrap_or_default();
         let filters = self.optional(&top.key("filters")).unwrap_or_default();
+        let optout = self.section(&top.key("optout"));
+        let languages = self.optional(&top.key("languages")).unwrap_or_default();
+        let messagelog = self.section(&top.key("messagelog"));
         let backends = self.list(&top.key("backends"), true);
         let routes = self.list(&top.key("routes"), false);
         let default_app: Option<String> = self.optional(&top.key("default_app"));
@@ -214,6 +220,9 @@ impl Reader<'_> {
             topics,
             http,
             filters,
+            optout,
+            languages,
+            messagelog,
             backends,
             routes,
             default_app,
@@ -222,6 +231,16 @@ impl Reader<'_> {
             chain,
             shutdown_timeout,
         })
+    }
+
+    /// A section that is switched on by being there: `name:` alone (null) or
+    /// `name: {}` gives the defaults; absent gives `None`.
+    fn section<T: DeserializeOwned + Default>(&mut self, path: &Path) -> Option<T> {
+        let node = self.root.get(path)?;
+        if node.kind == Kind::Null {
+            return Some(T::default());
+        }
+        self.typed(node, path)
     }
 
     /// A typed value at `path`, or `None` (with an error recorded if it was there but wrong).

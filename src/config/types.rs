@@ -22,6 +22,12 @@ pub struct Pipeline {
     pub http: Http,
     /// Inbound filters (RapidSMS's `filter` phase).
     pub filters: Filters,
+    /// Opt-out keywords (STOP, START, HELP), handled before any app. Off unless the section is given.
+    pub optout: Option<OptOut>,
+    /// The languages contacts can choose, and the reply texts in each.
+    pub languages: Languages,
+    /// The message log: every inbound and outbound message on `topics.log`. Off unless the section is given.
+    pub messagelog: Option<MessageLog>,
     /// Backends (providers), each a source and a sink.
     pub backends: Vec<Backend>,
     /// The route table, first match wins.
@@ -130,6 +136,12 @@ pub struct Topics {
     pub events: String,
     /// Contacts (compacted). Default `sms.contacts`.
     pub contacts: String,
+    /// Opted-out numbers (compacted, key = number). Default `sms.optouts`.
+    pub optouts: String,
+    /// The message log. Default `sms.log`.
+    pub log: String,
+    /// Poll answers (compacted, key = poll and contact). Default `sms.polls`.
+    pub polls: String,
     /// Dead letters: records a stage could not process. Default `sms.dlq`.
     pub dlq: String,
     /// Partitions of every topic smsflow creates. Default 8.
@@ -147,6 +159,9 @@ impl Default for Topics {
             send_prefix: "sms.send.".into(),
             events: "sms.events".into(),
             contacts: "sms.contacts".into(),
+            optouts: "sms.optouts".into(),
+            log: "sms.log".into(),
+            polls: "sms.polls".into(),
             dlq: "sms.dlq".into(),
             partitions: 8,
             replication: 1,
@@ -205,6 +220,90 @@ impl Default for Http {
 pub struct Filters {
     /// Identities whose messages are dropped (counted as `dropped{reason="blocked"}`).
     pub blocked: Vec<String>,
+}
+
+/// `optout:` — carrier-style opt-out. Each list holds whole-message keywords,
+/// matched case-insensitively after trimming (`stop`, ` Stop `, not `stop it`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptOut {
+    /// Unsubscribe. Default STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT.
+    pub stop: Vec<String>,
+    /// Subscribe again. Default START, UNSTOP.
+    pub start: Vec<String>,
+    /// Ask for help. Default HELP.
+    pub help: Vec<String>,
+    /// Answer to a stop keyword (text key `optout.stop`).
+    pub stop_reply: String,
+    /// Answer to a start keyword (text key `optout.start`).
+    pub start_reply: String,
+    /// Answer to a help keyword (text key `optout.help`); `{project}` is the project name.
+    pub help_reply: String,
+}
+
+impl Default for OptOut {
+    fn default() -> Self {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
+        OptOut {
+            stop: words(&["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"]),
+            start: words(&["START", "UNSTOP"]),
+            help: words(&["HELP"]),
+            stop_reply: "You have been unsubscribed and will receive no more messages. Reply START to subscribe again.".into(),
+            start_reply: "You have been subscribed again. Reply STOP to unsubscribe.".into(),
+            help_reply: "{project}: reply STOP to unsubscribe, START to subscribe again.".into(),
+        }
+    }
+}
+
+/// `languages:` — RapidSMS's `LANGUAGES` and `LANGUAGE_CODE`, and every reply text per language.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Languages {
+    /// The language of contacts that chose none. Default `en`.
+    pub default: String,
+    /// The languages a contact can choose with `LANGUAGE <code or name>`. Default English only.
+    pub available: Vec<Language>,
+    /// Reply texts: `<language>: {<app>.<text>: template}`; a text missing in
+    /// a language falls back to the default language, then to the built-in English.
+    pub texts: BTreeMap<String, BTreeMap<String, String>>,
+    /// YAML files shaped like `texts`, relative to the pipeline file; they add to `texts`.
+    pub files: Vec<String>,
+}
+
+impl Default for Languages {
+    fn default() -> Self {
+        Languages {
+            default: "en".into(),
+            available: vec![Language {
+                code: "en".into(),
+                name: "English".into(),
+            }],
+            texts: BTreeMap::new(),
+            files: Vec::new(),
+        }
+    }
+}
+
+/// One language: a code (`fr`, `pt-BR`) and its name (`French`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Language {
+    pub code: String,
+    pub name: String,
+}
+
+/// `messagelog:` — RapidSMS's messagelog app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessageLog {
+    /// Entries the web page can search, per process (the newest kept). The topic keeps them all. Default 100000.
+    pub keep: usize,
+}
+
+impl Default for MessageLog {
+    fn default() -> Self {
+        MessageLog { keep: 100_000 }
+    }
 }
 
 /// `routes:` — one rule. All the conditions given must hold; the first route that matches wins.
@@ -271,6 +370,23 @@ pub enum App {
         #[serde(default)]
         exact: Option<String>,
     },
+    /// RapidSMS's registration app: `JOIN <name>` and `LANGUAGE <code or name>`.
+    Registration {
+        /// Default `registration`.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// A poll: `<keyword> <choice>` records the contact's answer (one per contact, changeable).
+    Poll {
+        name: String,
+        /// Trigger, a keyword regex as in routes. Default: the poll's name.
+        #[serde(default)]
+        keyword: Option<String>,
+        /// The question (text key `<name>.question`), sent as help and to a group.
+        question: String,
+        /// The answers, matched case-insensitively.
+        choices: Vec<String>,
+    },
     /// Keyword, pattern or exact text → a reply template. `{rest}` inserts the
     /// text after the keyword, `{project}` the project name, `{<group>}` a capture.
     Autoresponder {
@@ -298,7 +414,10 @@ impl App {
             App::Echo { name } => name.as_deref().unwrap_or("echo"),
             App::Ping { name } => name.as_deref().unwrap_or("ping"),
             App::Default { name, .. } => name.as_deref().unwrap_or("default"),
-            App::Autoresponder { name, .. } | App::External { name, .. } => name,
+            App::Registration { name } => name.as_deref().unwrap_or("registration"),
+            App::Autoresponder { name, .. }
+            | App::External { name, .. }
+            | App::Poll { name, .. } => name,
         }
     }
 
@@ -309,6 +428,8 @@ impl App {
             App::Default { .. } => "default",
             App::Autoresponder { .. } => "autoresponder",
             App::External { .. } => "external",
+            App::Registration { .. } => "registration",
+            App::Poll { .. } => "poll",
         }
     }
 }

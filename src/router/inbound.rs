@@ -1,9 +1,10 @@
 //! Router (in): `sms.inbound` → `sms.app.<app>`.
 //!
 //! RapidSMS's incoming phases as declared routing:
-//! filter (blocked numbers) → parse (contact) → the route table, first match
-//! wins → the default app when nothing matched → taps, which see every
-//! message that passed the filters.
+//! filter (blocked numbers, then opt-out keywords: STOP, START, HELP) →
+//! parse (the sender's contact is attached; the message is logged) → the
+//! route table, first match wins → the default app when nothing matched →
+//! taps, which see every message that passed the filters.
 //!
 //! Apps *chained* into the router (`chain:` in the pipeline) are run right
 //! here instead of on their own stage, and so is the outgoing phase of their
@@ -20,11 +21,13 @@ use tracing::error;
 
 use super::outbound::RouterOut;
 use super::table::{Matched, RouteTable};
-use crate::apps::{stage::replies, App};
+use crate::apps::{stage::replies, App, Services};
 use crate::bus::{Produce, Record};
 use crate::config::Pipeline;
-use crate::message::{InboundMessage, RoutedMessage};
+use crate::message::{derived_id, Contact, InboundMessage, OutboundMessage, RoutedMessage};
+use crate::messagelog;
 use crate::metrics::metrics;
+use crate::optout::{Keywords, OptOuts, Request, REPLY_FIELD};
 use crate::schema;
 use crate::stage::{self, decode, encode, HandleError, Handler, Output};
 
@@ -36,6 +39,11 @@ pub struct RouterIn {
     app_topics: HashMap<Arc<str>, Arc<str>>,
     backends: HashSet<String>,
     chain: Option<Chain>,
+    services: Services,
+    /// Where replies go (the filter's own answers, unchained).
+    outbound: Arc<str>,
+    optout: Option<(Keywords, Arc<OptOuts>)>,
+    log: Option<Arc<str>>,
 }
 
 /// Apps chained into the router, and the outgoing phase for their replies.
@@ -91,11 +99,12 @@ impl Chain {
         &self,
         chained: &ChainedApp,
         routed: &RoutedMessage,
+        services: &Services,
         record: &Record,
         out: &mut Vec<Produce>,
     ) -> Result<(), HandleError> {
         chained.received.inc();
-        let replies = match replies(chained.app.as_ref(), routed) {
+        let handled = match replies(chained.app.as_ref(), routed, services) {
             Ok(r) => r,
             Err(e) => {
                 let kind = e.kind();
@@ -107,15 +116,21 @@ impl Chain {
                 return Ok(());
             }
         };
+        out.extend(handled.records);
+        self.send(handled.replies, record, out)
+    }
+
+    /// Replies through the outgoing phase, straight to their backends; a
+    /// reply the outgoing phase rejects is dead-lettered as router (out) would.
+    fn send(
+        &self,
+        replies: Vec<OutboundMessage>,
+        record: &Record,
+        out: &mut Vec<Produce>,
+    ) -> Result<(), HandleError> {
         for mut reply in replies {
-            match self.out.prepare(&mut reply) {
-                Ok(Some(topic)) => out.push(encode(
-                    schema::outbound(),
-                    &topic,
-                    &reply.connection,
-                    &reply,
-                )?),
-                Ok(None) => {}
+            match self.out.route(&mut reply, out) {
+                Ok(()) => {}
                 Err(e) => {
                     let kind = e.kind();
                     let message = e.to_string();
@@ -151,8 +166,15 @@ impl Chain {
 }
 
 impl RouterIn {
-    pub fn new(stage: Arc<str>, p: &Pipeline, table: RouteTable) -> Self {
+    pub fn new(stage: Arc<str>, p: &Pipeline, table: RouteTable, services: Services) -> Self {
         Self {
+            services,
+            outbound: Arc::from(p.topics.outbound.as_str()),
+            optout: None,
+            log: p
+                .messagelog
+                .as_ref()
+                .map(|_| Arc::from(p.topics.log.as_str())),
             stage,
             table,
             blocked: p.filters.blocked.iter().cloned().collect(),
@@ -171,36 +193,80 @@ impl RouterIn {
         }
     }
 
+    /// Answer opt-out keywords and record them in `optouts`.
+    pub fn with_optout(mut self, keywords: Keywords, optouts: Arc<OptOuts>) -> Self {
+        self.optout = Some((keywords, optouts));
+        self
+    }
+
+    /// The filter phase's opt-out: `Some` when the message was an opt-out
+    /// keyword, answered here (it goes to no app).
+    fn opt_out(
+        &self,
+        msg: &InboundMessage,
+        contact: Option<&Contact>,
+        record: &Record,
+        out: &mut Vec<Produce>,
+    ) -> Result<bool, HandleError> {
+        let Some((keywords, optouts)) = &self.optout else {
+            return Ok(false);
+        };
+        let Some(request) = keywords.request(&msg.text) else {
+            return Ok(false);
+        };
+        let identity = &msg.connection.identity;
+        let backend = &msg.connection.backend;
+        match request {
+            Request::Stop => out.push(optouts.record(identity, true, &msg.text, backend)),
+            Request::Start => out.push(optouts.record(identity, false, &msg.text, backend)),
+            Request::Help => {}
+        }
+        let texts = &self.services.texts;
+        let text = texts.render(
+            texts.language_of(contact),
+            &format!("optout.{}", request.key()),
+            keywords.reply(request),
+            &[],
+        );
+        let mut reply = OutboundMessage::reply_to(msg, text);
+        reply.id = derived_id(&msg.id, "optout", 0);
+        reply.app = Some("optout".to_owned());
+        reply
+            .fields
+            .insert(REPLY_FIELD.to_owned(), request.key().to_owned());
+        self.drop(&format!("optout_{}", request.key()));
+        match &self.chain {
+            Some(chain) => chain.send(vec![reply], record, out)?,
+            None => out.push(encode(
+                schema::outbound(),
+                &self.outbound,
+                &reply.connection,
+                &reply,
+            )?),
+        }
+        Ok(true)
+    }
+
     /// Run the chained apps here (see the module docs).
     pub fn with_chain(mut self, chain: Chain) -> Self {
         self.chain = Some(chain);
         self
     }
 
-    /// Hand `msg` to `app`: on its topic, or to the app itself when chained.
+    /// Hand `routed` to its app: on its topic, or to the app itself when chained.
     fn deliver(
         &self,
         record: &Record,
-        message: InboundMessage,
+        routed: RoutedMessage,
         app: &Arc<str>,
-        route: &str,
-        matched: Matched,
         out: &mut Vec<Produce>,
     ) -> Result<(), HandleError> {
-        let routed = RoutedMessage {
-            message,
-            app: app.to_string(),
-            route: route.to_owned(),
-            rest: matched.rest,
-            captures: matched.captures,
-            contact: None,
-        };
         if let Some((chain, chained)) = self
             .chain
             .as_ref()
             .and_then(|c| Some((c, c.apps.get(app)?)))
         {
-            return chain.run(chained, &routed, record, out);
+            return chain.run(chained, &routed, &self.services, record, out);
         }
         // Validation guarantees every routed app has a topic.
         let topic = self
@@ -255,6 +321,17 @@ impl Handler for RouterIn {
             self.drop("blocked");
             return Ok(());
         }
+        // parse: who sent it; the log sees every message that was not blocked.
+        let contact = self.services.contacts.by_connection(&msg.connection);
+        if let Some(log) = &self.log {
+            out.extend(messagelog::record(
+                log,
+                &messagelog::inbound(&msg, contact.as_ref()),
+            ));
+        }
+        if self.opt_out(&msg, contact.as_ref(), record, out)? {
+            return Ok(());
+        }
 
         // handle: first match wins; default: only when nothing matched.
         let target = match self.table.first_match(&msg) {
@@ -286,15 +363,31 @@ impl Handler for RouterIn {
         };
         match target {
             Some((app, route, matched)) => {
-                if let Some(m) = next() {
-                    self.deliver(record, m, &app, &route, matched, out)?;
+                if let Some(message) = next() {
+                    let routed = RoutedMessage {
+                        message,
+                        app: app.to_string(),
+                        route,
+                        rest: matched.rest,
+                        captures: matched.captures,
+                        contact: contact.clone(),
+                    };
+                    self.deliver(record, routed, &app, out)?;
                 }
             }
             None => self.drop("unrouted"),
         }
         for tap in taps {
-            if let Some(m) = next() {
-                self.deliver(record, m, tap, "tap", Matched::default(), out)?;
+            if let Some(message) = next() {
+                let routed = RoutedMessage {
+                    message,
+                    app: tap.to_string(),
+                    route: "tap".to_owned(),
+                    rest: None,
+                    captures: Default::default(),
+                    contact: contact.clone(),
+                };
+                self.deliver(record, routed, tap, out)?;
             }
         }
         Ok(())

@@ -249,6 +249,12 @@ pub fn app_trigger(app: &config::App) -> Option<(Option<&str>, Option<&str>, Opt
         config::App::Echo { .. } => Some((Some("echo"), None, None)),
         config::App::Ping { .. } => Some((None, None, Some("ping"))),
         config::App::Default { .. } => None,
+        config::App::Registration { .. } => {
+            Some((Some(crate::apps::registration::TRIGGER), None, None))
+        }
+        config::App::Poll { name, keyword, .. } => {
+            Some((Some(keyword.as_deref().unwrap_or(name)), None, None))
+        }
         config::App::Autoresponder {
             keyword,
             pattern,

@@ -20,10 +20,12 @@ use apache_avro::Schema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::message::{Contact, DeliveryEvent, InboundMessage, OutboundMessage, RoutedMessage};
+use crate::message::{
+    Contact, DeliveryEvent, InboundMessage, LogEntry, OutboundMessage, RoutedMessage,
+};
 
 /// The schema files, by name, as compiled in.
-pub const SCHEMA_FILES: [(&str, &str); 5] = [
+pub const SCHEMA_FILES: [(&str, &str); 6] = [
     (
         "inbound_message.avsc",
         include_str!("../../schemas/inbound_message.avsc"),
@@ -41,6 +43,10 @@ pub const SCHEMA_FILES: [(&str, &str); 5] = [
         include_str!("../../schemas/delivery_event.avsc"),
     ),
     ("contact.avsc", include_str!("../../schemas/contact.avsc")),
+    (
+        "log_entry.avsc",
+        include_str!("../../schemas/log_entry.avsc"),
+    ),
 ];
 
 /// Why a record could not be decoded. All of these are the record's fault:
@@ -185,6 +191,7 @@ codec!(routed, RoutedMessage, "RoutedMessage", 1);
 codec!(outbound, OutboundMessage, "OutboundMessage", 2);
 codec!(event, DeliveryEvent, "DeliveryEvent", 3);
 codec!(contact, Contact, "Contact", 4);
+codec!(log, LogEntry, "LogEntry", 5);
 
 #[cfg(test)]
 mod tests {
@@ -207,6 +214,7 @@ mod tests {
             name: "Ada".into(),
             language: "fr".into(),
             connections: vec![Connection::new("kannel", "+2567")],
+            groups: vec!["staff".into()],
             created_at: 1,
             modified_at: 2,
         }
@@ -289,6 +297,9 @@ mod tests {
 
         let c = sample_contact();
         assert_eq!(contact().decode(&contact().encode(&c).unwrap()).unwrap(), c);
+
+        let l = crate::messagelog::outbound(&o, Some(&c));
+        assert_eq!(log().decode(&log().encode(&l).unwrap()).unwrap(), l);
     }
 
     #[test]

@@ -1,0 +1,242 @@
+//! Tables: a topic kept as local state by every process that needs it.
+//!
+//! [`follow`] reads a topic from its first record, waits until it has read
+//! what the topic held (the restore), and then keeps reading in the
+//! background for as long as the process runs, handing each record to an
+//! `apply` function. The contacts, the opt-out list, poll answers, message
+//! statuses and the message log are all tables over their topics: each
+//! stage process that needs one restores it at start-up and keeps it
+//! current while running, and several processes agree because they read
+//! the same records in the same order (per key).
+//!
+//! Kafka: a group of its own per process that never commits, reading every
+//! partition by assignment. Embedded bus: a group joined at start-up (every
+//! group of an embedded pipeline joins before anything is written).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::apps::{PollBook, Services};
+use crate::bus::kafka::read_to_end;
+use crate::bus::{Bus, BusError, Produce, Producer, Record};
+use crate::config::{self, Pipeline};
+use crate::contacts::ContactBook;
+use crate::i18n::Texts;
+use crate::messagelog::MessageLog;
+use crate::metrics::metrics;
+use crate::optout::OptOuts;
+use crate::stage;
+use crate::status::StatusBook;
+
+/// Whether a record came from the restore or arrived while running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Restore,
+    Live,
+}
+
+/// A followed topic; dropping it stops following.
+pub struct Follower {
+    task: JoinHandle<()>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What to do with a record a table cannot read: count it and log it; one
+/// that arrives while running also goes to the dead-letter topic (returned,
+/// for [`follow`] to write). One found in the restore was dead-lettered when
+/// it was first read.
+pub fn unreadable(dlq: &Arc<str>, record: &Record, phase: Phase, message: &str) -> Option<Produce> {
+    let stage = format!("table:{}", record.topic);
+    warn!(%stage, partition = record.partition, offset = record.offset, error = message, "table: record cannot be read, skipped");
+    metrics()
+        .errors
+        .with_label_values(&[&stage, "decode"])
+        .inc();
+    (phase == Phase::Live).then(|| {
+        metrics().dead_lettered.with_label_values(&[&stage]).inc();
+        stage::dead_letter_value(
+            dlq,
+            &stage,
+            record.key.clone().unwrap_or_default(),
+            record.payload.clone(),
+            stage::Source {
+                topic: &record.topic,
+                position: Some((record.partition, record.offset)),
+            },
+            "decode",
+            message,
+        )
+    })
+}
+
+/// Read `topic` from the beginning, calling `apply` per record; return once
+/// what it held at start-up is applied, and keep applying new records in the
+/// background until the returned [`Follower`] is dropped. A record `apply`
+/// returns (a dead letter) is written with `producer`.
+pub async fn follow<F>(
+    bus: &Bus,
+    producer: &Producer,
+    group: &str,
+    topic: &str,
+    mut apply: F,
+) -> Result<Follower, BusError>
+where
+    F: FnMut(&Record, Phase) -> Option<Produce> + Send + 'static,
+{
+    let producer = producer.clone();
+    let write = move |p: Option<Produce>| {
+        let producer = producer.clone();
+        async move {
+            if let Some(p) = p {
+                if let Err(e) = producer.send_and_wait(p).await {
+                    warn!(error = %e, "table: cannot write a dead letter");
+                }
+            }
+        }
+    };
+    let group = format!("{group}.table.{topic}.{}", crate::message::new_id());
+    let topic: Arc<str> = Arc::from(topic);
+    let task = match bus {
+        Bus::Kafka(k) => {
+            let (mut consumer, progress) = k.reader(&group, &topic).await?;
+            let mut n = 0usize;
+            read_to_end(&mut consumer, &topic, &progress, async |r| {
+                write(apply(&r, Phase::Restore)).await;
+                n += 1;
+                Ok::<(), BusError>(())
+            })
+            .await?;
+            info!(topic = %topic, records = n, "table restored");
+            tokio::spawn(async move {
+                loop {
+                    match consumer.recv().await {
+                        Ok(r) => write(apply(&r, Phase::Live)).await,
+                        Err(BusError::Closed) => return,
+                        Err(e) => {
+                            warn!(topic = %topic, error = %e, "table: read failed, retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            })
+        }
+        Bus::Embedded(_) => {
+            let mut consumer = bus.consumer(&group, &[&topic])?;
+            let committer = consumer.committer();
+            tokio::spawn(async move {
+                while let Ok(r) = consumer.recv().await {
+                    write(apply(&r, Phase::Live)).await;
+                    // Marked done at once: a table never holds the bus back.
+                    let _ = committer.done(&r.topic, r.partition, r.offset);
+                }
+            })
+        }
+    };
+    Ok(Follower { task })
+}
+
+/// Every table a pipeline keeps, shared by the stages and the web server of
+/// one process.
+#[derive(Clone)]
+pub struct Tables {
+    pub contacts: Arc<ContactBook>,
+    pub texts: Arc<Texts>,
+    pub optouts: Arc<OptOuts>,
+    pub polls: Arc<PollBook>,
+    /// `None` when the pipeline has no `messagelog:` section.
+    pub log: Option<Arc<MessageLog>>,
+    pub status: Arc<StatusBook>,
+}
+
+impl Tables {
+    /// Empty tables for `p`.
+    pub fn new(p: &Pipeline) -> Tables {
+        Tables {
+            contacts: ContactBook::new(
+                &p.topics.contacts,
+                p.backends.iter().map(|b| b.name().to_owned()),
+            ),
+            texts: Arc::new(Texts::new(p)),
+            optouts: OptOuts::new(&p.topics.optouts),
+            polls: PollBook::new(&p.topics.polls),
+            log: p.messagelog.as_ref().map(|m| MessageLog::new(m.keep)),
+            status: StatusBook::new(),
+        }
+    }
+
+    /// What apps are given.
+    pub fn services(&self) -> Services {
+        Services {
+            contacts: self.contacts.clone(),
+            texts: self.texts.clone(),
+        }
+    }
+
+    /// Restore every table from its topic and keep following them.
+    pub async fn follow(
+        &self,
+        bus: &Bus,
+        producer: &Producer,
+        p: &Pipeline,
+    ) -> Result<Vec<Follower>, BusError> {
+        let t = &p.topics;
+        let group = &p.kafka.group;
+        let dlq: Arc<str> = Arc::from(t.dlq.as_str());
+        let mut followers = Vec::new();
+
+        let (contacts, d) = (self.contacts.clone(), dlq.clone());
+        followers.push(
+            follow(bus, producer, group, &t.contacts, move |r, phase| {
+                let key = r.key.as_deref().unwrap_or_default();
+                let e = contacts.apply(key, &r.payload).err()?;
+                unreadable(&d, r, phase, &e.to_string())
+            })
+            .await?,
+        );
+        let (optouts, d) = (self.optouts.clone(), dlq.clone());
+        followers.push(
+            follow(bus, producer, group, &t.optouts, move |r, phase| {
+                let e = optouts.apply(&r.payload).err()?;
+                unreadable(&d, r, phase, &format!("not an opt-out entry: {e}"))
+            })
+            .await?,
+        );
+        if p.apps.iter().any(|a| matches!(a, config::App::Poll { .. })) {
+            let (polls, d) = (self.polls.clone(), dlq.clone());
+            followers.push(
+                follow(bus, producer, group, &t.polls, move |r, phase| {
+                    let e = polls.apply(&r.payload).err()?;
+                    unreadable(&d, r, phase, &format!("not a poll answer: {e}"))
+                })
+                .await?,
+            );
+        }
+        if let Some(log) = &self.log {
+            let (log, d) = (log.clone(), dlq.clone());
+            followers.push(
+                follow(bus, producer, group, &t.log, move |r, phase| {
+                    let e = log.apply(&r.payload).err()?;
+                    unreadable(&d, r, phase, &e.to_string())
+                })
+                .await?,
+            );
+        }
+        let (status, d) = (self.status.clone(), dlq);
+        followers.push(
+            follow(bus, producer, group, &t.events, move |r, phase| {
+                let e = status.apply(&r.payload).err()?;
+                unreadable(&d, r, phase, &e.to_string())
+            })
+            .await?,
+        );
+        Ok(followers)
+    }
+}
