@@ -247,6 +247,92 @@ impl ContactBook {
     }
 }
 
+/// What a CSV import did: the contacts added or renamed, and each bad line.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Import {
+    pub added: usize,
+    pub updated: usize,
+    /// (line number, reason), in file order.
+    pub errors: Vec<(usize, String)>,
+}
+
+impl ContactBook {
+    /// Import `name, backend, identity` lines (RapidSMS's bulk upload; blanks
+    /// after commas are skipped, quoted fields may hold commas). Good lines
+    /// are imported, each bad one is reported with its number and reason. A
+    /// number that already has a contact renames it. Returns the report and
+    /// the records to write.
+    pub fn import_csv(&self, text: &str) -> (Import, Vec<Produce>) {
+        let mut report = Import::default();
+        let mut records = Vec::new();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        for (i, row) in reader.records().enumerate() {
+            let line = i + 1;
+            let row = match row {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map_or(line, |p| p.line() as usize);
+                    report.errors.push((line, format!("cannot be read: {e}")));
+                    continue;
+                }
+            };
+            let line = row.position().map_or(line, |p| p.line() as usize);
+            if row.iter().all(str::is_empty) {
+                continue;
+            }
+            let [name, backend, identity] = match row.iter().collect::<Vec<_>>()[..] {
+                [n, b, i] => [n, b, i],
+                ref other => {
+                    report.errors.push((
+                        line,
+                        format!(
+                            "expected 3 fields (name, backend, identity), found {}",
+                            other.len()
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            let connection = Connection::new(backend, identity);
+            let known = self
+                .check(Self::new_contact(name, vec![connection.clone()]))
+                .ok()
+                .and_then(|c| self.by_connection(&c.connections[0]));
+            let contact = match known.clone() {
+                Some(mut c) => {
+                    c.name = name.to_owned();
+                    c
+                }
+                None => Self::new_contact(name, vec![connection]),
+            };
+            if contact.name.is_empty() {
+                report.errors.push((line, "name: is empty".into()));
+                continue;
+            }
+            match self.save(contact) {
+                Ok(r) => {
+                    records.extend(r);
+                    match known {
+                        Some(_) => report.updated += 1,
+                        None => report.added += 1,
+                    }
+                }
+                Err(e) => report.errors.push((line, e.to_string())),
+            }
+        }
+        if report.added + report.updated == 0 && report.errors.is_empty() {
+            report
+                .errors
+                .push((0, "no contacts found in the file".into()));
+        }
+        (report, records)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,5 +390,35 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.field, "name");
         assert!(b.apply(b"k", b"not avro").is_err());
+    }
+
+    #[test]
+    fn csv_import_reports_each_bad_line_and_keeps_the_good_ones() {
+        let b = book();
+        let csv = "Ada, tester, +15550001\n\
+                   just a name\n\
+                   Bob, kannel, +15550002\n\
+                   \"Smith, Carol\", tester, 555-0003x\n\
+                   \"Smith, Carol\", tester, +1 555 0003\n\
+                   Ada Lovelace, tester, +15550001\n";
+        let (report, records) = b.import_csv(csv);
+        assert_eq!(report.added, 2);
+        assert_eq!(report.updated, 1);
+        let lines: Vec<usize> = report.errors.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![2, 3, 4], "{:?}", report.errors);
+        assert!(report.errors[0].1.contains("expected 3 fields"));
+        assert!(report.errors[1].1.contains("backend"));
+        assert!(report.errors[2].1.contains("identity"));
+        assert_eq!(records.len(), 3);
+        let carol = b
+            .by_connection(&Connection::new("tester", "+15550003"))
+            .unwrap();
+        assert_eq!(carol.name, "Smith, Carol");
+        assert_eq!(b.len(), 2);
+        let (empty, _) = b.import_csv("\n\n");
+        assert_eq!(
+            empty.errors,
+            vec![(0, "no contacts found in the file".to_string())]
+        );
     }
 }

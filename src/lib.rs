@@ -27,6 +27,7 @@ pub mod http;
 pub mod i18n;
 pub mod message;
 pub mod messagelog;
+pub mod messaging;
 pub mod metrics;
 pub mod ops;
 pub mod optout;

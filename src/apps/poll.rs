@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{App, AppError, Context};
 use crate::bus::Produce;
+use crate::i18n::Texts;
 use crate::message::now_millis;
 
 /// One answer (the topic's record value, as JSON).
@@ -152,7 +153,13 @@ impl App for Poll {
             .map(str::trim)
             .filter(|r| !r.is_empty())
         else {
-            let text = self.help_in(cx, &cx.language());
+            let text = question_text(
+                cx.texts(),
+                &self.name,
+                &self.question,
+                &self.choices,
+                &cx.language(),
+            );
             cx.respond(text);
             return Ok(());
         };
