@@ -125,23 +125,31 @@ impl Poll {
             book,
         }
     }
+}
 
-    /// The question and how to answer (`<poll>.help`, with `<poll>.question`), in `language`.
-    pub fn help_in(&self, cx: &Context<'_>, language: &str) -> String {
-        let question = cx.text_in(language, "question", &self.question, &[]);
-        let keyword = self.name.to_uppercase();
-        let choices = self.choices.join(", ");
-        cx.text_in(
-            language,
-            "help",
-            Self::HELP,
-            &[
-                ("question", &question),
-                ("keyword", &keyword),
-                ("choices", &choices),
-            ],
-        )
-    }
+/// A poll's question and how to answer it (`<poll>.help`, with
+/// `<poll>.question`), in `language`: what a help request gets, and what a
+/// broadcast of the poll sends.
+pub fn question_text(
+    texts: &Texts,
+    poll: &str,
+    question: &str,
+    choices: &[String],
+    language: &str,
+) -> String {
+    let question = texts.render(language, &format!("{poll}.question"), question, &[]);
+    let keyword = poll.to_uppercase();
+    let choices = choices.join(", ");
+    texts.render(
+        language,
+        &format!("{poll}.help"),
+        Poll::HELP,
+        &[
+            ("question", &question),
+            ("keyword", &keyword),
+            ("choices", &choices),
+        ],
+    )
 }
 
 impl App for Poll {
