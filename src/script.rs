@@ -8,7 +8,10 @@
 //!
 //! Inbound lines are sent through a tester backend in order; an expected
 //! reply waits (up to a timeout) for the next reply to that number and
-//! compares the text exactly. Replies left over at the end are failures too.
+//! compares the text exactly. `NUMBER < (nothing)` watches that number for
+//! the settle time and fails if anything arrives (a message that must not
+//! be sent, such as one to a number that sent STOP). Replies left over at
+//! the end are failures too.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -70,6 +73,9 @@ pub fn parse(text: &str) -> Result<Vec<Step>, Vec<String>> {
     }
 }
 
+/// The expected text that means "no reply".
+pub const NOTHING: &str = "(nothing)";
+
 /// A difference between the script and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {
@@ -125,6 +131,23 @@ pub async fn run(
                         identity: step.identity.clone(),
                         expected: None,
                         got: Some(format!("[not accepted: {e}]")),
+                    });
+                }
+            }
+            Direction::Out if step.text == NOTHING => {
+                let deadline = Instant::now() + settle;
+                while let Ok(Ok(m)) = tokio::time::timeout_at(deadline, replies.recv()).await {
+                    queued
+                        .entry(m.connection.identity)
+                        .or_default()
+                        .push_back(m.text);
+                }
+                if let Some(got) = queued.get_mut(&step.identity).and_then(VecDeque::pop_front) {
+                    mismatches.push(Mismatch {
+                        line: step.line,
+                        identity: step.identity.clone(),
+                        expected: Some(NOTHING.to_owned()),
+                        got: Some(got),
                     });
                 }
             }

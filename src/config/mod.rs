@@ -87,13 +87,25 @@ pub fn load_file(path: &FsPath) -> Result<Pipeline, ConfigErrors> {
             format!("cannot read the file: {e}"),
         )],
     })?;
-    load_str(&text, &|k| std::env::var(k).ok()).map_err(|errors| ConfigErrors { file, errors })
+    let dir = path.parent().unwrap_or(FsPath::new("."));
+    load_str_in(&text, &|k| std::env::var(k).ok(), dir)
+        .map_err(|errors| ConfigErrors { file, errors })
 }
 
-/// Read and check pipeline text, with `env` for `${VAR}`.
+/// Read and check pipeline text, with `env` for `${VAR}`. Files it names
+/// (`languages.files`) are relative to the current directory.
 pub fn load_str(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, Vec<ConfigError>> {
+    load_str_in(text, env, FsPath::new("."))
+}
+
+/// [`load_str`] for text read from a file in `dir` (the files it names are relative to `dir`).
+pub fn load_str_in(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    dir: &FsPath,
 ) -> Result<Pipeline, Vec<ConfigError>> {
     let mut root = Node::parse(text).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
@@ -102,9 +114,10 @@ pub fn load_str(
         root: &root,
         errors,
     };
-    let pipeline = reader.pipeline();
+    let mut pipeline = reader.pipeline();
     let mut errors = reader.errors;
-    if let Some(pipeline) = &pipeline {
+    if let Some(pipeline) = &mut pipeline {
+        read_translation_files(pipeline, dir, &root, &mut errors);
         validate::check(pipeline, &root, &mut errors);
     }
     errors.sort_by_key(|e| (e.line, e.column));
@@ -112,6 +125,45 @@ pub fn load_str(
     match pipeline {
         Some(p) if errors.is_empty() => Ok(p),
         _ => Err(errors),
+    }
+}
+
+/// Add the texts of `languages.files` to `languages.texts` (the pipeline's
+/// own texts win over a file's).
+fn read_translation_files(
+    p: &mut Pipeline,
+    dir: &FsPath,
+    root: &Node,
+    errors: &mut Vec<ConfigError>,
+) {
+    type Texts = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
+    for (i, name) in p.languages.files.clone().iter().enumerate() {
+        let at = Path::default().key("languages").key("files").index(i);
+        let path = dir.join(name);
+        let read = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| {
+                serde_saphyr::from_str::<Texts>(&text).map_err(|e| {
+                    format!(
+                        "{} is not a translations file ({e}): expected `<language>: {{<app>.<text>: template}}`",
+                        path.display()
+                    )
+                })
+            });
+        match read {
+            Ok(texts) => {
+                for (lang, texts) in texts {
+                    let own = p.languages.texts.entry(lang).or_default();
+                    for (k, v) in texts {
+                        own.entry(k).or_insert(v);
+                    }
+                }
+            }
+            Err(message) => {
+                let (line, column) = locate(root, &at);
+                errors.push(ConfigError::new(line, column, at, message));
+            }
+        }
     }
 }
 

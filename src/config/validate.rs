@@ -64,6 +64,9 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
         ("send_prefix", &t.send_prefix),
         ("events", &t.events),
         ("contacts", &t.contacts),
+        ("optouts", &t.optouts),
+        ("log", &t.log),
+        ("polls", &t.polls),
         ("dlq", &t.dlq),
     ] {
         let prefix = key.ends_with("_prefix");
@@ -71,6 +74,9 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
             report(topics.key(key), why);
         }
     }
+
+    check_languages(p, &mut report);
+    check_polls(p, &mut report);
 
     let backends = top.key("backends");
     // Only when the file declares none: items that failed to read were reported already.
@@ -344,4 +350,102 @@ fn topic_name(name: &str, prefix: bool) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Languages: codes unique, the default among them, texts only for them, and
+/// every text a valid template.
+fn check_languages(p: &Pipeline, report: &mut impl FnMut(Path, String)) {
+    let at = Path::default().key("languages");
+    let l = &p.languages;
+    let codes: Vec<String> = l.available.iter().map(|x| x.code.to_lowercase()).collect();
+    for (i, lang) in l.available.iter().enumerate() {
+        let code = lang.code.trim();
+        if code.is_empty()
+            || code.len() > 16
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            report(
+                at.key("available").index(i).key("code"),
+                format!("{code:?} is not a language code: expected a tag such as en, fr or pt-BR"),
+            );
+        } else if codes[..i].contains(&code.to_lowercase()) {
+            report(
+                at.key("available").index(i).key("code"),
+                format!("language {code:?} is listed twice"),
+            );
+        }
+        if lang.name.trim().is_empty() {
+            report(
+                at.key("available").index(i).key("name"),
+                "a language needs a name, such as French".into(),
+            );
+        }
+    }
+    if !codes.contains(&l.default.to_lowercase()) {
+        report(
+            at.key("default"),
+            format!(
+                "default language {:?} is not among `available` ({})",
+                l.default,
+                codes.join(", ")
+            ),
+        );
+    }
+    for (lang, texts) in &l.texts {
+        let here = at.key("texts").key(lang);
+        if !codes.contains(&lang.to_lowercase()) {
+            report(
+                here.clone(),
+                format!(
+                    "texts for {lang:?}, which is not among `languages.available` ({})",
+                    codes.join(", ")
+                ),
+            );
+        }
+        for (key, text) in texts {
+            if !key.contains('.') {
+                report(here.key(key), format!("text key {key:?} names no app: expected `<app>.<text>`, such as registration.registered"));
+            }
+            if let Err(why) = template::placeholders(text) {
+                report(here.key(key), why);
+            }
+        }
+    }
+}
+
+/// Polls: at least two choices, each once.
+fn check_polls(p: &Pipeline, report: &mut impl FnMut(Path, String)) {
+    for (i, app) in p.apps.iter().enumerate() {
+        let App::Poll {
+            choices, question, ..
+        } = app
+        else {
+            continue;
+        };
+        let at = Path::default().key("apps").index(i);
+        if question.trim().is_empty() {
+            report(at.key("question"), "a poll needs a question".into());
+        }
+        if choices.len() < 2 {
+            report(
+                at.key("choices"),
+                format!("{} choice(s): a poll needs at least two", choices.len()),
+            );
+        }
+        for (j, c) in choices.iter().enumerate() {
+            if c.trim().is_empty() || c.contains(char::is_whitespace) {
+                report(
+                    at.key("choices").index(j),
+                    format!("{c:?} is not a choice: expected one word, such as yes"),
+                );
+            } else if choices[..j].iter().any(|d| d.eq_ignore_ascii_case(c)) {
+                report(
+                    at.key("choices").index(j),
+                    format!("choice {c:?} is listed twice"),
+                );
+            }
+        }
+    }
 }
