@@ -18,6 +18,7 @@
 
 pub mod apps;
 pub mod backends;
+pub mod client;
 pub mod bus;
 pub mod config;
 pub mod contacts;

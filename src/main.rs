@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use smsflow::client::Api;
 use smsflow::config::{self, KafkaMode, Pipeline};
+use smsflow::messaging::Recipients;
 use smsflow::topology::Topology;
 use smsflow::{graph, ops, script};
 use tracing::info;
@@ -92,6 +94,44 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Where a message stands (queued, sent, delivered, failed, suppressed), or every recipient of a send.
+    Status {
+        file: PathBuf,
+        /// A message id, or a send id (from `smsflow message`).
+        id: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Send a text to contacts, a group or numbers (RapidSMS's messaging).
+    Message {
+        file: PathBuf,
+        /// A contact id (repeatable).
+        #[arg(long = "contact")]
+        contacts: Vec<String>,
+        /// Every contact in this group (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// A phone number, or `backend:number` (repeatable).
+        #[arg(long = "to")]
+        numbers: Vec<String>,
+        #[command(flatten)]
+        server: Server,
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// A poll's question and results.
+    Poll {
+        file: PathBuf,
+        /// The poll's app name.
+        name: String,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// Contacts: import a CSV file of `name, backend, identity` lines.
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
     /// Decode and print the records of a topic, one JSON object a line (needs Kafka).
     Tail {
         file: PathBuf,
@@ -103,6 +143,25 @@ enum Command {
         #[arg(long)]
         count: Option<usize>,
     },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Import contacts; each bad line is reported with its number, the good ones are imported.
+    Import {
+        file: PathBuf,
+        csv: PathBuf,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+/// Where the running pipeline is.
+#[derive(clap::Args)]
+struct Server {
+    /// The running pipeline's HTTP address (default: its `http.listen`).
+    #[arg(long)]
+    url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -230,6 +289,47 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let n = smsflow::dlq::replay(&load(&file)?, &filter.into()).await?;
             println!("replayed {n} dead letters");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { file, id, server } => {
+            let api = Api::new(&load(&file)?, server.url.as_deref());
+            print!("{}", ops::status(&api, &id).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Message {
+            file,
+            contacts,
+            groups,
+            numbers,
+            server,
+            text,
+        } => {
+            let api = Api::new(&load(&file)?, server.url.as_deref());
+            let to = Recipients {
+                contacts,
+                groups,
+                numbers,
+            };
+            print!("{}", ops::message(&api, &text.join(" "), &to).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Poll { file, name, server } => {
+            let api = Api::new(&load(&file)?, server.url.as_deref());
+            print!("{}", ops::poll(&api, &name).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Contacts {
+            command: ContactsCommand::Import { file, csv, server },
+        } => {
+            let api = Api::new(&load(&file)?, server.url.as_deref());
+            let text = std::fs::read_to_string(&csv)
+                .with_context(|| format!("cannot read {}", csv.display()))?;
+            let (report, all_good) = ops::import_contacts(&api, text).await?;
+            print!("{report}");
+            Ok(if all_good {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Tail {
             file,

@@ -1,5 +1,7 @@
-//! Operator commands: inject an inbound message (`smsflow send`) and read a
-//! topic (`smsflow tail`).
+//! Operator commands: inject an inbound message (`smsflow send`), read a
+//! topic (`smsflow tail`), and ask the running pipeline (through its HTTP
+//! API, [`crate::client`]) for a message's status, send a message, read a
+//! poll's results, import contacts.
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use serde_json::json;
 
 use crate::backends::check_identity;
 use crate::bus::{kafka::KafkaBus, Produce};
+use crate::client::Api;
 use crate::config::{KafkaMode, Pipeline};
 use crate::message::{Connection, InboundMessage};
 use crate::schema;
@@ -39,25 +42,15 @@ pub async fn send(p: &Pipeline, backend: &str, from: &str, text: &str) -> anyhow
             Ok(msg.id)
         }
         KafkaMode::Embedded | KafkaMode::Mock => {
-            let mut addr = p.http.listen;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            let url = format!("http://{addr}/api/tester/messages");
-            let res = reqwest::Client::new()
-                .post(&url)
-                .json(&json!({ "identity": from, "text": text, "backend": backend }))
-                .send()
+            let body = Api::new(p, None)
+                .post_json(
+                    "/api/tester/messages",
+                    &json!({ "identity": from, "text": text, "backend": backend }),
+                )
                 .await
-                .with_context(|| format!("the {:?} bus lives inside `smsflow run`; is it running? (posting to {url})", p.kafka.mode))?;
-            let status = res.status();
-            let body: serde_json::Value = res.json().await.unwrap_or_default();
-            if !status.is_success() {
-                bail!(
-                    "{url} answered {status}: {}",
-                    body["error"].as_str().unwrap_or("no reason given")
-                );
-            }
+                .with_context(|| {
+                    format!("the {:?} bus lives inside `smsflow run`", p.kafka.mode)
+                })?;
             Ok(body["id"].as_str().unwrap_or_default().to_owned())
         }
     }
@@ -112,4 +105,114 @@ fn decoded<T: serde::Serialize>(r: Result<T, schema::DecodeError>) -> serde_json
         Ok(v) => serde_json::to_value(v).unwrap_or_default(),
         Err(e) => json!({ "undecodable": e.to_string() }),
     }
+}
+
+/// `smsflow status`: where message (or send) `id` stands, one line per recipient.
+pub async fn status(api: &Api, id: &str) -> anyhow::Result<String> {
+    let r = api.get(&format!("/api/status/{}", encode_path(id))).await?;
+    let counts: Vec<String> = r["counts"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+        .unwrap_or_default();
+    let recipients = r["recipients"].as_array().cloned().unwrap_or_default();
+    let mut out = format!(
+        "{} {} ({} recipient{}): {}\n",
+        r["kind"].as_str().unwrap_or("message"),
+        id,
+        recipients.len(),
+        if recipients.len() == 1 { "" } else { "s" },
+        counts.join(", ")
+    );
+    for m in recipients {
+        let at = m["at"]
+            .as_i64()
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(|ms| {
+                humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                )
+                .to_string()
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {}  {} via {}  {}  {}{}\n",
+            m["message_id"].as_str().unwrap_or_default(),
+            m["connection"]["identity"].as_str().unwrap_or_default(),
+            m["connection"]["backend"].as_str().unwrap_or_default(),
+            m["status"].as_str().unwrap_or_default(),
+            at,
+            m["error"]
+                .as_str()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default(),
+        ));
+    }
+    Ok(out)
+}
+
+/// `smsflow message`: send `text` (messaging); returns the confirmation and the send id.
+pub async fn message(
+    api: &Api,
+    text: &str,
+    to: &crate::messaging::Recipients,
+) -> anyhow::Result<String> {
+    let mut body = serde_json::to_value(to)?;
+    body["text"] = json!(text);
+    let r = api.post_json("/api/messages", &body).await?;
+    Ok(format!(
+        "{}\nsend id: {} (smsflow status FILE {})\n",
+        r["confirmation"].as_str().unwrap_or_default(),
+        r["send_id"].as_str().unwrap_or_default(),
+        r["send_id"].as_str().unwrap_or_default(),
+    ))
+}
+
+/// `smsflow poll`: a poll's question and results.
+pub async fn poll(api: &Api, name: &str) -> anyhow::Result<String> {
+    let r = api
+        .get(&format!("/api/polls/{}", encode_path(name)))
+        .await?;
+    let mut out = format!(
+        "{}: {}\n",
+        r["poll"].as_str().unwrap_or(name),
+        r["question"].as_str().unwrap_or_default()
+    );
+    for c in r["choices"].as_array().cloned().unwrap_or_default() {
+        out.push_str(&format!(
+            "  {:<12} {}\n",
+            c[0].as_str().unwrap_or_default(),
+            c[1].as_u64().unwrap_or(0)
+        ));
+    }
+    out.push_str(&format!(
+        "  {:<12} {}\n",
+        "total",
+        r["total"].as_u64().unwrap_or(0)
+    ));
+    Ok(out)
+}
+
+/// `smsflow contacts import`: import a CSV file; the report, and whether every line was good.
+pub async fn import_contacts(api: &Api, csv: String) -> anyhow::Result<(String, bool)> {
+    let r = api
+        .post_text("/api/contacts/import", "text/csv", csv)
+        .await?;
+    let errors = r["errors"].as_array().cloned().unwrap_or_default();
+    let mut out = format!(
+        "Added {} contacts, updated {}\n",
+        r["added"].as_u64().unwrap_or(0),
+        r["updated"].as_u64().unwrap_or(0)
+    );
+    for e in &errors {
+        out.push_str(&format!(
+            "line {}: {}\n",
+            e["line"].as_u64().unwrap_or(0),
+            e["reason"].as_str().unwrap_or_default()
+        ));
+    }
+    Ok((out, errors.is_empty()))
+}
+
+fn encode_path(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -1,0 +1,80 @@
+//! The running pipeline's HTTP API, as the CLI uses it: `smsflow status`,
+//! `message`, `poll`, `contacts import` (and `send` on the embedded bus)
+//! talk to the `smsflow run` process at `http.listen`, which holds the
+//! tables (on any bus) and the embedded bus itself.
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use crate::config::Pipeline;
+
+/// A client of one pipeline's HTTP API.
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// The API of the process running `p` on this machine (`http.listen`;
+    /// an unspecified address is reached on loopback), or at `url`.
+    pub fn new(p: &Pipeline, url: Option<&str>) -> Api {
+        let base = match url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let mut addr = p.http.listen;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
+        };
+        Api {
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(self.http.get(self.url(path)), path).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(self.http.post(self.url(path)).json(body), path)
+            .await
+    }
+
+    pub async fn post_text(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> anyhow::Result<Value> {
+        let req = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.call(req, path).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn call(&self, req: reqwest::RequestBuilder, path: &str) -> anyhow::Result<Value> {
+        let url = self.url(path);
+        let res = req.send().await.with_context(|| {
+            format!("cannot reach {url}: is `smsflow run` running with this pipeline?")
+        })?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or_default();
+        if !status.is_success() {
+            let why = body["error"].as_str().unwrap_or("no reason given");
+            match body["field"].as_str() {
+                Some(field) => bail!("{url} answered {status}: {field}: {why}"),
+                None => bail!("{url} answered {status}: {why}"),
+            }
+        }
+        Ok(body)
+    }
+}
