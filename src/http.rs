@@ -41,6 +41,7 @@ pub struct HttpState {
 
 pub fn router(state: Arc<HttpState>) -> Router {
     let backends = state.backends.clone();
+    let web = crate::web::routes(state.clone());
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::to("/tester/") }))
         .route("/tester/", get(|| async { Html(TESTER_PAGE) }))
@@ -60,7 +61,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(state);
+        .with_state(state)
+        .merge(web);
     for b in backends {
         router = router.merge(b);
     }

@@ -12,6 +12,7 @@
 //! - [`stage`]: the consume → handle → produce → mark-done loop every stage runs.
 //! - [`topology`]: a pipeline turned into running stages, and their shutdown order.
 //! - [`http`]: the one HTTP server; [`metrics`]: every metric, defined once.
+//! - [`web`]: the web pages and JSON API (message log, contacts, messaging, polls, status).
 //! - [`script`]: RapidSMS-style conversation scripts (`smsflow test`).
 //! - [`graph`]: the topology as text or Graphviz; [`ops`]: `smsflow send` and `tail`;
 //!   [`dlq`]: `smsflow dlq list` and `replay`.
@@ -40,3 +41,4 @@ pub mod stage;
 pub mod status;
 pub mod table;
 pub mod topology;
+pub mod web;
