@@ -134,6 +134,13 @@ impl Topology {
         if !chained.is_empty() {
             writes.extend(p.backends.iter().map(|b| t.send(b.name())));
         }
+        if p.optout.is_some() {
+            // The filter's own answers, and the opt-out list.
+            writes.extend([t.outbound.clone(), t.optouts.clone()]);
+        }
+        if p.messagelog.is_some() {
+            writes.push(t.log.clone());
+        }
         writes.push(t.dlq.clone());
         let mut stages = vec![StageInfo {
             name: "router-in".into(),
@@ -144,6 +151,13 @@ impl Topology {
         for a in &p.apps {
             let builtin = !matches!(a, config::App::External { .. });
             if self.runs_here(a) && !is_chained(a) {
+                let mut writes = vec![t.outbound.clone()];
+                match a {
+                    config::App::Registration { .. } => writes.push(t.contacts.clone()),
+                    config::App::Poll { .. } => writes.push(t.polls.clone()),
+                    _ => {}
+                }
+                writes.push(t.dlq.clone());
                 stages.push(StageInfo {
                     name: format!("app:{}", a.name()),
                     kind: StageKind::App {
@@ -151,7 +165,7 @@ impl Topology {
                         builtin,
                     },
                     reads: vec![t.app(a.name())],
-                    writes: vec![t.outbound.clone(), t.dlq.clone()],
+                    writes,
                 });
             }
         }
@@ -163,6 +177,8 @@ impl Topology {
                 .backends
                 .iter()
                 .map(|b| t.send(b.name()))
+                .chain(p.optout.as_ref().map(|_| t.events.clone()))
+                .chain(p.messagelog.as_ref().map(|_| t.log.clone()))
                 .chain([t.dlq.clone()])
                 .collect(),
         });

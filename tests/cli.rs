@@ -70,7 +70,7 @@ fn send_to_a_pipeline_that_is_not_running_says_so() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is it running?"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is `smsflow run` running"));
     let out = smsflow()
         .args(["send", "--from", "abc"])
         .arg(common::root().join("pipelines/demo.yaml"))
@@ -142,6 +142,13 @@ async fn send_and_tail_on_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kafka.yaml");
     let demo = std::fs::read_to_string(common::root().join("pipelines/demo.yaml")).unwrap();
+    // The demo's translations file is relative to it.
+    std::fs::create_dir(dir.path().join("translations")).unwrap();
+    std::fs::copy(
+        common::root().join("pipelines/translations/sw.yaml"),
+        dir.path().join("translations/sw.yaml"),
+    )
+    .unwrap();
     std::fs::write(
         &file,
         demo.replace(
