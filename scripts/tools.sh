@@ -6,7 +6,9 @@
 # tansu broker (real-broker tests and benchmarks; each starts its own on a free
 # loopback port), built once and kept in $cache. A Python virtualenv in
 # $cache/venv with the twilio package (tests that drive smsflow with the real
-# Twilio client). Exports SMSFLOW_TANSU and SMSFLOW_PYTHON.
+# Twilio client) and confluent-kafka and fastavro (the example external app,
+# examples/external_app.py, which tests/external_app.rs runs against the real
+# broker). Exports SMSFLOW_TANSU and SMSFLOW_PYTHON.
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -62,4 +64,12 @@ if ! "$SMSFLOW_PYTHON" -c "import sys, twilio; sys.exit(twilio.__version__ != '$
   echo "==> creating $cache/venv with twilio $twilio_version (PyPI)"
   /usr/bin/python3 -m venv "$cache/venv"
   "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check "twilio==$twilio_version"
+fi
+
+confluent_kafka_version=2.16.1
+fastavro_version=1.13.1
+if ! "$SMSFLOW_PYTHON" -c "import sys, confluent_kafka, fastavro; sys.exit(confluent_kafka.__version__ != '$confluent_kafka_version' or fastavro.__version__ != '$fastavro_version')" 2>/dev/null; then
+  echo "==> installing confluent-kafka $confluent_kafka_version and fastavro $fastavro_version into $cache/venv (PyPI)"
+  "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check \
+      "confluent-kafka==$confluent_kafka_version" "fastavro==$fastavro_version"
 fi
