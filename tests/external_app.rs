@@ -1,6 +1,7 @@
 //! An app in another language, through the topics only: the Python example
-//! (`examples/external_app.py`) answers for the pipeline's `external` app
-//! `shout`, on a real broker (tansu), and skips records it cannot decode.
+//! (`examples/external_app.py`) answers for the `external` app `shout` of
+//! `pipelines/external.yaml`, on a real broker (tansu), and skips records it
+//! cannot decode.
 //!
 //! The Python comes from `$SMSFLOW_PYTHON` (scripts/tools.sh makes a venv with
 //! confluent-kafka and fastavro and exports it).
@@ -20,19 +21,6 @@ use smsflow::topology::Topology;
 use tokio::sync::broadcast;
 
 mod common;
-
-const PIPELINE: &str = "
-project: External app test
-backends:
-  - type: tester
-routes:
-  - app: shout
-apps:
-  - name: shout
-    type: external
-    keyword: shout
-  - type: default
-";
 
 const PHONE: &str = "+15550100";
 
@@ -163,8 +151,10 @@ async fn reply_to(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_app_answers_through_the_topics_and_skips_what_it_cannot_decode() {
     let broker = common::broker::Broker::start();
+    // The pipeline README.external.md runs, on this test's broker.
+    let yaml = std::fs::read_to_string(common::root().join("pipelines/external.yaml")).unwrap();
     let p = common::on_broker(
-        common::pipeline_from(PIPELINE, KafkaMode::Embedded),
+        common::pipeline_from(&yaml, KafkaMode::Embedded),
         &broker.brokers(),
         "external",
     );
@@ -195,7 +185,7 @@ async fn a_python_app_answers_through_the_topics_and_skips_what_it_cannot_decode
     let r = reply_to(&other, &mut replies, &mut app).await;
     assert_eq!(
         r.text,
-        "Sorry, External app test could not understand your message."
+        "Sorry, smsflow external app demo could not understand your message."
     );
 
     // Three records the app cannot use, on the phone's partition (same key),
