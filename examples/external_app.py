@@ -14,7 +14,8 @@ the contract it follows holds for any language:
   that several copies share the partitions.
 * Records are Avro *single-object encoded*: the bytes C3 01, the 8-byte
   little-endian CRC-64-AVRO fingerprint of the schema's parsing canonical
-  form, then the Avro binary datum. Input is a `RoutedMessage`
+  form (as smsflow computes it: see canonical_form below), then the Avro
+  binary datum. Input is a `RoutedMessage`
   (schemas/routed_message.avsc), output an `OutboundMessage`
   (schemas/outbound_message.avsc). A record whose header is not the
   RoutedMessage one, or whose datum does not decode, is logged and skipped.
@@ -114,12 +115,13 @@ def canonical_form(schema, namespace: str = "") -> str:
     if isinstance(schema, list):
         return "[" + ",".join(canonical_form(s, namespace) for s in schema) + "]"
     kind = schema["type"]
-    if not isinstance(kind, str):
-        return canonical_form(kind, namespace)
-    if kind in PRIMITIVES:
+    if isinstance(kind, str) and kind in PRIMITIVES:
         if "logicalType" in schema:
             return '{"type":' + json.dumps(kind) + "}"  # apache-avro's form, see above
         return json.dumps(kind)
+    if not isinstance(kind, str) or kind not in ("record", "enum", "fixed", "array", "map"):
+        # {"type": {...}} or {"type": "SomeName"}: the schema inside.
+        return canonical_form(kind, namespace)
     parts = []
     if kind in ("record", "enum", "fixed"):
         name = full_name(schema["name"], schema.get("namespace", namespace))
