@@ -59,10 +59,10 @@ struct ExternalApp {
 }
 
 impl ExternalApp {
-    fn start(brokers: &str, group: &str, dir: &Path) -> ExternalApp {
+    fn start(python: &Path, brokers: &str, group: &str, dir: &Path) -> ExternalApp {
         let log = dir.join("external_app.log");
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(python())
+        let child = Command::new(python)
             .arg(common::root().join("examples/external_app.py"))
             .args(["--brokers", brokers, "--app", "shout", "--group", group])
             .arg("--schemas")
@@ -150,6 +150,7 @@ async fn reply_to(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_app_answers_through_the_topics_and_skips_what_it_cannot_decode() {
+    let python = python();
     let broker = common::broker::Broker::start();
     // The pipeline README.external.md runs, on this test's broker.
     let yaml = std::fs::read_to_string(common::root().join("pipelines/external.yaml")).unwrap();
@@ -163,7 +164,7 @@ async fn a_python_app_answers_through_the_topics_and_skips_what_it_cannot_decode
     let mut replies = tester.subscribe();
     let dir = tempfile::tempdir().unwrap();
     // The group smsflow's own stage for the app would use: <kafka.group>.app:<name>.
-    let mut app = ExternalApp::start(&broker.brokers(), "external.app:shout", dir.path());
+    let mut app = ExternalApp::start(&python, &broker.brokers(), "external.app:shout", dir.path());
 
     let hello = send(&tester, "shout hello").await;
     let r = reply_to(&hello, &mut replies, &mut app).await;
