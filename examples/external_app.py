@@ -13,8 +13,8 @@ the contract it follows holds for any language:
   `smsflow.app:NAME`, the group smsflow's own stage for the app would use), so
   that several copies share the partitions.
 * Records are Avro *single-object encoded*: the bytes C3 01, the 8-byte
-  little-endian CRC-64-AVRO fingerprint of the schema's parsing canonical
-  form (as smsflow computes it: see canonical_form below), then the Avro
+  little-endian CRC-64-AVRO fingerprint of the schema's Parsing Canonical
+  Form (as the Avro specification and fastavro compute it), then the Avro
   binary datum. Input is a `RoutedMessage`
   (schemas/routed_message.avsc), output an `OutboundMessage`
   (schemas/outbound_message.avsc). A record whose header is not the
@@ -53,7 +53,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
-from fastavro.schema import fingerprint
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 log = logging.getLogger("external_app")
 
@@ -93,63 +93,6 @@ class NotDecodable(Exception):
     """A record that is not a valid single-object encoded datum of the schema."""
 
 
-PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
-
-
-def canonical_form(schema, namespace: str = "") -> str:
-    """The schema's Parsing Canonical Form, as smsflow fingerprints it.
-
-    This is the Avro specification's form (full names, only the attributes
-    that matter for parsing, in the specification's order, no whitespace)
-    with one difference: smsflow's Avro library (the Rust crate apache-avro,
-    0.22) writes a primitive carrying a logical type as an object,
-    `{"type":"long"}`, where the specification and other libraries (Java,
-    fastavro's to_parsing_canonical_form) write `"long"`. Every smsflow
-    schema has timestamp-millis fields, so the fingerprints differ; this
-    function gives the one smsflow writes and expects.
-    """
-    if isinstance(schema, str):
-        if schema in PRIMITIVES:
-            return json.dumps(schema)
-        return json.dumps(full_name(schema, namespace))
-    if isinstance(schema, list):
-        return "[" + ",".join(canonical_form(s, namespace) for s in schema) + "]"
-    kind = schema["type"]
-    if isinstance(kind, str) and kind in PRIMITIVES:
-        if "logicalType" in schema:
-            return '{"type":' + json.dumps(kind) + "}"  # apache-avro's form, see above
-        return json.dumps(kind)
-    if not isinstance(kind, str) or kind not in ("record", "enum", "fixed", "array", "map"):
-        # {"type": {...}} or {"type": "SomeName"}: the schema inside.
-        return canonical_form(kind, namespace)
-    parts = []
-    if kind in ("record", "enum", "fixed"):
-        name = full_name(schema["name"], schema.get("namespace", namespace))
-        namespace = name.rpartition(".")[0]
-        parts.append('"name":' + json.dumps(name))
-    parts.append('"type":' + json.dumps(kind))
-    if kind == "record":
-        fields = [
-            f'{{"name":{json.dumps(f["name"])},"type":{canonical_form(f["type"], namespace)}}}'
-            for f in schema["fields"]
-        ]
-        parts.append('"fields":[' + ",".join(fields) + "]")
-    elif kind == "enum":
-        parts.append('"symbols":' + json.dumps(schema["symbols"], separators=(",", ":")))
-    elif kind == "array":
-        parts.append('"items":' + canonical_form(schema["items"], namespace))
-    elif kind == "map":
-        parts.append('"values":' + canonical_form(schema["values"], namespace))
-    elif kind == "fixed":
-        parts.append('"size":' + str(int(schema["size"])))
-    return "{" + ",".join(parts) + "}"
-
-
-def full_name(name: str, namespace: str) -> str:
-    """A name with a dot is already full; others are in the enclosing namespace."""
-    return name if "." in name or not namespace else f"{namespace}.{name}"
-
-
 class Codec:
     """Encoder and decoder of one schema file, with single-object framing."""
 
@@ -160,7 +103,7 @@ class Codec:
         # fastavro gives the CRC-64-AVRO (Rabin) fingerprint as the hex of its
         # little-endian bytes: the order single-object encoding writes them in.
         self.header = SINGLE_OBJECT_MARKER + bytes.fromhex(
-            fingerprint(canonical_form(raw), "CRC-64-AVRO")
+            fingerprint(to_parsing_canonical_form(raw), "CRC-64-AVRO")
         )
 
     def encode(self, record: dict) -> bytes:
