@@ -213,3 +213,122 @@ async fn send_and_tail_on_kafka() {
     drop(tester);
     running.shutdown().await.unwrap();
 }
+
+/// The app commands against a running demo: import contacts (a bad line
+/// reported, the good ones imported), message them and a group, read the
+/// send's status, answer the poll and read its results.
+#[test]
+fn contacts_message_status_and_poll_commands() {
+    let port = common::free_port();
+    let _running = common::Smsflow::start(port);
+    let demo = common::root().join("pipelines/demo.yaml");
+    let cli = |args: &[&str]| {
+        let out = smsflow()
+            .arg(args[0])
+            .args(if args[0] == "contacts" {
+                vec![args[1].to_owned(), demo.display().to_string()]
+            } else {
+                vec![demo.display().to_string()]
+            })
+            .args(&args[if args[0] == "contacts" { 2 } else { 1 }..])
+            .env("SMSFLOW_LISTEN", format!("127.0.0.1:{port}"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "Ada, message_tester, +15550601\nBob, nowhere, +15550602\n\"Smith, Carol\", message_tester, +1 555 0603\n",
+    )
+    .unwrap();
+    let (ok, out, _) = cli(&["contacts", "import", csv.to_str().unwrap()]);
+    assert!(!ok, "a bad line makes the import exit non-zero");
+    assert!(out.contains("Added 2 contacts"), "{out}");
+    assert!(
+        out.contains("line 2: backend: no backend \"nowhere\""),
+        "{out}"
+    );
+
+    let (ok, out, err) = cli(&[
+        "message",
+        "--to",
+        "+15550601",
+        "--to",
+        "message_tester:+15550603",
+        "--to",
+        "+15550604",
+        "Clinic",
+        "opens",
+        "at",
+        "9",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("Your message was sent to 3 recipients."),
+        "{out}"
+    );
+    let send_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("send id: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (ok, out, err) = cli(&["status", &send_id]);
+        assert!(ok, "{err}");
+        if out.contains("delivered 3") {
+            assert!(
+                out.starts_with(&format!("send {send_id} (3 recipients)")),
+                "{out}"
+            );
+            assert!(
+                out.contains("+15550603 via message_tester  delivered"),
+                "{out}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not delivered: {out}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (ok, _, err) = cli(&["message", "--to", "12ab", "hi"]);
+    assert!(!ok);
+    assert!(
+        err.contains("numbers: \"12ab\" is not a phone number"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&["status", "no-such-id"]);
+    assert!(!ok);
+    assert!(err.contains("404"), "{err}");
+
+    for (from, text) in [
+        ("+15550601", "lunch pizza"),
+        ("+15550603", "lunch soup"),
+        ("+15550604", "lunch PIZZA"),
+    ] {
+        let (ok, _, err) = cli(&["send", "--from", from, text]);
+        assert!(ok, "{err}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (ok, out, err) = cli(&["poll", "lunch"]);
+        assert!(ok, "{err}");
+        if out.contains("total        3") {
+            assert!(
+                out.starts_with("lunch: What would you like for lunch?"),
+                "{out}"
+            );
+            assert!(out.contains("pizza        2"), "{out}");
+            assert!(out.contains("soup         1"), "{out}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
