@@ -20,8 +20,8 @@ use crate::backends::status_name;
 use crate::message::{Connection, DeliveryEvent, DeliveryStatus};
 use crate::schema::{self, DecodeError};
 
-/// Messages remembered; the oldest is forgotten first.
-const REMEMBERED: usize = 1_000_000;
+/// Messages remembered (a few hundred bytes each); the oldest is forgotten first.
+const REMEMBERED: usize = 200_000;
 
 /// One message's status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
