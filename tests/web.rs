@@ -438,6 +438,36 @@ async fn a_csv_import_keeps_the_good_lines_and_reports_each_bad_one() {
         ]
     );
 
+    // Windows line ends (and a browser's form) count lines the same.
+    let (_, crlf) = web
+        .post_raw(
+            "/api/contacts/import",
+            "text/csv",
+            "Eve, message_tester, +15550006666\r\nno commas\r\nFay, nope, +1555\r\n",
+        )
+        .await;
+    assert_eq!(crlf["added"], 1, "{crlf}");
+    let lines: Vec<&Value> = crlf["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["line"])
+        .collect();
+    assert_eq!(lines, [2, 3], "{crlf}");
+    let (status, _) = web
+        .call(
+            reqwest::Method::DELETE,
+            &format!(
+                "/api/contacts/{}",
+                web.get("/api/contacts?q=Eve").await.1["contacts"][0]["id"]
+                    .as_str()
+                    .unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+
     // The same number again renames its contact.
     let (_, again) = web
         .post_raw(
