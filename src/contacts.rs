@@ -263,6 +263,10 @@ impl ContactBook {
     /// number that already has a contact renames it. Returns the report and
     /// the records to write.
     pub fn import_csv(&self, text: &str) -> (Import, Vec<Produce>) {
+        // Browsers send a textarea's lines as CRLF, and Windows writes CSV
+        // files so; the csv crate's line positions count those wrong (every
+        // bad line would be line 1).
+        let text = text.replace("\r\n", "\n");
         let mut report = Import::default();
         let mut records = Vec::new();
         let mut reader = csv::ReaderBuilder::new()
@@ -415,6 +419,9 @@ mod tests {
             .unwrap();
         assert_eq!(carol.name, "Smith, Carol");
         assert_eq!(b.len(), 2);
+        let (crlf, _) = b.import_csv("Dan, tester, +15550009\r\nno\r\nEve, tester, x\r\n");
+        let lines: Vec<usize> = crlf.errors.iter().map(|(l, _)| *l).collect();
+        assert_eq!((crlf.added, lines), (1, vec![2, 3]));
         let (empty, _) = b.import_csv("\n\n");
         assert_eq!(
             empty.errors,

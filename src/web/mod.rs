@@ -169,11 +169,7 @@ pub(crate) async fn delete_contact(s: &HttpState, id: &str) -> Result<Contact, R
 
 /// Import CSV lines `name, backend, identity`.
 pub(crate) async fn import_contacts(s: &HttpState, csv: &str) -> Result<Import, Refused> {
-    // Browsers send a textarea's lines as CRLF (and Windows writes CSV files
-    // so), and the csv crate counts a CRLF file's lines wrong: every bad
-    // line would be reported as line 1.
-    let csv = csv.replace("\r\n", "\n");
-    let (report, records) = s.tables.contacts.import_csv(&csv);
+    let (report, records) = s.tables.contacts.import_csv(csv);
     write(s, records).await?;
     Ok(report)
 }
