@@ -135,13 +135,7 @@ pub async fn run(
                 }
             }
             Direction::Out if step.text == NOTHING => {
-                let deadline = Instant::now() + settle;
-                while let Ok(Ok(m)) = tokio::time::timeout_at(deadline, replies.recv()).await {
-                    queued
-                        .entry(m.connection.identity)
-                        .or_default()
-                        .push_back(m.text);
-                }
+                gather(&mut replies, &mut queued, settle).await;
                 if let Some(got) = queued.get_mut(&step.identity).and_then(VecDeque::pop_front) {
                     mismatches.push(Mismatch {
                         line: step.line,
@@ -188,13 +182,7 @@ pub async fn run(
         }
     }
     // Replies nobody expected: collect what arrives while the pipeline settles.
-    let deadline = Instant::now() + settle;
-    while let Ok(Ok(m)) = tokio::time::timeout_at(deadline, replies.recv()).await {
-        queued
-            .entry(m.connection.identity)
-            .or_default()
-            .push_back(m.text);
-    }
+    gather(&mut replies, &mut queued, settle).await;
     let mut extra: Vec<(String, String)> = queued
         .into_iter()
         .flat_map(|(id, texts)| texts.into_iter().map(move |t| (id.clone(), t)))
@@ -209,6 +197,21 @@ pub async fn run(
         });
     }
     mismatches
+}
+
+/// Queue, per number, the replies that arrive within `settle`.
+async fn gather(
+    replies: &mut tokio::sync::broadcast::Receiver<crate::message::OutboundMessage>,
+    queued: &mut HashMap<String, VecDeque<String>>,
+    settle: Duration,
+) {
+    let deadline = Instant::now() + settle;
+    while let Ok(Ok(m)) = tokio::time::timeout_at(deadline, replies.recv()).await {
+        queued
+            .entry(m.connection.identity)
+            .or_default()
+            .push_back(m.text);
+    }
 }
 
 #[cfg(test)]
