@@ -13,14 +13,14 @@
 //! partition by assignment. Embedded bus: a group joined at start-up (every
 //! group of an embedded pipeline joins before anything is written).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::apps::{PollBook, Services};
-use crate::bus::kafka::read_to_end;
 use crate::bus::{Bus, BusError, Produce, Producer, Record};
 use crate::config::{self, Pipeline};
 use crate::contacts::ContactBook;
@@ -107,13 +107,33 @@ where
     let task = match bus {
         Bus::Kafka(k) => {
             let (mut consumer, progress) = k.reader(&group, &topic).await?;
+            // Up to the end each partition had now; what comes after (on a
+            // busy topic, all the time) is applied live.
+            let mut remaining: HashMap<i32, i64> = progress
+                .iter()
+                .filter(|(_, _, end)| *end > 0)
+                .map(|(p, _, end)| (*p, *end))
+                .collect();
             let mut n = 0usize;
-            read_to_end(&mut consumer, &topic, &progress, async |r| {
+            while !remaining.is_empty() {
+                // Silence before the reported end: a broker whose end is
+                // off (tansu 0.6.0 reports a batch's as its first offset +
+                // 1). Go on: the rest, if any, arrives live.
+                let Ok(r) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await
+                else {
+                    warn!(topic = %topic, "table: no record before the reported end; restored what was read");
+                    break;
+                };
+                let r = r?;
+                if remaining
+                    .get(&r.partition)
+                    .is_some_and(|end| r.offset + 1 >= *end)
+                {
+                    remaining.remove(&r.partition);
+                }
                 write(apply(&r, Phase::Restore)).await;
                 n += 1;
-                Ok::<(), BusError>(())
-            })
-            .await?;
+            }
             info!(topic = %topic, records = n, "table restored");
             tokio::spawn(async move {
                 loop {
@@ -152,8 +172,19 @@ pub struct Tables {
     pub optouts: Arc<OptOuts>,
     pub polls: Arc<PollBook>,
     /// `None` when the pipeline has no `messagelog:` section.
-    pub log: Option<Arc<MessageLog>>,
-    pub status: Arc<StatusBook>,
+    log: Option<Arc<MessageLog>>,
+    status: Arc<StatusBook>,
+    views: Arc<Views>,
+}
+
+/// The tables only questions need (message status, the log): followed from
+/// the first question on Kafka, so that stage processes nobody asks do not
+/// read every event; from the start on the embedded bus, where a late reader
+/// would not see what was written before it joined.
+#[derive(Default)]
+struct Views {
+    followers: tokio::sync::OnceCell<Vec<Follower>>,
+    source: Mutex<Option<(Bus, Producer, Pipeline)>>,
 }
 
 impl Tables {
@@ -169,7 +200,72 @@ impl Tables {
             polls: PollBook::new(&p.topics.polls),
             log: p.messagelog.as_ref().map(|m| MessageLog::new(m.keep)),
             status: StatusBook::new(),
+            views: Arc::default(),
         }
+    }
+
+    /// Message status, built from the events topic (the first call on Kafka
+    /// reads it up to now).
+    pub async fn status(&self) -> Result<&StatusBook, BusError> {
+        self.views().await?;
+        Ok(&self.status)
+    }
+
+    /// The message log, `None` when the pipeline has none (the first call
+    /// on Kafka reads the log topic up to now).
+    pub async fn log(&self) -> Result<Option<&MessageLog>, BusError> {
+        self.views().await?;
+        Ok(self.log.as_deref())
+    }
+
+    async fn views(&self) -> Result<(), BusError> {
+        let source = self
+            .views
+            .source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.views
+            .followers
+            .get_or_try_init(|| async {
+                let Some((bus, producer, p)) = source else {
+                    return Err(BusError::Closed);
+                };
+                self.follow_views(&bus, &producer, &p).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn follow_views(
+        &self,
+        bus: &Bus,
+        producer: &Producer,
+        p: &Pipeline,
+    ) -> Result<Vec<Follower>, BusError> {
+        let t = &p.topics;
+        let group = &p.kafka.group;
+        let dlq: Arc<str> = Arc::from(t.dlq.as_str());
+        let mut followers = Vec::new();
+        if let Some(log) = &self.log {
+            let (log, d) = (log.clone(), dlq.clone());
+            followers.push(
+                follow(bus, producer, group, &t.log, move |r, phase| {
+                    let e = log.apply(&r.payload).err()?;
+                    unreadable(&d, r, phase, &e.to_string())
+                })
+                .await?,
+            );
+        }
+        let (status, d) = (self.status.clone(), dlq);
+        followers.push(
+            follow(bus, producer, group, &t.events, move |r, phase| {
+                let e = status.apply(&r.payload).err()?;
+                unreadable(&d, r, phase, &e.to_string())
+            })
+            .await?,
+        );
+        Ok(followers)
     }
 
     /// What apps are given.
@@ -219,24 +315,12 @@ impl Tables {
                 .await?,
             );
         }
-        if let Some(log) = &self.log {
-            let (log, d) = (log.clone(), dlq.clone());
-            followers.push(
-                follow(bus, producer, group, &t.log, move |r, phase| {
-                    let e = log.apply(&r.payload).err()?;
-                    unreadable(&d, r, phase, &e.to_string())
-                })
-                .await?,
-            );
+        // The views: now on the embedded bus, at the first question on Kafka.
+        *self.views.source.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((bus.clone(), producer.clone(), p.clone()));
+        if let Bus::Embedded(_) = bus {
+            self.views().await?;
         }
-        let (status, d) = (self.status.clone(), dlq);
-        followers.push(
-            follow(bus, producer, group, &t.events, move |r, phase| {
-                let e = status.apply(&r.payload).err()?;
-                unreadable(&d, r, phase, &e.to_string())
-            })
-            .await?,
-        );
         Ok(followers)
     }
 }

@@ -68,7 +68,10 @@ async fn reply(
 }
 
 fn status_of(running: &Running, id: &str) -> Option<Report> {
-    running.tables().status.report(id)
+    // The embedded bus follows the events from the start: ready at once.
+    futures::executor::block_on(running.tables().status())
+        .unwrap()
+        .report(id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +216,7 @@ async fn the_message_log_has_every_recipient_and_the_contact() {
     .await
     .unwrap();
     assert_eq!(sent.recipients, 3);
-    let log = running.tables().log.clone().unwrap();
+    let log = running.tables().log().await.unwrap().unwrap();
     let page = until("three logged recipients", || {
         let p = log.search(&Query {
             text: "team meeting".into(),
@@ -261,6 +264,7 @@ async fn tables_survive_a_restart_on_a_real_broker() {
     let broker = common::broker::Broker::start();
     let pipeline = || common::on_broker(running_pipeline(), &broker.brokers(), "apps-restart");
     let phone = "+15557770021";
+    let echo_id;
     {
         let running = Topology::new(pipeline())
             .unwrap()
@@ -284,6 +288,9 @@ async fn tables_survive_a_restart_on_a_real_broker() {
         assert!(reply(&tester, &mut rx, "+15557770022", "stop")
             .await
             .starts_with("You have been unsubscribed"));
+        let echo = tester.receive(Some(phone), Some("echo hi")).await.unwrap();
+        echo_id = derived_id(&echo.id, "echo", 0);
+        rx.recv().await.unwrap();
         drop(tester);
         running.shutdown().await.unwrap();
     }
@@ -302,6 +309,14 @@ async fn tables_survive_a_restart_on_a_real_broker() {
         ("Wanjiru", "fr")
     );
     assert!(t.optouts.is_stopped("+15557770022"));
+    // Message status is read from the events at the first question.
+    let status = t
+        .status()
+        .await
+        .unwrap()
+        .report(&echo_id)
+        .expect("status restored");
+    assert_eq!(status.recipients[0].status, "delivered");
     let tester = running.tester(None).unwrap();
     let mut rx = tester.subscribe();
     assert_eq!(

@@ -239,7 +239,11 @@ async fn send(State(s): S, body: Bytes) -> Response {
 }
 
 async fn status(State(s): S, Path(id): Path<String>) -> Response {
-    match s.tables.status.report(id.trim()) {
+    let status = match s.tables.status().await {
+        Ok(t) => t,
+        Err(e) => return refused(Refused::Bus(format!("cannot read the events: {e}"))),
+    };
+    match status.report(id.trim()) {
         Some(r) => Json(r).into_response(),
         None => refused(Refused::NotFound(format!(
             "no message or send with id {id}"
@@ -366,8 +370,10 @@ pub(crate) fn log_query(raw: &str) -> Result<Query, Refused> {
 }
 
 async fn search_log(State(s): S, RawQuery(raw): RawQuery) -> Response {
-    let Some(log) = &s.tables.log else {
-        return refused(Refused::NotFound(LOG_OFF.into()));
+    let log = match s.tables.log().await {
+        Ok(Some(log)) => log,
+        Ok(None) => return refused(Refused::NotFound(LOG_OFF.into())),
+        Err(e) => return refused(Refused::Bus(format!("cannot read the log: {e}"))),
     };
     match log_query(raw.as_deref().unwrap_or_default()) {
         Ok(q) => Json(log.search(&q)).into_response(),

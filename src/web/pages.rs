@@ -148,13 +148,20 @@ fn options(choices: &[(String, String)], selected: &str) -> String {
 
 async fn log_page(State(s): S, RawQuery(raw): RawQuery) -> Response {
     let title = "Message log";
-    let Some(log) = &s.tables.log else {
-        return page(
+    let log = match s.tables.log().await {
+        Ok(Some(log)) => log,
+        Ok(None) => return page(
             StatusCode::NOT_FOUND,
             title,
             "/log/",
             "<h1>Message log</h1>\n<p class=\"notice\" id=\"notice\">The message log is off: add <code>messagelog:</code> to the pipeline.</p>",
-        );
+        ),
+        Err(e) => return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            title,
+            "/log/",
+            &format!("<h1>Message log</h1>\n<p class=\"error\" id=\"notice\">Cannot read the log: {}</p>", esc(&e.to_string())),
+        ),
     };
     let f = Form::query(raw);
     let mut errors = Errors::new();
@@ -925,7 +932,22 @@ async fn status_page(State(s): S, RawQuery(raw): RawQuery) -> Response {
     if id.is_empty() {
         return page(StatusCode::OK, "Message status", "/status/", &body);
     }
-    let Some(report) = s.tables.status.report(&id) else {
+    let report = match s.tables.status().await {
+        Ok(status) => status.report(&id),
+        Err(e) => {
+            body += &format!(
+                "<p class=\"error\" id=\"summary\">Cannot read the delivery events: {}</p>\n",
+                esc(&e.to_string())
+            );
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Message status",
+                "/status/",
+                &body,
+            );
+        }
+    };
+    let Some(report) = report else {
         body += &format!(
             "<p class=\"notice\" id=\"summary\">No message or send with id {} (yet: a message shows here once its first event is read; reload in a moment).</p>\n",
             esc(&id)
