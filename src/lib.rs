@@ -19,8 +19,8 @@
 
 pub mod apps;
 pub mod backends;
-pub mod client;
 pub mod bus;
+pub mod client;
 pub mod config;
 pub mod contacts;
 pub mod dlq;
