@@ -9,6 +9,9 @@
 //!   record (decode → filter → a 200-route table → encode the routed message)
 //!   for a message that matches an early route, a late route, a pattern route,
 //!   and no route (→ the default app);
+//! - `router_apps/*`: the same with the apps' router work switched on: the
+//!   sender is a registered contact (looked up and attached), opt-out
+//!   keywords are checked, and the message is logged (one more record);
 //! - `route/*`: the same table deciding alone (`RouteTable::first_match`);
 //! - `sms/*`: GSM-7 / UCS-2 detection and segment counting of one text.
 //!
@@ -231,6 +234,53 @@ fn router(c: &mut Criterion) {
     g.finish();
 }
 
+fn router_apps(c: &mut Criterion) {
+    let mut p = pipeline();
+    p.optout = Some(config::OptOut::default());
+    p.messagelog = Some(config::MessageLog::default());
+    let table = RouteTable::build(&p).unwrap();
+    let tables = smsflow::table::Tables::new(&p);
+    let mut ada = contact();
+    ada.connections = vec![Connection::new("message_tester", IDENTITY)];
+    tables.contacts.save(ada).unwrap();
+    let keywords = smsflow::optout::Keywords::new(p.optout.as_ref().unwrap());
+    let mut router = RouterIn::new(Arc::from("router-in"), &p, table, tables.services())
+        .with_optout(keywords, tables.optouts.clone());
+    let mut g = c.benchmark_group("router_apps");
+    g.throughput(Throughput::Elements(1));
+    let mut out = Output::default();
+    for (name, text, app) in router_cases() {
+        let msg = inbound(&text);
+        let record = Record {
+            topic: Arc::from("sms.inbound"),
+            partition: 0,
+            offset: 0,
+            key: Some(Bytes::from(msg.connection.key())),
+            payload: Bytes::from(schema::inbound().encode(&msg).unwrap()),
+            headers: Vec::new(),
+        };
+        let mut handle = |out: &mut Output| {
+            out.clear();
+            router
+                .handle(black_box(&record), out)
+                .now_or_never()
+                .expect("the router does not await")
+                .unwrap();
+        };
+        handle(&mut out);
+        // The log entry, then the routed message with the contact attached.
+        let routed = schema::routed().decode(&out[1].payload).unwrap();
+        assert_eq!(
+            (out.len(), routed.app.as_str()),
+            (2, app.as_str()),
+            "{text:?}"
+        );
+        assert_eq!(routed.contact.map(|c| c.name), Some("Ada Nakato".into()));
+        g.bench_function(name, |b| b.iter(|| handle(&mut out)));
+    }
+    g.finish();
+}
+
 fn route(c: &mut Criterion) {
     let table = RouteTable::build(&pipeline()).unwrap();
     let mut g = c.benchmark_group("route");
@@ -275,5 +325,5 @@ fn sms(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, router, route, sms);
+criterion_group!(benches, codec, router, router_apps, route, sms);
 criterion_main!(benches);

@@ -40,7 +40,7 @@ pub struct Recipients {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct SendError {
-    /// `message`, `contacts`, `groups`, `numbers`, `recipients` or `bus`.
+    /// `text`, `contacts`, `groups`, `numbers`, `recipients` or `bus`.
     pub field: &'static str,
     pub message: String,
 }
@@ -160,7 +160,7 @@ pub async fn send(
     to: &Recipients,
 ) -> Result<Sent, SendError> {
     if text.trim().is_empty() {
-        return Err(refuse("message", "the message is empty"));
+        return Err(refuse("text", "the message is empty"));
     }
     send_with(tables, p, producer, "messaging", to, |_| text.to_owned()).await
 }
@@ -197,7 +197,7 @@ pub async fn send_with(
         msg.campaign_id = Some(send_id.clone());
         let key = Bytes::from(connection.key());
         let encoded = |r: Result<Vec<u8>, schema::EncodeError>| {
-            r.map_err(|e| refuse("message", format!("cannot be encoded: {e}")))
+            r.map_err(|e| refuse("text", format!("cannot be encoded: {e}")))
         };
         let payload = encoded(schema::outbound().encode(&msg))?;
         records.push(Produce::new(outbound.clone(), key.clone(), payload));

@@ -58,11 +58,6 @@ impl From<SendError> for Refused {
     fn from(e: SendError) -> Self {
         match e.field {
             "bus" => Refused::Bus(e.message),
-            // The text's field is `text` in the form and the API.
-            "message" => Refused::Invalid {
-                field: "text",
-                message: e.message,
-            },
             field => Refused::Invalid {
                 field,
                 message: e.message,
