@@ -199,8 +199,42 @@ fn router(c: &mut Criterion) {
     let p = pipeline();
     let table = RouteTable::build(&p).unwrap();
     let services = smsflow::table::Tables::new(&p).services();
-    let mut router = RouterIn::new(Arc::from("router-in"), &p, table, services);
-    let mut g = c.benchmark_group("router");
+    let router = RouterIn::new(Arc::from("router-in"), &p, table, services);
+    bench_router(c, "router", router, |out, app, text| {
+        let routed = schema::routed().decode(&out[0].payload).unwrap();
+        assert_eq!((out.len(), routed.app.as_str()), (1, app), "{text:?}");
+    });
+}
+
+fn router_apps(c: &mut Criterion) {
+    let mut p = pipeline();
+    p.optout = Some(config::OptOut::default());
+    p.messagelog = Some(config::MessageLog::default());
+    let table = RouteTable::build(&p).unwrap();
+    let tables = smsflow::table::Tables::new(&p);
+    let mut ada = contact();
+    ada.connections = vec![Connection::new("message_tester", IDENTITY)];
+    tables.contacts.save(ada).unwrap();
+    let keywords = smsflow::optout::Keywords::new(p.optout.as_ref().unwrap());
+    let router = RouterIn::new(Arc::from("router-in"), &p, table, tables.services())
+        .with_optout(keywords, tables.optouts.clone());
+    bench_router(c, "router_apps", router, |out, app, text| {
+        // The log entry, then the routed message with the contact attached.
+        let routed = schema::routed().decode(&out[1].payload).unwrap();
+        assert_eq!((out.len(), routed.app.as_str()), (2, app), "{text:?}");
+        assert_eq!(routed.contact.map(|c| c.name), Some("Ada Nakato".into()));
+    });
+}
+
+/// `router`'s whole handler on each of [`router_cases`], as the group
+/// `group`; `check` looks at the outputs of each case once, before timing.
+fn bench_router(
+    c: &mut Criterion,
+    group: &str,
+    mut router: RouterIn,
+    check: impl Fn(&Output, &str, &str),
+) {
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
     let mut out = Output::default();
     for (name, text, app) in router_cases() {
@@ -223,59 +257,7 @@ fn router(c: &mut Criterion) {
                 .unwrap();
         };
         handle(&mut out);
-        let routed = schema::routed().decode(&out[0].payload).unwrap();
-        assert_eq!(
-            (out.len(), routed.app.as_str()),
-            (1, app.as_str()),
-            "{text:?}"
-        );
-        g.bench_function(name, |b| b.iter(|| handle(&mut out)));
-    }
-    g.finish();
-}
-
-fn router_apps(c: &mut Criterion) {
-    let mut p = pipeline();
-    p.optout = Some(config::OptOut::default());
-    p.messagelog = Some(config::MessageLog::default());
-    let table = RouteTable::build(&p).unwrap();
-    let tables = smsflow::table::Tables::new(&p);
-    let mut ada = contact();
-    ada.connections = vec![Connection::new("message_tester", IDENTITY)];
-    tables.contacts.save(ada).unwrap();
-    let keywords = smsflow::optout::Keywords::new(p.optout.as_ref().unwrap());
-    let mut router = RouterIn::new(Arc::from("router-in"), &p, table, tables.services())
-        .with_optout(keywords, tables.optouts.clone());
-    let mut g = c.benchmark_group("router_apps");
-    g.throughput(Throughput::Elements(1));
-    let mut out = Output::default();
-    for (name, text, app) in router_cases() {
-        let msg = inbound(&text);
-        let record = Record {
-            topic: Arc::from("sms.inbound"),
-            partition: 0,
-            offset: 0,
-            key: Some(Bytes::from(msg.connection.key())),
-            payload: Bytes::from(schema::inbound().encode(&msg).unwrap()),
-            headers: Vec::new(),
-        };
-        let mut handle = |out: &mut Output| {
-            out.clear();
-            router
-                .handle(black_box(&record), out)
-                .now_or_never()
-                .expect("the router does not await")
-                .unwrap();
-        };
-        handle(&mut out);
-        // The log entry, then the routed message with the contact attached.
-        let routed = schema::routed().decode(&out[1].payload).unwrap();
-        assert_eq!(
-            (out.len(), routed.app.as_str()),
-            (2, app.as_str()),
-            "{text:?}"
-        );
-        assert_eq!(routed.contact.map(|c| c.name), Some("Ada Nakato".into()));
+        check(&out, &app, &text);
         g.bench_function(name, |b| b.iter(|| handle(&mut out)));
     }
     g.finish();

@@ -244,24 +244,19 @@ impl Tables {
         p: &Pipeline,
     ) -> Result<Vec<Follower>, BusError> {
         let t = &p.topics;
-        let group = &p.kafka.group;
-        let dlq: Arc<str> = Arc::from(t.dlq.as_str());
         let mut followers = Vec::new();
-        if let Some(log) = &self.log {
-            let (log, d) = (log.clone(), dlq.clone());
+        if let Some(log) = self.log.clone() {
             followers.push(
-                follow(bus, producer, group, &t.log, move |r, phase| {
-                    let e = log.apply(&r.payload).err()?;
-                    unreadable(&d, r, phase, &e.to_string())
+                table(bus, producer, p, &t.log, move |r| {
+                    log.apply(&r.payload).map_err(|e| e.to_string())
                 })
                 .await?,
             );
         }
-        let (status, d) = (self.status.clone(), dlq);
+        let status = self.status.clone();
         followers.push(
-            follow(bus, producer, group, &t.events, move |r, phase| {
-                let e = status.apply(&r.payload).err()?;
-                unreadable(&d, r, phase, &e.to_string())
+            table(bus, producer, p, &t.events, move |r| {
+                status.apply(&r.payload).map_err(|e| e.to_string())
             })
             .await?,
         );
@@ -284,33 +279,28 @@ impl Tables {
         p: &Pipeline,
     ) -> Result<Vec<Follower>, BusError> {
         let t = &p.topics;
-        let group = &p.kafka.group;
-        let dlq: Arc<str> = Arc::from(t.dlq.as_str());
-        let mut followers = Vec::new();
-
-        let (contacts, d) = (self.contacts.clone(), dlq.clone());
-        followers.push(
-            follow(bus, producer, group, &t.contacts, move |r, phase| {
+        let contacts = self.contacts.clone();
+        let optouts = self.optouts.clone();
+        let mut followers = vec![
+            table(bus, producer, p, &t.contacts, move |r| {
                 let key = r.key.as_deref().unwrap_or_default();
-                let e = contacts.apply(key, &r.payload).err()?;
-                unreadable(&d, r, phase, &e.to_string())
+                contacts.apply(key, &r.payload).map_err(|e| e.to_string())
             })
             .await?,
-        );
-        let (optouts, d) = (self.optouts.clone(), dlq.clone());
-        followers.push(
-            follow(bus, producer, group, &t.optouts, move |r, phase| {
-                let e = optouts.apply(&r.payload).err()?;
-                unreadable(&d, r, phase, &format!("not an opt-out entry: {e}"))
+            table(bus, producer, p, &t.optouts, move |r| {
+                optouts
+                    .apply(&r.payload)
+                    .map_err(|e| format!("not an opt-out entry: {e}"))
             })
             .await?,
-        );
+        ];
         if p.apps.iter().any(|a| matches!(a, config::App::Poll { .. })) {
-            let (polls, d) = (self.polls.clone(), dlq.clone());
+            let polls = self.polls.clone();
             followers.push(
-                follow(bus, producer, group, &t.polls, move |r, phase| {
-                    let e = polls.apply(&r.payload).err()?;
-                    unreadable(&d, r, phase, &format!("not a poll answer: {e}"))
+                table(bus, producer, p, &t.polls, move |r| {
+                    polls
+                        .apply(&r.payload)
+                        .map_err(|e| format!("not a poll answer: {e}"))
                 })
                 .await?,
             );
@@ -323,4 +313,24 @@ impl Tables {
         }
         Ok(followers)
     }
+}
+
+/// [`follow`] `topic` into a table: `apply` reads a record into it, or says
+/// why it cannot ([`unreadable`] takes it from there).
+async fn table<F>(
+    bus: &Bus,
+    producer: &Producer,
+    p: &Pipeline,
+    topic: &str,
+    apply: F,
+) -> Result<Follower, BusError>
+where
+    F: Fn(&Record) -> Result<(), String> + Send + 'static,
+{
+    let dlq: Arc<str> = Arc::from(p.topics.dlq.as_str());
+    follow(bus, producer, &p.kafka.group, topic, move |r, phase| {
+        let why = apply(r).err()?;
+        unreadable(&dlq, r, phase, &why)
+    })
+    .await
 }

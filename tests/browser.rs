@@ -320,73 +320,9 @@ async fn the_tester_page_answers_in_a_real_browser() {
     assert!(status.success(), "{stderr}");
 }
 
-/// The pipeline the operator's pages run on: registration, echo, a poll,
-/// opt-out and the message log, English and French.
-const WEB_PIPELINE: &str = r#"
-project: smsflow web
-kafka: embedded
-http:
-  listen: ${SMSFLOW_LISTEN:-127.0.0.1:0}
-backends:
-  - type: tester
-optout: {}
-messagelog: {}
-languages:
-  default: en
-  available:
-    - {code: en, name: English}
-    - {code: fr, name: French}
-  texts:
-    fr:
-      lunch.question: Que voulez-vous pour le déjeuner ?
-routes:
-  - app: registration
-  - app: echo
-  - app: lunch
-apps:
-  - type: registration
-  - type: echo
-  - name: lunch
-    type: poll
-    question: What do you want for lunch?
-    choices: [pizza, salad, soup]
-  - type: default
-"#;
-
-/// What the phone `identity` received (the tester's conversation), once
-/// it got `n` messages; fails the test after 20 s.
-async fn phone_got(client: &reqwest::Client, base: &str, identity: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let body: Value = client
-            .get(format!("{base}/api/tester/conversations/{identity}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let got: Vec<String> = body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["direction"] == "out")
-            .map(|m| m["text"].as_str().unwrap().to_owned())
-            .collect();
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{identity} got {got:?}, expected {n} messages"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_adds_contacts_sends_a_message_and_follows_it_in_a_real_browser() {
-    let running = common::start_embedded(WEB_PIPELINE).await;
+    let running = common::start_embedded(common::WEB_PIPELINE).await;
     let base = format!("http://{}", running.http_addr().unwrap());
     let api = reqwest::Client::new();
     let driver = Driver::start().await;
@@ -476,7 +412,7 @@ async fn an_operator_adds_contacts_sends_a_message_and_follows_it_in_a_real_brow
     s.screenshot("messaging-page.b64").await;
     for phone in ["+15550001111", "+15550009999"] {
         assert_eq!(
-            phone_got(&api, &base, phone, 1).await,
+            common::received(&api, &base, phone, 1).await,
             ["Lunch is at noon"],
             "{phone}"
         );
@@ -545,7 +481,7 @@ async fn an_operator_adds_contacts_sends_a_message_and_follows_it_in_a_real_brow
         t == ["Your message was sent to 1 recipient."]
     })
     .await;
-    let got = phone_got(&api, &base, "+15550001111", 3).await;
+    let got = common::received(&api, &base, "+15550001111", 3).await;
     assert_eq!(
         got[2],
         "Que voulez-vous pour le déjeuner ? Reply LUNCH and one of: pizza, salad, soup."

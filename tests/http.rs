@@ -1,39 +1,11 @@
 //! The HTTP server of the demo pipeline: the tester's JSON API answers and
 //! rejects bad requests with a field name, and the operational endpoints.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 use smsflow::config::KafkaMode;
 use smsflow::topology::Topology;
 
 mod common;
-
-async fn conversation(
-    client: &reqwest::Client,
-    base: &str,
-    identity: &str,
-    want_out: usize,
-) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let body: Value = client
-            .get(format!("{base}/api/tester/conversations/{identity}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let messages = body["messages"].as_array().cloned().unwrap_or_default();
-        if messages.iter().filter(|m| m["direction"] == "out").count() >= want_out
-            || Instant::now() > deadline
-        {
-            return messages;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tester_api_and_operational_endpoints() {
@@ -70,7 +42,7 @@ async fn tester_api_and_operational_endpoints() {
             .as_str()
             .unwrap()
             .to_owned();
-        let messages = conversation(&client, &base, "+15551234", i + 1).await;
+        let messages = common::conversation(&client, &base, "+15551234", i + 1).await;
         let answer = messages
             .iter()
             .rev()

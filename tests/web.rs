@@ -9,37 +9,6 @@ use smsflow::topology::Running;
 
 mod common;
 
-const PIPELINE: &str = r#"
-project: smsflow web
-kafka: embedded
-http:
-  listen: ${SMSFLOW_LISTEN:-127.0.0.1:0}
-backends:
-  - type: tester
-optout: {}
-messagelog: {}
-languages:
-  default: en
-  available:
-    - {code: en, name: English}
-    - {code: fr, name: French}
-  texts:
-    fr:
-      lunch.question: Que voulez-vous pour le déjeuner ?
-routes:
-  - app: registration
-  - app: echo
-  - app: lunch
-apps:
-  - type: registration
-  - type: echo
-  - name: lunch
-    type: poll
-    question: What do you want for lunch?
-    choices: [pizza, salad, soup]
-  - type: default
-"#;
-
 struct Web {
     running: Running,
     base: String,
@@ -130,23 +99,7 @@ impl Web {
 
     /// What the phone `identity` received, once it has `n` messages.
     async fn received(&self, identity: &str, n: usize) -> Vec<String> {
-        let path = format!("/api/tester/conversations/{identity}");
-        let replies = |body: &Value| -> Vec<String> {
-            body["messages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|m| m["direction"] == "out")
-                .map(|m| m["text"].as_str().unwrap().to_owned())
-                .collect()
-        };
-        let (_, body) = until(|| self.get(&path), |(_, b)| replies(b).len() >= n).await;
-        let seen = replies(&body);
-        assert!(
-            seen.len() >= n,
-            "{identity} got {seen:?}, expected {n} messages"
-        );
-        seen
+        common::received(&self.client, &self.base, identity, n).await
     }
 
     async fn contact(&self, body: Value) -> Value {
@@ -200,7 +153,7 @@ fn assert_refused(answer: &(u16, Value), status: u16, field: &str, words: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_are_created_read_updated_and_deleted_through_the_topic() {
-    let web = Web::start(PIPELINE).await;
+    let web = Web::start(common::WEB_PIPELINE).await;
     let mut topic = web
         .running
         .bus()
@@ -392,7 +345,7 @@ async fn contacts_are_created_read_updated_and_deleted_through_the_topic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_csv_import_keeps_the_good_lines_and_reports_each_bad_one() {
-    let web = Web::start(PIPELINE).await;
+    let web = Web::start(common::WEB_PIPELINE).await;
     let csv = "Ada Lovelace, message_tester, +15550001111\n\
                just a name\n\
                Bob, kannel, +15550002222\n\
@@ -498,7 +451,7 @@ async fn a_csv_import_keeps_the_good_lines_and_reports_each_bad_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_reaches_contacts_a_group_and_numbers_and_its_status_lists_each() {
-    let web = Web::start(PIPELINE).await;
+    let web = Web::start(common::WEB_PIPELINE).await;
     let ada = web
         .contact(json!({"name": "Ada", "groups": ["staff"], "connections": [{"identity": "+15550001111"}]}))
         .await;
@@ -638,7 +591,7 @@ async fn a_message_reaches_contacts_a_group_and_numbers_and_its_status_lists_eac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_results_follow_the_answers_and_the_question_goes_out_in_each_language() {
-    let web = Web::start(PIPELINE).await;
+    let web = Web::start(common::WEB_PIPELINE).await;
     let (status, polls) = web.get("/api/polls").await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -737,7 +690,7 @@ async fn poll_results_follow_the_answers_and_the_question_goes_out_in_each_langu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_is_searched_newest_first_and_opt_outs_are_listed() {
-    let web = Web::start(PIPELINE).await;
+    let web = Web::start(common::WEB_PIPELINE).await;
     web.contact(json!({"name": "Ada", "connections": [{"identity": "+15550001111"}]}))
         .await;
     let before = smsflow::message::now_millis();
@@ -826,7 +779,7 @@ async fn the_log_is_searched_newest_first_and_opt_outs_are_listed() {
     web.running.shutdown().await.unwrap();
 
     // Without `messagelog:` the log says how to turn it on.
-    let off = Web::start(&PIPELINE.replace("messagelog: {}\n", "")).await;
+    let off = Web::start(&common::WEB_PIPELINE.replace("messagelog: {}\n", "")).await;
     let (status, answer) = off.get("/api/log").await;
     assert_eq!(status, 404);
     assert_eq!(
@@ -841,7 +794,7 @@ async fn the_log_is_searched_newest_first_and_opt_outs_are_listed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_escape_what_users_typed_and_keep_it_when_it_is_wrong() {
-    let web = Web::start(PIPELINE).await;
+    let web = Web::start(common::WEB_PIPELINE).await;
     for (path, heading) in [
         ("/log/", "<h1>Message log</h1>"),
         ("/contacts/", "<h1>Contacts</h1>"),

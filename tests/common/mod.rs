@@ -166,3 +166,85 @@ impl Drop for Smsflow {
         let _ = self.child.wait();
     }
 }
+
+/// The tester's conversation with `identity` (its API at `base`), once
+/// `identity` received `want_out` messages or 20 s passed.
+pub async fn conversation(
+    client: &reqwest::Client,
+    base: &str,
+    identity: &str,
+    want_out: usize,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let body: serde_json::Value = client
+            .get(format!("{base}/api/tester/conversations/{identity}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        if messages.iter().filter(|m| m["direction"] == "out").count() >= want_out
+            || std::time::Instant::now() > deadline
+        {
+            return messages;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The texts `identity` received through the tester, once there are `n`;
+/// fails the test after 20 s.
+pub async fn received(
+    client: &reqwest::Client,
+    base: &str,
+    identity: &str,
+    n: usize,
+) -> Vec<String> {
+    let got: Vec<String> = conversation(client, base, identity, n)
+        .await
+        .iter()
+        .filter(|m| m["direction"] == "out")
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        got.len() >= n,
+        "{identity} got {got:?}, expected {n} messages"
+    );
+    got
+}
+
+/// The pipeline the operator's pages run on: registration, echo, a poll,
+/// opt-out and the message log, English and French.
+pub const WEB_PIPELINE: &str = r#"
+project: smsflow web
+kafka: embedded
+http:
+  listen: ${SMSFLOW_LISTEN:-127.0.0.1:0}
+backends:
+  - type: tester
+optout: {}
+messagelog: {}
+languages:
+  default: en
+  available:
+    - {code: en, name: English}
+    - {code: fr, name: French}
+  texts:
+    fr:
+      lunch.question: Que voulez-vous pour le déjeuner ?
+routes:
+  - app: registration
+  - app: echo
+  - app: lunch
+apps:
+  - type: registration
+  - type: echo
+  - name: lunch
+    type: poll
+    question: What do you want for lunch?
+    choices: [pizza, salad, soup]
+  - type: default
+"#;
