@@ -11,10 +11,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::bus::Produce;
 use crate::message::{now_millis, Contact, Direction, InboundMessage, LogEntry, OutboundMessage};
 use crate::schema::{self, DecodeError};
 
@@ -46,16 +44,6 @@ pub fn outbound(msg: &OutboundMessage, contact: Option<&Contact>) -> LogEntry {
         app: msg.app.clone(),
         in_response_to: msg.in_response_to.clone(),
     }
-}
-
-/// The record of `entry` on `topic`, keyed by its connection.
-pub fn record(topic: &Arc<str>, entry: &LogEntry) -> Option<Produce> {
-    let payload = schema::log().encode(entry).ok()?;
-    Some(Produce::new(
-        topic.clone(),
-        Bytes::from(entry.connection.key()),
-        payload,
-    ))
 }
 
 /// A search of the log. Empty fields match everything.
@@ -173,6 +161,10 @@ mod tests {
     use super::*;
     use crate::message::Connection;
 
+    fn record(topic: &Arc<str>, e: &LogEntry) -> crate::bus::Produce {
+        crate::stage::encode(schema::log(), topic, &e.connection, e).unwrap()
+    }
+
     #[test]
     fn searches_newest_first_with_pages() {
         let log = MessageLog::new(100);
@@ -183,7 +175,7 @@ mod tests {
                 format!("hello {i}"),
             );
             m.received_at = 1_000 + i;
-            let r = record(&topic, &inbound(&m, None)).unwrap();
+            let r = record(&topic, &inbound(&m, None));
             log.apply(&r.payload).unwrap();
         }
         let p = log.search(&Query {
@@ -224,7 +216,7 @@ mod tests {
             })
             .entries
         {
-            small.apply(&record(&topic, &e).unwrap().payload).unwrap();
+            small.apply(&record(&topic, &e).payload).unwrap();
         }
         assert_eq!(small.len(), 5);
     }

@@ -324,10 +324,8 @@ impl Handler for RouterIn {
         // parse: who sent it; the log sees every message that was not blocked.
         let contact = self.services.contacts.by_connection(&msg.connection);
         if let Some(log) = &self.log {
-            out.extend(messagelog::record(
-                log,
-                &messagelog::inbound(&msg, contact.as_ref()),
-            ));
+            let entry = messagelog::inbound(&msg, contact.as_ref());
+            out.push(encode(schema::log(), log, &entry.connection, &entry)?);
         }
         if self.opt_out(&msg, contact.as_ref(), record, out)? {
             return Ok(());

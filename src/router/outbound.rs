@@ -87,10 +87,8 @@ impl RouterOut {
         out.push(encode(schema::outbound(), &topic, &msg.connection, msg)?);
         if let Some((log, contacts)) = &self.log {
             let contact = contacts.by_connection(&msg.connection);
-            out.extend(messagelog::record(
-                log,
-                &messagelog::outbound(msg, contact.as_ref()),
-            ));
+            let entry = messagelog::outbound(msg, contact.as_ref());
+            out.push(encode(schema::log(), log, &entry.connection, &entry)?);
         }
         Ok(())
     }
