@@ -273,3 +273,45 @@ fn chain_names_apps_that_exist() {
     let p = load_str(&format!("{GOOD}chain: true\n"), &|_| None).unwrap();
     assert!(p.chain.includes("echo"));
 }
+
+#[test]
+fn languages_polls_and_optout() {
+    let yaml = format!(
+        "{GOOD}languages:
+  default: de
+  available: [{{code: en, name: English}}, {{code: 'e n', name: ''}}]
+  texts:
+    fr: {{echo.help: x}}
+    en: {{help: x, echo.help: 'a {{b'}}
+  files: [no/such/file.yaml]
+optout:
+  stop: [STOP, stop it]
+  help_reply: '{{project}}: {{who}}'
+"
+    )
+    .replace(
+        "  - type: default\n",
+        "  - type: default\n  - {name: lunch, type: poll, question: 'Your {colour}?', choices: [pizza, pizza, two words]}\n",
+    );
+    let e = errors(&yaml);
+    let paths: Vec<String> = e.iter().map(|e| e.path.to_string()).collect();
+    for (path, words) in [
+        ("apps[2].question", "{colour}"),
+        ("apps[2].choices[1]", "listed twice"),
+        ("apps[2].choices[2]", "one word"),
+        ("languages.default", "\"de\" is not among"),
+        ("languages.available[1].code", "not a language code"),
+        ("languages.available[1].name", "needs a name"),
+        ("languages.texts.fr", "not among `languages.available`"),
+        ("languages.texts.en.help", "names no app"),
+        ("languages.texts.en.echo.help", "unclosed"),
+        ("languages.files[0]", "cannot read"),
+        ("optout.stop[1]", "not a keyword"),
+        ("optout.help_reply", "{who}"),
+    ] {
+        let found = e.iter().find(|e| e.path.to_string() == path);
+        let found = found.unwrap_or_else(|| panic!("no error at {path}: {paths:?}"));
+        assert!(found.message.contains(words), "{found}");
+        assert!(found.line > 0, "{found}");
+    }
+}

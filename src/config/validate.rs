@@ -77,6 +77,28 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
 
     check_languages(p, &mut report);
     check_polls(p, &mut report);
+    if let Some(o) = &p.optout {
+        let at = top.key("optout");
+        for (field, text) in [
+            ("stop_reply", &o.stop_reply),
+            ("start_reply", &o.start_reply),
+            ("help_reply", &o.help_reply),
+        ] {
+            if let Some(why) = project_only(text, "an opt-out answer") {
+                report(at.key(field), why);
+            }
+        }
+        for (field, words) in [("stop", &o.stop), ("start", &o.start), ("help", &o.help)] {
+            for (i, w) in words.iter().enumerate() {
+                if w.trim().is_empty() || w.trim().contains(char::is_whitespace) {
+                    report(
+                        at.key(field).index(i),
+                        format!("{w:?} is not a keyword: expected one word, such as STOP"),
+                    );
+                }
+            }
+        }
+    }
 
     let backends = top.key("backends");
     // Only when the file declares none: items that failed to read were reported already.
@@ -154,18 +176,8 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
             ..
         } = a
         {
-            match template::placeholders(text) {
-                Err(why) => report(at.key("response"), why),
-                Ok(names) => {
-                    for n in names.iter().filter(|n| n.as_str() != "project") {
-                        report(
-                            at.key("response"),
-                            format!(
-                                "{{{n}}} in {text:?}: the default reply only knows {{project}}"
-                            ),
-                        );
-                    }
-                }
+            if let Some(why) = project_only(text, "the default reply") {
+                report(at.key("response"), why);
             }
         }
     }
@@ -427,6 +439,8 @@ fn check_polls(p: &Pipeline, report: &mut impl FnMut(Path, String)) {
         let at = Path::default().key("apps").index(i);
         if question.trim().is_empty() {
             report(at.key("question"), "a poll needs a question".into());
+        } else if let Some(why) = project_only(question, "a poll's question") {
+            report(at.key("question"), why);
         }
         if choices.len() < 2 {
             report(
@@ -447,5 +461,16 @@ fn check_polls(p: &Pipeline, report: &mut impl FnMut(Path, String)) {
                 );
             }
         }
+    }
+}
+
+/// Why `text` is not a template that uses at most `{project}`, if it is not.
+fn project_only(text: &str, what: &str) -> Option<String> {
+    match template::placeholders(text) {
+        Err(why) => Some(why),
+        Ok(names) => names
+            .iter()
+            .find(|n| n.as_str() != "project")
+            .map(|n| format!("{{{n}}} in {text:?}: {what} only knows {{project}} (write {{{{ and }}}} for literal braces)")),
     }
 }
