@@ -198,9 +198,10 @@ pub async fn import_contacts(api: &Api, csv: String) -> anyhow::Result<(String, 
         .post_text("/api/contacts/import", "text/csv", csv)
         .await?;
     let errors = r["errors"].as_array().cloned().unwrap_or_default();
+    let added = r["added"].as_u64().unwrap_or(0);
     let mut out = format!(
-        "Added {} contacts, updated {}\n",
-        r["added"].as_u64().unwrap_or(0),
+        "Added {added} contact{}, updated {}\n",
+        if added == 1 { "" } else { "s" },
         r["updated"].as_u64().unwrap_or(0)
     );
     for e in &errors {
