@@ -6,15 +6,12 @@
 //! drained downstream from the router, within the pipeline's deadline.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::apps::{self, stage::AppStage, App};
 use crate::backends::discard::{DiscardSink, SendHook};
@@ -22,13 +19,18 @@ use crate::backends::provider::ProviderSink;
 use crate::backends::sent::SentLog;
 use crate::backends::tester::{Tester, TesterSink};
 use crate::backends::{self, http as generic, Reports, Source};
-use crate::bus::{Bus, BusError, TopicSpec};
+use crate::bus::{Bus, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
 use crate::http::{self, HttpState};
 use crate::optout::Keywords;
 use crate::router::{inbound::Chain, RouteTable, RouterIn, RouterOut};
 use crate::stage::{self, Handler, StageContext, StageControl};
-use crate::table::{Follower, Tables};
+use crate::table::Tables;
+
+mod running;
+
+pub use running::Running;
+use running::RunningStage;
 
 /// What a stage is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -540,114 +542,6 @@ impl Handler for StageHandler {
             StageHandler::Tester(h) => h.handle(record, out).await,
             StageHandler::Provider(h) => h.handle(record, out).await,
             StageHandler::Discard(h) => h.handle(record, out).await,
-        }
-    }
-}
-
-struct RunningStage {
-    name: String,
-    task: JoinHandle<Result<(), BusError>>,
-    control: StageControl,
-}
-
-/// A started pipeline.
-pub struct Running {
-    tables: Tables,
-    /// Dropped after the stages (see `shutdown`).
-    followers: Vec<Follower>,
-    producer: crate::bus::Producer,
-    testers: HashMap<String, Arc<Tester>>,
-    stages: Vec<RunningStage>,
-    http_task: Option<JoinHandle<std::io::Result<()>>>,
-    http_shutdown: CancellationToken,
-    http_addr: Option<SocketAddr>,
-    deadline: Duration,
-    /// Last: fields drop in order, and the clients above must go before the
-    /// bus (in mock mode the bus owns the cluster they talk to).
-    bus: Bus,
-}
-
-impl Running {
-    /// The tester backend `name`, or the only one when `None`.
-    pub fn tester(&self, name: Option<&str>) -> Option<Arc<Tester>> {
-        match name {
-            Some(n) => self.testers.get(n).cloned(),
-            None => self.testers.values().next().cloned(),
-        }
-    }
-
-    pub fn bus(&self) -> &Bus {
-        &self.bus
-    }
-
-    /// The tables this process keeps (contacts, opt-outs, polls, log, status).
-    pub fn tables(&self) -> &Tables {
-        &self.tables
-    }
-
-    pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http_addr
-    }
-
-    /// Resolves when a stage stopped on its own (a fatal bus error).
-    pub async fn failed(&mut self) -> String {
-        loop {
-            for s in &mut self.stages {
-                if s.task.is_finished() {
-                    return s.name.clone();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// Stop sources, drain every stage in data-flow order, flush, commit.
-    /// Returns an error when the deadline passed or a stage failed.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + self.deadline;
-        self.http_shutdown.cancel();
-        if let Some(h) = self.http_task {
-            let _ = tokio::time::timeout_at(deadline, h).await;
-        }
-        let mut failures = Vec::new();
-        drop(self.testers);
-        let mut stages = self.stages.into_iter();
-        for s in stages.by_ref() {
-            s.control.drain.cancel();
-            let stop = s.control.stop.clone();
-            match tokio::time::timeout_at(deadline, s.task).await {
-                Ok(Ok(Ok(()))) => info!(stage = %s.name, "stage drained"),
-                Ok(Ok(Err(e))) => failures.push(format!("{}: {e}", s.name)),
-                Ok(Err(join)) => failures.push(format!("{}: {join}", s.name)),
-                Err(_) => {
-                    stop.cancel();
-                    failures.push(format!(
-                        "{}: not drained within {:?}",
-                        s.name, self.deadline
-                    ));
-                    break;
-                }
-            }
-        }
-        for s in stages {
-            s.control.stop.cancel();
-            failures.push(format!(
-                "{}: stopped without draining (deadline passed)",
-                s.name
-            ));
-        }
-        drop(self.followers);
-        if let Err(e) = self.producer.flush(Duration::from_secs(5)).await {
-            failures.push(format!("producer flush: {e}"));
-        }
-        if failures.is_empty() {
-            info!("pipeline stopped cleanly");
-            Ok(())
-        } else {
-            for f in &failures {
-                error!(failure = %f, "shutdown");
-            }
-            bail!("shutdown was not clean: {}", failures.join("; "))
         }
     }
 }

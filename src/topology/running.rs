@@ -1,0 +1,126 @@
+//! A started pipeline: its stages, HTTP server and tables, and the ordered
+//! shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::backends::tester::Tester;
+use crate::bus::{Bus, BusError};
+use crate::stage::StageControl;
+use crate::table::{Follower, Tables};
+
+/// A stage's task and the signals it listens to.
+pub(super) struct RunningStage {
+    pub(super) name: String,
+    pub(super) task: JoinHandle<Result<(), BusError>>,
+    pub(super) control: StageControl,
+}
+
+/// A started pipeline.
+pub struct Running {
+    pub(super) tables: Tables,
+    /// Dropped after the stages (see `shutdown`).
+    pub(super) followers: Vec<Follower>,
+    pub(super) producer: crate::bus::Producer,
+    pub(super) testers: HashMap<String, Arc<Tester>>,
+    pub(super) stages: Vec<RunningStage>,
+    pub(super) http_task: Option<JoinHandle<std::io::Result<()>>>,
+    pub(super) http_shutdown: CancellationToken,
+    pub(super) http_addr: Option<SocketAddr>,
+    pub(super) deadline: Duration,
+    /// Last: fields drop in order, and the clients above must go before the
+    /// bus (in mock mode the bus owns the cluster they talk to).
+    pub(super) bus: Bus,
+}
+
+impl Running {
+    /// The tester backend `name`, or the only one when `None`.
+    pub fn tester(&self, name: Option<&str>) -> Option<Arc<Tester>> {
+        match name {
+            Some(n) => self.testers.get(n).cloned(),
+            None => self.testers.values().next().cloned(),
+        }
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// The tables this process keeps (contacts, opt-outs, polls, log, status).
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Resolves when a stage stopped on its own (a fatal bus error).
+    pub async fn failed(&mut self) -> String {
+        loop {
+            for s in &mut self.stages {
+                if s.task.is_finished() {
+                    return s.name.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Stop sources, drain every stage in data-flow order, flush, commit.
+    /// Returns an error when the deadline passed or a stage failed.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        self.http_shutdown.cancel();
+        if let Some(h) = self.http_task {
+            let _ = tokio::time::timeout_at(deadline, h).await;
+        }
+        let mut failures = Vec::new();
+        drop(self.testers);
+        let mut stages = self.stages.into_iter();
+        for s in stages.by_ref() {
+            s.control.drain.cancel();
+            let stop = s.control.stop.clone();
+            match tokio::time::timeout_at(deadline, s.task).await {
+                Ok(Ok(Ok(()))) => info!(stage = %s.name, "stage drained"),
+                Ok(Ok(Err(e))) => failures.push(format!("{}: {e}", s.name)),
+                Ok(Err(join)) => failures.push(format!("{}: {join}", s.name)),
+                Err(_) => {
+                    stop.cancel();
+                    failures.push(format!(
+                        "{}: not drained within {:?}",
+                        s.name, self.deadline
+                    ));
+                    break;
+                }
+            }
+        }
+        for s in stages {
+            s.control.stop.cancel();
+            failures.push(format!(
+                "{}: stopped without draining (deadline passed)",
+                s.name
+            ));
+        }
+        drop(self.followers);
+        if let Err(e) = self.producer.flush(Duration::from_secs(5)).await {
+            failures.push(format!("producer flush: {e}"));
+        }
+        if failures.is_empty() {
+            info!("pipeline stopped cleanly");
+            Ok(())
+        } else {
+            for f in &failures {
+                error!(failure = %f, "shutdown");
+            }
+            bail!("shutdown was not clean: {}", failures.join("; "))
+        }
+    }
+}
