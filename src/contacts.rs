@@ -18,6 +18,7 @@ use crate::backends::numbers;
 use crate::bus::Produce;
 use crate::message::{now_millis, Connection, Contact};
 use crate::schema::{self, DecodeError};
+use crate::table::next_version;
 
 /// RapidSMS's `Contact.name` max length.
 pub const MAX_NAME: usize = 100;
@@ -52,6 +53,8 @@ struct Book {
     by_id: HashMap<String, Contact>,
     /// Connection → the id of the contact it belongs to.
     owner: HashMap<Connection, String>,
+    /// Deleted ids: a version of them read back later is not a contact again.
+    deleted: HashSet<String>,
 }
 
 impl Book {
@@ -65,7 +68,15 @@ impl Book {
         Some(old)
     }
 
+    /// Keep `contact` unless this book has a newer version of it, or deleted it.
     fn insert(&mut self, contact: Contact) {
+        let newer = self
+            .by_id
+            .get(&contact.id)
+            .is_some_and(|c| c.modified_at > contact.modified_at);
+        if newer || self.deleted.contains(&contact.id) {
+            return;
+        }
         self.remove(&contact.id);
         for c in &contact.connections {
             self.owner.insert(c.clone(), contact.id.clone());
@@ -130,7 +141,9 @@ impl ContactBook {
     pub fn apply(&self, key: &[u8], payload: &[u8]) -> Result<(), DecodeError> {
         if payload.is_empty() {
             if let Ok(id) = std::str::from_utf8(key) {
-                self.write().remove(id);
+                let mut book = self.write();
+                book.remove(id);
+                book.deleted.insert(id.to_owned());
             }
             return Ok(());
         }
@@ -199,8 +212,8 @@ impl ContactBook {
     /// from another contact is removed from that one, which is saved too.
     pub fn save(&self, contact: Contact) -> Result<Vec<Produce>, ContactError> {
         let mut contact = self.check(contact)?;
-        contact.modified_at = now_millis();
         let mut book = self.write();
+        contact.modified_at = next_version(book.by_id.get(&contact.id).map(|c| c.modified_at));
         let mut changed = Vec::new();
         let mut losers: Vec<String> = contact
             .connections
@@ -216,7 +229,7 @@ impl ContactBook {
                 other
                     .connections
                     .retain(|c| !contact.connections.contains(c));
-                other.modified_at = contact.modified_at;
+                other.modified_at = next_version(Some(other.modified_at));
                 changed.push(other);
             }
         }
@@ -238,7 +251,9 @@ impl ContactBook {
 
     /// Delete contact `id`: the tombstone to write, or `None` if unknown.
     pub fn delete(&self, id: &str) -> Option<Produce> {
-        self.write().remove(id)?;
+        let mut book = self.write();
+        book.remove(id)?;
+        book.deleted.insert(id.to_owned());
         Some(Produce::new(
             self.topic.clone(),
             Bytes::from(id.to_owned()),
@@ -366,9 +381,25 @@ mod tests {
             other.apply(&r.key, &r.payload).unwrap();
         }
         assert_eq!(other.by_connection(&phone).unwrap().name, "Grace");
+
+        // A process reads its own writes back later: an older one read
+        // after a newer one does not undo it, nor revive a deleted contact.
+        let mut renamed = b.by_connection(&phone).unwrap();
+        renamed.name = "Grace Hopper".into();
+        let newer = b.save(renamed).unwrap();
+        for r in records.iter().chain(&newer) {
+            b.apply(&r.key, &r.payload).unwrap();
+        }
+        b.apply(&records[1].key, &records[1].payload).unwrap();
+        assert_eq!(b.by_connection(&phone).unwrap().name, "Grace Hopper");
         let tombstone = b.delete(&ada.id).unwrap();
         other.apply(&tombstone.key, &tombstone.payload).unwrap();
         assert!(other.get(&ada.id).is_none());
+        b.apply(&records[0].key, &records[0].payload).unwrap();
+        assert!(
+            b.get(&ada.id).is_none(),
+            "a deleted contact read back stays deleted"
+        );
         assert_eq!(other.len(), 1);
     }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bus::Produce;
 use crate::config::OptOut;
-use crate::message::now_millis;
+use crate::table::next_version;
 
 /// Field set on the filter's own answers, which reach opted-out numbers.
 pub const REPLY_FIELD: &str = "smsflow.optout";
@@ -95,44 +95,47 @@ pub struct Entry {
     pub at: i64,
 }
 
-/// The numbers that opted out: a table over `sms.optouts`.
+/// The numbers that opted out: a table over `sms.optouts`, holding each
+/// number's latest entry (stopped or not).
 pub struct OptOuts {
     topic: Arc<str>,
-    stopped: RwLock<HashMap<String, Entry>>,
+    latest: RwLock<HashMap<String, Entry>>,
 }
 
 impl OptOuts {
     pub fn new(topic: &str) -> Arc<Self> {
         Arc::new(Self {
             topic: Arc::from(topic),
-            stopped: RwLock::default(),
+            latest: RwLock::default(),
         })
     }
 
+    /// Keep `entry` unless a newer one for its number is held.
     fn put(&self, entry: Entry) {
-        let mut m = self.stopped.write().unwrap_or_else(|p| p.into_inner());
-        if entry.stopped {
-            m.insert(entry.identity.clone(), entry);
-        } else {
-            m.remove(&entry.identity);
+        let mut m = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        if m.get(&entry.identity).is_some_and(|e| e.at > entry.at) {
+            return;
         }
+        m.insert(entry.identity.clone(), entry);
     }
 
     /// Whether `identity` opted out.
     pub fn is_stopped(&self, identity: &str) -> bool {
-        self.stopped
+        self.latest
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(identity)
+            .get(identity)
+            .is_some_and(|e| e.stopped)
     }
 
     /// Every opted-out number, by number.
     pub fn list(&self) -> Vec<Entry> {
         let mut all: Vec<Entry> = self
-            .stopped
+            .latest
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
+            .filter(|e| e.stopped)
             .cloned()
             .collect();
         all.sort_by(|a, b| a.identity.cmp(&b.identity));
@@ -147,12 +150,18 @@ impl OptOuts {
 
     /// Record a stop (or start) here; returns the record to write.
     pub fn record(&self, identity: &str, stopped: bool, keyword: &str, backend: &str) -> Produce {
+        let previous = self
+            .latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(identity)
+            .map(|e| e.at);
         let entry = Entry {
             identity: identity.to_owned(),
             stopped,
             keyword: keyword.trim().to_owned(),
             backend: backend.to_owned(),
-            at: now_millis(),
+            at: next_version(previous),
         };
         let payload = serde_json::to_vec(&entry).unwrap_or_default();
         self.put(entry);
@@ -191,6 +200,10 @@ mod tests {
         let start = here.record("+1555", false, "start", "tester");
         there.apply(&start.payload).unwrap();
         assert!(!here.is_stopped("+1555") && !there.is_stopped("+1555"));
+        // Its own STOP read back after the START does not undo the START.
+        here.apply(&stop.payload).unwrap();
+        assert!(!here.is_stopped("+1555"));
+        assert!(here.list().is_empty());
         assert!(there.apply(b"{").is_err());
     }
 }

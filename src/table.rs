@@ -31,6 +31,17 @@ use crate::optout::OptOuts;
 use crate::stage;
 use crate::status::StatusBook;
 
+/// The version (a time in ms) of a write that replaces one at `previous`:
+/// now, or just after `previous` when the clock has not passed it (two
+/// writes in one millisecond, or another process's clock ahead). Tables
+/// apply a record only if it is not older than what they hold, since a
+/// process applies its own writes at once and reads them back later, after
+/// newer ones.
+pub fn next_version(previous: Option<i64>) -> i64 {
+    let now = crate::message::now_millis();
+    previous.map_or(now, |p| now.max(p + 1))
+}
+
 /// Whether a record came from the restore or arrived while running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{App, AppError, Context};
 use crate::bus::Produce;
 use crate::i18n::Texts;
-use crate::message::now_millis;
+use crate::table::next_version;
 
 /// One answer (the topic's record value, as JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,11 +50,19 @@ impl PollBook {
         })
     }
 
+    /// Keep `answer` unless a newer one of its voter is held.
     fn put(&self, answer: Answer) {
         let mut all = self.answers.write().unwrap_or_else(|p| p.into_inner());
-        all.entry(answer.poll.clone())
-            .or_default()
-            .insert(answer.voter.clone(), answer);
+        let poll = all.entry(answer.poll.clone()).or_default();
+        if poll.get(&answer.voter).is_some_and(|a| a.at > answer.at) {
+            return;
+        }
+        poll.insert(answer.voter.clone(), answer);
+    }
+
+    fn latest(&self, poll: &str, voter: &str) -> Option<Answer> {
+        let all = self.answers.read().unwrap_or_else(|p| p.into_inner());
+        all.get(poll)?.get(voter).cloned()
     }
 
     /// Apply a record of the topic.
@@ -65,8 +73,7 @@ impl PollBook {
 
     /// `voter`'s answer to `poll`.
     pub fn answer_of(&self, poll: &str, voter: &str) -> Option<String> {
-        let all = self.answers.read().unwrap_or_else(|p| p.into_inner());
-        Some(all.get(poll)?.get(voter)?.choice.clone())
+        self.latest(poll, voter).map(|a| a.choice)
     }
 
     /// Record an answer here; returns the record to write.
@@ -75,7 +82,7 @@ impl PollBook {
             poll: poll.to_owned(),
             voter: voter.to_owned(),
             choice: choice.to_owned(),
-            at: now_millis(),
+            at: next_version(self.latest(poll, voter).map(|a| a.at)),
         };
         let payload = serde_json::to_vec(&answer).unwrap_or_default();
         let key = format!("{poll}:{voter}");
@@ -207,5 +214,25 @@ impl App for Poll {
         };
         cx.respond(text);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_read_back_late_does_not_undo_a_newer_one() {
+        let book = PollBook::new("sms.polls");
+        let first = book.record("lunch", "c1", "pizza");
+        let second = book.record("lunch", "c1", "salad");
+        book.apply(&first.payload).unwrap();
+        book.apply(&second.payload).unwrap();
+        book.apply(&first.payload).unwrap();
+        assert_eq!(book.answer_of("lunch", "c1").as_deref(), Some("salad"));
+        let choices = ["pizza".to_string(), "salad".to_string()];
+        let r = book.results("lunch", "?", &choices);
+        assert_eq!((r.choices[1].1, r.total), (1, 1));
+        assert!(book.apply(b"not json").is_err());
     }
 }
