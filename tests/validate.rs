@@ -240,7 +240,7 @@ fn http_backend_needs_a_url_and_tries() {
     at(&e, 5, 10, &["is not a URL"]);
     let e = only(&GOOD.replace(
         "  - type: tester\n",
-        "  - type: tester\n  - type: http\n    name: gw\n    url: 'http://gw/send?to={identity}&x={nope}'\n",
+        "  - type: tester\n  - type: http\n    name: gw\n    url: 'https://gw/send?to={identity}&x={nope}'\n",
     ));
     at(&e, 5, 10, &["{nope}", "{identity}"]);
 }
@@ -249,7 +249,7 @@ fn http_backend_needs_a_url_and_tries() {
 fn provider_backends_are_checked() {
     let e = errors(&GOOD.replace(
         "  - type: tester\n",
-        "  - type: tester\n  - type: twilio\n    account_sid: AC1\n    auth_token: t\n    receive: {country: XX}\n  - type: kannel\n    username: u\n    password: p\n    dlr_mask: 99\n  - type: vumi\n    sendsms_url: http://v/\n    sendsms_user: u\n",
+        "  - type: tester\n  - type: twilio\n    account_sid: AC1\n    auth_token: t\n    receive: {country: XX}\n  - type: kannel\n    username: u\n    password: p\n    dlr_mask: 99\n  - type: vumi\n    sendsms_url: https://v/\n    sendsms_user: u\n",
     ));
     assert_eq!(e.len(), 4, "{e:#?}");
     at(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use super::provider::{self, Provider};
+use super::provider::Provider;
 use super::{clickatell, http as generic, kannel, twilio, vumi, Hooks, Reports, Source};
 use crate::config;
 
@@ -16,9 +16,9 @@ pub fn provider(
     public: &str,
     source: Source,
     reports: Reports,
+    client: reqwest::Client,
 ) -> Option<(Arc<dyn Provider>, Router)> {
     let name = cfg.name();
-    let client = provider::client(cfg.sending().unwrap_or(&config::Sending::default()));
     let built: (Arc<dyn Provider>, Router) = match cfg {
         config::Backend::Http {
             url,

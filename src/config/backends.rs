@@ -238,6 +238,13 @@ pub struct Sending {
     /// The longest wait between tries (a `Retry-After` is honoured up to this). Default `1m`.
     #[serde(with = "humantime_serde_compat")]
     pub max_backoff: Duration,
+    /// A PEM file of root certificates trusted for the provider's `https://`
+    /// URL besides the system's (a private provider, a company CA). A path
+    /// relative to the working directory. Default: the system's roots only.
+    pub ca_file: Option<String>,
+    /// Allow a plain `http://` provider URL to a host that is not loopback
+    /// (credentials and texts then cross the network unencrypted). Default false.
+    pub allow_insecure: bool,
 }
 
 impl Default for Sending {
@@ -250,6 +257,8 @@ impl Default for Sending {
             attempts: 5,
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
+            ca_file: None,
+            allow_insecure: false,
         }
     }
 }

@@ -206,8 +206,11 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
 
 /// A backend's URLs, credentials and send/receive settings.
 fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) {
+    let allow_insecure = b.sending().is_some_and(|s| s.allow_insecure);
     let mut url = |key: &str, value: &str, example: &str| {
         if let Some(why) = url_error(value, example) {
+            report(at.key(key), why);
+        } else if let Some(why) = insecure_url(value).filter(|_| !allow_insecure) {
             report(at.key(key), why);
         }
     };
@@ -227,7 +230,9 @@ fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) 
                 }
                 // Placeholders are not valid in every part of a URL: check it filled in.
                 let filled = template::render(u, |_| Some("x".into()));
-                if let Some(why) = url_error(&filled, "https://gateway.example/send") {
+                let why = url_error(&filled, "https://gateway.example/send")
+                    .or_else(|| insecure_url(&filled).filter(|_| !allow_insecure));
+                if let Some(why) = why {
                     report(
                         at.key("url"),
                         why.replace(&format!("{filled:?}"), &format!("{u:?}")),
@@ -316,6 +321,11 @@ fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) 
                 "timeout 0s: expected a duration above 0".into(),
             );
         }
+        if let Some(path) = &s.ca_file {
+            if let Err(e) = crate::backends::provider::ca_certificates(path) {
+                report(send.key("ca_file"), e.to_string());
+            }
+        }
     }
     if let Some(r) = b.receiving() {
         if let Some(c) = &r.country {
@@ -341,6 +351,27 @@ fn url_error(value: &str, example: &str) -> Option<String> {
             "{value:?} is not a URL ({e}): expected for example {example}"
         )),
     }
+}
+
+/// Why a provider URL would send credentials and texts unencrypted: plain
+/// `http://` to a host that is not loopback.
+fn insecure_url(value: &str) -> Option<String> {
+    let u = reqwest::Url::parse(value).ok()?;
+    if u.scheme() != "http" {
+        return None;
+    }
+    let host = u.host_str()?;
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| {
+        format!(
+            "{value:?} is plain http:// to a host that is not loopback: use https://, or set send.allow_insecure: true to send credentials and texts unencrypted"
+        )
+    })
 }
 
 /// Kafka's rule for topic names: 1–249 of `[a-zA-Z0-9._-]`.

@@ -441,8 +441,12 @@ impl Topology {
                                 Some(r) => source.with_receiving(r),
                                 None => source,
                             };
+                            let default_sending = config::Sending::default();
+                            let sending = cfg.sending().unwrap_or(&default_sending);
+                            let client = backends::provider::client(sending)
+                                .with_context(|| format!("backend {name:?}"))?;
                             let Some((provider, router)) =
-                                backends::build::provider(cfg, &public, source, reports)
+                                backends::build::provider(cfg, &public, source, reports, client)
                             else {
                                 bail!("backend {name:?} calls no provider");
                             };

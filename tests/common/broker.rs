@@ -28,18 +28,27 @@ pub fn tansu_binary() -> PathBuf {
 pub struct Broker {
     child: Option<Child>,
     pub port: u16,
+    /// The port clients are told to connect to (a TLS proxy's, or `port`).
+    advertised: u16,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
     pub fn start() -> Broker {
+        Broker::start_advertising(None)
+    }
+
+    /// A broker that tells clients to connect to loopback port `advertised`
+    /// (a TLS proxy in front of it) instead of its own.
+    pub fn start_advertising(advertised: Option<u16>) -> Broker {
         let port = super::free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("tansu.log");
         let mut b = Broker {
             child: None,
             port,
+            advertised: advertised.unwrap_or(port),
             log,
             _dir: dir,
         };
@@ -49,6 +58,7 @@ impl Broker {
 
     fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -60,7 +70,7 @@ impl Broker {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ])

@@ -8,6 +8,7 @@ use smsflow::config::{self, KafkaMode, Pipeline};
 pub mod broker;
 pub mod kannel;
 pub mod load;
+pub mod tls;
 
 /// Point `p` at a real broker.
 pub fn on_broker(mut p: Pipeline, brokers: &str, group: &str) -> Pipeline {
