@@ -30,6 +30,7 @@ pub struct Broker {
     pub port: u16,
     /// The port clients are told to connect to (a TLS proxy's, or `port`).
     advertised: u16,
+
     pub log: PathBuf,
     _dir: tempfile::TempDir,
 }
