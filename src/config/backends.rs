@@ -53,7 +53,7 @@ pub enum Backend {
     },
     /// Kannel's smsbox: inbound through its `get-url`, outbound through
     /// `/cgi-bin/sendsms`, delivery reports through a `dlr-url` that carries
-    /// the message id.
+    /// the message id (and `receive.secret`, which the `get-url` carries too).
     Kannel {
         /// Default `kannel`.
         #[serde(default = "default_kannel_name")]
