@@ -309,12 +309,31 @@ async fn generic_http_url_template_parameter_names_and_reports() {
     );
 
     // Bad input names the field: the configured names, a bad status.
-    for (form, field) in [
-        (vec![("identity", "+1555"), ("text", "hi")], "identity"),
-        (vec![("phone", "+1555"), ("message", "")], "text"),
+    let long_text = "x".repeat(4001);
+    let long_id = "i".repeat(257);
+    let long_phone = format!("+1555{}", " ".repeat(64));
+    for (form, status, field) in [
+        (vec![("identity", "+1555"), ("text", "hi")], 400, "identity"),
+        (vec![("phone", "+1555"), ("message", "")], 400, "text"),
+        // Over the limits: named by the configured parameter names.
+        (
+            vec![("phone", "+1555"), ("message", &long_text)],
+            413,
+            "message",
+        ),
+        (
+            vec![("phone", "+1555"), ("message", "hi"), ("msgid", &long_id)],
+            400,
+            "msgid",
+        ),
+        (
+            vec![("phone", &long_phone), ("message", "hi")],
+            400,
+            "phone",
+        ),
     ] {
         let res = client.post(&base).form(&form).send().await.unwrap();
-        assert_eq!(res.status(), 400);
+        assert_eq!(res.status(), status, "{form:?}");
         let body = res.json::<Value>().await.unwrap();
         assert_eq!(body["field"], field, "{body}");
     }

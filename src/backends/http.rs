@@ -202,11 +202,11 @@ fn rename(e: SourceError, params: &HttpParams) -> SourceError {
     match e {
         SourceError::TooLarge { field, message } if field == "text" => SourceError::TooLarge {
             field: params.text.clone(),
-            message: message.replacen("text", &params.text, 1),
+            message,
         },
         SourceError::TooLong { field, message } if field == "identity" => SourceError::TooLong {
             field: params.identity.clone(),
-            message: message.replacen("identity", &params.identity, 1),
+            message,
         },
         e => e,
     }

@@ -122,7 +122,7 @@ impl Limits {
             return Err(SourceError::TooLarge {
                 field: field.to_owned(),
                 message: format!(
-                    "{field} is longer than {} characters, the limit of this backend (receive.max_text)",
+                    "the text is longer than {} characters, the limit of this backend (receive.max_text)",
                     self.text
                 ),
             });
@@ -158,7 +158,7 @@ fn too_long(field: &str, value: &str, limit: usize, key: &str) -> Result<(), Sou
         return Err(SourceError::TooLong {
             field: field.to_owned(),
             message: format!(
-                "{field} is {} bytes long: at most {limit} are accepted (receive.{key})",
+                "{} bytes long: at most {limit} are accepted (receive.{key})",
                 value.len()
             ),
         });
@@ -296,9 +296,7 @@ impl Source {
         self.received.inc();
         Ok(msg)
     }
-}
 
-impl Source {
     /// What a backend added to a message is within the limits too: its id,
     /// and each field (named as the provider names it).
     fn check_prepared(&self, msg: &InboundMessage) -> Result<(), SourceError> {
