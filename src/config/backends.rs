@@ -324,7 +324,7 @@ impl Default for Receiving {
 }
 
 impl Receiving {
-    /// Whether webhooks must carry credentials, and which.
+    /// Whether any webhook credential (secret, username or password) is given.
     pub fn has_credentials(&self) -> bool {
         self.secret.is_some() || self.username.is_some() || self.password.is_some()
     }
