@@ -73,6 +73,7 @@ backends:
     from: '15000'
     dlr_mask: 0
     send: {{concurrency: 32}}
+    receive: {{secret: {secret}}}
 routes:
   - app: ping
 apps:
@@ -82,6 +83,7 @@ chain: true
         url = k.sendsms_url(),
         user = k.username(),
         password = k.password(),
+        secret = kannel::WEBHOOK_SECRET,
     );
     let mut p = config::load_str(&yaml, &|_| None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     p.kafka = config::Kafka::with_mode(KafkaMode::Embedded);
@@ -90,10 +92,7 @@ chain: true
 
 fn smsflow_round(rt: &tokio::runtime::Runtime, n: usize) -> anyhow::Result<RoundTrip> {
     let port = free_port();
-    let get_url = format!(
-        "http://127.0.0.1:{port}/backend/kannel/?{}",
-        kannel::MO_QUERY
-    );
+    let get_url = kannel::smsflow_get_url(port);
     let k = Kannel::start_with_log_level(&get_url, 2);
     let p = pipeline(port, &k)?;
     let running = rt

@@ -182,7 +182,23 @@ pub fn source_error(e: SourceError) -> Response {
         SourceError::Invalid { field, message } => {
             error(StatusCode::BAD_REQUEST, Some(field), message)
         }
+        SourceError::Unauthorized { message, basic } => {
+            let mut r = error(StatusCode::UNAUTHORIZED, None, message);
+            if basic {
+                r.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Basic realm=\"smsflow webhooks\""),
+                );
+            }
+            r
+        }
         SourceError::Forbidden(message) => error(StatusCode::FORBIDDEN, None, message),
+        SourceError::TooLarge { field, message } => {
+            error(StatusCode::PAYLOAD_TOO_LARGE, Some(&field), message)
+        }
+        SourceError::TooLong { field, message } => {
+            error(StatusCode::BAD_REQUEST, Some(&field), message)
+        }
         e @ SourceError::Unavailable(_) => {
             error(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
         }

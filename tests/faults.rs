@@ -197,6 +197,7 @@ backends:
   - type: http
     name: gateway
     url: {provider_url}
+    receive: {{insecure: true}}
 routes:
   - app: echo
 apps:

@@ -17,6 +17,19 @@ use smsflow::topology::Topology;
 
 mod common;
 
+/// The gateway's webhook secret (`receive.secret`) in these tests.
+const SECRET: &str = "gateway-secret-0123456789abcdef";
+
+/// A client that sends [`SECRET`] as the gateway would, in a header.
+fn gateway_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("X-Smsflow-Secret", SECRET.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// A provider that fails the first try of "flaky" texts (503) and rejects
 /// "reject" texts (400).
 #[derive(Default)]
@@ -59,7 +72,7 @@ async fn generic_http_backend_in_and_out() {
     let url = format!("http://{}/send", common::serve(app).await);
 
     let yaml = format!(
-        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: {url}\n    send: {{backoff: 10ms}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
+        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: {url}\n    send: {{backoff: 10ms}}\n    receive: {{secret: {SECRET}}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
     );
     let running = common::start_embedded(&yaml).await;
     let base = format!("http://{}", running.http_addr().unwrap());
@@ -67,7 +80,7 @@ async fn generic_http_backend_in_and_out() {
         .bus()
         .consumer("test.events", &["sms.events"])
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = gateway_client();
 
     // Inbound: GET with a query, POST with a form; RapidSMS answers "OK".
     for (i, text) in ["echo hello", "echo flaky", "echo reject"]
@@ -243,7 +256,7 @@ async fn generic_http_url_template_parameter_names_and_reports() {
     let gw = common::serve(app).await;
 
     let yaml = format!(
-        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: 'http://{gw}/send?to={{identity}}&text={{text}}&ref={{id}}&enc={{encoding}}&n={{segments}}'\n    method: get\n    params: {{identity: phone, text: message, id: msgid}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
+        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: 'http://{gw}/send?to={{identity}}&text={{text}}&ref={{id}}&enc={{encoding}}&n={{segments}}'\n    method: get\n    params: {{identity: phone, text: message, id: msgid}}\n    receive: {{secret: {SECRET}}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
     );
     let running = common::start_embedded(&yaml).await;
     let base = format!("http://{}/backend/gw/", running.http_addr().unwrap());
@@ -251,7 +264,7 @@ async fn generic_http_url_template_parameter_names_and_reports() {
         .bus()
         .consumer("test.events", &["sms.events"])
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = gateway_client();
     let res = client
         .get(&base)
         .query(&[
@@ -296,12 +309,31 @@ async fn generic_http_url_template_parameter_names_and_reports() {
     );
 
     // Bad input names the field: the configured names, a bad status.
-    for (form, field) in [
-        (vec![("identity", "+1555"), ("text", "hi")], "identity"),
-        (vec![("phone", "+1555"), ("message", "")], "text"),
+    let long_text = "x".repeat(4001);
+    let long_id = "i".repeat(257);
+    let long_phone = format!("+1555{}", " ".repeat(64));
+    for (form, status, field) in [
+        (vec![("identity", "+1555"), ("text", "hi")], 400, "identity"),
+        (vec![("phone", "+1555"), ("message", "")], 400, "text"),
+        // Over the limits: named by the configured parameter names.
+        (
+            vec![("phone", "+1555"), ("message", &long_text)],
+            413,
+            "message",
+        ),
+        (
+            vec![("phone", "+1555"), ("message", "hi"), ("msgid", &long_id)],
+            400,
+            "msgid",
+        ),
+        (
+            vec![("phone", &long_phone), ("message", "hi")],
+            400,
+            "phone",
+        ),
     ] {
         let res = client.post(&base).form(&form).send().await.unwrap();
-        assert_eq!(res.status(), 400);
+        assert_eq!(res.status(), status, "{form:?}");
         let body = res.json::<Value>().await.unwrap();
         assert_eq!(body["field"], field, "{body}");
     }
@@ -315,5 +347,162 @@ async fn generic_http_url_template_parameter_names_and_reports() {
     assert_eq!(res.json::<Value>().await.unwrap()["field"], "status");
     assert_eq!(client.put(&base).send().await.unwrap().status(), 405);
 
+    running.shutdown().await.unwrap();
+}
+
+/// Forged requests to the generic HTTP backend (before: 200, even from an
+/// `<img>` tag): 401 without the secret, 403 with a wrong one, on the
+/// inbound URL and the status URL, and nothing reaches `sms.inbound` or
+/// `sms.events`; a forged "failed" report leaves the real message sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_requests_are_refused_and_store_nothing() {
+    let app = Router::new().route("/send", post(|| async { Json(json!({"id": "p-1"})) }));
+    let url = format!("http://{}/send", common::serve(app).await);
+    let yaml = format!(
+        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: http\n    name: gw\n    url: {url}\n    receive: {{secret: {SECRET}, max_text: 100}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
+    );
+    let running = common::start_embedded(&yaml).await;
+    let base = format!("http://{}/backend/gw/", running.http_addr().unwrap());
+    let bus = running.bus();
+    let mut inbound = bus.consumer("test.in", &["sms.inbound"]).unwrap();
+    let mut events = bus.consumer("test.events", &["sms.events"]).unwrap();
+    let anyone = reqwest::Client::new();
+    let form = [("identity", "+15550400"), ("text", "echo forged")];
+
+    // What an <img src=".../backend/gw/?identity=...&text=..."> sends.
+    let img = anyone.get(&base).query(&form).send().await.unwrap();
+    assert_eq!(img.status(), 401);
+    let body = img.json::<Value>().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("X-Smsflow-Secret"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(SECRET), "{body}");
+    let wrong = anyone
+        .post(format!("{base}?secret=not-the-secret"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let wrong = anyone
+        .post(&base)
+        .header("X-Smsflow-Secret", "not-the-secret")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    // The secret in the URL's query, also for a POST: stored, and first.
+    let ok = anyone
+        .post(format!("{base}?secret={SECRET}"))
+        .form(&[("identity", "+15550400"), ("text", "echo real")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        common::next(&mut inbound, schema::inbound()).await.text,
+        "echo real"
+    );
+    let sent = common::next_event(&mut events).await;
+    assert_eq!(sent.status, DeliveryStatus::Sent);
+
+    // A forged report that the real message failed, with its identity (the same partition).
+    let report = [
+        ("id", sent.message_id.as_str()),
+        ("status", "failed"),
+        ("identity", "+15550400"),
+    ];
+    let forged = anyone
+        .post(format!("{base}status"))
+        .form(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let forged = anyone
+        .get(format!("{base}status"))
+        .query(&report)
+        .query(&[("secret", "not-the-secret")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let real = gateway_client()
+        .post(format!("{base}status"))
+        .form(&[
+            ("id", sent.message_id.as_str()),
+            ("status", "delivered"),
+            ("identity", "+15550400"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(real.status(), 200);
+    let e = common::next_event(&mut events).await;
+    assert_eq!(
+        (e.message_id.as_str(), e.status),
+        (sent.message_id.as_str(), DeliveryStatus::Delivered)
+    );
+
+    // Limits: a text over max_text is 413 naming it; an id over 256 bytes 400.
+    let client = gateway_client();
+    let res = client
+        .post(&base)
+        .form(&[("identity", "+15550400"), ("text", &"x".repeat(101))])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::json_answer(res).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (413, Some("text")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("100 characters"),
+        "{body}"
+    );
+    let res = client
+        .post(&base)
+        .form(&[
+            ("identity", "+15550400"),
+            ("text", "hi"),
+            ("id", &"i".repeat(1_500_000)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::json_answer(res).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("id")),
+        "{body}"
+    );
+    let res = client
+        .post(format!("{base}status"))
+        .form(&[("id", "m".repeat(300).as_str()), ("status", "delivered")])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::json_answer(res).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("id")),
+        "{body}"
+    );
+    // None of these was stored: the next inbound message is this one.
+    let ok = client
+        .get(&base)
+        .query(&[("identity", "+15550400"), ("text", "after")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        common::next(&mut inbound, schema::inbound()).await.text,
+        "after"
+    );
     running.shutdown().await.unwrap();
 }

@@ -20,10 +20,7 @@ const SHORTCODE: &str = "15000";
 
 /// Kannel with its get-url on `port`, and the pipeline smsflow runs there.
 async fn kannel_and_pipeline(port: u16) -> (Arc<Kannel>, String) {
-    let get_url = format!(
-        "http://127.0.0.1:{port}/backend/kannel/?{}",
-        kannel::MO_QUERY
-    );
+    let get_url = kannel::smsflow_get_url(port);
     let k = tokio::task::spawn_blocking(move || Kannel::start(&get_url))
         .await
         .unwrap();
@@ -37,6 +34,7 @@ backends:
     username: {user}
     password: {password}
     from: '{SHORTCODE}'
+    receive: {{secret: {secret}}}
 routes:
   - app: echo
 apps:
@@ -46,6 +44,7 @@ apps:
         url = k.sendsms_url(),
         user = k.username(),
         password = k.password(),
+        secret = kannel::WEBHOOK_SECRET,
     );
     (Arc::new(k), yaml)
 }
@@ -227,4 +226,256 @@ async fn kannel_sees_a_failure_when_the_bus_is_down() {
     assert!(line.contains("reply: 503"), "{line}");
     broker.resume();
     running.shutdown().await.unwrap();
+}
+
+/// smsflow's Kannel backend in front of a sendsms stub (no real Kannel: the
+/// requests Kannel would make are made here, forged ones among them). The
+/// stub answers `202 0: Accepted for delivery` and keeps each dlr-url.
+struct Stubbed {
+    running: Running,
+    base: String,
+    dlr_urls: Arc<std::sync::Mutex<Vec<String>>>,
+    inbound: smsflow::bus::Consumer,
+    events: smsflow::bus::Consumer,
+}
+
+async fn stubbed(receive: &str) -> Stubbed {
+    use axum::extract::{Query, State};
+    let dlr_urls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = axum::Router::new()
+        .route(
+            "/cgi-bin/sendsms",
+            axum::routing::get(
+                |State(urls): State<Arc<std::sync::Mutex<Vec<String>>>>,
+                 Query(q): Query<HashMap<String, String>>| async move {
+                    urls.lock().unwrap().extend(q.get("dlr-url").cloned());
+                    (axum::http::StatusCode::ACCEPTED, "0: Accepted for delivery")
+                },
+            ),
+        )
+        .with_state(dlr_urls.clone());
+    let sendsms = common::serve(app).await;
+    let yaml = format!(
+        "http:
+  listen: ${{SMSFLOW_LISTEN}}
+backends:
+  - type: kannel
+    sendsms_url: http://{sendsms}/cgi-bin/sendsms
+    username: u
+    password: p
+    from: '{SHORTCODE}'
+    receive: {receive}
+routes:
+  - app: echo
+apps:
+  - type: echo
+"
+    );
+    let running = common::start_embedded(&yaml).await;
+    let base = format!("http://{}", running.http_addr().unwrap());
+    let bus = running.bus();
+    let inbound = bus.consumer("test.in", &["sms.inbound"]).unwrap();
+    let events = bus.consumer("test.events", &["sms.events"]).unwrap();
+    Stubbed {
+        running,
+        base,
+        dlr_urls,
+        inbound,
+        events,
+    }
+}
+
+/// A get-url request as smsbox makes it, with `extra` query parameters.
+async fn get_url(base: &str, text: &str, extra: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let mut q = vec![
+        ("from", PHONE),
+        ("to", SHORTCODE),
+        ("text", text),
+        ("charset", "UTF-8"),
+        ("coding", "0"),
+    ];
+    q.extend_from_slice(extra);
+    let res = reqwest::Client::new()
+        .get(format!("{base}/backend/kannel/"))
+        .query(&q)
+        .send()
+        .await
+        .unwrap();
+    common::json_answer(res).await
+}
+
+/// The before-answer of each forgery was 200, and the forged DLR turned the
+/// real message `failed`: now each is 401 or 403, nothing reaches
+/// `sms.inbound` or `sms.events`, and the message's next event is Kannel's
+/// real report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_get_url_and_dlr_requests_are_refused_and_store_nothing() {
+    let secret = kannel::WEBHOOK_SECRET;
+    let mut s = stubbed(&format!("{{secret: {secret}}}")).await;
+    let client = reqwest::Client::new();
+
+    // Forged MOs: no secret, a wrong one, a wrong header beside a right one.
+    assert_eq!(get_url(&s.base, "echo forged", &[]).await.0, 401);
+    assert_eq!(
+        get_url(&s.base, "echo forged", &[("secret", "guess")])
+            .await
+            .0,
+        403
+    );
+    let wrong_header = client
+        .get(format!("{}/backend/kannel/", s.base))
+        .query(&[("from", PHONE), ("text", "echo forged"), ("secret", secret)])
+        .header("X-Smsflow-Secret", "guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_header.status(), 403);
+    // The real one (the secret in the get-url, or in the header): stored,
+    // and first on sms.inbound (same phone, same partition: the forged ones
+    // would be before it).
+    assert_eq!(
+        get_url(&s.base, "echo real", &[("secret", secret)]).await.0,
+        200
+    );
+    let m = common::next(&mut s.inbound, schema::inbound()).await;
+    assert_eq!(m.text, "echo real");
+    let by_header = client
+        .get(format!("{}/backend/kannel/", s.base))
+        .query(&[("from", PHONE), ("text", "by header")])
+        .header("X-Smsflow-Secret", secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), 200);
+    assert_eq!(
+        common::next(&mut s.inbound, schema::inbound()).await.text,
+        "by header"
+    );
+
+    // The echo of "echo real" went to sendsms with a dlr-url that carries the secret.
+    let sent = common::next_event(&mut s.events).await;
+    assert_eq!(sent.status, DeliveryStatus::Sent);
+    let dlr_url = s
+        .dlr_urls
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|u| u.contains(&sent.message_id.replace('-', "%2D")))
+        .cloned()
+        .expect("the reply's dlr-url");
+    assert!(dlr_url.contains(&format!("&secret={secret}&")), "{dlr_url}");
+    let filled = |status: &str| {
+        dlr_url
+            .replace("%d", status)
+            .replace("%A", "")
+            .replace("%p", PHONE)
+            .replace("%T", "1795671509")
+            .replace("%i", "fake")
+    };
+    // A forged "failed" DLR for this real message: without the secret, and with a wrong one.
+    let forged = filled("2").replace(&format!("&secret={secret}"), "");
+    assert_eq!(client.get(&forged).send().await.unwrap().status(), 401);
+    let wrong = filled("2").replace(secret, "kannel-harness-secret-0123456788");
+    assert_eq!(client.get(&wrong).send().await.unwrap().status(), 403);
+    // Kannel's real report: the message's next event, delivered, not failed.
+    assert_eq!(client.get(filled("1")).send().await.unwrap().status(), 200);
+    let e = common::next_event(&mut s.events).await;
+    assert_eq!(
+        (e.message_id.as_str(), e.status),
+        (sent.message_id.as_str(), DeliveryStatus::Delivered)
+    );
+    s.running.shutdown().await.unwrap();
+}
+
+/// A text over `receive.max_text` is 413 naming the limit, a Kannel id over
+/// `max_id` 400 naming `id`, a number over `max_identity` 400 naming `from`;
+/// none is stored (before: a 1.9 MB text was stored and echoed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_long_input_is_refused_naming_the_limit() {
+    let secret = kannel::WEBHOOK_SECRET;
+    let mut s = stubbed(&format!("{{secret: {secret}, max_text: 500}}")).await;
+    let long = "x".repeat(501);
+    let (status, body) = get_url(&s.base, &long, &[("secret", secret)]).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["field"], "text");
+    assert!(
+        body["error"].as_str().unwrap().contains("500 characters"),
+        "{body}"
+    );
+    // 500 characters of UCS-2 (1,000 bytes) are within it: the limit counts characters.
+    let ucs2: Vec<u8> = "ñ"
+        .repeat(500)
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    let raw = kannel::url_encode_all(&ucs2);
+    let res = reqwest::Client::new()
+        .get(format!(
+            "{}/backend/kannel/?secret={secret}&from={PHONE}&charset=UTF-16BE&coding=2&text={raw}",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        common::next(&mut s.inbound, schema::inbound()).await.text,
+        "ñ".repeat(500)
+    );
+
+    let (status, body) = get_url(
+        &s.base,
+        "hi",
+        &[("secret", secret), ("id", &"i".repeat(257))],
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("id")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 256"),
+        "{body}"
+    );
+    let long_from = format!("{PHONE}{}", " ".repeat(100));
+    let res = reqwest::Client::new()
+        .get(format!("{}/backend/kannel/", s.base))
+        .query(&[("secret", secret), ("from", &long_from), ("text", "hi")])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::json_answer(res).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("from")),
+        "{body}"
+    );
+    // A DLR with a 300-byte message id: 400 naming it.
+    let res = reqwest::Client::new()
+        .get(format!("{}/backend/kannel/dlr", s.base))
+        .query(&[
+            ("secret", secret),
+            ("message_id", &"m".repeat(300)),
+            ("status", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::json_answer(res).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("message_id")),
+        "{body}"
+    );
+    // None of them was stored: the next message is this one.
+    assert_eq!(
+        get_url(&s.base, "after", &[("secret", secret)]).await.0,
+        200
+    );
+    assert_eq!(
+        common::next(&mut s.inbound, schema::inbound()).await.text,
+        "after"
+    );
+    s.running.shutdown().await.unwrap();
 }

@@ -951,3 +951,32 @@ async fn bad_requests_get_a_4xx_naming_the_field() {
     assert!(t.requests().is_empty());
     t.stop().await;
 }
+
+/// Signed but over the `receive:` limits (the shared source's, with Twilio's
+/// parameter names): a `Body` over 4,000 characters is 413, a `MessageSid`
+/// over 256 bytes 400; neither is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_long_webhooks_are_refused_naming_twilios_parameter() {
+    let mut t = start().await;
+    let sid = "SM5000000000000000000000000000000e";
+    let long_body = sms("+255700000005", &"x".repeat(4001), sid);
+    let (status, field, error) = refusal(t.post(INBOUND, &long_body).await).await;
+    assert_eq!((status, field.as_str()), (413, Some("Body")), "{error}");
+    assert!(error.contains("4000 characters"), "{error}");
+    let long_sid = sms(
+        "+255700000005",
+        "echo hi",
+        &format!("SM{}", "0".repeat(300)),
+    );
+    let (status, field, error) = refusal(t.post(INBOUND, &long_sid).await).await;
+    assert_eq!(
+        (status, field.as_str()),
+        (400, Some("MessageSid")),
+        "{error}"
+    );
+    // 4,000 characters are within the limit, and the next message stored.
+    let ok = sms("+255700000005", &"y".repeat(4000), sid);
+    assert_eq!(t.post(INBOUND, &ok).await.status(), 200);
+    assert_eq!(t.next_inbound().await.text, "y".repeat(4000));
+    t.stop().await;
+}

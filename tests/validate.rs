@@ -226,7 +226,7 @@ shutdown_timeout: soon
 fn http_backend_needs_a_url_and_tries() {
     let yaml = GOOD.replace(
         "  - type: tester\n",
-        "  - type: tester\n  - type: http\n    name: gw\n    url: 'ftp://x'\n    send:\n      attempts: 0\n      rate: -1\n",
+        "  - type: tester\n  - type: http\n    name: gw\n    url: 'ftp://x'\n    send:\n      attempts: 0\n      rate: -1\n    receive: {insecure: true}\n",
     );
     let e = errors(&yaml);
     assert_eq!(e.len(), 3, "{e:#?}");
@@ -235,12 +235,12 @@ fn http_backend_needs_a_url_and_tries() {
     at(&e[2], 8, 13, &["rate -1", "above 0"]);
     let e = only(&GOOD.replace(
         "  - type: tester\n",
-        "  - type: tester\n  - type: http\n    name: gw\n    url: 'not a url'\n",
+        "  - type: tester\n  - type: http\n    name: gw\n    url: 'not a url'\n    receive: {insecure: true}\n",
     ));
     at(&e, 5, 10, &["is not a URL"]);
     let e = only(&GOOD.replace(
         "  - type: tester\n",
-        "  - type: tester\n  - type: http\n    name: gw\n    url: 'https://gw/send?to={identity}&x={nope}'\n",
+        "  - type: tester\n  - type: http\n    name: gw\n    url: 'https://gw/send?to={identity}&x={nope}'\n    receive: {insecure: true}\n",
     ));
     at(&e, 5, 10, &["{nope}", "{identity}"]);
 }
@@ -249,7 +249,7 @@ fn http_backend_needs_a_url_and_tries() {
 fn provider_backends_are_checked() {
     let e = errors(&GOOD.replace(
         "  - type: tester\n",
-        "  - type: tester\n  - type: twilio\n    account_sid: AC1\n    auth_token: t\n    receive: {country: XX}\n  - type: kannel\n    username: u\n    password: p\n    dlr_mask: 99\n  - type: vumi\n    sendsms_url: https://v/\n    sendsms_user: u\n",
+        "  - type: tester\n  - type: twilio\n    account_sid: AC1\n    auth_token: t\n    receive: {country: XX}\n  - type: kannel\n    username: u\n    password: p\n    dlr_mask: 99\n    receive: {secret: kannel-secret-0123456789}\n  - type: vumi\n    sendsms_url: https://v/\n    sendsms_user: u\n    receive: {insecure: true}\n",
     ));
     assert_eq!(e.len(), 4, "{e:#?}");
     at(
@@ -260,7 +260,7 @@ fn provider_backends_are_checked() {
     );
     at(&e[1], 6, 24, &["\"XX\" is not a country code"]);
     at(&e[2], 10, 15, &["dlr_mask 99"]);
-    at(&e[3], 11, 5, &["both sendsms_user and sendsms_pass"]);
+    at(&e[3], 12, 5, &["both sendsms_user and sendsms_pass"]);
 }
 
 #[test]

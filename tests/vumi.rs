@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use base64::Engine as _;
 use serde_json::{json, Value};
 use smsflow::message::{Connection, DeliveryStatus};
 use smsflow::schema;
@@ -18,6 +19,20 @@ mod common;
 /// `user:pass`, as HTTP basic auth sends it.
 const AUTH: &str = "Basic dXNlcjpwYXNz";
 const SORRY: &str = "Sorry, Vumi test could not understand your message.";
+/// The basic auth Vumi sends with its posts to smsflow (`receive:`).
+const HOOK_USER: &str = "vumi";
+const HOOK_PASS: &str = "vumi-hook-password-0123";
+
+/// A client that posts as Vumi does, with the webhooks' basic auth.
+fn vumi_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let token = base64::prelude::BASE64_STANDARD.encode(format!("{HOOK_USER}:{HOOK_PASS}"));
+    headers.insert("authorization", format!("Basic {token}").parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
 
 #[derive(Debug, Clone)]
 struct Request {
@@ -104,7 +119,7 @@ async fn vumi_messages_replies_and_events() {
     let url = format!("http://{}/send", common::serve(app).await);
 
     let yaml = format!(
-        "project: Vumi test\nhttp:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: vumi\n    name: vm\n    sendsms_url: {url}\n    sendsms_user: user\n    sendsms_pass: pass\n    sendsms_params: {{transport_name: sms_out, priority: high}}\n    send: {{backoff: 10ms}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n  - type: default\n"
+        "project: Vumi test\nhttp:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: vumi\n    name: vm\n    sendsms_url: {url}\n    sendsms_user: user\n    sendsms_pass: pass\n    sendsms_params: {{transport_name: sms_out, priority: high}}\n    send: {{backoff: 10ms}}\n    receive: {{username: {HOOK_USER}, password: {HOOK_PASS}}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n  - type: default\n"
     );
     let running = common::start_embedded(&yaml).await;
     let base = format!("http://{}/backend/vm", running.http_addr().unwrap());
@@ -116,7 +131,7 @@ async fn vumi_messages_replies_and_events() {
         .bus()
         .consumer("test.inbound", &["sms.inbound"])
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = vumi_client();
 
     // A message exactly as Vumi posts it (no content type): 200, empty body.
     let msg = vumi_message("vumi-in-1", Some(json!("echo Habari, ñ € 😀")));
@@ -321,5 +336,129 @@ async fn vumi_messages_replies_and_events() {
         assert_eq!(answer["field"], field, "{path} {body}: {answer}");
     }
 
+    running.shutdown().await.unwrap();
+}
+
+/// Forged Vumi posts (before: 200): no basic auth is 401 asking for it, a
+/// wrong password 403, on the messages URL and the events URL; nothing
+/// reaches `sms.inbound` or `sms.events`, and a forged nack leaves the real
+/// message's status alone. Over-long input is refused naming Vumi's field
+/// (before: a 1.5 MB `message_id` was stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_posts_are_refused_and_over_long_fields_named() {
+    let requests = Arc::new(Mutex::new(Vec::<Request>::new()));
+    let app = Router::new()
+        .route("/send", post(send))
+        .with_state(requests.clone());
+    let url = format!("http://{}/send", common::serve(app).await);
+    let yaml = format!(
+        "http:\n  listen: ${{SMSFLOW_LISTEN}}\nbackends:\n  - type: vumi\n    name: vm\n    sendsms_url: {url}\n    sendsms_user: user\n    sendsms_pass: pass\n    receive: {{username: {HOOK_USER}, password: {HOOK_PASS}, max_text: 200}}\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
+    );
+    let running = common::start_embedded(&yaml).await;
+    let base = format!("http://{}/backend/vm", running.http_addr().unwrap());
+    let bus = running.bus();
+    let mut inbound = bus.consumer("test.in", &["sms.inbound"]).unwrap();
+    let mut events = bus.consumer("test.events", &["sms.events"]).unwrap();
+    let anyone = reqwest::Client::new();
+    let forged = vumi_message("forged-1", Some(json!("echo forged"))).to_string();
+
+    let res = anyone
+        .post(format!("{base}/"))
+        .body(forged.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Basic realm=\"smsflow webhooks\""
+    );
+    for (user, pass) in [(HOOK_USER, "wrong"), ("user", "pass"), (HOOK_USER, "")] {
+        let res = anyone
+            .post(format!("{base}/"))
+            .basic_auth(user, Some(pass))
+            .body(forged.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{user}:{pass}");
+    }
+    // The real one: the first on sms.inbound, and its echo is sent.
+    let real = vumi_message("real-1", Some(json!("echo real"))).to_string();
+    let (status, _) = post_json(&vumi_client(), &format!("{base}/"), &real).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        common::next(&mut inbound, schema::inbound()).await.text,
+        "echo real"
+    );
+    let sent = common::next_event(&mut events).await;
+    assert_eq!(sent.status, DeliveryStatus::Sent);
+    let vumi_id = sent.provider_id.clone().unwrap();
+
+    // A forged nack for the real message, on both URLs: refused.
+    let nack = vumi_event("nack", &vumi_id, json!({"nack_reason": "forged"})).to_string();
+    for path in ["/event", "/"] {
+        let res = anyone
+            .post(format!("{base}{path}"))
+            .body(nack.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+        let res = anyone
+            .post(format!("{base}{path}"))
+            .basic_auth(HOOK_USER, Some("wrong"))
+            .body(nack.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{path}");
+    }
+    // The real delivery report is the message's next event.
+    let delivered = vumi_event(
+        "delivery_report",
+        &vumi_id,
+        json!({"delivery_status": "delivered"}),
+    );
+    let (status, _) = post_json(
+        &vumi_client(),
+        &format!("{base}/event"),
+        &delivered.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let e = common::next_event(&mut events).await;
+    assert_eq!(
+        (e.message_id.as_str(), e.status),
+        (sent.message_id.as_str(), DeliveryStatus::Delivered)
+    );
+
+    // Over-long input, with the right credentials: refused, naming Vumi's field.
+    let client = vumi_client();
+    let huge_id = vumi_message(&"m".repeat(1_500_000), Some(json!("hi"))).to_string();
+    let long_text = vumi_message("long-1", Some(json!("x".repeat(201)))).to_string();
+    let mut long_addr = vumi_message("long-2", Some(json!("hi")));
+    long_addr["transport_name"] = json!("t".repeat(2000));
+    let long_event = vumi_event("ack", &"v".repeat(300), json!({})).to_string();
+    for (path, body, status, field) in [
+        ("/", huge_id, 400, "message_id"),
+        ("/", long_text, 413, "content"),
+        ("/", long_addr.to_string(), 400, "transport_name"),
+        ("/event", long_event, 400, "user_message_id"),
+    ] {
+        let (code, answer) = post_json(&client, &format!("{base}{path}"), &body).await;
+        assert_eq!(
+            (code, answer["field"].as_str()),
+            (status, Some(field)),
+            "{answer}"
+        );
+    }
+    // None was stored: the next inbound message is this one.
+    let after = vumi_message("after-1", Some(json!("after"))).to_string();
+    assert_eq!(post_json(&client, &format!("{base}/"), &after).await.0, 200);
+    assert_eq!(
+        common::next(&mut inbound, schema::inbound()).await.text,
+        "after"
+    );
     running.shutdown().await.unwrap();
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
+use super::auth::WebhookAuth;
 use super::provider::Provider;
 use super::{clickatell, http as generic, kannel, twilio, vumi, Hooks, Reports, Source};
 use crate::config;
@@ -19,6 +20,10 @@ pub fn provider(
     client: reqwest::Client,
 ) -> Option<(Arc<dyn Provider>, Router)> {
     let name = cfg.name();
+    let receiving = cfg.receiving().cloned().unwrap_or_default();
+    let auth = WebhookAuth::new(name, &receiving);
+    let source = source.with_receiving(&receiving);
+    let reports = reports.with_receiving(&receiving);
     let built: (Arc<dyn Provider>, Router) = match cfg {
         config::Backend::Http {
             url,
@@ -27,6 +32,7 @@ pub fn provider(
             ..
         } => {
             let hooks = generic::Hooks {
+                auth,
                 source,
                 reports,
                 params: params.clone(),
@@ -56,8 +62,13 @@ pub fn provider(
                 smsc: smsc.clone(),
                 dlr_mask: *dlr_mask,
                 dlr_url: format!("{public}/backend/{name}/dlr"),
+                secret: auth.secret().map(str::to_owned),
             };
-            let hooks = Hooks { source, reports };
+            let hooks = Hooks {
+                auth,
+                source,
+                reports,
+            };
             (Arc::new(provider), kannel::routes(name, Arc::new(hooks)))
         }
         config::Backend::Twilio {
@@ -101,7 +112,12 @@ pub fn provider(
                 from: from.clone(),
                 batch: *batch,
             };
-            let hooks = Hooks { source, reports };
+            let hooks = clickatell::Hooks {
+                auth,
+                api_key: api_key.clone(),
+                source,
+                reports,
+            };
             (
                 Arc::new(provider),
                 clickatell::routes(name, Arc::new(hooks)),
@@ -121,6 +137,7 @@ pub fn provider(
                 params: sendsms_params.clone(),
             };
             let hooks = Hooks {
+                auth,
                 source: source.allow_empty_text(),
                 reports,
             };
@@ -129,4 +146,19 @@ pub fn provider(
         config::Backend::Tester { .. } | config::Backend::Discard { .. } => return None,
     };
     Some(built)
+}
+
+/// The webhook routes of a discard backend (inbound as the generic HTTP
+/// backend's, with its credentials and limits); `None` for other backends.
+pub fn discard(cfg: &config::Backend, source: Source, reports: Reports) -> Option<Router> {
+    let config::Backend::Discard { name, receive } = cfg else {
+        return None;
+    };
+    let hooks = generic::Hooks {
+        auth: WebhookAuth::new(name, receive),
+        source: source.with_receiving(receive),
+        reports: reports.with_receiving(receive),
+        params: config::HttpParams::default(),
+    };
+    Some(generic::routes(name, Arc::new(hooks)))
 }

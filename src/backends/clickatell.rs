@@ -62,6 +62,14 @@
 //! nested ones its own (1 unknown, 2 queued, 3 scheduled, 4 sent to
 //! supplier, 5 device ack, 6 read, 20 expired, 21+ errors).
 //!
+//! **Authentication**: a reply callback carries the integration's
+//! `apiKey`, compared with the configured `api_key`; status callbacks carry
+//! none, so they need the backend's `receive.secret` (`secret=` in the
+//! callback URL, or an `X-Smsflow-Secret` header) or its basic auth
+//! (`receive.username`/`password`, which Clickatell's portal can send).
+//! Either proves a callback: none is `401`, a wrong one (a wrong `apiKey`
+//! too) `403`, and nothing is stored.
+//!
 //! Sources: Clickatell's "SMS REST API: Send message" (archived Platform
 //! docs, docs.clickatell.com/channels/sms-rest-api-platform-archived/
 //! sms-rest-api-send-message-2: request and 202 reply with `apiMessageId`,
@@ -82,7 +90,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -91,10 +100,41 @@ use futures::FutureExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde_json::{json, Map, Value};
 
+use super::auth::{Shown, WebhookAuth};
 use super::provider::{call, http_failure, Answer, Attempt, Provider};
-use super::{json, Hooks, Report, SourceError};
+use super::{json, Report, Reports, Source, SourceError};
 use crate::http::answer;
 use crate::message::{DeliveryStatus, OutboundMessage};
+
+/// What the callbacks need.
+pub struct Hooks {
+    pub auth: WebhookAuth,
+    /// The integration's API key, which reply callbacks carry as `apiKey`.
+    pub api_key: String,
+    pub source: Source,
+    pub reports: Reports,
+}
+
+impl Hooks {
+    /// Refuse a callback that proves nothing (no secret, basic auth or
+    /// `apiKey`) or carries a wrong one. `body` is the callback's JSON
+    /// object, when it is one.
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: Option<&Map<String, Value>>,
+    ) -> Result<(), SourceError> {
+        let own = match body.and_then(|b| b.get("apiKey")) {
+            None => Shown::Absent,
+            Some(Value::String(key)) => {
+                Shown::compare(Some(key.as_bytes()), self.api_key.as_bytes())
+            }
+            Some(_) => Shown::Wrong,
+        };
+        self.auth.check_with(headers, query, own, "apiKey")
+    }
+}
 
 /// `POST /backend/<name>/` (reply callback) and `POST /backend/<name>/status`
 /// (status callback).
@@ -310,19 +350,27 @@ fn international(number: &str) -> String {
     }
 }
 
-/// The source's errors about the identity, under the name the provider gave it.
-fn rename(e: SourceError, from: &str, to: &'static str) -> SourceError {
-    match e {
-        SourceError::Invalid { field, message } if field == from => {
-            SourceError::Invalid { field: to, message }
-        }
-        e => e,
-    }
+/// The callback's body as a JSON object, once the callback is proved
+/// (a forgery gets 401 or 403 whatever its body).
+fn checked_body(
+    h: &Hooks,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Map<String, Value>, SourceError> {
+    let obj = json::object(body);
+    h.check(headers, query, obj.as_ref().ok())?;
+    obj
 }
 
-async fn inbound(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
+async fn inbound(
+    State(h): State<Arc<Hooks>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let result = async {
-        let obj = json::object(&body)?;
+        let obj = checked_body(&h, &headers, query.as_deref(), &body)?;
         let Some(event) = obj.get("event") else {
             return accept_reply(&h, &obj).await;
         };
@@ -386,6 +434,11 @@ async fn accept_reply(h: &Hooks, obj: &Map<String, Value>) -> Result<(), SourceE
         }
     }
     // With a replyMessageId, messageId is the message this one answers.
+    let id_name = if reply_id.is_some() {
+        "replyMessageId"
+    } else {
+        "messageId"
+    };
     let external_id = match (reply_id, message_id) {
         (Some(reply), original) => {
             if let Some(o) = original {
@@ -402,7 +455,7 @@ async fn accept_reply(h: &Hooks, obj: &Map<String, Value>) -> Result<(), SourceE
         })
         .await
         .map(drop)
-        .map_err(|e| rename(e, "identity", "fromNumber"))
+        .map_err(|e| e.renamed("identity", "fromNumber").renamed("id", id_name))
 }
 
 /// One entry of the One API's `event.moText`.
@@ -443,7 +496,11 @@ async fn accept_one_api(
         })
         .await
         .map(drop)
-        .map_err(|e| rename(e, "identity", "from"))
+        .map_err(|e| {
+            e.renamed("identity", "from")
+                .renamed("text", "content")
+                .renamed("id", "messageId")
+        })
 }
 
 /// Which table a numeric status code is read in.
@@ -455,9 +512,14 @@ enum Codes {
     OneApi,
 }
 
-async fn status(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
+async fn status(
+    State(h): State<Arc<Hooks>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let result = async {
-        let obj = json::object(&body)?;
+        let obj = checked_body(&h, &headers, query.as_deref(), &body)?;
         match obj.get("event") {
             Some(event) => status_updates(&h, event).await,
             None => report(&h, &obj, Codes::Platform).await,
@@ -543,6 +605,12 @@ async fn report(h: &Hooks, u: &Map<String, Value>, codes: Codes) -> Result<(), S
         })
         .await
         .map(drop)
+        .map_err(|e| {
+            e.renamed("message_id", "clientMessageId")
+                .renamed("provider_id", "messageId")
+                .renamed("identity", "to")
+                .renamed("error", "statusDescription")
+        })
 }
 
 /// A Clickatell status as one of ours: its name first (unambiguous), then

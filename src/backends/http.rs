@@ -21,12 +21,18 @@
 //! **Delivery reports**: `GET` or `POST /backend/<name>/status` with `id`
 //! (our message id, or `provider_id`) and `status` (`queued`, `sent`,
 //! `delivered`, `failed`, `expired`), optionally `error`.
+//!
+//! **Authentication**: every request carries the backend's `receive.secret`
+//! (`secret=` in the URL's query, also for a POST, or an `X-Smsflow-Secret`
+//! header) or its basic auth (`receive.username`/`password`): `401`
+//! without, `403` when wrong, and nothing is stored. Otherwise any page a
+//! phone's owner opens could send a message in their name with an `<img>`.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::Method;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -34,6 +40,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde_json::{json, Value};
 
+use super::auth::WebhookAuth;
 use super::provider::{call, Attempt, Provider};
 use super::{Report, Reports, Source, SourceError};
 use crate::apps::template;
@@ -113,6 +120,7 @@ impl Provider for HttpProvider {
 }
 
 pub struct Hooks {
+    pub auth: WebhookAuth,
     pub source: Source,
     pub reports: Reports,
     pub params: HttpParams,
@@ -145,10 +153,12 @@ fn params(
 async fn inbound(
     State(h): State<Arc<Hooks>>,
     method: Method,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let result = async {
+        h.auth.check(&headers, query.as_deref())?;
         let mut p = params(&method, query, &body)?;
         let field = |p: &mut std::collections::HashMap<String, String>, name: &str| p.remove(name);
         let identity = field(&mut p, &h.params.identity);
@@ -173,22 +183,44 @@ async fn inbound(
                 ),
             });
         }
+        if let Some(id) = &id {
+            // Named as the gateway names it (the source would say `id`).
+            h.source.limits().check_id(&h.params.id, id)?;
+        }
         h.source
             .accept(identity.as_deref(), text.as_deref(), |m| m.external_id = id)
             .await
             .map(drop)
+            .map_err(|e| rename(e, &h.params))
     }
     .await;
     answer(result, "OK")
 }
 
+/// The source's limit errors under the parameter names this gateway uses.
+fn rename(e: SourceError, params: &HttpParams) -> SourceError {
+    match e {
+        SourceError::TooLarge { field, message } if field == "text" => SourceError::TooLarge {
+            field: params.text.clone(),
+            message,
+        },
+        SourceError::TooLong { field, message } if field == "identity" => SourceError::TooLong {
+            field: params.identity.clone(),
+            message,
+        },
+        e => e,
+    }
+}
+
 async fn status(
     State(h): State<Arc<Hooks>>,
     method: Method,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let result = async {
+        h.auth.check(&headers, query.as_deref())?;
         let mut p = params(&method, query, &body)?;
         let id = p.remove("id").filter(|v| !v.is_empty());
         let provider_id = p.remove("provider_id").filter(|v| !v.is_empty());
@@ -228,6 +260,7 @@ async fn status(
             })
             .await
             .map(drop)
+            .map_err(|e| e.renamed("message_id", "id"))
     }
     .await;
     answer(result, "OK")

@@ -16,25 +16,43 @@
 //! id of the sent message). `202 0:` and `202 3:` are accepted; 4xx is
 //! permanent; 503 transient.
 //!
-//! **Delivery reports**: `GET /backend/<name>/dlr?message_id=...&status=%d&answer=%A&to=%p`,
+//! **Delivery reports**: `GET /backend/<name>/dlr?message_id=...&secret=...&status=%d&answer=%A&to=%p`,
 //! statuses 1 delivered, 2 failed, 4 buffered (queued), 8 SMSC accepted
 //! (sent), 16 SMSC rejected (failed).
+//!
+//! **Authentication**: both URLs must carry the backend's `receive.secret`
+//! (`secret=` in the query, which a `get-url` can hold; smsflow puts it in
+//! every `dlr-url` it builds) or an `X-Smsflow-Secret` header: `401`
+//! without it, `403` with a wrong one, and nothing is stored. Without it
+//! anyone could inject messages, or mark a real message failed with a
+//! forged report.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::provider::{call, Attempt, Provider};
 use super::{Hooks, Report, SourceError};
 use crate::http::{answer, form_bytes};
 use crate::message::{DeliveryStatus, Encoding, OutboundMessage};
 use crate::sms;
+
+/// What a secret may hold unescaped. Validation allows only these, so the
+/// secret reaches Kannel as written: a `%` escape would be at risk of being
+/// read as one of Kannel's own `%` codes.
+const URL_SAFE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// How the sink reaches smsbox.
 pub struct Kannel {
@@ -47,6 +65,8 @@ pub struct Kannel {
     pub dlr_mask: u8,
     /// `<public url>/backend/<name>/dlr`.
     pub dlr_url: String,
+    /// The webhooks' shared secret, which the `dlr-url` carries back.
+    pub secret: Option<String>,
 }
 
 impl Kannel {
@@ -72,15 +92,16 @@ impl Kannel {
         if self.dlr_mask != 0 {
             // Kannel fills in the %-codes; our own parameter comes first.
             q.push(("dlr-mask", self.dlr_mask.to_string()));
+            let secret = match &self.secret {
+                Some(s) => format!("&secret={}", utf8_percent_encode(s, URL_SAFE)),
+                None => String::new(),
+            };
             q.push((
                 "dlr-url",
                 format!(
-                    "{}?message_id={}&status=%d&answer=%A&to=%p&ts=%T&smsc=%i",
+                    "{}?message_id={}{secret}&status=%d&answer=%A&to=%p&ts=%T&smsc=%i",
                     self.dlr_url,
-                    percent_encoding::utf8_percent_encode(
-                        &msg.id,
-                        percent_encoding::NON_ALPHANUMERIC
-                    )
+                    utf8_percent_encode(&msg.id, NON_ALPHANUMERIC)
                 ),
             ));
         }
@@ -114,7 +135,14 @@ pub fn routes(name: &str, hooks: Arc<Hooks>) -> Router {
         .with_state(hooks)
 }
 
-async fn inbound(State(h): State<Arc<Hooks>>, RawQuery(q): RawQuery) -> Response {
+async fn inbound(
+    State(h): State<Arc<Hooks>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(e) = h.auth.check(&headers, q.as_deref()) {
+        return answer(Err(e), ());
+    }
     let params = form_bytes(q.unwrap_or_default().as_bytes());
     let result = async {
         let text = match params.get("text") {
@@ -138,6 +166,7 @@ async fn inbound(State(h): State<Arc<Hooks>>, RawQuery(q): RawQuery) -> Response
             })
             .await
             .map(drop)
+            .map_err(|e| e.renamed("identity", "from"))
     }
     .await;
     answer(result, ())
@@ -201,7 +230,10 @@ fn decode_text(raw: &[u8], params: &HashMap<String, Vec<u8>>) -> Result<String, 
     }
 }
 
-async fn dlr(State(h): State<Arc<Hooks>>, RawQuery(q): RawQuery) -> Response {
+async fn dlr(State(h): State<Arc<Hooks>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    if let Err(e) = h.auth.check(&headers, q.as_deref()) {
+        return answer(Err(e), ());
+    }
     let params = form_bytes(q.unwrap_or_default().as_bytes());
     let get = |k: &str| {
         params
@@ -247,6 +279,7 @@ async fn dlr(State(h): State<Arc<Hooks>>, RawQuery(q): RawQuery) -> Response {
             })
             .await
             .map(drop)
+            .map_err(|e| e.renamed("identity", "to").renamed("status", "answer"))
     }
     .await;
     answer(result, ())
@@ -267,6 +300,7 @@ mod tests {
             smsc: None,
             dlr_mask: 31,
             dlr_url: "https://sms.example.org/backend/kannel/dlr".into(),
+            secret: None,
         }
     }
 
@@ -289,6 +323,16 @@ mod tests {
         msg.text = "Habari 😀".into();
         let q: HashMap<_, _> = k.query(&msg).into_iter().collect();
         assert_eq!(q["coding"], "2");
+        // The secret goes into the dlr-url, so that Kannel's reports carry it.
+        let k = Kannel {
+            secret: Some("s3cret-_.~Kannel0".into()),
+            ..kannel()
+        };
+        let q: HashMap<_, _> = k.query(&msg).into_iter().collect();
+        assert_eq!(
+            q["dlr-url"],
+            format!("https://sms.example.org/backend/kannel/dlr?message_id={id}&secret=s3cret-_.~Kannel0&status=%d&answer=%A&to=%p&ts=%T&smsc=%i")
+        );
         let k = Kannel {
             dlr_mask: 0,
             ..kannel()

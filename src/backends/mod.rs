@@ -3,6 +3,7 @@
 //! bus acknowledged) and a *sink* (reads `sms.send.<name>`, delivers, writes
 //! `sms.events`).
 
+pub mod auth;
 pub mod build;
 pub mod clickatell;
 pub mod dedupe;
@@ -40,9 +41,21 @@ pub enum SourceError {
         field: &'static str,
         message: String,
     },
-    /// The request is not the provider's (a bad signature): answer 403.
+    /// The request carries no credential (no secret, no basic auth): answer
+    /// 401, asking for basic auth when the backend takes it.
+    #[error("{message}")]
+    Unauthorized { message: String, basic: bool },
+    /// The request is not the provider's (a bad signature, a wrong secret): answer 403.
     #[error("{0}")]
     Forbidden(String),
+    /// The text is longer than the backend's `receive.max_text`: answer 413
+    /// naming the limit.
+    #[error("{field}: {message}")]
+    TooLarge { field: String, message: String },
+    /// An id or another field is longer than its `receive:` limit: answer
+    /// 400 naming the field and the limit.
+    #[error("{field}: {message}")]
+    TooLong { field: String, message: String },
     /// The bus could not store it: answer 503 so the provider retries.
     #[error("cannot store the message now: {0}")]
     Unavailable(#[from] BusError),
@@ -56,6 +69,101 @@ impl SourceError {
             message: format!("missing field {field}: {what}"),
         }
     }
+
+    /// The error about `from` (the shared source's name for a field, such
+    /// as `identity`) under the name the provider gave it (`to`).
+    pub fn renamed(self, from: &str, to: &'static str) -> SourceError {
+        match self {
+            SourceError::Invalid { field, message } if field == from => {
+                SourceError::Invalid { field: to, message }
+            }
+            SourceError::TooLarge { field, message } if field == from => SourceError::TooLarge {
+                field: to.to_owned(),
+                message,
+            },
+            SourceError::TooLong { field, message } if field == from => SourceError::TooLong {
+                field: to.to_owned(),
+                message,
+            },
+            e => e,
+        }
+    }
+}
+
+/// The `receive:` bounds on what a request may carry, checked before
+/// anything is stored (a 1.5 MB message id or a 2 MB text would otherwise
+/// travel through every stage and the message log).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Characters of a text.
+    pub text: usize,
+    /// Bytes of an id.
+    pub id: usize,
+    /// Bytes of a phone number as given.
+    pub identity: usize,
+    /// Bytes of any other field's value.
+    pub field: usize,
+}
+
+impl Limits {
+    pub fn new(r: &Receiving) -> Self {
+        Limits {
+            text: r.max_text,
+            id: r.max_id,
+            identity: r.max_identity,
+            field: r.max_field,
+        }
+    }
+
+    /// Refuse a text of more than `text` characters (413).
+    pub fn check_text(&self, field: &str, text: &str) -> Result<(), SourceError> {
+        // Counting stops past the limit: a 2 MB text costs no more than a long one.
+        if text.chars().nth(self.text).is_some() {
+            return Err(SourceError::TooLarge {
+                field: field.to_owned(),
+                message: format!(
+                    "the text is longer than {} characters, the limit of this backend (receive.max_text)",
+                    self.text
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuse an id of more than `id` bytes (400 naming `field`).
+    pub fn check_id(&self, field: &str, value: &str) -> Result<(), SourceError> {
+        too_long(field, value, self.id, "max_id")
+    }
+
+    /// Refuse a phone number of more than `identity` bytes (400 naming `field`).
+    pub fn check_identity(&self, field: &str, value: &str) -> Result<(), SourceError> {
+        too_long(field, value, self.identity, "max_identity")
+    }
+
+    /// Refuse another field of more than `field` bytes (400 naming it).
+    pub fn check_field(&self, field: &str, value: &str) -> Result<(), SourceError> {
+        too_long(field, value, self.field, "max_field")
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(&Receiving::default())
+    }
+}
+
+fn too_long(field: &str, value: &str, limit: usize, key: &str) -> Result<(), SourceError> {
+    if value.len() > limit {
+        // The value is not quoted: it is the over-long thing.
+        return Err(SourceError::TooLong {
+            field: field.to_owned(),
+            message: format!(
+                "{} bytes long: at most {limit} are accepted (receive.{key})",
+                value.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Check a phone number as sources accept it: an optional `+` and 1 to 20
@@ -81,6 +189,7 @@ pub struct Source {
     country: Option<Country>,
     dedupe: Dedupe,
     empty_text: bool,
+    limits: Limits,
 }
 
 impl Source {
@@ -104,6 +213,7 @@ impl Source {
             country: None,
             dedupe: Dedupe::new(Receiving::default().dedupe_window),
             empty_text: false,
+            limits: Limits::default(),
         }
     }
 
@@ -111,7 +221,14 @@ impl Source {
     pub fn with_receiving(mut self, r: &Receiving) -> Self {
         self.country = r.country.as_deref().and_then(Country::parse);
         self.dedupe = Dedupe::new(r.dedupe_window);
+        self.limits = Limits::new(r);
         self
+    }
+
+    /// The bounds this source applies, for a backend that checks a field
+    /// before it gets here.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Accept empty texts (Vumi sends them, for example for session starts).
@@ -135,6 +252,8 @@ impl Source {
             "the phone number the message comes from",
         ))?;
         let text = text.ok_or(SourceError::missing("text", "the message"))?;
+        self.limits.check_identity("identity", raw)?;
+        self.limits.check_text("text", text)?;
         let identity = numbers::normalize(raw, self.country).map_err(|e| SourceError::Invalid {
             field: "identity",
             message: e.to_string(),
@@ -150,6 +269,7 @@ impl Source {
             msg.fields.insert("raw_identity".into(), raw.to_owned());
         }
         prepare(&mut msg);
+        self.check_prepared(&msg)?;
         let claim = match &msg.external_id {
             Some(id) => Some(self.dedupe.claim(id).await),
             None => None,
@@ -176,6 +296,19 @@ impl Source {
         self.received.inc();
         Ok(msg)
     }
+
+    /// What a backend added to a message is within the limits too: its id,
+    /// and each field (named as the provider names it).
+    fn check_prepared(&self, msg: &InboundMessage) -> Result<(), SourceError> {
+        if let Some(id) = &msg.external_id {
+            self.limits.check_id("id", id)?;
+        }
+        for (name, value) in &msg.fields {
+            self.limits.check_field("field name", name)?;
+            self.limits.check_field(name, value)?;
+        }
+        Ok(())
+    }
 }
 
 /// Write `record` and wait until the bus stored it, at most `timeout`. Past
@@ -193,9 +326,10 @@ async fn store(producer: &Producer, record: Produce, timeout: Duration) -> Resul
     Ok(())
 }
 
-/// What a backend's webhooks need: its source (inbound messages) and its
-/// reports (delivery reports).
+/// What a backend's webhooks need: who may call them, its source (inbound
+/// messages) and its reports (delivery reports).
 pub struct Hooks {
+    pub auth: auth::WebhookAuth,
     pub source: Source,
     pub reports: Reports,
 }
@@ -227,6 +361,7 @@ pub struct Reports {
     dedupe: Dedupe,
     /// The sink's sent-log: finds our message for a provider id.
     log: SentLog,
+    limits: Limits,
 }
 
 impl Reports {
@@ -244,11 +379,41 @@ impl Reports {
             accept_timeout,
             dedupe: Dedupe::new(Receiving::default().dedupe_window),
             log,
+            limits: Limits::default(),
         }
+    }
+
+    /// Apply a backend's `receive:` limits.
+    pub fn with_receiving(mut self, r: &Receiving) -> Self {
+        self.limits = Limits::new(r);
+        self
+    }
+
+    /// Refuse a report whose ids or texts are over the limits (named as
+    /// [`Report`]'s fields; a backend renames them to the provider's).
+    fn check(&self, r: &Report) -> Result<(), SourceError> {
+        let l = &self.limits;
+        for (field, id) in [
+            ("message_id", &r.message_id),
+            ("provider_id", &r.provider_id),
+        ] {
+            if let Some(id) = id {
+                l.check_id(field, id)?;
+            }
+        }
+        if let Some(identity) = &r.identity {
+            l.check_identity("identity", identity)?;
+        }
+        l.check_field("status", &r.provider_status)?;
+        if let Some(error) = &r.error {
+            l.check_field("error", error)?;
+        }
+        Ok(())
     }
 
     /// Store `r` as a delivery event.
     pub async fn report(&self, r: Report) -> Result<DeliveryEvent, SourceError> {
+        self.check(&r)?;
         let status = r.status.ok_or_else(|| SourceError::Invalid {
             field: "status",
             message: format!("unknown delivery status {:?}", r.provider_status),

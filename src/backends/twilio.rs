@@ -461,7 +461,11 @@ fn twilio_field(e: SourceError) -> SourceError {
                 },
             }
         }
-        other => other,
+        // Limits: named as Twilio names the parameters.
+        other => other
+            .renamed("identity", "From")
+            .renamed("text", "Body")
+            .renamed("id", "MessageSid"),
     }
 }
 
@@ -566,6 +570,12 @@ async fn status(
             })
             .await
             .map(drop)
+            .map_err(|e| {
+                e.renamed("provider_id", "MessageSid")
+                    .renamed("identity", "To")
+                    .renamed("status", "MessageStatus")
+                    .renamed("error", "ErrorMessage")
+            })
     }
     .await;
     answer(result, ())

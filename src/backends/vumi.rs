@@ -39,6 +39,12 @@
 //! `ack`, `nack` or `delivery_report:<status>`. A missing `event_type`,
 //! `user_message_id` or `delivery_status` is a `400` naming it.
 //!
+//! **Authentication**: both URLs take HTTP basic auth
+//! (`receive.username`/`receive.password`; at Vumi, put them in the URL:
+//! `https://user:pass@host/backend/vumi/`), or the shared `receive.secret`
+//! (`secret=` in the URL or an `X-Smsflow-Secret` header): `401` without,
+//! `403` when wrong, and nothing is stored.
+//!
 //! Differences from RapidSMS: `content` is kept exactly (Django's form
 //! strips surrounding whitespace); any 2xx is success (RapidSMS fails
 //! anything but 200); RapidSMS has no event handling at all.
@@ -52,7 +58,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -166,8 +173,14 @@ const REQUIRED: [(&str, &str); 5] = [
 ];
 const OPTIONAL: [&str; 3] = ["in_reply_to", "session_event", "group"];
 
-async fn inbound(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
+async fn inbound(
+    State(h): State<Arc<Hooks>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let result = async {
+        h.auth.check(&headers, query.as_deref())?;
         let msg = json::object(&body)?;
         if msg.get("message_type").and_then(Value::as_str) == Some("event") {
             return event_report(&h, &msg).await;
@@ -191,30 +204,24 @@ async fn inbound(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
             })
             .await
             .map(drop)
-            .map_err(|e| match e {
-                SourceError::Invalid {
-                    field: "identity",
-                    message,
-                } => SourceError::Invalid {
-                    field: "from_addr",
-                    message,
-                },
-                SourceError::Invalid {
-                    field: "text",
-                    message,
-                } => SourceError::Invalid {
-                    field: "content",
-                    message,
-                },
-                e => e,
+            .map_err(|e| {
+                e.renamed("identity", "from_addr")
+                    .renamed("text", "content")
+                    .renamed("id", "message_id")
             })
     }
     .await;
     answer(result, ())
 }
 
-async fn event(State(h): State<Arc<Hooks>>, body: Bytes) -> Response {
+async fn event(
+    State(h): State<Arc<Hooks>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let result = async {
+        h.auth.check(&headers, query.as_deref())?;
         let e = json::object(&body)?;
         event_report(&h, &e).await
     }
@@ -275,6 +282,11 @@ async fn event_report(h: &Hooks, e: &Map<String, Value>) -> Result<(), SourceErr
         })
         .await
         .map(drop)
+        .map_err(|e| {
+            e.renamed("provider_id", "user_message_id")
+                .renamed("status", "event_type")
+                .renamed("error", "nack_reason")
+        })
 }
 
 #[cfg(test)]

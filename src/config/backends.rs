@@ -45,10 +45,15 @@ pub enum Backend {
     /// Accepts inbound messages like the generic HTTP backend and discards
     /// what it should send (counted, with no delivery events): for load tests
     /// and dry runs.
-    Discard { name: String },
+    Discard {
+        name: String,
+        /// Webhook credentials and inbound limits, as for the generic HTTP backend.
+        #[serde(default)]
+        receive: Receiving,
+    },
     /// Kannel's smsbox: inbound through its `get-url`, outbound through
     /// `/cgi-bin/sendsms`, delivery reports through a `dlr-url` that carries
-    /// the message id.
+    /// the message id (and `receive.secret`, which the `get-url` carries too).
     Kannel {
         /// Default `kannel`.
         #[serde(default = "default_kannel_name")]
@@ -153,7 +158,7 @@ impl Backend {
         match self {
             Backend::Tester { name, .. }
             | Backend::Http { name, .. }
-            | Backend::Discard { name }
+            | Backend::Discard { name, .. }
             | Backend::Kannel { name, .. }
             | Backend::Twilio { name, .. }
             | Backend::Clickatell { name, .. }
@@ -176,8 +181,9 @@ impl Backend {
     /// How the source receives, for backends that take webhooks.
     pub fn receiving(&self) -> Option<&Receiving> {
         match self {
-            Backend::Tester { .. } | Backend::Discard { .. } => None,
+            Backend::Tester { .. } => None,
             Backend::Http { receive, .. }
+            | Backend::Discard { receive, .. }
             | Backend::Kannel { receive, .. }
             | Backend::Twilio { receive, .. }
             | Backend::Clickatell { receive, .. }
@@ -276,6 +282,37 @@ pub struct Receiving {
     /// as accepted but not stored again. Default `10m`.
     #[serde(with = "humantime_serde_compat")]
     pub dedupe_window: Duration,
+    /// A shared secret the provider sends with every webhook: in the URL's
+    /// query as `secret=...` (what Kannel's `get-url` can carry; the
+    /// `dlr-url` smsflow builds carries it too) or in an `X-Smsflow-Secret`
+    /// header. At least 16 characters, letters, digits and `-._~` only (it
+    /// goes into URLs as it is). Give it through `${VAR}`.
+    pub secret: Option<String>,
+    /// HTTP basic auth the provider sends with every webhook (Vumi's
+    /// `https://user:pass@host/...` URLs, Clickatell's callback
+    /// credentials): the user name; give `password` with it.
+    pub username: Option<String>,
+    /// The basic auth password. Give it through `${VAR}`.
+    pub password: Option<String>,
+    /// Accept webhooks that carry no secret, basic auth or provider key.
+    /// Only for a listener no one else can reach (loopback, a private
+    /// network): anyone who reaches it can inject messages and delivery
+    /// reports. Default false: a backend whose webhooks have no credentials
+    /// fails validation.
+    pub insecure: bool,
+    /// The longest text accepted, in characters (longer: `413`). Default 4000.
+    pub max_text: usize,
+    /// The longest id accepted (the provider's message id, our message id
+    /// in a delivery report), in bytes (longer: `400` naming the field).
+    /// Default 256.
+    pub max_id: usize,
+    /// The longest phone number accepted as given, formatting included, in
+    /// bytes (longer: `400`). Default 64.
+    pub max_identity: usize,
+    /// The longest value of any other field kept on a message or report (the
+    /// provider's `to`, `smsc`, status text, ...), in bytes (longer: `400`
+    /// naming the field). Default 1024.
+    pub max_field: usize,
 }
 
 impl Default for Receiving {
@@ -283,7 +320,22 @@ impl Default for Receiving {
         Receiving {
             country: None,
             dedupe_window: Duration::from_secs(600),
+            secret: None,
+            username: None,
+            password: None,
+            insecure: false,
+            max_text: 4000,
+            max_id: 256,
+            max_identity: 64,
+            max_field: 1024,
         }
+    }
+}
+
+impl Receiving {
+    /// Whether any webhook credential (secret, username or password) is given.
+    pub fn has_credentials(&self) -> bool {
+        self.secret.is_some() || self.username.is_some() || self.password.is_some()
     }
 }
 

@@ -115,6 +115,7 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
             report(backends.index(i).key("name"), format!("duplicate backend name {:?} (also backends[{first}]): each backend needs its own name", b.name()));
         }
         check_backend(b, &backends.index(i), &mut report);
+        check_webhook_auth(b, p.http.listen, &backends.index(i), &mut report);
         if let Err(why) = topic_name(&t.send(b.name()), false) {
             report(
                 backends.index(i).key("name"),
@@ -336,6 +337,86 @@ fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) 
                 );
             }
         }
+    }
+}
+
+/// The shortest `receive.secret` accepted: guessing it must be hopeless.
+const MIN_SECRET: usize = 16;
+
+/// Every backend whose webhooks are reachable proves who calls them, or says
+/// `receive.insecure: true`; its `receive:` limits let something in. Errors
+/// name keys, never their values (secrets).
+fn check_webhook_auth(
+    b: &Backend,
+    listen: std::net::SocketAddr,
+    at: &Path,
+    report: &mut impl FnMut(Path, String),
+) {
+    let Some(r) = b.receiving() else {
+        return;
+    };
+    let receive = at.key("receive");
+    let name = b.name();
+    for (key, limit) in [
+        ("max_text", r.max_text),
+        ("max_id", r.max_id),
+        ("max_identity", r.max_identity),
+        ("max_field", r.max_field),
+    ] {
+        if limit == 0 {
+            report(receive.key(key), format!("{key} 0: expected at least 1"));
+        }
+    }
+    if let Backend::Twilio { validate, .. } = b {
+        for (key, set) in [
+            ("secret", r.secret.is_some()),
+            ("username", r.username.is_some()),
+            ("password", r.password.is_some()),
+        ] {
+            if set {
+                report(receive.key(key), format!("backend {name:?}: receive.{key} is not used by twilio, whose webhooks are checked by their X-Twilio-Signature (made with auth_token); remove it"));
+            }
+        }
+        if !validate && r.insecure && !listen.ip().is_loopback() {
+            report(receive.key("insecure"), format!("backend {name:?}: receive.insecure: true with validate: false, but http.listen ({listen}) is reachable from other machines: keep validate (the default)"));
+        }
+        if !validate && !r.insecure {
+            report(at.key("validate"), format!("backend {name:?}: validate: false accepts webhooks anyone can forge; add receive.insecure: true to say that is meant (only where no one else reaches the listener), or remove validate: false"));
+        }
+        return;
+    }
+    if r.username.is_some() != r.password.is_some() {
+        report(
+            receive.clone(),
+            format!("backend {name:?}: give both receive.username and receive.password (HTTP basic auth), or neither"),
+        );
+    }
+    if let Some(secret) = &r.secret {
+        if secret.chars().count() < MIN_SECRET {
+            report(receive.key("secret"), format!("backend {name:?}: receive.secret is shorter than {MIN_SECRET} characters: use a long random one, for example from `openssl rand -hex 24`"));
+        }
+        if !secret
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~'))
+        {
+            report(receive.key("secret"), format!("backend {name:?}: receive.secret may only hold letters, digits and - . _ ~ (it goes into URLs as it is), for example from `openssl rand -hex 24`"));
+        }
+    }
+    // Unauthenticated webhooks are only for a listener no one else reaches.
+    if r.insecure && !listen.ip().is_loopback() {
+        report(receive.key("insecure"), format!("backend {name:?}: receive.insecure: true, but http.listen ({listen}) is reachable from other machines: anyone there could inject messages and delivery reports; give receive.secret (or username and password) instead, or listen on 127.0.0.1"));
+    }
+    if r.insecure && r.has_credentials() {
+        report(receive.key("insecure"), format!("backend {name:?}: receive.insecure: true and credentials (receive.secret, username, password) are both given: remove insecure, or the credentials"));
+    }
+    if !r.insecure && !r.has_credentials() {
+        let how = match b {
+            Backend::Kannel { .. } => "receive.secret (smsflow checks it as `secret=` in Kannel's get-url, and puts it in every dlr-url)",
+            Backend::Vumi { .. } => "receive.username and receive.password (HTTP basic auth, as in https://user:pass@host/backend/<name>/ at Vumi), or receive.secret",
+            Backend::Clickatell { .. } => "receive.secret (`secret=` in the callback URLs: Clickatell's status callbacks carry no apiKey), or receive.username and receive.password",
+            _ => "receive.secret (`secret=` in the URL the gateway calls, or an X-Smsflow-Secret header), or receive.username and receive.password",
+        };
+        report(at.clone(), format!("backend {name:?} accepts webhooks from anyone: add {how}, given through ${{VAR}}; or receive.insecure: true where no one else reaches the listener"));
     }
 }
 

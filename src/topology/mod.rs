@@ -18,7 +18,7 @@ use crate::backends::discard::{DiscardSink, SendHook};
 use crate::backends::provider::ProviderSink;
 use crate::backends::sent::SentLog;
 use crate::backends::tester::{Tester, TesterSink};
-use crate::backends::{self, http as generic, Reports, Source};
+use crate::backends::{self, Reports, Source};
 use crate::bus::{Bus, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
 use crate::http::{self, HttpState};
@@ -405,19 +405,15 @@ impl Topology {
                                 Arc::from(t.events.as_str()),
                             ))
                         }
-                        config::Backend::Discard { name } => {
-                            let hooks = generic::Hooks {
-                                source,
-                                reports: Reports::new(
-                                    name,
-                                    producer.clone(),
-                                    Arc::from(t.events.as_str()),
-                                    p.http.accept_timeout,
-                                    SentLog::new(Arc::from(sent_topic(t, name).as_str())),
-                                ),
-                                params: config::HttpParams::default(),
-                            };
-                            routes.push(generic::routes(name, Arc::new(hooks)));
+                        config::Backend::Discard { name, .. } => {
+                            let reports = Reports::new(
+                                name,
+                                producer.clone(),
+                                Arc::from(t.events.as_str()),
+                                p.http.accept_timeout,
+                                SentLog::new(Arc::from(sent_topic(t, name).as_str())),
+                            );
+                            routes.extend(backends::build::discard(cfg, source, reports));
                             StageHandler::Discard(DiscardSink::new(
                                 name,
                                 self.hooks.get(name).cloned(),

@@ -43,6 +43,15 @@ pub const SMSC_ID: &str = "fake";
 pub const MO_QUERY: &str =
     "from=%p&to=%P&text=%b&coding=%c&charset=%C&ts=%T&smsc=%i&id=%I&udh=%u&service=%n";
 
+/// The webhook secret smsflow's Kannel backend gets in these tests
+/// (`receive.secret`): its get-url carries it, and smsflow its dlr-urls.
+pub const WEBHOOK_SECRET: &str = "kannel-harness-secret-0123456789";
+
+/// smsflow's get-url on `port`, with [`WEBHOOK_SECRET`] and [`MO_QUERY`].
+pub fn smsflow_get_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/backend/kannel/?secret={WEBHOOK_SECRET}&{MO_QUERY}")
+}
+
 fn template() -> PathBuf {
     super::root().join("tests/kannel/kannel.conf.in")
 }
