@@ -248,44 +248,47 @@ impl Provider for Gateway {
     }
 }
 
-/// Before: the back-off slept on through shutdown (the default retries
-/// outlast `shutdown_timeout`), and after a restart the message, recorded
-/// `sending`, was reported failed ("outcome unknown"). After: shutdown ends
-/// the back-off at once, the sent-log says `retry`, the record is not marked
-/// done, and the restarted sink sends it: at least once, no `failed` event.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_during_back_off_returns_at_once_and_the_message_is_sent_after_restart() {
-    let topics: Vec<TopicSpec> = ["sms.send.gw", "sms.send.gw.sent", "sms.events", "sms.dlq"]
-        .into_iter()
-        .map(|name| TopicSpec {
-            name: name.into(),
-            partitions: 1,
-            replication: 1,
-            compacted: false,
-        })
-        .collect();
-    let bus = Bus::connect(&Kafka::with_mode(KafkaMode::Embedded), &topics)
-        .await
-        .unwrap();
-    let producer = bus.producer().unwrap();
-    let mut sent_log = bus.consumer("test.sent", &["sms.send.gw.sent"]).unwrap();
-    let mut events = bus.consumer("test.events", &["sms.events"]).unwrap();
-    let gateway = Arc::new(Gateway::default());
-    // Tries an hour apart: only shutdown can end the wait.
-    let settings = Sending {
-        attempts: 10,
-        backoff: Duration::from_secs(3600),
-        max_backoff: Duration::from_secs(3600),
-        ..Sending::default()
-    };
-    let log = SentLog::new(Arc::from("sms.send.gw.sent"));
-    let start = |log: SentLog| {
+/// A provider sink stage on an embedded bus, restartable.
+struct Sink {
+    bus: Bus,
+    producer: smsflow::bus::Producer,
+    gateway: Arc<Gateway>,
+    settings: Sending,
+    log: SentLog,
+}
+
+impl Sink {
+    async fn new(settings: Sending) -> Sink {
+        let topics: Vec<TopicSpec> = ["sms.send.gw", "sms.send.gw.sent", "sms.events", "sms.dlq"]
+            .into_iter()
+            .map(|name| TopicSpec {
+                name: name.into(),
+                partitions: 1,
+                replication: 1,
+                compacted: false,
+            })
+            .collect();
+        let bus = Bus::connect(&Kafka::with_mode(KafkaMode::Embedded), &topics)
+            .await
+            .unwrap();
+        Sink {
+            producer: bus.producer().unwrap(),
+            bus,
+            gateway: Arc::new(Gateway::default()),
+            settings,
+            // Kept across restarts, as the sent-log topic keeps it.
+            log: SentLog::new(Arc::from("sms.send.gw.sent")),
+        }
+    }
+
+    /// Start the stage (again: the same consumer group).
+    fn start(&self) -> (tokio::task::JoinHandle<Result<(), BusError>>, StageControl) {
         let sink = ProviderSink::new(
             "gw",
-            gateway.clone(),
-            &settings,
-            log,
-            producer.clone(),
+            self.gateway.clone(),
+            &self.settings,
+            self.log.clone(),
+            self.producer.clone(),
             Arc::from("sms.events"),
         );
         let control = StageControl::default();
@@ -293,30 +296,57 @@ async fn shutdown_during_back_off_returns_at_once_and_the_message_is_sent_after_
             name: Arc::from("backend:gw"),
             dlq: Arc::from("sms.dlq"),
         };
-        let consumer = bus
+        let consumer = self
+            .bus
             .consumer("smsflow.backend:gw", &["sms.send.gw"])
             .unwrap();
         let task = tokio::spawn(stage::run(
             ctx,
             consumer,
-            producer.clone(),
+            self.producer.clone(),
             sink,
             control.clone(),
         ));
         (task, control)
-    };
+    }
 
-    let (task, control) = start(log.clone());
-    let msg = OutboundMessage::new(Connection::new("gw", "+15550123"), "hello");
-    producer
-        .send_and_wait(Produce::new(
-            Arc::from("sms.send.gw"),
-            Bytes::from(msg.connection.key()),
-            schema::outbound().encode(&msg).unwrap(),
-        ))
-        .await
+    async fn send(&self, identity: &str) -> OutboundMessage {
+        let msg = OutboundMessage::new(Connection::new("gw", identity), "hello");
+        self.producer
+            .send_and_wait(Produce::new(
+                Arc::from("sms.send.gw"),
+                Bytes::from(msg.connection.key()),
+                schema::outbound().encode(&msg).unwrap(),
+            ))
+            .await
+            .unwrap();
+        msg
+    }
+}
+
+/// Before: the back-off slept on through shutdown (the default retries
+/// outlast `shutdown_timeout`), and after a restart the message, recorded
+/// `sending`, was reported failed ("outcome unknown"). After: shutdown ends
+/// the back-off at once, the sent-log says `retry`, the record is not marked
+/// done, and the restarted sink sends it: at least once, no `failed` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_back_off_returns_at_once_and_the_message_is_sent_after_restart() {
+    // Tries an hour apart: only shutdown can end the wait.
+    let sink = Sink::new(Sending {
+        attempts: 10,
+        backoff: Duration::from_secs(3600),
+        max_backoff: Duration::from_secs(3600),
+        ..Sending::default()
+    })
+    .await;
+    let mut sent_log = sink
+        .bus
+        .consumer("test.sent", &["sms.send.gw.sent"])
         .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), gateway.called.notified())
+    let mut events = sink.bus.consumer("test.events", &["sms.events"]).unwrap();
+    let (task, control) = sink.start();
+    let msg = sink.send("+15550123").await;
+    tokio::time::timeout(Duration::from_secs(20), sink.gateway.called.notified())
         .await
         .expect("the first try within 20 s");
     // The first try failed; the sink is in its hour of back-off.
@@ -332,19 +362,19 @@ async fn shutdown_during_back_off_returns_at_once_and_the_message_is_sent_after_
         Err(BusError::Interrupted(why)) => assert!(why.contains("back-off"), "{why}"),
         other => panic!("expected the record left unfinished, got {other:?}"),
     }
-    assert_eq!(gateway.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(sink.gateway.calls.load(Ordering::SeqCst), 1);
     let retry = next_entry(&mut sent_log).await;
     assert_eq!(retry.state, State::Retry);
     assert!(retry.error.unwrap().contains("HTTP 503"));
 
     // Restarted (the same group: the record was not marked done), with the
     // provider back: sent, and the only event says so.
-    gateway.accept.store(true, Ordering::SeqCst);
-    let (task, control) = start(log);
+    sink.gateway.accept.store(true, Ordering::SeqCst);
+    let (task, control) = sink.start();
     let event = common::next_event(&mut events).await;
     assert_eq!(event.message_id, msg.id);
     assert_eq!(event.status, DeliveryStatus::Sent);
-    assert_eq!(gateway.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(sink.gateway.calls.load(Ordering::SeqCst), 2);
     control.drain.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
@@ -352,6 +382,48 @@ async fn shutdown_during_back_off_returns_at_once_and_the_message_is_sent_after_
         .unwrap()
         .unwrap();
     assert!(events.recv().now_or_never().is_none(), "one event only");
+}
+
+/// Shutdown also ends a wait for the rate limit: the waiting message is not
+/// handed over and not marked done, and the restarted sink sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_rate_limit_wait_leaves_the_message_for_the_restart() {
+    // One message an hour: the second waits.
+    let sink = Sink::new(Sending {
+        rate: Some(1.0 / 3600.0),
+        ..Sending::default()
+    })
+    .await;
+    sink.gateway.accept.store(true, Ordering::SeqCst);
+    let mut events = sink.bus.consumer("test.events", &["sms.events"]).unwrap();
+    let (task, control) = sink.start();
+    let first = sink.send("+15550201").await;
+    let second = sink.send("+15550202").await;
+    assert_eq!(common::next_event(&mut events).await.message_id, first.id);
+
+    control.drain.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("shutdown ends the wait (within a 5 s shutdown_timeout)")
+        .unwrap();
+    match stopped {
+        Err(BusError::Interrupted(why)) => assert!(why.contains("rate limit"), "{why}"),
+        other => panic!("expected the record left unfinished, got {other:?}"),
+    }
+    assert_eq!(sink.gateway.calls.load(Ordering::SeqCst), 1);
+
+    // A new limiter lets one message through at once: the second one.
+    let (task, control) = sink.start();
+    let event = common::next_event(&mut events).await;
+    assert_eq!(event.message_id, second.id);
+    assert_eq!(event.status, DeliveryStatus::Sent);
+    assert_eq!(sink.gateway.calls.load(Ordering::SeqCst), 2);
+    control.drain.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 /// The next sent-log entry.

@@ -375,6 +375,8 @@ impl Delivery {
         // Every job of a delivery belongs to the same stage: one signal.
         let Some(first) = jobs.first() else { return };
         let waited = tokio::select! {
+            // No wait (no limit) is no wait, also once shutdown began.
+            biased;
             _ = self.wait_for_rate(&jobs) => true,
             _ = first.later.stopping() => false,
         };
