@@ -607,3 +607,31 @@ impl KafkaCommitter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_errors_that_retrying_cannot_fix_are_fatal() {
+        use RDKafkaErrorCode as C;
+        for (code, cause) in [
+            (C::Authentication, "refused the credentials"),
+            (C::SaslAuthenticationFailed, "refused the credentials"),
+            (C::TopicAuthorizationFailed, "not authorized"),
+            (C::GroupAuthorizationFailed, "not authorized"),
+            (C::UnknownTopicOrPartition, "does not exist"),
+            (C::UnknownPartition, "does not exist"),
+        ] {
+            let e = kafka_error(KafkaError::MessageConsumption(code));
+            assert!(e.fatal(), "{code:?}");
+            assert!(e.to_string().contains(cause), "{e}");
+        }
+        let e = kafka_error(KafkaError::MessageConsumptionFatal(C::Fenced));
+        assert!(e.fatal(), "{e}");
+        for code in [C::BrokerTransportFailure, C::AllBrokersDown, C::RequestTimedOut] {
+            let e = kafka_error(KafkaError::MessageConsumption(code));
+            assert!(!e.fatal() && e.retryable(), "{code:?}: {e:?}");
+        }
+    }
+}
