@@ -183,11 +183,9 @@ async fn a_fatal_consumer_error_stops_the_stage_and_readyz_fails() {
 /// The same classification, on one stage run directly: an unknown topic
 /// (the broker does not create topics on demand) ends `stage::run` with a
 /// fatal error instead of retrying.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_topic_stops_the_stage() {
-    let cluster = MockCluster::new(1).unwrap();
+async fn an_unknown_topic_stops_the_stage(brokers: &str) {
     let mut cfg = Kafka::with_mode(KafkaMode::Kafka);
-    cfg.brokers = Some(cluster.bootstrap_servers());
+    cfg.brokers = Some(brokers.to_owned());
     let bus = Bus::connect(&cfg, &[]).await.unwrap();
     let consumer = bus.consumer("noloss.unknown", &["no.such.topic"]).unwrap();
     let producer = bus.producer().unwrap();
@@ -205,6 +203,18 @@ async fn an_unknown_topic_stops_the_stage() {
         }
         other => panic!("expected a fatal error, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_topic_stops_the_stage_on_the_mock_cluster() {
+    let cluster = MockCluster::new(1).unwrap();
+    an_unknown_topic_stops_the_stage(&cluster.bootstrap_servers()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_topic_stops_the_stage_on_a_real_broker() {
+    let broker = common::broker::Broker::start();
+    an_unknown_topic_stops_the_stage(&broker.brokers()).await;
 }
 
 /// A handler for stages that never get a record.
