@@ -629,7 +629,11 @@ mod tests {
         }
         let e = kafka_error(KafkaError::MessageConsumptionFatal(C::Fenced));
         assert!(e.fatal(), "{e}");
-        for code in [C::BrokerTransportFailure, C::AllBrokersDown, C::RequestTimedOut] {
+        for code in [
+            C::BrokerTransportFailure,
+            C::AllBrokersDown,
+            C::RequestTimedOut,
+        ] {
             let e = kafka_error(KafkaError::MessageConsumption(code));
             assert!(!e.fatal() && e.retryable(), "{code:?}: {e:?}");
         }
