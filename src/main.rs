@@ -359,7 +359,11 @@ async fn run(file: &Path, stage: Option<&str>) -> anyhow::Result<ExitCode> {
     };
     let stopped = running.shutdown().await;
     if let Some(stage) = failed {
-        bail!("stage {stage} stopped on an error (see the log); offsets of unfinished records were not committed");
+        let cause = stopped
+            .err()
+            .map(|e| format!(" ({e:#})"))
+            .unwrap_or_default();
+        bail!("stage {stage} stopped on an error{cause}; offsets of unfinished records were not committed");
     }
     stopped?;
     Ok(ExitCode::SUCCESS)

@@ -2,9 +2,12 @@
 //! stage's [`Handler`], produce what it returns, and mark the record done only
 //! once all of that is acknowledged, in the order records were received.
 //!
-//! A record the handler rejects as bad input goes to the dead-letter topic
-//! with headers saying where it came from and why; a record the handler
-//! failed on is counted and logged; either way the stage goes on.
+//! A record the handler rejects (bad input) or fails on (an app error, an
+//! encode failure) goes to the dead-letter topic with headers saying where
+//! it came from and why, so that `smsflow dlq replay` can redo it; either way
+//! the stage goes on. A consumer error retrying cannot help with (refused
+//! credentials, no authorization, a missing topic) stops the stage; others
+//! are retried with back-off. Every wait ends when the stage is told to stop.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,7 +31,9 @@ pub enum HandleError {
     /// it goes to the dead-letter topic.
     #[error("{kind}: {message}")]
     Input { kind: &'static str, message: String },
-    /// Processing failed for this record (an app error): no output, counted.
+    /// Processing failed for this record (an app error, an encode failure):
+    /// no output; it goes to the dead-letter topic to be replayed once the
+    /// cause is fixed.
     #[error("{kind}: {message}")]
     Failed { kind: &'static str, message: String },
 }
@@ -69,6 +74,15 @@ pub trait Handler: Send + 'static {
 pub struct Output {
     records: Vec<Produce>,
     later: Option<Arc<AckGroup>>,
+    /// The stage loop this output belongs to (none outside one): where a
+    /// [`Later`] dead-letters its record, and the signals that end its waits.
+    stage: Option<Arc<StageShared>>,
+}
+
+/// What a stage's [`Later`]s share with its loop.
+struct StageShared {
+    ctx: StageContext,
+    control: StageControl,
 }
 
 impl std::ops::Deref for Output {
@@ -89,13 +103,15 @@ impl Output {
     /// that task called [`Later::finish`] and what it produced is
     /// acknowledged. Dropping the `Later` unfinished fails the stage, so the
     /// record is read again after a restart.
-    pub fn later(&mut self, producer: &Producer) -> Later {
+    pub fn later(&mut self, record: &Record, producer: &Producer) -> Later {
         let group = self.later.get_or_insert_with(AckGroup::new).clone();
         group.expect_one();
         Later {
             group,
             producer: producer.clone(),
             finished: false,
+            record: record.clone(),
+            stage: self.stage.clone(),
         }
     }
 
@@ -111,13 +127,55 @@ pub struct Later {
     group: Arc<AckGroup>,
     producer: Producer,
     finished: bool,
+    /// The input record, to dead-letter it.
+    record: Record,
+    stage: Option<Arc<StageShared>>,
 }
 
 impl Later {
     /// Produce the record's remaining outputs; the input is marked done once
     /// they (and everything else it produced) are acknowledged.
-    pub async fn finish(mut self, records: Vec<Produce>) {
-        let mut result = Ok(());
+    pub async fn finish(self, records: Vec<Produce>) {
+        self.complete(records, Ok(())).await;
+    }
+
+    /// The record cannot be finished (its delivery event does not encode):
+    /// produce `records` and the input's dead letter (`kind`, `message`), so
+    /// that `smsflow dlq replay` redoes it once the cause is fixed. Outside a
+    /// stage loop (no dead-letter topic) the input is left unfinished instead.
+    pub async fn dead_letter(self, kind: &str, message: &str, mut records: Vec<Produce>) {
+        let Some(stage) = self.stage.clone() else {
+            let reason = format!("{kind}: {message}");
+            return self
+                .complete(records, Err(BusError::Interrupted(reason)))
+                .await;
+        };
+        let m = metrics();
+        m.errors.with_label_values(&[&stage.ctx.name, kind]).inc();
+        m.dead_lettered.with_label_values(&[&stage.ctx.name]).inc();
+        records.push(dead_letter(&stage.ctx, &self.record, kind, message));
+        self.finish(records).await;
+    }
+
+    /// Shutdown came first: produce `records` (what is known so far, such
+    /// as the sent-log's note that the message is to be tried again) and
+    /// leave the input unfinished, so that it is read again after a restart.
+    pub async fn abandon(self, reason: &str, records: Vec<Produce>) {
+        let reason = BusError::Interrupted(reason.to_owned());
+        self.complete(records, Err(reason)).await;
+    }
+
+    /// Resolves once the stage is told to drain or stop: a wait on this
+    /// record's behalf (back-off, rate limit) should end then. Never, outside
+    /// a stage loop.
+    pub async fn stopping(&self) {
+        match &self.stage {
+            Some(s) => stopping(&s.control).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn complete(mut self, records: Vec<Produce>, mut result: Result<(), BusError>) {
         for r in records {
             if let Err(e) = self.producer.send_in(r, Some(&self.group)).await {
                 result = Err(e);
@@ -138,6 +196,7 @@ impl Drop for Later {
 }
 
 /// Names and topics a stage loop needs.
+#[derive(Clone)]
 pub struct StageContext {
     pub name: Arc<str>,
     pub dlq: Arc<str>,
@@ -165,9 +224,22 @@ pub struct StageControl {
     pub stop: CancellationToken,
 }
 
-/// Run a stage until drained or stopped. Returns an error only when the bus
-/// failed in a way the stage cannot carry on from (offsets stay uncommitted,
-/// so a restart redoes the unfinished records).
+/// Resolves once the stage is told to drain or to stop.
+async fn stopping(control: &StageControl) {
+    tokio::select! {
+        _ = control.drain.cancelled() => {}
+        _ = control.stop.cancelled() => {}
+    }
+}
+
+/// The first pause after a consumer error; it doubles up to [`RECV_BACKOFF_MAX`].
+const RECV_BACKOFF_MIN: Duration = Duration::from_millis(200);
+const RECV_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Run a stage until drained or stopped. Returns an error when the bus
+/// failed in a way the stage cannot carry on from (a fatal consumer error, a
+/// failed produce), or when shutdown left a record unfinished: offsets of
+/// unfinished records stay uncommitted, so a restart redoes them.
 pub async fn run(
     ctx: StageContext,
     mut consumer: Consumer,
@@ -197,7 +269,14 @@ pub async fn run(
     let mut produced: std::collections::HashMap<Arc<str>, prometheus::IntCounter> =
         Default::default();
     let tracks_acks = producer.tracks_acks();
-    let mut out = Output::default();
+    let mut out = Output {
+        stage: Some(Arc::new(StageShared {
+            ctx: ctx.clone(),
+            control: control.clone(),
+        })),
+        ..Output::default()
+    };
+    let mut backoff = RECV_BACKOFF_MIN;
     let mut result = Ok(());
     loop {
         // Yield now and then: under load the next record is always ready.
@@ -223,33 +302,48 @@ pub async fn run(
         };
         let record = match next {
             Ok(r) => r,
+            Err(e) if e.fatal() => {
+                // Refused credentials, no authorization, a missing topic:
+                // librdkafka would retry forever while nothing gets through.
+                error!(stage = %ctx.name, error = %e, "stopping the stage: the bus cannot be read");
+                m.errors.with_label_values(&[&ctx.name, "bus"]).inc();
+                result = Err(e);
+                break;
+            }
             Err(e) => {
                 // librdkafka reports consumer errors (a broker going away, a
                 // fetch failing) and recovers by itself; the group stays
-                // joined. Count, pause briefly, go on.
-                warn!(stage = %ctx.name, error = %e, retryable = e.retryable(), "receive error");
+                // joined. Count, pause (longer each time), go on.
+                warn!(stage = %ctx.name, error = %e, retryable = e.retryable(), pause = ?backoff, "receive error; retrying");
                 m.errors.with_label_values(&[&ctx.name, "bus"]).inc();
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stopping(&control) => break,
+                }
+                backoff = (backoff * 2).min(RECV_BACKOFF_MAX);
                 continue;
             }
         };
+        backoff = RECV_BACKOFF_MIN;
         received.inc();
         let started = Instant::now();
         out.clear();
-        match handler.handle(&record, &mut out).await {
-            Ok(()) => {}
-            Err(HandleError::Input { kind, message }) => {
-                warn!(stage = %ctx.name, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "dead-lettering record");
-                m.errors.with_label_values(&[&ctx.name, kind]).inc();
-                m.dead_lettered.with_label_values(&[&ctx.name]).inc();
-                out.clear();
-                out.push(dead_letter(&ctx, &record, kind, &message));
-            }
-            Err(HandleError::Failed { kind, message }) => {
-                error!(stage = %ctx.name, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "record failed, no output");
-                m.errors.with_label_values(&[&ctx.name, kind]).inc();
-                out.clear();
-            }
+        if let Err(e) = handler.handle(&record, &mut out).await {
+            let (kind, message) = match &e {
+                HandleError::Input { kind, message } => {
+                    warn!(stage = %ctx.name, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "bad record; dead-lettering it");
+                    (*kind, message)
+                }
+                HandleError::Failed { kind, message } => {
+                    error!(stage = %ctx.name, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "record failed; dead-lettering it for replay");
+                    (*kind, message)
+                }
+            };
+            m.errors.with_label_values(&[&ctx.name, kind]).inc();
+            m.dead_lettered.with_label_values(&[&ctx.name]).inc();
+            // Nothing it produced goes out: a replay redoes it all.
+            out.clear();
+            out.push(dead_letter(&ctx, &record, kind, message));
         }
         let acks = out
             .later
@@ -319,13 +413,18 @@ async fn mark_done(
                 None => Ok(()),
             };
             if let Err(e) = acked {
-                // librdkafka already retried for message.timeout.ms. Leave this
-                // offset (and every later one) unstored: a restart redoes them.
-                error!(%stage, error = %e, "produce failed; stopping so that nothing is marked done unsent");
-                metrics()
-                    .errors
-                    .with_label_values(&[&stage, "produce"])
-                    .inc();
+                // Leave this offset (and every later one) unstored: a restart
+                // redoes them.
+                if let BusError::Interrupted(_) = e {
+                    warn!(%stage, offset = p.offset, partition = p.partition, topic = %p.topic, error = %e, "shutdown left a record unfinished");
+                } else {
+                    // librdkafka already retried for message.timeout.ms.
+                    error!(%stage, error = %e, "produce failed; stopping so that nothing is marked done unsent");
+                    metrics()
+                        .errors
+                        .with_label_values(&[&stage, "produce"])
+                        .inc();
+                }
                 store(&committer, &last)?;
                 return Err(e);
             }

@@ -1,5 +1,5 @@
 //! Stage behaviour beyond the scripts: poison records go to the dead-letter
-//! topic and the stage goes on; failing apps are counted and skipped; taps,
+//! topic and the stage goes on; failing apps are counted and dead-lettered; taps,
 //! filters and the outgoing phase; Rust apps registered in code.
 
 use std::sync::{Arc, Mutex};
@@ -352,6 +352,26 @@ async fn failing_app_taps_filters_and_outgoing_phase(pipeline: smsflow::config::
         .with_label_values(&["app:flaky", "app"])
         .get();
     assert!(failed - failed_before >= 1, "the failure was not counted");
+    // The failed message is dead-lettered, to be replayed once fixed:
+    // chained, the inbound record (no stage reads a chained app's topic).
+    let mut dlq = running
+        .bus()
+        .consumer("test.dlq.app", &["sms.dlq"])
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(20), dlq.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(header(&r, "smsflow.stage"), "app:flaky");
+    assert_eq!(header(&r, "smsflow.error.kind"), "app");
+    assert!(header(&r, "smsflow.error.message").contains("boom asked for it"));
+    assert!(header(&r, "smsflow.source.offset").parse::<i64>().is_ok());
+    let text = match header(&r, "smsflow.source.topic").as_str() {
+        "sms.app.flaky" => schema::routed().decode(&r.payload).unwrap().message.text,
+        "sms.inbound" => schema::inbound().decode(&r.payload).unwrap().text,
+        other => panic!("dead letter from {other}"),
+    };
+    assert_eq!(text, "flaky boom");
     // Chained, the router (in) runs the outgoing phase.
     let cancelled = |stage| {
         metrics()

@@ -315,3 +315,217 @@ optout:
         assert!(found.line > 0, "{found}");
     }
 }
+
+/// `smsflow validate FILE`, the pipeline written to `dir`: exit success and
+/// everything it printed.
+fn validate_in(dir: &std::path::Path, yaml: &str) -> (bool, String) {
+    let file = dir.join("pipeline.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .arg("validate")
+        .arg(&file)
+        .env_remove("SMSFLOW_SECRET")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Before: `auth_token: 987654321098` made `validate` print the token. After:
+/// no secret's value is printed, whichever check reports it; the error
+/// still names the place and what was expected.
+#[test]
+fn validate_never_prints_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    // Values of the wrong type and bad `${...}`: the file is not read further.
+    let yaml = "\
+backends:
+  - type: tester
+  - type: twilio
+    account_sid: AC1
+    from: '+15550000'
+    auth_token: 987654321098
+  - type: kannel
+    username: u
+    password: 'hunter2${'
+kafka:
+  mode: kafka
+  brokers: localhost:9092
+  config:
+    sasl.password: 55554444
+    ssl.key.password: ['in', 'a', 'list-xyz-secret']
+routes:
+  - app: echo
+apps:
+  - type: echo
+";
+    let (ok, out) = validate_in(dir.path(), yaml);
+    assert!(!ok, "{out}");
+    for secret in ["987654321098", "hunter2", "55554444", "list-xyz-secret"] {
+        assert!(!out.contains(secret), "{secret:?} printed:\n{out}");
+    }
+    // Still clear about what is wrong, and where.
+    for words in [
+        "pipeline.yaml:3:5: backends[1]: invalid type: integer `<redacted>`, expected a string (the value of backends[1].auth_token, not shown: a secret)",
+        "pipeline.yaml:9:15: backends[2].password: unclosed `${` in this secret",
+        "kafka.config.sasl.password: invalid type: integer `<redacted>`, expected a string",
+    ] {
+        assert!(out.contains(words), "{words:?} not in:\n{out}");
+    }
+
+    // Checks of the whole file that quote a value holding a secret.
+    let yaml = "\
+backends:
+  - type: tester
+  - type: http
+    name: gw
+    url: 'ftp://user:pa55w0rd@gw.example/send'
+  - type: clickatell
+    api_key: 's3cr3t-key-99('
+routes:
+  - app: echo
+  - app: default
+    keyword: 's3cr3t-key-99('
+apps:
+  - type: echo
+  - type: default
+";
+    let (ok, out) = validate_in(dir.path(), yaml);
+    assert!(!ok, "{out}");
+    for secret in ["pa55w0rd", "s3cr3t-key-99"] {
+        assert!(!out.contains(secret), "{secret:?} printed:\n{out}");
+    }
+    for words in [
+        "backends[1].url: \"ftp://user:<redacted>@gw.example/send\" is a ftp URL",
+        "routes[1].keyword: <redacted> is not a valid regex",
+    ] {
+        assert!(out.contains(words), "{words:?} not in:\n{out}");
+    }
+}
+
+/// Before: `languages.files` read any path (and all of `/dev/zero`) and
+/// quoted the first lines of a file it could not parse (`/etc/passwd`).
+/// After: files stay inside the pipeline's directory, are at most 1 MiB, and
+/// a parse error gives a line and column, never the contents.
+#[test]
+fn translation_files_are_confined_capped_and_never_quoted() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("pipeline");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        root.path().join("outside.yaml"),
+        "fr: {echo.help: TOPSECRET-OUTSIDE}\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(root.path().join("outside.yaml"), dir.join("link.yaml")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.yaml")).unwrap();
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "root:x:0:0:SECRETLINE:/root:/bin/bash\nfr: [unclosed SECRETLINE2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("passwd.yaml"),
+        "root:x:0:0:SECRETLINE3:/root:/bin/bash\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("big.yaml"), "#".repeat((1 << 20) + 1)).unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("good.yaml"), "fr: {echo.help: Bonjour}\n").unwrap();
+    let files = [
+        "/etc/passwd",
+        "/dev/zero",
+        "../outside.yaml",
+        "link.yaml",
+        "zero.yaml",
+        "bad.yaml",
+        "passwd.yaml",
+        "big.yaml",
+        "sub",
+        "sub/../good.yaml",
+    ];
+    let yaml = format!(
+        "{GOOD}languages:\n  available: [{{code: en, name: English}}, {{code: fr, name: French}}]\n  files: [{}]\n",
+        files.map(|f| format!("'{f}'")).join(", ")
+    );
+    let (ok, out) = validate_in(&dir, &yaml);
+    assert!(!ok, "{out}");
+    for leak in ["root:x", "TOPSECRET", "SECRETLINE", "/bin/bash"] {
+        assert!(!out.contains(leak), "{leak:?} printed:\n{out}");
+    }
+    let error = |i: usize| {
+        let at = format!("languages.files[{i}]: ");
+        out.lines()
+            .find(|l| l.contains(&at))
+            .unwrap_or_else(|| panic!("no error at {at}:\n{out}"))
+            .to_owned()
+    };
+    assert!(error(0).contains("is an absolute path"));
+    assert!(error(1).contains("is an absolute path"));
+    assert!(error(2).contains("leads outside the pipeline file's directory"));
+    assert!(error(3).contains("leads outside"));
+    assert!(error(4).contains("leads outside"));
+    assert!(error(5).contains("\"bad.yaml\" is not a translations file: line 2, column"));
+    assert!(error(6).contains("line 1, column 1: expected a mapping of languages, found a string"));
+    assert!(error(7).contains("larger than 1024 KiB"));
+    assert!(error(8).contains("\"sub\" is not a regular file"));
+    assert!(
+        !out.contains("languages.files[9]"),
+        "a file inside is read:\n{out}"
+    );
+}
+
+/// 20,000 distinct routes (keywords, exact texts, prefixes, backends) are
+/// checked, shadowing included, with the same answer as before; before, the
+/// pairwise shadowing check did not finish in 20 s.
+#[test]
+fn twenty_thousand_routes_validate_and_shadowing_is_still_found() {
+    let mut yaml = String::from(
+        "max_routes: 20001\nbackends:\n  - type: tester\n  - type: tester\n    name: other\nroutes:\n",
+    );
+    for i in 0..6_500 {
+        yaml.push_str(&format!("  - {{app: echo, keyword: 'kw{i}|alt{i}'}}\n"));
+        yaml.push_str(&format!("  - {{app: echo, exact: 'text {i}'}}\n"));
+        yaml.push_str(&format!("  - {{app: echo, prefix: '+1{i:05}'}}\n"));
+    }
+    for i in 0..500 {
+        yaml.push_str(&format!(
+            "  - {{app: echo, backend: other, pattern: 'p{i}\\d+'}}\n"
+        ));
+    }
+    let good = format!("{yaml}apps:\n  - type: echo\n  - type: default\n");
+    let p = load_str(&good, &|_| None).unwrap_or_else(|e| panic!("{:?}", &e[..e.len().min(3)]));
+    assert_eq!(p.routes.len(), 20_000);
+    // One more, shadowed by route 3 (`kw1|alt1`, matched in any case).
+    yaml.push_str("  - {app: default, keyword: ALT1}\n");
+    let e = only(&format!("{yaml}apps:\n  - type: echo\n  - type: default\n"));
+    assert_eq!(e.path.to_string(), "routes[20000]");
+    assert!(e.message.contains("route 3 (\"echo\""), "{e}");
+}
+
+/// More routes than `max_routes` (default 10,000) are refused without
+/// reading them.
+#[test]
+fn routes_are_capped() {
+    let mut yaml = String::from("backends:\n  - type: tester\nroutes:\n");
+    for i in 0..10_001 {
+        yaml.push_str(&format!("  - {{app: echo, keyword: 'kw{i}'}}\n"));
+    }
+    yaml.push_str("apps:\n  - type: echo\n");
+    let e = only(&yaml);
+    at(
+        &e,
+        4,
+        3,
+        &["10001 routes, more than the 10000 allowed", "max_routes"],
+    );
+    let e = errors(&format!("max_routes: lots\n{yaml}"));
+    assert!(
+        e.iter().any(|e| e.path.to_string() == "max_routes"),
+        "{e:#?}"
+    );
+}

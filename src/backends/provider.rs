@@ -7,7 +7,15 @@
 //! Each record is finished in a delivery task ([`Output::later`]): the stage
 //! goes on reading while up to `concurrency` requests are in flight, and a
 //! record's offset is marked done, in order, once its sent-log entry and
-//! its event are stored.
+//! its event are stored. An event that cannot be encoded dead-letters the
+//! record instead (`smsflow dlq replay` repeats the event once fixed).
+//!
+//! Shutdown ends every wait: a message still waiting for the rate limit is
+//! left unfinished (not marked done, so it is read again after a restart and
+//! sent then); one waiting between tries is recorded `retry` in the sent-log
+//! and left unfinished too, so that the restart sends it again. Nothing is
+//! marked `failed` because the process stopped: at least once, as the tries
+//! themselves are.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -193,6 +201,10 @@ struct Job {
     later: Later,
 }
 
+/// Makes the delivery event of an outcome (the topic, the message, its
+/// entry); a field so that a test can make it fail.
+type EventFn = fn(&Arc<str>, &OutboundMessage, &Entry) -> Result<Produce, HandleError>;
+
 /// The sink stage's handler.
 pub struct ProviderSink {
     name: String,
@@ -218,6 +230,7 @@ struct Delivery {
     /// segments are not interleaved with another's.
     rate_turn: tokio::sync::Mutex<()>,
     reply_latency: prometheus::Histogram,
+    event: EventFn,
 }
 
 /// A token bucket of `rate` per second that holds one token: requests are
@@ -237,6 +250,19 @@ impl ProviderSink {
         producer: Producer,
         events: Arc<str>,
     ) -> Self {
+        Self::with_events(name, provider, settings, log, producer, events, event)
+    }
+
+    /// [`ProviderSink::new`] with `event` making the delivery events.
+    fn with_events(
+        name: &str,
+        provider: Arc<dyn Provider>,
+        settings: &Sending,
+        log: SentLog,
+        producer: Producer,
+        events: Arc<str>,
+        event: EventFn,
+    ) -> Self {
         let concurrency = settings.concurrency.max(1);
         let batch = provider.batch().max(1);
         let (tx, rx) = mpsc::channel(concurrency * batch);
@@ -252,6 +278,7 @@ impl ProviderSink {
             segments: limiter(settings.segment_rate),
             rate_turn: tokio::sync::Mutex::new(()),
             reply_latency: metrics().reply_latency.with_label_values(&[name]),
+            event,
         });
         tokio::spawn(dispatch(delivery, rx, concurrency, batch));
         Self {
@@ -281,7 +308,7 @@ impl Handler for ProviderSink {
         }
         match self.log.check(&msg.id) {
             Seen::New => {
-                let later = out.later(&self.producer);
+                let later = out.later(record, &self.producer);
                 let id = msg.id.clone();
                 if self.jobs.send(Job { msg, later }).await.is_err() {
                     self.log.release(&id);
@@ -318,7 +345,8 @@ impl Handler for ProviderSink {
 fn event(events: &Arc<str>, msg: &OutboundMessage, entry: &Entry) -> Result<Produce, HandleError> {
     let status = match entry.state {
         State::Sent => DeliveryStatus::Sent,
-        State::Failed | State::Sending => DeliveryStatus::Failed,
+        // `Retry` never gets here: the message is sent again instead.
+        State::Failed | State::Sending | State::Retry => DeliveryStatus::Failed,
     };
     let event = DeliveryEvent {
         at: entry.at,
@@ -360,7 +388,24 @@ async fn dispatch(
 
 impl Delivery {
     async fn deliver(&self, jobs: Vec<Job>) {
-        self.wait_for_rate(&jobs).await;
+        // Every job of a delivery belongs to the same stage: one signal.
+        let Some(first) = jobs.first() else { return };
+        let waited = tokio::select! {
+            // No wait (no limit) is no wait, also once shutdown began.
+            biased;
+            _ = self.wait_for_rate(&jobs) => true,
+            _ = first.later.stopping() => false,
+        };
+        if !waited {
+            // Not handed over: a restart reads these again and sends them.
+            for j in jobs {
+                self.log.release(&j.msg.id);
+                j.later
+                    .abandon("shutdown while it waited for the rate limit", Vec::new())
+                    .await;
+            }
+            return;
+        }
         if !self.write_ahead(&jobs).await {
             // Dropping the jobs' holds fails the stage: nothing is marked
             // done, a restart tries again.
@@ -370,16 +415,28 @@ impl Delivery {
             return;
         }
         let msgs: Vec<&OutboundMessage> = jobs.iter().map(|j| &j.msg).collect();
-        let entries = self.attempt(&msgs).await;
+        let entries = self.attempt(&msgs, &first.later).await;
         for (job, entry) in jobs.into_iter().zip(entries) {
             let msg = &job.msg;
-            let mut records = vec![self.log.record(&msg.id, entry.clone())];
-            match event(&self.events, msg, &entry) {
-                Ok(e) => records.push(e),
-                Err(e) => {
-                    tracing::error!(backend = %self.name, id = %msg.id, error = %e, "cannot encode the delivery event")
-                }
+            let log = self.log.record(&msg.id, entry.clone());
+            if entry.state == State::Retry {
+                tracing::warn!(backend = %self.name, id = %msg.id, error = ?entry.error, "shutdown during back-off: sent again after a restart");
+                let reason = entry.error.as_deref().unwrap_or("shutdown during back-off");
+                job.later.abandon(reason, vec![log]).await;
+                continue;
             }
+            let event = match (self.event)(&self.events, msg, &entry) {
+                Ok(e) => e,
+                Err(e) => {
+                    // Without its event the message would stay `queued`
+                    // for good: dead-letter it, to be replayed once fixed.
+                    let message = format!("cannot encode the delivery event: {e}");
+                    tracing::error!(backend = %self.name, id = %msg.id, %message, "dead-lettering the message");
+                    job.later.dead_letter("encode", &message, vec![log]).await;
+                    continue;
+                }
+            };
+            let records = vec![log, event];
             if entry.state == State::Sent {
                 observe_since(&self.reply_latency, msg.created_at);
             } else {
@@ -440,8 +497,10 @@ impl Delivery {
         true
     }
 
-    /// Try until every message has a final outcome, or the tries run out.
-    async fn attempt(&self, msgs: &[&OutboundMessage]) -> Vec<Entry> {
+    /// Try until every message has a final outcome, or the tries run out,
+    /// or `hold`'s stage is told to stop during a back-off (then what is
+    /// left is `retry`).
+    async fn attempt(&self, msgs: &[&OutboundMessage], hold: &Later) -> Vec<Entry> {
         let s = &self.settings;
         let mut entries: Vec<Option<Entry>> = vec![None; msgs.len()];
         let mut last_error = vec![String::new(); msgs.len()];
@@ -501,7 +560,19 @@ impl Delivery {
                 // Equal jitter: half the backoff, plus up to as much again at random.
                 let jittered = wait / 2 + wait.mul_f64(fastrand::f64() / 2.0);
                 let pause = after.map_or(jittered, |a| a.min(s.max_backoff));
-                tokio::time::sleep(pause).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = hold.stopping() => {
+                        for &i in &pending {
+                            entries[i] = Some(Entry {
+                                state: State::Retry,
+                                error: Some(format!("shutdown during back-off after {attempt} tries: {}", last_error[i])),
+                                ..Entry::sending(&msgs[i].connection.identity)
+                            });
+                        }
+                        return finished(entries, msgs);
+                    }
+                }
                 wait = (wait * 2).min(s.max_backoff);
             }
         }
@@ -515,12 +586,17 @@ impl Delivery {
                 ..Entry::sending(&msgs[i].connection.identity)
             });
         }
-        entries
-            .into_iter()
-            .zip(msgs)
-            .map(|(e, m)| e.unwrap_or_else(|| Entry::sending(&m.connection.identity)))
-            .collect()
+        finished(entries, msgs)
     }
+}
+
+/// Every message's entry (none is missing once the tries are over).
+fn finished(entries: Vec<Option<Entry>>, msgs: &[&OutboundMessage]) -> Vec<Entry> {
+    entries
+        .into_iter()
+        .zip(msgs)
+        .map(|(e, m)| e.unwrap_or_else(|| Entry::sending(&m.connection.identity)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -555,6 +631,115 @@ mod tests {
         h.insert(RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
         let after = retry_after(&h).unwrap();
         assert!(after > Duration::from_secs(25) && after <= Duration::from_secs(30));
+    }
+
+    /// Accepts everything.
+    struct Accepting;
+    impl Provider for Accepting {
+        fn send_one<'a>(&'a self, _: &'a OutboundMessage) -> BoxFuture<'a, Attempt> {
+            async {
+                Attempt::Accepted {
+                    provider_id: Some("p-1".into()),
+                    status: "accepted".into(),
+                }
+            }
+            .boxed()
+        }
+    }
+
+    /// Before: a delivery event that did not encode was logged and dropped,
+    /// and the message stayed `queued` for good. After: the message is
+    /// dead-lettered (kind `encode`) after its sent-log entry, so a replay
+    /// repeats the event once the cause is fixed.
+    #[tokio::test]
+    async fn an_event_that_does_not_encode_dead_letters_the_message() {
+        use crate::bus::{Bus, TopicSpec};
+        use crate::stage::{run, StageContext, StageControl};
+        let topics: Vec<TopicSpec> = ["sms.send.gw", "sms.send.gw.sent", "sms.events", "sms.dlq"]
+            .into_iter()
+            .map(|name| TopicSpec {
+                name: name.into(),
+                partitions: 1,
+                replication: 1,
+                compacted: false,
+            })
+            .collect();
+        let bus = Bus::connect(
+            &crate::config::Kafka::with_mode(crate::config::KafkaMode::Embedded),
+            &topics,
+        )
+        .await
+        .unwrap();
+        let producer = bus.producer().unwrap();
+        let mut dlq = bus.consumer("test.dlq", &["sms.dlq"]).unwrap();
+        let mut sent = bus.consumer("test.sent", &["sms.send.gw.sent"]).unwrap();
+        let mut events = bus.consumer("test.events", &["sms.events"]).unwrap();
+        let unencodable: EventFn = |_, _, _| {
+            Err(HandleError::Failed {
+                kind: "encode",
+                message: "no schema for this event".into(),
+            })
+        };
+        let log = SentLog::new(Arc::from("sms.send.gw.sent"));
+        let sink = ProviderSink::with_events(
+            "gw",
+            Arc::new(Accepting),
+            &Sending::default(),
+            log,
+            producer.clone(),
+            Arc::from("sms.events"),
+            unencodable,
+        );
+        let ctx = StageContext {
+            name: Arc::from("backend:gw"),
+            dlq: Arc::from("sms.dlq"),
+        };
+        let consumer = bus.consumer("g", &["sms.send.gw"]).unwrap();
+        let control = StageControl::default();
+        let task = tokio::spawn(run(ctx, consumer, producer.clone(), sink, control.clone()));
+        let msg = OutboundMessage::new(crate::message::Connection::new("gw", "+1555"), "hi");
+        let payload = schema::outbound().encode(&msg).unwrap();
+        producer
+            .send_and_wait(Produce::new(
+                Arc::from("sms.send.gw"),
+                bytes::Bytes::from(msg.connection.key()),
+                payload.clone(),
+            ))
+            .await
+            .unwrap();
+        let wait = Duration::from_secs(20);
+        let dead = tokio::time::timeout(wait, dlq.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&dead.payload[..], &payload[..]);
+        assert_eq!(dead.header("smsflow.error.kind"), Some(&b"encode"[..]));
+        assert_eq!(
+            dead.header("smsflow.source.topic"),
+            Some(&b"sms.send.gw"[..])
+        );
+        let message = String::from_utf8_lossy(dead.header("smsflow.error.message").unwrap());
+        assert!(message.contains("no schema for this event"), "{message}");
+        let entry = tokio::time::timeout(wait, sent.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let entry: Entry = serde_json::from_slice(&entry.payload).unwrap();
+        assert_eq!(entry.state, State::Sending);
+        let entry = tokio::time::timeout(wait, sent.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let entry: Entry = serde_json::from_slice(&entry.payload).unwrap();
+        assert_eq!(entry.state, State::Sent);
+        assert!(events.recv().now_or_never().is_none(), "no event was made");
+        // Dead-lettered is finished: the stage drains cleanly.
+        control.drain.cancel();
+        tokio::time::timeout(wait, task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     }
 
     #[test]

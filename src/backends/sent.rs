@@ -8,8 +8,9 @@
 //! after an outcome the sink only repeats the outcome's delivery event; after
 //! a bare `sending` (the sink stopped mid-request) it does not send again,
 //! since the provider may have the message: it reports it failed with
-//! "outcome unknown". At most once towards the provider, at least once for
-//! the events.
+//! "outcome unknown". After `retry` (shutdown interrupted the back-off
+//! between tries) it is sent again, as the next try would have been. At
+//! most once towards the provider, at least once for the events.
 //!
 //! On Kafka the log is a compacted topic (`<send topic>.sent`, key = message
 //! id, value = a small JSON object) read back at start-up; on the embedded
@@ -36,6 +37,9 @@ pub enum State {
     Sending,
     Sent,
     Failed,
+    /// Tried, failed transiently, and shutdown came before the next try:
+    /// not handed over as far as the sink knows, so it is sent again.
+    Retry,
 }
 
 /// One message id's entry (the topic's record value, as JSON).
@@ -138,13 +142,17 @@ impl SentLog {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Where `id` stands; a new id is marked in flight at once, so that a
-    /// second copy read meanwhile is not sent too.
+    /// Where `id` stands; a new id (or one left to `retry`) is marked in
+    /// flight at once, so that a second copy read meanwhile is not sent too.
     pub fn check(&self, id: &str) -> Seen {
         let mut inner = self.inner();
         match inner.ids.get(id) {
             Some(None) => Seen::InFlight,
-            Some(Some(e)) => Seen::Recorded(e.clone()),
+            Some(Some(e)) if e.state != State::Retry => Seen::Recorded(e.clone()),
+            Some(Some(_)) => {
+                inner.ids.insert(id.to_owned(), None);
+                Seen::New
+            }
             None => {
                 inner.put(id, None);
                 Seen::New
@@ -261,5 +269,19 @@ mod tests {
         assert_eq!(after.check("m4"), Seen::New);
         after.release("m4");
         assert_eq!(after.check("m4"), Seen::New);
+
+        // Left to retry (shutdown during back-off): sent again, once.
+        let retry = log.record(
+            "m5",
+            Entry {
+                state: State::Retry,
+                ..Entry::sending("+5")
+            },
+        );
+        assert_eq!(log.check("m5"), Seen::New);
+        assert_eq!(log.check("m5"), Seen::InFlight);
+        after.restore_one(b"m5", &retry.payload);
+        assert_eq!(after.check("m5"), Seen::New);
+        assert_eq!(after.check("m5"), Seen::InFlight);
     }
 }

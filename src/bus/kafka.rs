@@ -39,6 +39,12 @@ pub struct KafkaBus {
 }
 
 pub(super) fn kafka_error(e: KafkaError) -> BusError {
+    if let Some(cause) = fatal_cause(&e) {
+        return BusError::Fatal {
+            message: e.to_string(),
+            cause,
+        };
+    }
     let retryable = match &e {
         KafkaError::MessageProduction(code) | KafkaError::MessageConsumption(code) => matches!(
             code,
@@ -57,6 +63,35 @@ pub(super) fn kafka_error(e: KafkaError) -> BusError {
         message: e.to_string(),
         retryable,
     }
+}
+
+/// Why retrying cannot help with `e`, for the errors a consumer must stop
+/// on: librdkafka keeps retrying these by itself, and so would a stage,
+/// forever, while nothing gets through.
+fn fatal_cause(e: &KafkaError) -> Option<&'static str> {
+    use RDKafkaErrorCode as C;
+    let code = e.rdkafka_error_code()?;
+    Some(match code {
+        C::Authentication | C::SaslAuthenticationFailed => {
+            "the broker refused the credentials (check sasl.mechanism, sasl.username and sasl.password)"
+        }
+        C::UnsupportedSASLMechanism | C::IllegalSASLState => {
+            "the broker does not accept this SASL mechanism (check sasl.mechanism)"
+        }
+        C::TopicAuthorizationFailed
+        | C::GroupAuthorizationFailed
+        | C::ClusterAuthorizationFailed
+        | C::TransactionalIdAuthorizationFailed
+        | C::DelegationTokenAuthorizationFailed => {
+            "not authorized (check the broker's ACLs for this user, its topics and its consumer group)"
+        }
+        C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition | C::UnknownTopicId => {
+            "a topic or partition does not exist (smsflow creates its topics at start-up: was one deleted, or renamed in the pipeline?)"
+        }
+        // librdkafka gave up on this client for good.
+        _ if matches!(e, KafkaError::MessageConsumptionFatal(_)) => "librdkafka reports a fatal error",
+        _ => return None,
+    })
 }
 
 impl KafkaBus {
@@ -124,11 +159,34 @@ impl KafkaBus {
         self.mock.is_some()
     }
 
-    /// Create the missing topics; existing ones are left as they are.
+    /// The topics the cluster has now.
+    async fn existing_topics(&self) -> Result<Vec<String>, BusError> {
+        let config = self.client_config();
+        tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = config.create().map_err(kafka_error)?;
+            let md = client
+                .fetch_metadata(None, Duration::from_secs(30))
+                .map_err(kafka_error)?;
+            Ok(md.topics().iter().map(|t| t.name().to_owned()).collect())
+        })
+        .await
+        .map_err(|_| BusError::Closed)?
+    }
+
+    /// Create the missing topics; existing ones are left as they are (and
+    /// need no permission to create: managed clusters often provision them).
     async fn create_topics(&self, topics: &[TopicSpec]) -> Result<(), BusError> {
+        let existing = self.existing_topics().await?;
+        let missing: Vec<&TopicSpec> = topics
+            .iter()
+            .filter(|t| !existing.contains(&t.name))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
         let admin: AdminClient<DefaultClientContext> =
             self.client_config().create().map_err(kafka_error)?;
-        let new: Vec<NewTopic<'_>> = topics
+        let new: Vec<NewTopic<'_>> = missing
             .iter()
             .map(|t| {
                 let nt = NewTopic::new(
@@ -546,6 +604,38 @@ impl KafkaCommitter {
                 Ok(())
             }
             Err(e) => Err(kafka_error(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_errors_that_retrying_cannot_fix_are_fatal() {
+        use RDKafkaErrorCode as C;
+        for (code, cause) in [
+            (C::Authentication, "refused the credentials"),
+            (C::SaslAuthenticationFailed, "refused the credentials"),
+            (C::TopicAuthorizationFailed, "not authorized"),
+            (C::GroupAuthorizationFailed, "not authorized"),
+            (C::UnknownTopicOrPartition, "does not exist"),
+            (C::UnknownPartition, "does not exist"),
+        ] {
+            let e = kafka_error(KafkaError::MessageConsumption(code));
+            assert!(e.fatal(), "{code:?}");
+            assert!(e.to_string().contains(cause), "{e}");
+        }
+        let e = kafka_error(KafkaError::MessageConsumptionFatal(C::Fenced));
+        assert!(e.fatal(), "{e}");
+        for code in [
+            C::BrokerTransportFailure,
+            C::AllBrokersDown,
+            C::RequestTimedOut,
+        ] {
+            let e = kafka_error(KafkaError::MessageConsumption(code));
+            assert!(!e.fatal() && e.retryable(), "{code:?}: {e:?}");
         }
     }
 }

@@ -93,6 +93,17 @@ pub enum BusError {
     UnknownTopic(String),
     #[error("the bus is shut down")]
     Closed,
+    /// Shutdown came before a record was finished: it was not marked done,
+    /// so it is read again after a restart.
+    #[error("stopped before finishing a record ({0}); it is read again after a restart")]
+    Interrupted(String),
+    /// Retrying cannot help (credentials refused, not authorized, a topic
+    /// or partition missing): a stage stops on it, naming the cause.
+    #[error("kafka: {message}: {cause}")]
+    Fatal {
+        message: String,
+        cause: &'static str,
+    },
 }
 
 impl BusError {
@@ -104,6 +115,11 @@ impl BusError {
                 ..
             }
         )
+    }
+
+    /// Whether a consumer cannot go on after this error (see [`BusError::Fatal`]).
+    pub fn fatal(&self) -> bool {
+        matches!(self, BusError::Fatal { .. } | BusError::Closed)
     }
 }
 

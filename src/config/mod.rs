@@ -122,6 +122,7 @@ pub fn load_str_in(
     }
     errors.sort_by_key(|e| (e.line, e.column));
     errors.dedup();
+    redact(&mut errors, &root);
     match pipeline {
         Some(p) if errors.is_empty() => Ok(p),
         _ => Err(errors),
@@ -129,28 +130,17 @@ pub fn load_str_in(
 }
 
 /// Add the texts of `languages.files` to `languages.texts` (the pipeline's
-/// own texts win over a file's).
+/// own texts win over a file's). Files are confined to `dir` and
+/// size-capped ([`crate::i18n::read_texts_file`]).
 fn read_translation_files(
     p: &mut Pipeline,
     dir: &FsPath,
     root: &Node,
     errors: &mut Vec<ConfigError>,
 ) {
-    type Texts = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
     for (i, name) in p.languages.files.clone().iter().enumerate() {
         let at = Path::default().key("languages").key("files").index(i);
-        let path = dir.join(name);
-        let read = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
-            .and_then(|text| {
-                serde_saphyr::from_str::<Texts>(&text).map_err(|e| {
-                    format!(
-                        "{} is not a translations file ({e}): expected `<language>: {{<app>.<text>: template}}`",
-                        path.display()
-                    )
-                })
-            });
-        match read {
+        match crate::i18n::read_texts_file(dir, name) {
             Ok(texts) => {
                 for (lang, texts) in texts {
                     let own = p.languages.texts.entry(lang).or_default();
@@ -167,6 +157,103 @@ fn read_translation_files(
     }
 }
 
+/// What replaces a secret in an error message.
+const REDACTED: &str = "<redacted>";
+
+/// Secrets shorter than this are hidden only in errors about themselves:
+/// elsewhere, hiding every `1` or `ab` would garble messages.
+const SCRUB_EVERYWHERE: usize = 4;
+
+/// Hide secret values in `errors`, whichever check wrote them (a value of the
+/// wrong type, a bad `${VAR}`, a validation): every value under a secret key
+/// ([`node::is_secret_key`]) and the password of any `scheme://user:password@`.
+fn redact(errors: &mut [ConfigError], root: &Node) {
+    let mut secrets = Vec::new();
+    collect_secrets(root, &Path::default(), false, &mut secrets);
+    for e in errors.iter_mut() {
+        for (at, value) in &secrets {
+            if e.path.0.starts_with(&at.0) || at.0.starts_with(&e.path.0) {
+                let scrubbed = scrub(&e.message, value, true);
+                // An error placed above the secret (a list item read as a
+                // whole) would not say which value it hid.
+                if scrubbed != e.message && e.path != *at {
+                    e.message = format!("{scrubbed} (the value of {at}, not shown: a secret)");
+                } else {
+                    e.message = scrubbed;
+                }
+            } else if value.chars().count() >= SCRUB_EVERYWHERE {
+                e.message = scrub(&e.message, value, false);
+            }
+        }
+        e.message = hide_url_passwords(&e.message);
+    }
+}
+
+/// Every scalar under a secret key, with its path.
+fn collect_secrets(node: &Node, path: &Path, secret: bool, out: &mut Vec<(Path, String)>) {
+    match &node.kind {
+        Kind::Map(entries) => {
+            for (k, v) in entries {
+                let key = k.as_str().map_or_else(|| k.describe(), str::to_owned);
+                let secret = secret || node::is_secret_key(&key);
+                collect_secrets(v, &path.key(&key), secret, out);
+            }
+        }
+        Kind::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_secrets(item, &path.index(i), secret, out);
+            }
+        }
+        Kind::Str(s) if secret && !s.is_empty() => out.push((path.clone(), s.clone())),
+        Kind::Int(_) | Kind::Float(_) if secret => out.push((path.clone(), node.describe())),
+        _ => {}
+    }
+}
+
+/// `message` with `value` replaced: quoted as serde and `describe` quote
+/// it, and bare. A short value (`about_it`: the error is about this secret)
+/// is replaced bare only where it stands as a word of its own.
+fn scrub(message: &str, value: &str, about_it: bool) -> String {
+    let quoted = format!("{value:?}");
+    let mut out = message.replace(&quoted, REDACTED);
+    if value.chars().count() >= SCRUB_EVERYWHERE {
+        return out.replace(value, REDACTED);
+    }
+    if about_it {
+        out = replace_word(&out, value);
+    }
+    out
+}
+
+/// `text` with each occurrence of `word` not inside a longer word replaced.
+fn replace_word(text: &str, word: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + word.len()..].chars().next();
+        let alone =
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric);
+        out.push_str(&rest[..i]);
+        out.push_str(if alone { REDACTED } else { word });
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `scheme://user:password@host` with the password hidden.
+fn hide_url_passwords(message: &str) -> String {
+    static USERINFO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        // Infallible: a constant, checked by the tests.
+        regex::Regex::new(r"(?P<pre>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+@")
+            .expect("a valid regex")
+    });
+    USERINFO
+        .replace_all(message, format!("${{pre}}{REDACTED}@"))
+        .into_owned()
+}
+
 /// Where `path` points in `root`: the deepest node along it that exists.
 pub(crate) fn locate(root: &Node, path: &Path) -> (u32, u32) {
     let mut best = (root.line, root.column);
@@ -179,7 +266,12 @@ pub(crate) fn locate(root: &Node, path: &Path) -> (u32, u32) {
     best
 }
 
-const TOP_LEVEL: [&str; 15] = [
+/// Routes a pipeline may have unless its `max_routes` says more: far more
+/// than hand-written tables have, few enough that a generated table gone
+/// wrong is caught before every router compiles it.
+pub const DEFAULT_MAX_ROUTES: usize = 10_000;
+
+const TOP_LEVEL: [&str; 16] = [
     "project",
     "kafka",
     "topics",
@@ -195,6 +287,7 @@ const TOP_LEVEL: [&str; 15] = [
     "apps",
     "chain",
     "shutdown_timeout",
+    "max_routes",
 ];
 
 /// Reads sections out of the node tree, collecting errors instead of stopping.
@@ -253,7 +346,7 @@ impl Reader<'_> {
         let languages = self.optional(&top.key("languages")).unwrap_or_default();
         let messagelog = self.section(&top.key("messagelog"));
         let backends = self.list(&top.key("backends"), true);
-        let routes = self.list(&top.key("routes"), false);
+        let routes = self.routes(&top);
         let default_app: Option<String> = self.optional(&top.key("default_app"));
         let taps = self.optional(&top.key("taps")).unwrap_or_default();
         let apps: Vec<App> = self.list(&top.key("apps"), true);
@@ -376,6 +469,25 @@ impl Reader<'_> {
                 Vec::new()
             }
         }
+    }
+
+    /// The route table, unless it has more routes than `max_routes` allows
+    /// (then none is read: the cap bounds the work too).
+    fn routes(&mut self, top: &Path) -> Vec<Route> {
+        let cap = top.key("max_routes");
+        let max = self.optional::<usize>(&cap).unwrap_or(DEFAULT_MAX_ROUTES);
+        let at = top.key("routes");
+        if let Some(Kind::Seq(items)) = self.root.get(&at).map(|n| &n.kind) {
+            if items.len() > max {
+                let why = format!(
+                    "{} routes, more than the {max} allowed: raise `max_routes` if the table is meant to be this big",
+                    items.len()
+                );
+                self.error(&at, why);
+                return Vec::new();
+            }
+        }
+        self.list(&at, false)
     }
 
     fn kafka(&mut self, path: &Path) -> Option<Kafka> {

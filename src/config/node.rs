@@ -59,6 +59,51 @@ impl Path {
     }
 }
 
+/// Keys whose values are secrets, besides those [`is_secret_key`]'s name
+/// rule catches (librdkafka's and the providers' names).
+const SECRET_KEYS: [&str; 8] = [
+    "sasl.jaas.config",
+    "sasl.oauthbearer.config",
+    "ssl.key.pem",
+    "ssl_key_pem",
+    "ssl.keystore.password",
+    "ssl.truststore.password",
+    "basic_auth",
+    "sid_token",
+];
+
+/// Words that make a key name a secret's, whatever the case and separators:
+/// `auth_token`, `sasl.password`, `apiKey`, `webhook_secret`, ...
+const SECRET_WORDS: [&str; 8] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "credential",
+    "passphrase",
+];
+
+/// Whether the value at mapping key `key` is a secret, never to be printed.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    if SECRET_KEYS.contains(&key.as_str()) {
+        return true;
+    }
+    let squashed: String = key.chars().filter(char::is_ascii_alphanumeric).collect();
+    SECRET_WORDS.iter().any(|w| squashed.contains(w))
+}
+
+impl Path {
+    /// Whether this path goes through a secret key (see [`is_secret_key`]).
+    pub fn is_secret(&self) -> bool {
+        self.0
+            .iter()
+            .any(|step| matches!(step, Step::Key(k) if is_secret_key(k)))
+    }
+}
+
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, step) in self.0.iter().enumerate() {
@@ -150,10 +195,12 @@ impl Node {
     ) {
         let (line, column) = (self.line, self.column);
         match &mut self.kind {
-            Kind::Str(s) if s.contains('$') => match interpolate_str(s, env) {
-                Ok(v) => *s = v,
-                Err(msg) => errors.push(ConfigError::new(line, column, path.clone(), msg)),
-            },
+            Kind::Str(s) if s.contains('$') => {
+                match interpolate_str(s, env).map_err(|e| e.message(s, path.is_secret())) {
+                    Ok(v) => *s = v,
+                    Err(msg) => errors.push(ConfigError::new(line, column, path.clone(), msg)),
+                }
+            }
             Kind::Seq(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     item.interpolate(env, &path.index(i), errors);
@@ -201,7 +248,31 @@ impl Node {
     }
 }
 
-fn interpolate_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Why a string could not be interpolated.
+#[derive(Debug)]
+enum Unresolved<'a> {
+    Unclosed,
+    NotAVariable(&'a str),
+    Unset(&'a str),
+}
+
+impl Unresolved<'_> {
+    /// The error for string `s`; quoting none of it when it is a secret's.
+    fn message(&self, s: &str, secret: bool) -> String {
+        match self {
+            Unresolved::Unclosed if secret => "unclosed `${` in this secret (not shown): expected `${NAME}` or `${NAME:-default}`".into(),
+            Unresolved::Unclosed => format!("unclosed `${{` in {s:?}: expected `${{NAME}}` or `${{NAME:-default}}`"),
+            Unresolved::NotAVariable(_) if secret => "a `${...}` in this secret (not shown) is not a variable reference: expected `${NAME}` or `${NAME:-default}` with NAME made of letters, digits and _".into(),
+            Unresolved::NotAVariable(expr) => format!("`${{{expr}}}` is not a variable reference: expected `${{NAME}}` or `${{NAME:-default}}` with NAME made of letters, digits and _"),
+            Unresolved::Unset(name) => format!("environment variable {name} is not set and `${{{name}}}` has no default (write `${{{name}:-value}}` for one)"),
+        }
+    }
+}
+
+fn interpolate_str<'a>(
+    s: &'a str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Unresolved<'a>> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -211,9 +282,7 @@ fn interpolate_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| {
-                format!("unclosed `${{` in {s:?}: expected `${{NAME}}` or `${{NAME:-default}}`")
-            })?;
+            let end = body.find('}').ok_or(Unresolved::Unclosed)?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -223,18 +292,12 @@ fn interpolate_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
             if !valid {
-                return Err(format!(
-                    "`${{{expr}}}` is not a variable reference: expected `${{NAME}}` or `${{NAME:-default}}` with NAME made of letters, digits and _"
-                ));
+                return Err(Unresolved::NotAVariable(expr));
             }
             match (env(name), default) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
-                (None, None) => {
-                    return Err(format!(
-                        "environment variable {name} is not set and `${{{name}}}` has no default (write `${{{name}:-value}}` for one)"
-                    ))
-                }
+                (None, None) => return Err(Unresolved::Unset(name)),
             }
             rest = &body[end + 1..];
         } else {
@@ -342,10 +405,18 @@ mod tests {
         assert_eq!(interpolate_str("a${SET}b", &env).unwrap(), "avb");
         assert_eq!(interpolate_str("${UNSET:-d}", &env).unwrap(), "d");
         assert_eq!(interpolate_str("$$5 and $x", &env).unwrap(), "$5 and $x");
-        assert!(interpolate_str("${UNSET}", &env)
-            .unwrap_err()
-            .contains("UNSET is not set"));
-        assert!(interpolate_str("${1X}", &env).is_err());
-        assert!(interpolate_str("${OPEN", &env).is_err());
+        let error = |s: &str, secret| match interpolate_str(s, &env) {
+            Ok(v) => panic!("{s:?} interpolated to {v:?}"),
+            Err(e) => e.message(s, secret),
+        };
+        assert!(error("${UNSET}", false).contains("UNSET is not set"));
+        assert!(error("${UNSET}", true).contains("UNSET is not set"));
+        assert!(error("${1X:-hunter2}", false).contains("hunter2"));
+        assert!(error("${OPEN hunter2", false).contains("hunter2"));
+        // A secret's value is never quoted.
+        for s in ["${1X:-hunter2}", "${OPEN hunter2", "hunter2${"] {
+            let e = error(s, true);
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 }

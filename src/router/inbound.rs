@@ -93,7 +93,8 @@ impl Chain {
 
     /// Run the chained app on `routed`, its replies through the outgoing
     /// phase, and push them for their backends. An app failure is counted
-    /// and logged as the app stage would (no replies); a reply the outgoing
+    /// and logged as the app stage would, and the inbound record
+    /// dead-lettered (no replies); a reply the outgoing
     /// phase rejects is dead-lettered as router (out) would.
     fn run(
         &self,
@@ -107,12 +108,27 @@ impl Chain {
         let handled = match replies(chained.app.as_ref(), routed, services) {
             Ok(r) => r,
             Err(e) => {
+                // Dead-letter the inbound record itself: no stage reads a
+                // chained app's topic, so a replay goes through the router.
                 let kind = e.kind();
-                error!(stage = %chained.stage, topic = %record.topic, partition = record.partition, offset = record.offset, kind, message = %e, "record failed, no output");
-                metrics()
-                    .errors
-                    .with_label_values(&[&chained.stage, kind])
-                    .inc();
+                let (HandleError::Input { message, .. } | HandleError::Failed { message, .. }) = &e;
+                error!(stage = %chained.stage, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "record failed; dead-lettering it for replay");
+                let m = metrics();
+                m.errors.with_label_values(&[&chained.stage, kind]).inc();
+                m.dead_lettered.with_label_values(&[&chained.stage]).inc();
+                let source = stage::Source {
+                    topic: &record.topic,
+                    position: Some((record.partition, record.offset)),
+                };
+                out.push(stage::dead_letter_value(
+                    &self.dlq,
+                    &chained.stage,
+                    record.key.clone().unwrap_or_default(),
+                    record.payload.clone(),
+                    source,
+                    kind,
+                    message,
+                ));
                 return Ok(());
             }
         };

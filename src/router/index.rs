@@ -101,6 +101,8 @@ pub(super) struct Index {
     set: RegexSet,
     /// Positions of the other rules, ascending.
     pub(super) direct: Vec<usize>,
+    /// The regex rules among `direct`: all of them, when the set could not be built.
+    unindexed: Vec<usize>,
 }
 
 impl Index {
@@ -128,7 +130,7 @@ impl Index {
                         }
                         continue;
                     }
-                    regex
+                    regex.get()
                 }
                 TextRule::Pattern { regex, .. } => regex,
                 TextRule::Any | TextRule::Exact(_) => {
@@ -149,11 +151,13 @@ impl Index {
             .size_limit((10usize << 20).saturating_mul(n.max(1)))
             .dfa_size_limit((256usize << 10).saturating_mul(n.max(8)))
             .build();
+        let mut unindexed = Vec::new();
         let set = match set {
             Ok(set) => set,
             Err(_) => {
                 // Not seen within those limits; if it happened, checking
                 // those rules one by one is still right, only slower.
+                unindexed.clone_from(&set_rules);
                 direct.append(&mut set_rules);
                 direct.sort_unstable();
                 RegexSet::empty()
@@ -164,7 +168,21 @@ impl Index {
             set_rules,
             set,
             direct,
+            unindexed,
         }
+    }
+
+    /// Push the keyword and pattern rules whose regex may match `text`, its
+    /// other conditions aside: a superset, in no particular order (rules
+    /// with any or exact text are not among them).
+    pub(super) fn regex_candidates(&self, text: &str, out: &mut Vec<usize>) {
+        let (word, _) = first_word(text);
+        let mut buf = [0; MAX_WORD];
+        if let Some(at) = fold_word(word, &mut buf).and_then(|key| self.by_word.get(key)) {
+            out.extend_from_slice(at);
+        }
+        out.extend(self.set.matches(text).iter().map(|k| self.set_rules[k]));
+        out.extend_from_slice(&self.unindexed);
     }
 
     /// The first of `rules` (those this index was built from) that `msg`

@@ -9,7 +9,7 @@
 //! plain words by the text's first word, every other regex through one
 //! `RegexSet` pass), and only those are checked, in table order.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
 
@@ -24,7 +24,7 @@ pub enum TextRule {
     /// No text condition.
     Any,
     /// RapidSMS KeywordHandler, with a word boundary after the keyword.
-    Keyword { source: String, regex: Regex },
+    Keyword { source: String, regex: KeywordRegex },
     /// RapidSMS PatternHandler: case-insensitive, anchored at the start only.
     Pattern { source: String, regex: Regex },
     /// The whole text, case-sensitive (RapidSMS's PingHandler).
@@ -49,6 +49,42 @@ pub struct Matched {
     pub captures: Fields,
 }
 
+/// A keyword's regex, compiled when first needed. Plain-word keywords (most
+/// of them) are matched through the [`Index`] and seldom need theirs:
+/// compiling 20,000 up front took most of the time to check such a table.
+#[derive(Debug, Clone)]
+pub struct KeywordRegex {
+    keyword: String,
+    compiled: OnceLock<Regex>,
+}
+
+/// Plain-word keywords up to this long are compiled when first needed;
+/// longer ones at once, so that a failure is a validation error.
+const LAZY_KEYWORD: usize = 1024;
+
+impl KeywordRegex {
+    /// The keyword's regex, compiled now unless it is plain words short
+    /// enough to be sure to compile.
+    fn new(keyword: &str) -> Result<KeywordRegex, regex::Error> {
+        let compiled = OnceLock::new();
+        if literal_alternatives(keyword).is_none() || keyword.len() > LAZY_KEYWORD {
+            let _ = compiled.set(keyword_regex(keyword)?);
+        }
+        Ok(KeywordRegex {
+            keyword: keyword.to_owned(),
+            compiled,
+        })
+    }
+
+    pub fn get(&self) -> &Regex {
+        self.compiled.get_or_init(|| {
+            // Only plain words of at most LAZY_KEYWORD bytes get here: letters,
+            // digits, `_` and `-` between `|`, far inside the regex limits.
+            keyword_regex(&self.keyword).expect("plain words always compile")
+        })
+    }
+}
+
 /// Compile a keyword (itself a regex, such as `register|reg|join`).
 ///
 /// RapidSMS matches `^\s*(?:KW)[\s,;:]*([^\s,;:].*)?$` (case-insensitive,
@@ -71,7 +107,7 @@ impl TextRule {
             TextRule::Any => Some(Matched::default()),
             TextRule::Exact(s) => (s == text).then(Matched::default),
             TextRule::Keyword { regex, .. } => {
-                let caps = regex.captures(text)?;
+                let caps = regex.get().captures(text)?;
                 Some(Matched {
                     rest: caps.name("__rest").map(|m| m.as_str().to_owned()),
                     captures: Fields::new(),
@@ -108,7 +144,7 @@ impl TextRule {
                 if k.trim().is_empty() {
                     return Err(("keyword", "an empty keyword would match every message: expected a word such as `join`".into()));
                 }
-                keyword_regex(k)
+                KeywordRegex::new(k)
                     .map(|regex| TextRule::Keyword {
                         source: k.to_owned(),
                         regex,
@@ -202,19 +238,98 @@ impl Rule {
         match (&self.text, &later.text) {
             (TextRule::Any, _) => true,
             (TextRule::Exact(a), TextRule::Exact(b)) => a == b,
-            (
-                TextRule::Keyword { regex, .. } | TextRule::Pattern { regex, .. },
-                TextRule::Exact(b),
-            ) => regex.is_match(b),
+            (TextRule::Keyword { regex, .. }, TextRule::Exact(b)) => regex.get().is_match(b),
+            (TextRule::Pattern { regex, .. }, TextRule::Exact(b)) => regex.is_match(b),
             (TextRule::Keyword { source: a, regex }, TextRule::Keyword { source: b, .. }) => {
                 a.eq_ignore_ascii_case(b)
                     || literal_alternatives(b)
-                        .is_some_and(|words| words.iter().all(|w| regex.is_match(w)))
+                        .is_some_and(|words| words.iter().all(|w| regex.get().is_match(w)))
             }
             (TextRule::Pattern { source: a, .. }, TextRule::Pattern { source: b, .. }) => a == b,
             _ => false,
         }
     }
+}
+
+/// Each rule that an earlier one shadows ([`Rule::shadows`]), with the first
+/// such earlier rule: `(later, earlier)` positions, in table order.
+///
+/// The same answers as trying every earlier rule, without doing so (that is
+/// quadratic: 20,000 routes took minutes). Only rules that can shadow are
+/// tried, found by what shadowing needs: a catch-all by its backend and
+/// prefix, an equal exact text, keyword or pattern source, or a regex that
+/// matches the later rule's text or first keyword word ([`Index`]).
+pub(super) fn shadowed(rules: &[Rule], index: &Index) -> Vec<(usize, usize)> {
+    use std::collections::HashMap;
+    // Catch-alls by (backend, prefix): the first of each is the one to beat.
+    let mut any: HashMap<(Option<&str>, Option<&str>), usize> = HashMap::new();
+    // Exact texts, keywords (ASCII case folded) and patterns by their source.
+    let mut exact: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut keyword: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut pattern: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        match &r.text {
+            TextRule::Any => {
+                any.entry((r.backend.as_deref(), r.prefix.as_deref()))
+                    .or_insert(i);
+            }
+            TextRule::Exact(x) => exact.entry(x).or_default().push(i),
+            TextRule::Keyword { source, .. } => keyword
+                .entry(source.to_ascii_lowercase())
+                .or_default()
+                .push(i),
+            TextRule::Pattern { source, .. } => pattern.entry(source).or_default().push(i),
+        }
+    }
+    let mut found = Vec::new();
+    let mut candidates = Vec::new();
+    for (j, later) in rules.iter().enumerate() {
+        candidates.clear();
+        // A catch-all shadows when its backend is none or the same, and its
+        // prefix none or a prefix of the later rule's.
+        let mut backends = vec![None];
+        backends.extend(later.backend.as_deref().map(Some));
+        let mut prefixes = vec![None];
+        if let Some(p) = later.prefix.as_deref() {
+            prefixes.push(Some(""));
+            prefixes.extend(p.char_indices().map(|(k, c)| Some(&p[..k + c.len_utf8()])));
+        }
+        for p in prefixes {
+            for b in &backends {
+                candidates.extend(any.get(&(*b, p)).copied());
+            }
+        }
+        match &later.text {
+            TextRule::Any => {}
+            TextRule::Exact(x) => {
+                candidates.extend(exact.get(x.as_str()).into_iter().flatten());
+                index.regex_candidates(x, &mut candidates);
+            }
+            TextRule::Keyword { source, .. } => {
+                candidates.extend(
+                    keyword
+                        .get(&source.to_ascii_lowercase())
+                        .into_iter()
+                        .flatten(),
+                );
+                // An earlier keyword must match every word; those that
+                // match the first are enough to try.
+                if let Some(first) = literal_alternatives(source).and_then(|w| w.first().copied()) {
+                    index.regex_candidates(first, &mut candidates);
+                }
+            }
+            TextRule::Pattern { source, .. } => {
+                candidates.extend(pattern.get(source.as_str()).into_iter().flatten());
+            }
+        }
+        candidates.retain(|&i| i < j);
+        candidates.sort_unstable();
+        candidates.dedup();
+        if let Some(&earlier) = candidates.iter().find(|&&i| rules[i].shadows(later)) {
+            found.push((j, earlier));
+        }
+    }
+    found
 }
 
 /// `join|reg` → `["join", "reg"]` when every alternative is a plain word.
@@ -336,17 +451,14 @@ impl RouteTable {
                 Err((field, msg)) => errors.push((at.key(field), msg)),
             }
         }
+        let index = Index::build(&rules);
         // Shadowing is checked among the rules that compiled; report each once.
-        for (j, later) in rules.iter().enumerate() {
-            if let Some(earlier) = rules[..j].iter().position(|r| r.shadows(later)) {
-                let (ri, rj) = (route_of_rule[earlier], route_of_rule[j]);
-                {
-                    errors.push((routes.index(rj), format!(
-                        "route {:?} can never match: route {} ({:?}, to {}) matches everything it would match first",
-                        later.name, ri, rules[earlier].name, rules[earlier].app
-                    )));
-                }
-            }
+        for (j, earlier) in shadowed(&rules, &index) {
+            let (ri, rj) = (route_of_rule[earlier], route_of_rule[j]);
+            errors.push((routes.index(rj), format!(
+                "route {:?} can never match: route {} ({:?}, to {}) matches everything it would match first",
+                rules[j].name, ri, rules[earlier].name, rules[earlier].app
+            )));
         }
         let known = |name: &str| p.apps.iter().any(|a| a.name() == name);
         if let Some(d) = &p.default_app {
@@ -369,7 +481,7 @@ impl RouteTable {
             return Err(errors);
         }
         Ok(RouteTable {
-            index: Box::new(Index::build(&rules)),
+            index: Box::new(index),
             rules,
             default_app: p.default_app.as_deref().map(Arc::from),
             taps: p.taps.iter().map(|t| Arc::from(t.as_str())).collect(),
@@ -640,6 +752,69 @@ mod tests {
             at("+256", "anything"),
             Some(("catch-all-256".into(), None, none()))
         );
+    }
+
+    /// Each rule an earlier one shadows, found by trying every earlier rule.
+    fn shadowed_by_trying_all(rules: &[Rule]) -> Vec<(usize, usize)> {
+        (0..rules.len())
+            .filter_map(|j| {
+                let earlier = rules[..j].iter().position(|r| r.shadows(&rules[j]))?;
+                Some((j, earlier))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shadowed_agrees_with_trying_every_earlier_rule() {
+        let kw = |k| (Some(k), None, None);
+        let pat = |p| (None, Some(p), None);
+        let exact = |x| (None, None, Some(x));
+        let any = (None, None, None);
+        let mut rules = mixed_rules();
+        rules.extend([
+            rule("ping-again", exact("ping"), None, None),
+            rule("PING", exact("PING"), None, None),
+            rule("join-now", exact("join now"), None, Some("+2567")),
+            rule("JOIN", kw("JOIN"), None, None),
+            rule("signup-reg", kw("sign_up|reg"), None, None),
+            rule("joiner", kw("joiner"), None, None),
+            rule("price-again", pat(r"price\s+(?P<item>\w+)"), None, None),
+            rule("other-44", any, Some("other"), Some("+44")),
+            rule("r3g42", kw("r3g42"), None, None),
+            rule("hello-world-exact", exact("hello world"), None, None),
+            rule("ü", any, Some("x"), Some("+ü")),
+            rule("üz", any, Some("x"), Some("+üz")),
+            rule("üz-kw", kw("kilo"), Some("x"), Some("+üz9")),
+            rule("wider", any, None, Some("+3")),
+            rule("narrower", kw("narrow"), Some("y"), Some("+31")),
+            rule("catch-all", any, None, None),
+            rule("after-all", kw("late"), None, None),
+        ]);
+        let expected = shadowed_by_trying_all(&rules);
+        let names: Vec<(&str, &str)> = expected
+            .iter()
+            .map(|&(j, i)| (&*rules[j].name, &*rules[i].name))
+            .collect();
+        // Every kind of shadowing is among them.
+        for pair in [
+            ("ping-again", "ping"),
+            ("join-now", "join-256"),
+            ("JOIN", "reg"),
+            ("signup-reg", "reg-again"),
+            ("price-again", "price"),
+            ("other-44", "other-backend"),
+            ("r3g42", "r3g"),
+            ("hello-world-exact", "hello-world"),
+            ("üz", "ü"),
+            ("narrower", "wider"),
+            ("after-all", "catch-all"),
+        ] {
+            assert!(names.contains(&pair), "{pair:?} not in {names:?}");
+        }
+        assert!(!names
+            .iter()
+            .any(|(later, _)| ["PING", "joiner", "ü"].contains(later)));
+        assert_eq!(shadowed(&rules, &Index::build(&rules)), expected);
     }
 
     #[test]

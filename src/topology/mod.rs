@@ -348,6 +348,10 @@ impl Topology {
         let mut testers: HashMap<String, Arc<Tester>> = HashMap::new();
         let mut routes: Vec<axum::Router> = Vec::new();
         let mut started = Vec::new();
+        // `/readyz`: false until every stage started, and again once one
+        // stopped on an error (`failed` keeps it so across the start).
+        let ready = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicBool::new(false));
         // Consumers join before any source accepts a message, so the embedded
         // bus knows every group and holds records for it.
         for s in &stages {
@@ -463,12 +467,11 @@ impl Topology {
                 drain_until_idle: only.is_none(),
                 ..StageControl::default()
             };
-            let task = tokio::spawn(stage::run(
-                ctx,
-                consumer,
-                producer.clone(),
-                handler,
-                control.clone(),
+            let task = tokio::spawn(running::watched(
+                s.name.clone(),
+                stage::run(ctx, consumer, producer.clone(), handler, control.clone()),
+                ready.clone(),
+                failed.clone(),
             ));
             info!(stage = %s.name, reads = ?s.reads, "stage started");
             started.push(RunningStage {
@@ -478,7 +481,6 @@ impl Topology {
             });
         }
 
-        let ready = Arc::new(AtomicBool::new(false));
         let http_shutdown = CancellationToken::new();
         let mut http_task = None;
         if let Some(listener) = listener {
@@ -496,7 +498,12 @@ impl Topology {
                 http_shutdown.clone(),
             )));
         }
-        ready.store(true, Ordering::Release);
+        ready.store(true, Ordering::SeqCst);
+        // A stage that stopped on an error while the others started keeps
+        // the process unready.
+        if failed.load(Ordering::SeqCst) {
+            ready.store(false, Ordering::SeqCst);
+        }
         Ok(Running {
             bus,
             tables,

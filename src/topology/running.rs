@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,23 @@ use crate::backends::tester::Tester;
 use crate::bus::{Bus, BusError};
 use crate::stage::StageControl;
 use crate::table::{Follower, Tables};
+
+/// Run a stage; once it stops on an error the process is no longer ready
+/// (`/readyz` answers 503) and `failed` says so.
+pub(super) async fn watched(
+    name: String,
+    stage: impl std::future::Future<Output = Result<(), BusError>>,
+    ready: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+) -> Result<(), BusError> {
+    let result = stage.await;
+    if let Err(e) = &result {
+        failed.store(true, Ordering::SeqCst);
+        ready.store(false, Ordering::SeqCst);
+        error!(stage = %name, error = %e, "stage stopped on an error; not ready");
+    }
+    result
+}
 
 /// A stage's task and the signals it listens to.
 pub(super) struct RunningStage {
