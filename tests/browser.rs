@@ -323,7 +323,7 @@ async fn the_tester_page_answers_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_adds_contacts_sends_a_message_and_follows_it_in_a_real_browser() {
     let running = common::start_embedded(common::WEB_PIPELINE).await;
-    let base = format!("http://{}", running.http_addr().unwrap());
+    let base = format!("http://{}", running.admin_addr().unwrap());
     let api = reqwest::Client::new();
     let driver = Driver::start().await;
     let s = Session::start(&driver).await;

@@ -30,7 +30,8 @@ fn run_answers_send_and_stops_cleanly_on_sigterm_and_sigint() {
         assert_eq!(id.trim().len(), 36, "prints the message id: {id}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let body = raw_get(port, "/api/tester/conversations/+15550042");
+            // The admin listener: the port after http.listen's.
+            let body = raw_get(port + 1, "/api/tester/conversations/+15550042");
             if body.contains("\"text\":\"from the cli\"") && body.contains("\"direction\":\"out\"")
             {
                 break;
