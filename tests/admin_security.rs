@@ -508,6 +508,20 @@ async fn an_open_admin_listener_without_authentication_does_not_start() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("not on loopback"), "{err}");
+    // And so is its tester, with credentials but without allow_remote_tester.
+    let mut p = pipeline(
+        AUTH,
+        &[("ADMIN_TOKEN", TOKEN), ("OPS_HASH", &cheap_hash("x"))],
+    )
+    .unwrap();
+    p.http.admin.listen = Some("0.0.0.0:0".parse().unwrap());
+    let err = Topology::new(p)
+        .unwrap()
+        .start(None, true)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("allow_remote_tester"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,6 +81,64 @@ fn send_to_a_pipeline_that_is_not_running_says_so() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a phone number"));
 }
 
+/// An admin listener on the network without credentials does not validate
+/// or run; `hash-password` makes a hash that does.
+#[test]
+fn an_open_admin_listener_needs_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("open.yaml");
+    let pipeline = |admin: &str| {
+        format!("http:\n  listen: 127.0.0.1:0\n  admin:\n{admin}backends:\n  - type: tester\nroutes:\n  - app: echo\napps:\n  - type: echo\n")
+    };
+    std::fs::write(
+        &file,
+        pipeline("    listen: 0.0.0.0:0\n    allow_remote_tester: true\n"),
+    )
+    .unwrap();
+    for command in ["validate", "run"] {
+        let out = smsflow().arg(command).arg(&file).output().unwrap();
+        assert!(!out.status.success(), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is not on loopback and has no authentication"),
+            "{command}: {err}"
+        );
+    }
+
+    let mut hashing = smsflow()
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = hashing.stdin.take().unwrap();
+        stdin.write_all(b"correct horse battery\n").unwrap();
+    }
+    let out = hashing.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("correct horse"));
+    std::fs::write(
+        &file,
+        pipeline("    listen: 0.0.0.0:0\n    allow_remote_tester: true\n    users: [{name: ops, password_hash: \"${OPS_HASH}\"}]\n"),
+    )
+    .unwrap();
+    let out = smsflow()
+        .arg("validate")
+        .arg(&file)
+        .env("OPS_HASH", &hash)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn validate_and_graph() {
     let demo = common::root().join("pipelines/demo.yaml");

@@ -405,3 +405,35 @@ pub(super) async fn import_csv(State(s): S, body: Bytes) -> Response {
     out += &import_form(&csv);
     page(status, "Import contacts", "/contacts/", &out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contact_form_is_read_in_one_pass() {
+        let f = ContactForm::parse(
+            b"name=Ada&identity-1=%2B1555002&backend-0=a&identity-0=+%2B1555001+&groups=x&backend-1=b\
+              &backend-2=c&identity-2=&identity-4=%2B1555004&name=Ada+L",
+        );
+        assert_eq!(f.name, "Ada L", "the last of repeated names wins");
+        assert_eq!(f.groups, "x");
+        // Row 2 is blank, row 3 missing: row 4 is not read.
+        assert_eq!(
+            f.rows,
+            [
+                ("a".to_owned(), "+1555001".to_owned()),
+                ("b".to_owned(), "+1555002".to_owned())
+            ]
+        );
+        // 1,000 rows and a large name: every row read.
+        let mut big = format!("name={}", "n".repeat(1 << 20));
+        for i in 0..MAX_ROWS + 5 {
+            big += &format!("&backend-{i}=t&identity-{i}=%2B1555{i:06}");
+        }
+        let f = ContactForm::parse(big.as_bytes());
+        assert_eq!(f.rows.len(), MAX_ROWS);
+        assert_eq!(f.rows[999].1, "+1555000999");
+        assert_eq!(f.name.len(), 1 << 20);
+    }
+}
