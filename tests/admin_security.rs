@@ -721,3 +721,28 @@ async fn lists_are_paginated_and_capped() {
     assert!(found.contains("Person 007"));
     r.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_request_does_not_hold_up_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let mut p = pipeline("  limits:\n    header_read_timeout: 10m\n", &[]).unwrap();
+    p.kafka = config::Kafka::with_mode(KafkaMode::Embedded);
+    p.shutdown_timeout = Duration::from_secs(3);
+    let r = Topology::new(p).unwrap().start(None, true).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(r.admin_addr().unwrap())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: loc")
+        .await
+        .unwrap();
+    // Served: the connection is accepted and reading its headers.
+    let res = client()
+        .get(format!("{}/healthz", admin(&r)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Within shutdown_timeout, every stage drained.
+    r.shutdown().await.unwrap();
+    drop(slow);
+}

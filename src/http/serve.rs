@@ -128,6 +128,10 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // Connections that never sent a request have nothing to finish.
+    for (_, close) in std::mem::take(&mut lock(&idle).waiting) {
+        close.cancel();
+    }
     graceful.shutdown().await;
     Ok(())
 }
