@@ -746,3 +746,36 @@ async fn a_half_sent_request_does_not_hold_up_shutdown() {
     r.shutdown().await.unwrap();
     drop(slow);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_arrives_is_timed_out() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let r = start("  limits:\n    request_timeout: 300ms\n", &[]).await;
+    for addr in [r.http_addr().unwrap(), r.admin_addr().unwrap()] {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // 100 bytes announced, 10 sent, then nothing.
+        s.write_all(
+            b"POST /backend/gw/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": \"b\"",
+        )
+        .await
+        .unwrap();
+        let mut line = String::new();
+        let mut reader = tokio::io::BufReader::new(s);
+        tokio::time::timeout(Duration::from_secs(20), reader.read_line(&mut line))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(line.starts_with("HTTP/1.1 408"), "{addr}: {line}");
+        // The connection is closed after the answer: its body is the rest.
+        let mut rest = String::new();
+        tokio::time::timeout(Duration::from_secs(20), reader.read_to_string(&mut rest))
+            .await
+            .expect("the connection closed")
+            .unwrap();
+        assert!(
+            rest.contains("http.limits.request_timeout (300ms)"),
+            "{rest}"
+        );
+    }
+    r.shutdown().await.unwrap();
+}

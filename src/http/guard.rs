@@ -99,24 +99,33 @@ impl Guard {
                 return auth.challenge();
             }
         }
-        let req = match self.read_body(req).await {
-            Ok(r) => r,
-            Err(r) => return *r,
+        // One deadline for the body to arrive and the answer to be made.
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let limit = humantime::format_duration(self.request_timeout);
+        let req = match tokio::time::timeout_at(deadline, self.read_body(req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(r)) => return *r,
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Some("body"),
+                    format!(
+                    "the request body did not arrive within http.limits.request_timeout ({limit})"
+                ),
+                )
+            }
         };
         if self.csrf {
             if let Err(r) = csrf(&req) {
                 return *r;
             }
         }
-        match tokio::time::timeout(self.request_timeout, next.run(req)).await {
+        match tokio::time::timeout_at(deadline, next.run(req)).await {
             Ok(res) => res,
             Err(_) => error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
-                format!(
-                    "the request took longer than http.limits.request_timeout ({})",
-                    humantime::format_duration(self.request_timeout)
-                ),
+                format!("the answer took longer than http.limits.request_timeout ({limit})"),
             ),
         }
     }
