@@ -276,6 +276,7 @@ async fn forms_need_their_token_and_origin() {
     let res = post(ada(), None).await.unwrap();
     let (status, body) = common::json_answer(res).await;
     assert_eq!(status, 403, "{body}");
+    assert_eq!(body["field"], "csrf");
     assert!(
         body["error"].as_str().unwrap().contains("CSRF token"),
         "{body}"

@@ -315,10 +315,11 @@ fn csrf(req: &Request) -> Result<(), Box<Response>> {
     if ok {
         Ok(())
     } else {
-        forbidden(
-            "the form's CSRF token is missing or wrong: reload the page and send the form again"
-                .into(),
-        )
+        Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            Some(CSRF_FIELD),
+            "the form's CSRF token is missing or wrong: reload the page and send the form again",
+        )))
     }
 }
 
