@@ -113,10 +113,10 @@ pub struct Listeners {
     pub admin: TcpListener,
 }
 
-/// Serve both listeners until `shutdown` is cancelled; in-flight requests
-/// finish first. An error before serving (an admin listener that must not
-/// start) comes back at once.
-pub async fn serve(
+/// The server of both listeners, to spawn: it serves until `shutdown` is
+/// cancelled, in-flight requests finishing first. An admin listener that
+/// must not start is an error here, before anything is served.
+pub fn serve(
     listeners: Listeners,
     state: Arc<HttpState>,
     shutdown: CancellationToken,

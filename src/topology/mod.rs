@@ -487,7 +487,7 @@ impl Topology {
                 producer: producer.clone(),
                 pipeline: Arc::new(p.clone()),
             });
-            let serving = http::serve(listener, state, http_shutdown.clone()).await?;
+            let serving = http::serve(listener, state, http_shutdown.clone())?;
             http_task = Some(tokio::spawn(serving));
         }
         ready.store(true, Ordering::Release);
