@@ -516,6 +516,11 @@ async fn bind(p: &Pipeline) -> anyhow::Result<http::Listeners> {
     if let Some(why) = crate::backends::tester::remote_refusal(p) {
         anyhow::bail!(why);
     }
+    for u in &p.http.admin.users {
+        if let Err(why) = http::guard::check_hash(u.password_hash.expose()) {
+            anyhow::bail!("http.admin.users: the password hash of {:?} {why}", u.name);
+        }
+    }
     let public = tokio::net::TcpListener::bind(p.http.listen)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", p.http.listen))?;
