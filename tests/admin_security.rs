@@ -696,6 +696,7 @@ async fn lists_are_paginated_and_capped() {
         "/api/contacts?per_page=201",
         "/api/log?per_page=500",
         "/api/contacts?page=0",
+        "/api/optouts?per_page=1000",
     ] {
         let (status, body) = get(format!("{base}{path}")).await;
         assert_eq!(status, 400, "{path}: {body}");

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{
     delete_contact, find_poll, import_contacts, polls, save_contact, search_contacts, send_message,
@@ -127,8 +127,8 @@ impl ContactBody {
     }
 }
 
-/// Contacts per page of `GET /api/contacts` by default, and at most.
-const CONTACTS_PER_PAGE: usize = 50;
+/// Items per page of a list (`GET /api/contacts`, `/api/optouts`) by default.
+const DEFAULT_PER_PAGE: usize = 50;
 /// The most `per_page` any list answers (contacts, the log).
 pub(crate) const MAX_PER_PAGE: usize = 200;
 
@@ -147,31 +147,39 @@ async fn list_contacts(State(s): S, RawQuery(raw): RawQuery) -> Response {
             format!("unknown parameter {other:?}: expected q (part of a name or number), page, per_page"),
         );
     }
+    let q = params.get("q").map(String::as_str).unwrap_or_default();
+    match paged("contacts", search_contacts(&s, q), &params) {
+        Ok(answer) => Json(answer).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+/// One page of `all` as `{<name>: [...], "total", "page", "pages", "per_page"}`,
+/// from the `page` and `per_page` of `params` (default 1 and 50).
+fn paged<T: serde::Serialize>(
+    name: &str,
+    all: Vec<T>,
+    params: &std::collections::HashMap<String, String>,
+) -> Result<Value, Refused> {
     let count = |field: &'static str| match params.get(field) {
         None => Ok(None),
         Some(v) => page_count(field, v),
     };
-    let (page, per_page) = match (count("page"), count("per_page")) {
-        (Ok(p), Ok(pp)) => (p.unwrap_or(1), pp.unwrap_or(CONTACTS_PER_PAGE)),
-        (Err(r), _) | (_, Err(r)) => return refused(r),
-    };
-    let q = params.get("q").map(String::as_str).unwrap_or_default();
-    let all = search_contacts(&s, q);
+    let page = count("page")?.unwrap_or(1);
+    let per_page = count("per_page")?.unwrap_or(DEFAULT_PER_PAGE);
     let total = all.len();
-    let pages = total.div_ceil(per_page).max(1);
-    let contacts: Vec<_> = all
+    let items: Vec<T> = all
         .into_iter()
         .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
         .collect();
-    Json(json!({
-        "contacts": contacts,
+    Ok(json!({
+        name: items,
         "total": total,
         "page": page,
-        "pages": pages,
+        "pages": total.div_ceil(per_page).max(1),
         "per_page": per_page,
     }))
-    .into_response()
 }
 
 /// `page` or `per_page`: a number from 1 up; `per_page` at most [`MAX_PER_PAGE`].
@@ -419,6 +427,23 @@ async fn search_log(State(s): S, RawQuery(raw): RawQuery) -> Response {
     }
 }
 
-async fn optouts(State(s): S) -> Response {
-    Json(json!({ "optouts": s.tables.optouts.list() })).into_response()
+async fn optouts(State(s): S, RawQuery(raw): RawQuery) -> Response {
+    let params = match form_text(raw.unwrap_or_default().as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return crate::http::source_error(e),
+    };
+    if let Some(other) = params
+        .keys()
+        .find(|k| !matches!(k.as_str(), "page" | "per_page"))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("query"),
+            format!("unknown parameter {other:?}: expected page, per_page"),
+        );
+    }
+    match paged("optouts", s.tables.optouts.list(), &params) {
+        Ok(answer) => Json(answer).into_response(),
+        Err(r) => refused(r),
+    }
 }
