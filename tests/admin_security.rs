@@ -614,14 +614,30 @@ fn allow_files(n: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_while_2000_idle_connections_are_open() {
     allow_files(8192);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // 1,024 connections per listener (the default), and idle ones never
     // timed out here: only closing idle ones makes room.
     let r = start("  limits:\n    header_read_timeout: 10m\n", &[]).await;
     let addr = r.http_addr().unwrap();
     let mut idle = Vec::new();
     let opened = tokio::time::timeout(Duration::from_secs(60), async {
-        for _ in 0..2000 {
-            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        for i in 0..2000 {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            // The first 1,100 ask once and keep the connection open, idle;
+            // the others never say anything.
+            if i < 1100 {
+                c.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut answer = Vec::new();
+                while !answer.ends_with(b"\r\n\r\nok") {
+                    let mut buf = [0; 512];
+                    let n = c.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "closed before the answer: {answer:?}");
+                    answer.extend_from_slice(&buf[..n]);
+                }
+            }
+            idle.push(c);
         }
     })
     .await;
