@@ -106,13 +106,10 @@ impl Guard {
             Ok(Ok(r)) => r,
             Ok(Err(r)) => return *r,
             Err(_) => {
-                return error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    Some("body"),
-                    format!(
+                let why = format!(
                     "the request body did not arrive within http.limits.request_timeout ({limit})"
-                ),
-                )
+                );
+                return error(StatusCode::REQUEST_TIMEOUT, Some("body"), why);
             }
         };
         if self.csrf {
