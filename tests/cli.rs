@@ -391,3 +391,51 @@ fn contacts_message_status_and_poll_commands() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// The app commands send the operator's token: `--token`, or `SMSFLOW_TOKEN`.
+#[test]
+fn app_commands_send_the_admin_token() {
+    let port = common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("guarded.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "http:\n  listen: 127.0.0.1:{port}\n  admin:\n    tokens: [\"${{ADMIN_TOKEN}}\"]\n\
+             backends:\n  - type: tester\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
+        ),
+    )
+    .unwrap();
+    let token = "cli-operator-token-0123456789";
+    let mut run = smsflow()
+        .arg("run")
+        .arg(&file)
+        .env("ADMIN_TOKEN", token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "not listening");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = |args: &[&str], env: Option<&str>| {
+        let mut c = smsflow();
+        c.arg("status").arg(&file).arg("no-such-id").args(args);
+        // The pipeline file needs its variables wherever it is read.
+        c.env("ADMIN_TOKEN", token).env_remove("SMSFLOW_TOKEN");
+        if let Some(t) = env {
+            c.env("SMSFLOW_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    // Authenticated, the id is looked up (404); otherwise 401.
+    assert!(status(&["--token", token], None).contains("404"));
+    assert!(status(&[], Some(token)).contains("404"));
+    assert!(status(&[], None).contains("401"));
+    assert!(status(&["--token", "wrong-token-0123456789"], None).contains("401"));
+    let _ = run.kill();
+    let _ = run.wait();
+}
