@@ -5,7 +5,7 @@
 //! cargo run --example guess -- examples/guess.yaml
 //! ```
 //!
-//! then send `guess` from the message tester (http://127.0.0.1:8080/tester/).
+//! then send `guess` from the message tester (http://127.0.0.1:8081/tester/).
 //!
 //! What it shows:
 //!
@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         .with_app("guess", Arc::new(Guess::new(|| fastrand::u32(1..=100))))
         .start(None, true)
         .await?;
-    if let Some(addr) = running.http_addr() {
+    if let Some(addr) = running.admin_addr() {
         println!("send `guess` at http://{addr}/tester/ · Ctrl-C stops");
     }
     tokio::signal::ctrl_c().await?;

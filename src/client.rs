@@ -1,7 +1,8 @@
 //! The running pipeline's HTTP API, as the CLI uses it: `smsflow status`,
 //! `message`, `poll`, `contacts import` (and `send` on the embedded bus)
-//! talk to the `smsflow run` process at `http.listen`, which holds the
-//! tables (on any bus) and the embedded bus itself.
+//! talk to the `smsflow run` process at `http.admin.listen`, which holds the
+//! tables (on any bus) and the embedded bus itself. The operator token, if
+//! the admin listener asks for one, comes from `SMSFLOW_TOKEN`.
 
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -12,16 +13,21 @@ use crate::config::Pipeline;
 pub struct Api {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
+/// The environment variable holding the admin listener's bearer token.
+pub const TOKEN_VAR: &str = "SMSFLOW_TOKEN";
+
 impl Api {
-    /// The API of the process running `p` on this machine (`http.listen`;
-    /// an unspecified address is reached on loopback), or at `url`.
+    /// The API of the process running `p` on this machine (`http.admin.listen`;
+    /// an unspecified address is reached on loopback), or at `url`; with
+    /// the token of `SMSFLOW_TOKEN` if set.
     pub fn new(p: &Pipeline, url: Option<&str>) -> Api {
         let base = match url {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => {
-                let mut addr = p.http.listen;
+                let mut addr = p.http.admin_listen();
                 if addr.ip().is_unspecified() {
                     addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                 }
@@ -31,7 +37,16 @@ impl Api {
         Api {
             base,
             http: reqwest::Client::new(),
+            token: std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()),
         }
+    }
+
+    /// Send `token` as `Authorization: Bearer` (instead of `SMSFLOW_TOKEN`'s).
+    pub fn with_token(mut self, token: Option<String>) -> Api {
+        if token.is_some() {
+            self.token = token;
+        }
+        self
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -63,6 +78,10 @@ impl Api {
 
     async fn call(&self, req: reqwest::RequestBuilder, path: &str) -> anyhow::Result<Value> {
         let url = self.url(path);
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
         let res = req.send().await.with_context(|| {
             format!("cannot reach {url}: is `smsflow run` running with this pipeline?")
         })?;

@@ -1,22 +1,25 @@
-//! The one HTTP server: the message tester (page and JSON API), `/metrics`,
-//! `/healthz`, `/readyz`, and each backend's webhooks under
-//! `/backend/<name>/` (routes the backend modules build).
+//! The HTTP servers: the public listener (each backend's webhooks under
+//! `/backend/<name>/`, `/healthz`, `/readyz`) and the admin listener (the
+//! operator pages and JSON API, the message tester, `/metrics`, and the
+//! probes again). [`guard`] checks every request to either.
+
+pub mod guard;
+mod serve;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
 
 use crate::backends::tester::Tester;
 use crate::backends::SourceError;
@@ -24,6 +27,7 @@ use crate::bus::Producer;
 use crate::config::Pipeline;
 use crate::metrics;
 use crate::table::Tables;
+use guard::Guard;
 
 /// What the handlers share.
 pub struct HttpState {
@@ -39,10 +43,26 @@ pub struct HttpState {
     pub pipeline: Arc<Pipeline>,
 }
 
-pub fn router(state: Arc<HttpState>) -> Router {
-    let backends = state.backends.clone();
+/// The public listener's routes: webhooks and probes, nothing an operator uses.
+pub fn public_router(state: Arc<HttpState>) -> Router {
+    let mut router = probes().with_state(state.clone());
+    for b in &state.backends {
+        router = router.merge(b.clone());
+    }
+    router.fallback(|uri: axum::http::Uri| async move {
+        error(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("nothing at {}: this is the public listener, with backends' webhooks under /backend/<name>/; \
+                     operator pages, the API and the message tester are on the admin listener (http.admin.listen)", uri.path()),
+        )
+    })
+}
+
+/// The admin listener's routes: the operator pages and API, the tester, `/metrics`.
+pub fn admin_router(state: Arc<HttpState>) -> Router {
     let web = crate::web::routes(state.clone());
-    let mut router = Router::new()
+    probes()
         .route("/", get(|| async { Redirect::to("/tester/") }))
         .route("/tester/", get(|| async { Html(TESTER_PAGE) }))
         .route("/api/tester/messages", post(post_message))
@@ -59,33 +79,85 @@ pub fn router(state: Arc<HttpState>) -> Router {
                 )
             }),
         )
+        .route("/static/{file}", get(asset))
+        .with_state(state)
+        .merge(web)
+        .fallback(|uri: axum::http::Uri| async move {
+            error(
+                StatusCode::NOT_FOUND,
+                None,
+                format!("nothing at {}: the message tester is at /tester/, the operator pages start at /log/", uri.path()),
+            )
+        })
+}
+
+fn probes() -> Router<Arc<HttpState>> {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(state)
-        .merge(web);
-    for b in backends {
-        router = router.merge(b);
-    }
-    router.fallback(|uri: axum::http::Uri| async move {
-        error(
-            StatusCode::NOT_FOUND,
-            None,
-            format!("nothing at {}: backends' webhooks are under /backend/<name>/, the message tester at /tester/", uri.path()),
-        )
+}
+
+/// `router` behind `guard`, its extractors allowed the guard's body limit.
+fn guarded(router: Router, guard: Guard, max_body: usize) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard),
+            guard::guard,
+        ))
+}
+
+/// Both listeners, bound.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: TcpListener,
+}
+
+/// The server of both listeners, to spawn: it serves until `shutdown` is
+/// cancelled, in-flight requests finishing first. An admin listener that
+/// must not start is an error here, before anything is served.
+pub fn serve(
+    listeners: Listeners,
+    state: Arc<HttpState>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<impl std::future::Future<Output = std::io::Result<()>>> {
+    let p = state.pipeline.clone();
+    let limits = p.http.limits.clone();
+    let max = limits.max_body_bytes;
+    let public = guarded(public_router(state.clone()), Guard::public(&p), max);
+    let admin = guarded(admin_router(state), Guard::admin(&p)?, max);
+    Ok(async move {
+        let (a, b) = tokio::join!(
+            serve::serve(
+                listeners.public,
+                public,
+                limits.clone(),
+                "public",
+                shutdown.clone()
+            ),
+            serve::serve(listeners.admin, admin, limits, "admin", shutdown),
+        );
+        a.and(b)
     })
 }
 
-/// Serve until `shutdown` is cancelled; in-flight requests finish first.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<HttpState>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    info!(?addr, "http listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+/// The pages' style sheet and scripts: files of their own, so that the
+/// Content-Security-Policy can forbid inline ones.
+async fn asset(Path(file): Path<String>) -> Response {
+    let (kind, body) = match file.as_str() {
+        "style.css" => ("text/css", crate::web::STYLE),
+        "tester.css" => ("text/css", TESTER_STYLE),
+        "tester.js" => ("text/javascript", TESTER_SCRIPT),
+        "import.js" => ("text/javascript", crate::web::IMPORT_SCRIPT),
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                None,
+                format!("no file {file:?} here"),
+            )
+        }
+    };
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
 async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
@@ -273,3 +345,5 @@ async fn get_conversation(
 }
 
 const TESTER_PAGE: &str = include_str!("tester.html");
+const TESTER_STYLE: &str = include_str!("tester.css");
+const TESTER_SCRIPT: &str = include_str!("tester.js");

@@ -56,6 +56,8 @@ enum Command {
     },
     /// Check a pipeline file and report every error, with its line.
     Validate { file: PathBuf },
+    /// Read a password on stdin and print its argon2 hash, for `http.admin.users`.
+    HashPassword,
     /// Print the stages and topics a pipeline file implies.
     Graph {
         file: PathBuf,
@@ -159,9 +161,18 @@ enum ContactsCommand {
 /// Where the running pipeline is.
 #[derive(clap::Args)]
 struct Server {
-    /// The running pipeline's HTTP address (default: its `http.listen`).
+    /// The running pipeline's admin address (default: its `http.admin.listen`).
     #[arg(long)]
     url: Option<String>,
+    /// The admin listener's bearer token (one of `http.admin.tokens`).
+    #[arg(long, env = "SMSFLOW_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Server {
+    fn api(self, p: &smsflow::config::Pipeline) -> Api {
+        Api::new(p, self.url.as_deref()).with_token(self.token)
+    }
 }
 
 #[derive(Subcommand)]
@@ -239,6 +250,18 @@ fn load(file: &Path) -> anyhow::Result<Pipeline> {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from stdin")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!("no password on stdin: `echo -n 'secret' | smsflow hash-password`");
+            }
+            println!("{}", smsflow::http::guard::hash_password(password)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { file } => match config::load_file(&file) {
             Ok(p) => {
                 let topology = Topology::new(p)?;
@@ -291,7 +314,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { file, id, server } => {
-            let api = Api::new(&load(&file)?, server.url.as_deref());
+            let api = server.api(&load(&file)?);
             print!("{}", ops::status(&api, &id).await?);
             Ok(ExitCode::SUCCESS)
         }
@@ -303,7 +326,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             server,
             text,
         } => {
-            let api = Api::new(&load(&file)?, server.url.as_deref());
+            let api = server.api(&load(&file)?);
             let to = Recipients {
                 contacts,
                 groups,
@@ -313,14 +336,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Poll { file, name, server } => {
-            let api = Api::new(&load(&file)?, server.url.as_deref());
+            let api = server.api(&load(&file)?);
             print!("{}", ops::poll(&api, &name).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Contacts {
             command: ContactsCommand::Import { file, csv, server },
         } => {
-            let api = Api::new(&load(&file)?, server.url.as_deref());
+            let api = server.api(&load(&file)?);
             let text = std::fs::read_to_string(&csv)
                 .with_context(|| format!("cannot read {}", csv.display()))?;
             let (report, all_good) = ops::import_contacts(&api, text).await?;
@@ -348,7 +371,10 @@ async fn run(file: &Path, stage: Option<&str>) -> anyhow::Result<ExitCode> {
     let topology = Topology::new(load(file)?)?;
     let mut running = topology.start(stage, true).await?;
     if let Some(addr) = running.http_addr() {
-        info!("message tester at http://{addr}/tester/ · metrics at http://{addr}/metrics");
+        info!("webhooks at http://{addr}/backend/<name>/");
+    }
+    if let Some(addr) = running.admin_addr() {
+        info!("message tester at http://{addr}/tester/ · operator pages at http://{addr}/log/ · metrics at http://{addr}/metrics");
     }
     let failed = tokio::select! {
         signal = shutdown_signal() => {

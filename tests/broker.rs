@@ -189,7 +189,7 @@ async fn broker_outage_sources_answer_503_and_nothing_accepted_is_lost() {
     );
     p.http.accept_timeout = Duration::from_secs(2);
     let running = Topology::new(p).unwrap().start(None, true).await.unwrap();
-    let base = format!("http://{}", running.http_addr().unwrap());
+    let base = format!("http://{}", running.admin_addr().unwrap());
     let tester = running.tester(None).unwrap();
 
     // A steady load through the HTTP source: before, during and after a 20 s

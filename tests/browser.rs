@@ -85,7 +85,7 @@ struct Session<'d> {
 impl<'d> Session<'d> {
     /// A headless Chromium session.
     async fn start(driver: &'d Driver) -> Session<'d> {
-        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                      "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -142,6 +142,42 @@ impl<'d> Session<'d> {
             .await;
         let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
         std::fs::write(&out, png.as_str().unwrap_or_default()).unwrap();
+    }
+
+    /// What the browser's console said about the Content-Security-Policy
+    /// since the last look (a blocked script, style or frame).
+    async fn csp_violations(&self) -> Vec<String> {
+        let log = self
+            .driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/se/log", self.id),
+                Some(json!({ "type": "browser" })),
+            )
+            .await;
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["message"].as_str())
+            .filter(|m| m.contains("Content Security Policy"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A computed style property of `css` (whether the style sheet applied).
+    async fn style(&self, css: &str, property: &str) -> String {
+        let v = self
+            .driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}/execute/sync", self.id),
+                Some(json!({
+                    "script": "return getComputedStyle(document.querySelector(arguments[0])).getPropertyValue(arguments[1])",
+                    "args": [css, property],
+                })),
+            )
+            .await;
+        v.as_str().unwrap_or_default().to_owned()
     }
 
     /// The current value of the form field `css`.
@@ -315,6 +351,10 @@ async fn the_tester_page_answers_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Under the Content-Security-Policy: the style sheet applied, nothing blocked.
+    let blocked = s.csp_violations().await;
+    assert!(blocked.is_empty(), "{blocked:?}");
+    assert_eq!(s.style("nav", "background-color").await, "rgb(36, 50, 63)");
     s.close().await;
     let (status, stderr) = smsflow.stop("TERM");
     assert!(status.success(), "{stderr}");
@@ -323,7 +363,7 @@ async fn the_tester_page_answers_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_adds_contacts_sends_a_message_and_follows_it_in_a_real_browser() {
     let running = common::start_embedded(common::WEB_PIPELINE).await;
-    let base = format!("http://{}", running.http_addr().unwrap());
+    let base = format!("http://{}", running.admin_addr().unwrap());
     let api = reqwest::Client::new();
     let driver = Driver::start().await;
     let s = Session::start(&driver).await;
@@ -487,6 +527,10 @@ async fn an_operator_adds_contacts_sends_a_message_and_follows_it_in_a_real_brow
         "Que voulez-vous pour le déjeuner ? Reply LUNCH and one of: pizza, salad, soup."
     );
 
+    // Under the Content-Security-Policy: the style sheet applied, nothing blocked.
+    let blocked = s.csp_violations().await;
+    assert!(blocked.is_empty(), "{blocked:?}");
+    assert_eq!(s.style("nav", "background-color").await, "rgb(36, 50, 63)");
     s.close().await;
     running.shutdown().await.unwrap();
 }

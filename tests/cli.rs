@@ -30,7 +30,8 @@ fn run_answers_send_and_stops_cleanly_on_sigterm_and_sigint() {
         assert_eq!(id.trim().len(), 36, "prints the message id: {id}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let body = raw_get(port, "/api/tester/conversations/+15550042");
+            // The admin listener: the port after http.listen's.
+            let body = raw_get(port + 1, "/api/tester/conversations/+15550042");
             if body.contains("\"text\":\"from the cli\"") && body.contains("\"direction\":\"out\"")
             {
                 break;
@@ -78,6 +79,64 @@ fn send_to_a_pipeline_that_is_not_running_says_so() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a phone number"));
+}
+
+/// An admin listener on the network without credentials does not validate
+/// or run; `hash-password` makes a hash that does.
+#[test]
+fn an_open_admin_listener_needs_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("open.yaml");
+    let pipeline = |admin: &str| {
+        format!("http:\n  listen: 127.0.0.1:0\n  admin:\n{admin}backends:\n  - type: tester\nroutes:\n  - app: echo\napps:\n  - type: echo\n")
+    };
+    std::fs::write(
+        &file,
+        pipeline("    listen: 0.0.0.0:0\n    allow_remote_tester: true\n"),
+    )
+    .unwrap();
+    for command in ["validate", "run"] {
+        let out = smsflow().arg(command).arg(&file).output().unwrap();
+        assert!(!out.status.success(), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is not on loopback and has no authentication"),
+            "{command}: {err}"
+        );
+    }
+
+    let mut hashing = smsflow()
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = hashing.stdin.take().unwrap();
+        stdin.write_all(b"correct horse battery\n").unwrap();
+    }
+    let out = hashing.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("correct horse"));
+    std::fs::write(
+        &file,
+        pipeline("    listen: 0.0.0.0:0\n    allow_remote_tester: true\n    users: [{name: ops, password_hash: \"${OPS_HASH}\"}]\n"),
+    )
+    .unwrap();
+    let out = smsflow()
+        .arg("validate")
+        .arg(&file)
+        .env("OPS_HASH", &hash)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -331,4 +390,52 @@ fn contacts_message_status_and_poll_commands() {
         assert!(std::time::Instant::now() < deadline, "{out}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// The app commands send the operator's token: `--token`, or `SMSFLOW_TOKEN`.
+#[test]
+fn app_commands_send_the_admin_token() {
+    let port = common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("guarded.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "http:\n  listen: 127.0.0.1:{port}\n  admin:\n    tokens: [\"${{ADMIN_TOKEN}}\"]\n\
+             backends:\n  - type: tester\nroutes:\n  - app: echo\napps:\n  - type: echo\n"
+        ),
+    )
+    .unwrap();
+    let token = "cli-operator-token-0123456789";
+    let mut run = smsflow()
+        .arg("run")
+        .arg(&file)
+        .env("ADMIN_TOKEN", token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "not listening");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = |args: &[&str], env: Option<&str>| {
+        let mut c = smsflow();
+        c.arg("status").arg(&file).arg("no-such-id").args(args);
+        // The pipeline file needs its variables wherever it is read.
+        c.env("ADMIN_TOKEN", token).env_remove("SMSFLOW_TOKEN");
+        if let Some(t) = env {
+            c.env("SMSFLOW_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    // Authenticated, the id is looked up (404); otherwise 401.
+    assert!(status(&["--token", token], None).contains("404"));
+    assert!(status(&[], Some(token)).contains("404"));
+    assert!(status(&[], None).contains("401"));
+    assert!(status(&["--token", "wrong-token-0123456789"], None).contains("401"));
+    let _ = run.kill();
+    let _ = run.wait();
 }

@@ -103,14 +103,18 @@ impl Stage {
         }
     }
 
-    /// Where its HTTP server (`/metrics`) listens, from its log.
+    /// Where its admin listener (`/metrics`) listens, from its log.
     fn http_addr(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let at = log
+        let line = log
+            .lines()
+            .find(|l| l.contains("listener=admin"))
+            .expect("the admin listening line");
+        let at = line
             .find("addr=Some(")
             .map(|i| i + "addr=Some(".len())
-            .expect("the http listening line");
-        log[at..].split(')').next().unwrap().to_owned()
+            .expect("the admin listener's address");
+        line[at..].split(')').next().unwrap().to_owned()
     }
 
     /// SIGTERM: it must exit 0 (drained, committed); then start it again.

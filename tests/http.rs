@@ -14,7 +14,7 @@ async fn tester_api_and_operational_endpoints() {
         .start(None, true)
         .await
         .unwrap();
-    let base = format!("http://{}", running.http_addr().unwrap());
+    let base = format!("http://{}", running.admin_addr().unwrap());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

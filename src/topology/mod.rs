@@ -332,14 +332,11 @@ impl Topology {
 
         // Listen first: callback URLs are built on the address.
         let listener = match http {
-            true => Some(
-                tokio::net::TcpListener::bind(p.http.listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {} (http.listen)", p.http.listen))?,
-            ),
+            true => Some(bind(p).await?),
             false => None,
         };
-        let http_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let http_addr = listener.as_ref().and_then(|l| l.public.local_addr().ok());
+        let admin_addr = listener.as_ref().and_then(|l| l.admin.local_addr().ok());
         let public = match (&p.http.public_url, http_addr) {
             (None, Some(addr)) => format!("http://{addr}"),
             _ => p.http.public_base(),
@@ -492,11 +489,8 @@ impl Topology {
                 producer: producer.clone(),
                 pipeline: Arc::new(p.clone()),
             });
-            http_task = Some(tokio::spawn(http::serve(
-                listener,
-                state,
-                http_shutdown.clone(),
-            )));
+            let serving = http::serve(listener, state, http_shutdown.clone())?;
+            http_task = Some(tokio::spawn(serving));
         }
         ready.store(true, Ordering::SeqCst);
         // A stage that stopped on an error while the others started keeps
@@ -514,9 +508,34 @@ impl Topology {
             http_task,
             http_shutdown,
             http_addr,
+            admin_addr,
             deadline: p.shutdown_timeout,
         })
     }
+}
+
+/// Bind the public and the admin listener; refuse an admin listener (or a
+/// tester on it) that anyone could reach.
+async fn bind(p: &Pipeline) -> anyhow::Result<http::Listeners> {
+    if let Some(why) = http::guard::admin_exposure(&p.http) {
+        anyhow::bail!(why);
+    }
+    if let Some(why) = crate::backends::tester::remote_refusal(p) {
+        anyhow::bail!(why);
+    }
+    for u in &p.http.admin.users {
+        if let Err(why) = http::guard::check_hash(u.password_hash.expose()) {
+            anyhow::bail!("http.admin.users: the password hash of {:?} {why}", u.name);
+        }
+    }
+    let public = tokio::net::TcpListener::bind(p.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", p.http.listen))?;
+    let at = p.http.admin_listen();
+    let admin = tokio::net::TcpListener::bind(at)
+        .await
+        .with_context(|| format!("cannot listen on {at} (http.admin.listen)"))?;
+    Ok(http::Listeners { public, admin })
 }
 
 /// The sent-log topic of a backend: `<send topic>.sent`.

@@ -52,6 +52,7 @@ pub struct Running {
     pub(super) http_task: Option<JoinHandle<std::io::Result<()>>>,
     pub(super) http_shutdown: CancellationToken,
     pub(super) http_addr: Option<SocketAddr>,
+    pub(super) admin_addr: Option<SocketAddr>,
     pub(super) deadline: Duration,
     /// Last: fields drop in order, and the clients above must go before the
     /// bus (in mock mode the bus owns the cluster they talk to).
@@ -76,8 +77,14 @@ impl Running {
         &self.tables
     }
 
+    /// The public listener's address (webhooks, probes).
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The admin listener's address (operator pages, API, tester, metrics).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Resolves when a stage stopped on its own (a fatal bus error).

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{
     delete_contact, find_poll, import_contacts, polls, save_contact, search_contacts, send_message,
@@ -127,20 +127,78 @@ impl ContactBody {
     }
 }
 
+/// Items per page of a list (`GET /api/contacts`, `/api/optouts`) by default.
+const DEFAULT_PER_PAGE: usize = 50;
+/// The most `per_page` any list answers (contacts, the log).
+pub(crate) const MAX_PER_PAGE: usize = 200;
+
 async fn list_contacts(State(s): S, RawQuery(raw): RawQuery) -> Response {
     let params = match form_text(raw.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
         Err(e) => return crate::http::source_error(e),
     };
-    if let Some(other) = params.keys().find(|k| *k != "q") {
+    if let Some(other) = params
+        .keys()
+        .find(|k| !matches!(k.as_str(), "q" | "page" | "per_page"))
+    {
         return error(
             StatusCode::BAD_REQUEST,
             Some("query"),
-            format!("unknown parameter {other:?}: expected q (part of a name or number)"),
+            format!("unknown parameter {other:?}: expected q (part of a name or number), page, per_page"),
         );
     }
     let q = params.get("q").map(String::as_str).unwrap_or_default();
-    Json(json!({ "contacts": search_contacts(&s, q) })).into_response()
+    match paged("contacts", search_contacts(&s, q), &params) {
+        Ok(answer) => Json(answer).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+/// One page of `all` as `{<name>: [...], "total", "page", "pages", "per_page"}`,
+/// from the `page` and `per_page` of `params` (default 1 and 50).
+fn paged<T: serde::Serialize>(
+    name: &str,
+    all: Vec<T>,
+    params: &std::collections::HashMap<String, String>,
+) -> Result<Value, Refused> {
+    let count = |field: &'static str| match params.get(field) {
+        None => Ok(None),
+        Some(v) => page_count(field, v),
+    };
+    let page = count("page")?.unwrap_or(1);
+    let per_page = count("per_page")?.unwrap_or(DEFAULT_PER_PAGE);
+    let total = all.len();
+    let items: Vec<T> = all
+        .into_iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .collect();
+    Ok(json!({
+        name: items,
+        "total": total,
+        "page": page,
+        "pages": total.div_ceil(per_page).max(1),
+        "per_page": per_page,
+    }))
+}
+
+/// `page` or `per_page`: a number from 1 up; `per_page` at most [`MAX_PER_PAGE`].
+fn page_count(field: &'static str, value: &str) -> Result<Option<usize>, Refused> {
+    let n = match value.trim() {
+        "" => return Ok(None),
+        v => v.parse::<usize>().ok().filter(|n| *n > 0),
+    };
+    match n {
+        Some(n) if field == "per_page" && n > MAX_PER_PAGE => Err(Refused::Invalid {
+            field,
+            message: format!("per_page {n} is over the limit of {MAX_PER_PAGE}"),
+        }),
+        Some(n) => Ok(Some(n)),
+        None => Err(Refused::Invalid {
+            field,
+            message: format!("{value:?} is not a number from 1 up"),
+        }),
+    }
 }
 
 async fn create_contact(State(s): S, body: Bytes) -> Response {
@@ -322,18 +380,6 @@ pub(crate) fn log_query(raw: &str) -> Result<Query, Refused> {
                 message: format!("{value:?} is not {what}"),
             })
         };
-        let count = |field: &'static str| -> Result<Option<usize>, Refused> {
-            match value.trim() {
-                "" => Ok(None),
-                v => match v.parse::<usize>() {
-                    Ok(n) if n > 0 => Ok(Some(n)),
-                    _ => Err(Refused::Invalid {
-                        field,
-                        message: format!("{value:?} is not a number from 1 up"),
-                    }),
-                },
-            }
-        };
         let when = "a time in milliseconds since the epoch (for example 1714000000000)";
         match name.as_str() {
             "number" => q.number = value.trim().to_owned(),
@@ -354,8 +400,8 @@ pub(crate) fn log_query(raw: &str) -> Result<Query, Refused> {
             "since" if !value.trim().is_empty() => q.since = Some(number("since", when)?),
             "until" if !value.trim().is_empty() => q.until = Some(number("until", when)?),
             "since" | "until" => {}
-            "page" => q.page = count("page")?,
-            "per_page" => q.per_page = count("per_page")?,
+            "page" => q.page = page_count("page", &value)?,
+            "per_page" => q.per_page = page_count("per_page", &value)?,
             other => {
                 return Err(Refused::Invalid {
                     field: "query",
@@ -381,6 +427,23 @@ async fn search_log(State(s): S, RawQuery(raw): RawQuery) -> Response {
     }
 }
 
-async fn optouts(State(s): S) -> Response {
-    Json(json!({ "optouts": s.tables.optouts.list() })).into_response()
+async fn optouts(State(s): S, RawQuery(raw): RawQuery) -> Response {
+    let params = match form_text(raw.unwrap_or_default().as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return crate::http::source_error(e),
+    };
+    if let Some(other) = params
+        .keys()
+        .find(|k| !matches!(k.as_str(), "page" | "per_page"))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("query"),
+            format!("unknown parameter {other:?}: expected page, per_page"),
+        );
+    }
+    match paged("optouts", s.tables.optouts.list(), &params) {
+        Ok(answer) => Json(answer).into_response(),
+        Err(r) => refused(r),
+    }
 }

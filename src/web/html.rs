@@ -43,7 +43,17 @@ const NAV: [(&str, &str); 6] = [
     ("/status/", "Message status"),
 ];
 
-const STYLE: &str = include_str!("style.css");
+/// The pages' style sheet, served at `/static/style.css`.
+pub const STYLE: &str = include_str!("style.css");
+
+/// The hidden field every POST form carries (see [`crate::http::guard`]).
+pub fn csrf_field() -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        crate::http::guard::CSRF_FIELD,
+        crate::http::guard::form_token()
+    )
+}
 
 /// A whole page: `body` (already HTML) under the nav bar, `active` being
 /// the nav entry's path.
@@ -61,7 +71,7 @@ pub fn page(status: StatusCode, title: &str, active: &str, body: &str) -> Respon
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>smsflow · {title}</title>\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <style>{STYLE}</style>\n</head>\n<body>\n<nav>{nav}</nav>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
+         <link rel=\"stylesheet\" href=\"/static/style.css\">\n</head>\n<body>\n<nav>{nav}</nav>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
         title = esc(title),
     );
     (status, Html(html)).into_response()

@@ -26,7 +26,12 @@ use crate::http::HttpState;
 use crate::message::{Connection, Contact};
 use crate::messaging::{self, Recipients, SendError, Sent};
 
-/// The pages and the API, to merge into [`crate::http::router`].
+pub use html::STYLE;
+
+/// The contact import page's file picker, served at `/static/import.js`.
+pub const IMPORT_SCRIPT: &str = include_str!("import.js");
+
+/// The pages and the API, to merge into [`crate::http::admin_router`].
 pub fn routes(state: Arc<HttpState>) -> Router {
     api::routes().merge(pages::routes()).with_state(state)
 }

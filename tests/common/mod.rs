@@ -64,6 +64,15 @@ pub async fn json_answer(res: reqwest::Response) -> (u16, serde_json::Value) {
     (status, value)
 }
 
+/// The CSRF token of a page's POST form (`<input type="hidden" name="csrf" value="...">`).
+pub fn csrf_token(page: &str) -> String {
+    let after = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no CSRF field in {page}"));
+    after.split('"').next().unwrap().to_owned()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -96,18 +105,23 @@ pub fn scripts() -> Vec<PathBuf> {
     v
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, and the one after it (the
+/// admin listener's by default) free too.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
 }
 
-/// `smsflow run` of the demo pipeline on `port`, stopped (SIGTERM) on drop.
+/// `smsflow run` of the demo pipeline on `port` (its admin listener on the
+/// port after), stopped (SIGTERM) on drop.
 pub struct Smsflow {
     pub child: std::process::Child,
+    /// The admin listener: pages, API, tester.
     pub base: String,
 }
 
@@ -121,9 +135,11 @@ impl Smsflow {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("http://127.0.0.1:{}", port + 1);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", port + 1)).is_err()
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "smsflow did not start listening"

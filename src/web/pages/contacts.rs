@@ -1,5 +1,7 @@
 //! The contact pages: list, add, edit, delete, CSV import.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -10,7 +12,7 @@ use crate::contacts::ContactBook;
 use crate::http::HttpState;
 use crate::message::{Connection, Contact};
 use crate::messagelog::PER_PAGE;
-use crate::web::html::{esc, field_error, page, pager, url};
+use crate::web::html::{csrf_field, esc, field_error, page, pager, url};
 use crate::web::{
     delete_contact, import_contacts, save_contact, search_contacts, ContactInput, Refused,
 };
@@ -76,6 +78,9 @@ struct ContactForm {
     rows: Vec<(String, String)>,
 }
 
+/// Connection rows a form may have.
+const MAX_ROWS: usize = 1000;
+
 /// Blank connection rows under the filled ones.
 const BLANK_ROWS: usize = 3;
 
@@ -93,26 +98,42 @@ impl ContactForm {
         }
     }
 
+    /// One pass over the pairs: rows are `backend-<i>` / `identity-<i>`
+    /// from 0 up, the first missing index ending them.
     fn parse(body: &[u8]) -> Self {
         let f = Form::parse(body);
-        let mut rows = Vec::new();
-        for i in 0..1000 {
-            let (b, n) = (format!("backend-{i}"), format!("identity-{i}"));
-            if !f.has(&b) && !f.has(&n) {
+        let mut form = ContactForm::default();
+        let mut cells: HashMap<usize, (String, String)> = HashMap::new();
+        for (k, v) in f.0 {
+            let row = |prefix: &str| {
+                k.strip_prefix(prefix)
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .filter(|i| *i < MAX_ROWS)
+            };
+            if let Some(i) = row("backend-") {
+                cells.entry(i).or_default().0 = v;
+            } else if let Some(i) = row("identity-") {
+                cells.entry(i).or_default().1 = v;
+            } else {
+                match k.as_str() {
+                    "name" => form.name = v,
+                    "language" => form.language = v,
+                    "groups" => form.groups = v,
+                    _ => {}
+                }
+            }
+        }
+        for i in 0..MAX_ROWS {
+            let Some((backend, identity)) = cells.remove(&i) else {
                 break;
-            }
-            let identity = f.get(&n).trim().to_owned();
+            };
             // A row with no number is a blank row, or a number removed.
-            if !identity.is_empty() {
-                rows.push((f.get(&b).trim().to_owned(), identity));
+            if !identity.trim().is_empty() {
+                form.rows
+                    .push((backend.trim().to_owned(), identity.trim().to_owned()));
             }
         }
-        ContactForm {
-            name: f.get("name"),
-            language: f.get("language"),
-            groups: f.get("groups"),
-            rows,
-        }
+        form
     }
 
     fn input(&self) -> ContactInput {
@@ -192,10 +213,11 @@ fn contact_form(
         );
     }
     body += &format!(
-        "<form method=\"post\" action=\"{}\" class=\"stacked\" id=\"contact\">\n{}\n\
+        "<form method=\"post\" action=\"{}\" class=\"stacked\" id=\"contact\">{}\n{}\n\
          <label><span class=\"label\">Language</span><select id=\"language\" name=\"language\">{}</select>{}</label>\n{}\n\
          <fieldset id=\"connections\"><legend>Phone numbers</legend>{}\n",
         esc(&action),
+        csrf_field(),
         input("name", "Name", &form.name, errors, " maxlength=\"100\""),
         options(&languages, &form.language),
         field_error("language", errors.get("language")),
@@ -298,10 +320,11 @@ pub(super) async fn confirm_delete(State(s): S, Path(id): Path<String>) -> Respo
     };
     let body = format!(
         "<h1>Delete {name}?</h1>\n<p>The contact and its phone numbers are removed; the message log keeps its messages.</p>\n\
-         <form method=\"post\" action=\"/contacts/{id}/delete\" class=\"actions\"><button type=\"submit\" id=\"confirm-delete\">Delete {name}</button>\
+         <form method=\"post\" action=\"/contacts/{id}/delete\" class=\"actions\">{csrf}<button type=\"submit\" id=\"confirm-delete\">Delete {name}</button>\
          <a href=\"/contacts/{id}/edit\">Cancel</a></form>\n",
         name = esc(&c.name),
-        id = url(&id)
+        id = url(&id),
+        csrf = csrf_field()
     );
     page(StatusCode::OK, "Delete a contact", "/contacts/", &body)
 }
@@ -324,17 +347,13 @@ pub(super) async fn delete(State(s): S, Path(id): Path<String>) -> Response {
 
 fn import_form(csv: &str) -> String {
     format!(
-        "<form method=\"post\" action=\"/contacts/import\" class=\"stacked\" id=\"import-form\">\n\
+        "<form method=\"post\" action=\"/contacts/import\" class=\"stacked\" id=\"import-form\">{}\n\
          <p>One contact per line: <code>name, backend, identity</code>. A number that already has a contact renames it.</p>\n\
          <label><span class=\"label\">CSV file</span><input type=\"file\" id=\"file\" accept=\".csv,text/csv,text/plain\"></label>\n\
          <label><span class=\"label\">Or paste the lines</span><textarea id=\"csv\" name=\"csv\" rows=\"10\" placeholder=\"Ada Lovelace, message_tester, +15550001111\">{}</textarea></label>\n\
          <button type=\"submit\" id=\"upload\">Import</button>\n</form>\n\
-         <script>\n\
-         document.getElementById('file').addEventListener('change', async ev => {{\n\
-           const file = ev.target.files[0];\n\
-           if (file) document.getElementById('csv').value = await file.text();\n\
-         }});\n\
-         </script>\n",
+         <script src=\"/static/import.js\"></script>\n",
+        csrf_field(),
         esc(csv)
     )
 }
@@ -385,4 +404,36 @@ pub(super) async fn import_csv(State(s): S, body: Bytes) -> Response {
     };
     out += &import_form(&csv);
     page(status, "Import contacts", "/contacts/", &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contact_form_is_read_in_one_pass() {
+        let f = ContactForm::parse(
+            b"name=Ada&identity-1=%2B1555002&backend-0=a&identity-0=+%2B1555001+&groups=x&backend-1=b\
+              &backend-2=c&identity-2=&identity-4=%2B1555004&name=Ada+L",
+        );
+        assert_eq!(f.name, "Ada L", "the last of repeated names wins");
+        assert_eq!(f.groups, "x");
+        // Row 2 is blank, row 3 missing: row 4 is not read.
+        assert_eq!(
+            f.rows,
+            [
+                ("a".to_owned(), "+1555001".to_owned()),
+                ("b".to_owned(), "+1555002".to_owned())
+            ]
+        );
+        // 1,000 rows and a large name: every row read.
+        let mut big = format!("name={}", "n".repeat(1 << 20));
+        for i in 0..MAX_ROWS + 5 {
+            big += &format!("&backend-{i}=t&identity-{i}=%2B1555{i:06}");
+        }
+        let f = ContactForm::parse(big.as_bytes());
+        assert_eq!(f.rows.len(), MAX_ROWS);
+        assert_eq!(f.rows[999].1, "+1555000999");
+        assert_eq!(f.name.len(), 1 << 20);
+    }
 }

@@ -1,17 +1,36 @@
 //! Send a message, and the poll pages (which send a poll the same way).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::{input, items, not_found, Errors, Form, S};
 use crate::http::HttpState;
+use crate::messagelog::PER_PAGE;
 use crate::messaging::{Recipients, Sent};
-use crate::web::html::{esc, field_error, page, url};
-use crate::web::{find_poll, polls, send_message, PollDef, Refused};
+use crate::web::html::{csrf_field, esc, field_error, page, pager, url};
+use crate::web::{find_poll, polls, search_contacts, send_message, PollDef, Refused};
+
+/// Group names the groups field suggests at most.
+const MAX_KNOWN_GROUPS: usize = 200;
+
+/// Which contacts the messaging page lists: a search and a page of it.
+pub(super) struct ContactsPage {
+    q: String,
+    page: usize,
+}
+
+impl ContactsPage {
+    fn of(f: &Form) -> Self {
+        ContactsPage {
+            q: f.get("q"),
+            page: f.get("page").trim().parse().unwrap_or(1),
+        }
+    }
+}
 
 /// The recipients part of a sending form, as typed.
 #[derive(Default)]
@@ -38,19 +57,32 @@ impl RecipientsForm {
         }
     }
 
-    /// The fields; `contacts` adds a checkbox per contact.
-    fn render(&self, s: &HttpState, errors: &Errors, contacts: bool) -> String {
+    /// The fields; `contacts` adds a checkbox per contact of `page` (the
+    /// contacts matching its search, [`PER_PAGE`] at a time) and per
+    /// contact already chosen.
+    fn render(&self, s: &HttpState, errors: &Errors, contacts: Option<&ContactsPage>) -> String {
         let all = s.tables.contacts.list();
         let mut out = format!(
             "<fieldset id=\"recipients\"><legend>Recipients</legend>{}\n",
             field_error("recipients", errors.get("recipients"))
         );
-        if contacts {
+        if let Some(page) = contacts {
             out += &format!(
                 "<div><span class=\"label\">Contacts</span>{}<div class=\"choices\" id=\"contacts\">\n",
                 field_error("contacts", errors.get("contacts"))
             );
-            for c in &all {
+            let found = search_contacts(s, &page.q);
+            let pages = found.len().div_ceil(PER_PAGE).max(1);
+            let current = page.page.clamp(1, pages);
+            let shown = all
+                .iter()
+                .filter(|c| self.contacts.contains(&c.id))
+                .chain(found.iter().skip((current - 1) * PER_PAGE).take(PER_PAGE));
+            let mut seen = HashSet::new();
+            for c in shown {
+                if !seen.insert(c.id.as_str()) {
+                    continue;
+                }
                 let checked = if self.contacts.contains(&c.id) {
                     " checked"
                 } else {
@@ -70,8 +102,14 @@ impl RecipientsForm {
             }
             if all.is_empty() {
                 out += "<span class=\"muted\">No contacts yet.</span>\n";
+            } else if found.is_empty() {
+                out += "<span class=\"muted\">No contact matches the search.</span>\n";
             }
-            out += "</div></div>\n";
+            out += "</div>";
+            out += &pager(current, pages, |n| {
+                format!("/messaging/?q={}&page={n}", url(&page.q))
+            });
+            out += "</div>\n";
         }
         let groups: BTreeSet<&str> = all
             .iter()
@@ -79,6 +117,7 @@ impl RecipientsForm {
             .collect();
         let known: String = groups
             .iter()
+            .take(MAX_KNOWN_GROUPS)
             .map(|g| format!("<option value=\"{}\">", esc(g)))
             .collect();
         out += &format!(
@@ -141,28 +180,34 @@ fn messaging_form(
     s: &HttpState,
     status: StatusCode,
     text: &str,
-    to: &RecipientsForm,
+    (to, list): (&RecipientsForm, &ContactsPage),
     errors: &Errors,
     done: &str,
 ) -> Response {
     let body = format!(
-        "<h1>Send a message</h1>\n{done}{}<form method=\"post\" action=\"/messaging/\" class=\"stacked\" id=\"send-form\">\n\
+        "<h1>Send a message</h1>\n{done}{}\
+         <form method=\"get\" action=\"/messaging/\" class=\"search\" id=\"contact-search\">\
+         <input name=\"q\" id=\"q\" value=\"{}\" placeholder=\"name or number\" aria-label=\"search contacts\">\
+         <button type=\"submit\" id=\"search-contacts\">Search contacts</button></form>\n<form method=\"post\" action=\"/messaging/\" class=\"stacked\" id=\"send-form\">{}\n\
          <label><span class=\"label\">Message</span><textarea id=\"text\" name=\"text\" rows=\"4\">{}</textarea>{}</label>\n{}\
          <button type=\"submit\" id=\"send\">Send</button>\n</form>\n",
         form_error(errors),
+        esc(&list.q),
+        csrf_field(),
         esc(text),
         field_error("text", errors.get("text")),
-        to.render(s, errors, true)
+        to.render(s, errors, Some(list))
     );
     page(status, "Send a message", "/messaging/", &body)
 }
 
-pub(super) async fn messaging_page(State(s): S) -> Response {
+pub(super) async fn messaging_page(State(s): S, RawQuery(raw): RawQuery) -> Response {
+    let list = ContactsPage::of(&Form::query(raw));
     messaging_form(
         &s,
         StatusCode::OK,
         "",
-        &RecipientsForm::default(),
+        (&RecipientsForm::default(), &list),
         &Errors::new(),
         "",
     )
@@ -175,11 +220,13 @@ pub(super) async fn send(State(s): S, body: Bytes) -> Response {
     let mut errors = Errors::new();
     let result = send_message(&s, &text, &to.recipients()).await;
     let (status, done) = sent_or_errors(result, &mut errors);
+    let list = ContactsPage::of(&f);
     if status.is_success() {
         // Sent: a fresh form under the confirmation.
-        return messaging_form(&s, status, "", &RecipientsForm::default(), &errors, &done);
+        let fresh = RecipientsForm::default();
+        return messaging_form(&s, status, "", (&fresh, &list), &errors, &done);
     }
-    messaging_form(&s, status, &text, &to, &errors, &done)
+    messaging_form(&s, status, &text, (&to, &list), &errors, &done)
 }
 
 // Polls.
@@ -235,11 +282,12 @@ fn poll_view(
     );
     body += &format!(
         "<h2>Send the question</h2>\n<p class=\"muted\">Each recipient gets it in their language, with how to answer.</p>\n\
-         {done}{}<form method=\"post\" action=\"/polls/{}/send\" class=\"stacked\" id=\"poll-form\">\n{}\
+         {done}{}<form method=\"post\" action=\"/polls/{}/send\" class=\"stacked\" id=\"poll-form\">{}\n{}\
          <button type=\"submit\" id=\"send-poll\">Send the question</button>\n</form>\n",
         form_error(errors),
         url(poll.name),
-        to.render(s, errors, false)
+        csrf_field(),
+        to.render(s, errors, None)
     );
     page(status, &format!("Poll {}", poll.name), "/polls/", &body)
 }
