@@ -23,6 +23,7 @@ backends:
   - type: http
     name: gw
     url: http://127.0.0.1:9/send
+    receive: {insecure: true}
 messagelog: {}
 routes:
   - app: echo

@@ -365,6 +365,19 @@ apps:
 ";
     let (ok, out) = validate_in(dir.path(), yaml);
     assert!(!ok, "{out}");
+    // serde spells a big number its own way (`1.2345678901234569e+23`).
+    let (ok, admin) = validate_in(
+        dir.path(),
+        "http:\n  admin:\n    tokens: [123456789012345678901234]\nbackends:\n  - type: tester\nroutes:\n  - app: echo\napps:\n  - type: echo\n",
+    );
+    assert!(!ok, "{admin}");
+    assert!(
+        admin.contains("http.admin.tokens[0]: invalid type: floating point `<redacted>`"),
+        "{admin}"
+    );
+    for secret in ["1234567890", "1.2345678901234569e+23", "e+23"] {
+        assert!(!admin.contains(secret), "{secret:?} printed:\n{admin}");
+    }
     for secret in ["987654321098", "hunter2", "55554444", "list-xyz-secret"] {
         assert!(!out.contains(secret), "{secret:?} printed:\n{out}");
     }

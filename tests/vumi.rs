@@ -435,13 +435,16 @@ async fn forged_posts_are_refused_and_over_long_fields_named() {
 
     // Over-long input, with the right credentials: refused, naming Vumi's field.
     let client = vumi_client();
+    // The 1.5 MB message_id is over the request body limit first.
     let huge_id = vumi_message(&"m".repeat(1_500_000), Some(json!("hi"))).to_string();
+    let long_id = vumi_message(&"m".repeat(300), Some(json!("hi"))).to_string();
     let long_text = vumi_message("long-1", Some(json!("x".repeat(201)))).to_string();
     let mut long_addr = vumi_message("long-2", Some(json!("hi")));
     long_addr["transport_name"] = json!("t".repeat(2000));
     let long_event = vumi_event("ack", &"v".repeat(300), json!({})).to_string();
     for (path, body, status, field) in [
-        ("/", huge_id, 400, "message_id"),
+        ("/", huge_id, 413, "body"),
+        ("/", long_id, 400, "message_id"),
         ("/", long_text, 413, "content"),
         ("/", long_addr.to_string(), 400, "transport_name"),
         ("/event", long_event, 400, "user_message_id"),

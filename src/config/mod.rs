@@ -173,7 +173,7 @@ fn redact(errors: &mut [ConfigError], root: &Node) {
     for e in errors.iter_mut() {
         for (at, value) in &secrets {
             if e.path.0.starts_with(&at.0) || at.0.starts_with(&e.path.0) {
-                let scrubbed = scrub(&e.message, value, true);
+                let scrubbed = hide_serde_value(&scrub(&e.message, value, true));
                 // An error placed above the secret (a list item read as a
                 // whole) would not say which value it hid.
                 if scrubbed != e.message && e.path != *at {
@@ -223,6 +223,24 @@ fn scrub(message: &str, value: &str, about_it: bool) -> String {
         out = replace_word(&out, value);
     }
     out
+}
+
+/// serde's own rendering of a value it refused (`invalid type: floating
+/// point `1.2e23``) hidden: it need not spell the value as the file did.
+fn hide_serde_value(message: &str) -> String {
+    let Some(kind) = ["invalid type: ", "invalid value: "]
+        .into_iter()
+        .find(|k| message.starts_with(k))
+    else {
+        return message.to_owned();
+    };
+    let rest = &message[kind.len()..];
+    match (rest.find('`'), rest.find("`, expected")) {
+        (Some(open), Some(close)) if open < close => {
+            format!("{kind}{}`{REDACTED}{}", &rest[..open], &rest[close..])
+        }
+        _ => message.to_owned(),
+    }
 }
 
 /// `text` with each occurrence of `word` not inside a longer word replaced.
