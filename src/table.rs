@@ -10,8 +10,10 @@
 //! the same records in the same order (per key).
 //!
 //! Kafka: a group of its own per process that never commits, reading every
-//! partition by assignment. Embedded bus: a group joined at start-up (every
-//! group of an embedded pipeline joins before anything is written).
+//! partition by assignment. Durable embedded bus: a reader outside any
+//! group, from the oldest record held. Embedded bus: a group joined at
+//! start-up (every group of an embedded pipeline joins before anything is
+//! written).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -156,6 +158,22 @@ where
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }
+                }
+            })
+        }
+        Bus::Durable(d) => {
+            // A reader outside any group: from the oldest record held, as
+            // on Kafka; what the topic held now is the restore.
+            let mut reader = d.reader(&topic)?;
+            let mut n = 0usize;
+            while let Some(r) = reader.restore_next() {
+                write(apply(&r?, Phase::Restore)).await;
+                n += 1;
+            }
+            info!(topic = %topic, records = n, "table restored");
+            tokio::spawn(async move {
+                while let Ok(r) = reader.recv().await {
+                    write(apply(&r, Phase::Live)).await;
                 }
             })
         }
