@@ -34,6 +34,7 @@
 //! the offsets of an empty group), so that a stage removed from the
 //! pipeline does not pin its topics for ever.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -632,6 +633,9 @@ impl Shared {
         {
             // The next offset per partition touched in this batch.
             let mut next: HashMap<(&str, usize), i64> = HashMap::new();
+            // Each topic's tables, opened once for the whole batch.
+            let mut records = HashMap::new();
+            let mut keys = HashMap::new();
             let mut ends = tx.open_table(ENDS)?;
             for p in batch {
                 let t = &p.topic;
@@ -647,19 +651,26 @@ impl Shared {
                     .map(|(n, v)| (n.as_str(), v.as_ref()))
                     .collect();
                 let part = p.partition as i32;
-                tx.open_table(t.records())?.insert(
+                let table = match records.entry(&*t.name) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(tx.open_table(t.records())?),
+                };
+                table.insert(
                     (part, offset),
                     (now, r.key.as_ref(), r.payload.as_ref(), headers),
                 )?;
                 if t.compacted {
-                    let older = tx
-                        .open_table(t.keys())?
+                    let index = match keys.entry(&*t.name) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => e.insert(tx.open_table(t.keys())?),
+                    };
+                    let older = index
                         .insert((part, r.key.as_ref()), offset)?
                         .map(|v| v.value());
                     // The key's older record goes once no group needs it.
                     let needed = lock(&t.partitions[p.partition]).needed_from();
                     if let Some(older) = older.filter(|o| needed.is_none_or(|n| *o < n)) {
-                        if tx.open_table(t.records())?.remove((part, older))?.is_some() {
+                        if table.remove((part, older))?.is_some() {
                             deleted += 1;
                         }
                     }
