@@ -222,6 +222,13 @@ async fn sigkill_mid_load_loses_nothing_acknowledged() {
             }
             _ => {}
         }
+        if total == 1000 {
+            // Meanwhile a second process on the same directory is refused.
+            let Err(e) = Bus::connect(&durable(dir.path()), &topics()).await else {
+                panic!("a second process opened the bus in use");
+            };
+            assert!(e.to_string().contains("in use by another process"), "{e}");
+        }
         if total == 3000 {
             // SIGKILL: no destructor, no last commit.
             child.kill().unwrap();
@@ -276,6 +283,21 @@ async fn sigkill_mid_load_loses_nothing_acknowledged() {
             "{key}: flushed done {done}, resumed at {resumed}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_bus_is_named_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bus.redb");
+    std::fs::write(&file, b"these are not the records you are looking for").unwrap();
+    let Err(e) = Bus::connect(&durable(dir.path()), &topics()).await else {
+        panic!("opened a file that is not a bus");
+    };
+    assert!(e.to_string().contains(&format!("cannot open {}", file.display())), "{e}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"these are not the records you are looking for"
+    );
 }
 
 fn errors(yaml: &str) -> Vec<String> {
