@@ -1243,6 +1243,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fsync_interval_acknowledges_at_once_and_syncs_when_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config::Kafka {
+            fsync: Fsync::Interval,
+            fsync_interval: Duration::from_secs(3600),
+            ..cfg(dir.path())
+        };
+        let bus = open(&cfg);
+        for i in 0..10 {
+            put(&bus, rec("t", "k", i)).await;
+        }
+        let bus = reopen(bus, &cfg).await;
+        let mut reader = bus.reader("t").unwrap();
+        let got: Vec<usize> = std::iter::from_fn(|| reader.restore_next())
+            .map(|r| n(&r.unwrap()))
+            .collect();
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
     async fn a_second_process_on_the_same_data_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = cfg(dir.path());
