@@ -172,8 +172,15 @@ where
             }
             info!(topic = %topic, records = n, "table restored");
             tokio::spawn(async move {
-                while let Ok(r) = reader.recv().await {
-                    write(apply(&r, Phase::Live)).await;
+                loop {
+                    match reader.recv().await {
+                        Ok(r) => write(apply(&r, Phase::Live)).await,
+                        Err(BusError::Closed) => return,
+                        Err(e) => {
+                            warn!(topic = %topic, error = %e, "table: read failed, retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
                 }
             })
         }
