@@ -2,7 +2,8 @@
 //! through the interface every stage uses: produce, consume, commit; a
 //! restart resumes each group at its committed offset; retention; a process
 //! killed with SIGKILL in the middle of writing loses nothing it
-//! acknowledged; and the configuration's errors.
+//! acknowledged; a pipeline's tables are read back after a restart; and
+//! the configuration's errors.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 use smsflow::bus::{Bus, Produce, Record, TopicSpec};
 use smsflow::config::{self, load_str, Fsync, KafkaMode};
+
+mod common;
 
 fn topics() -> Vec<TopicSpec> {
     vec![TopicSpec {
@@ -293,7 +296,11 @@ async fn a_file_that_is_not_a_bus_is_named_not_overwritten() {
     let Err(e) = Bus::connect(&durable(dir.path()), &topics()).await else {
         panic!("opened a file that is not a bus");
     };
-    assert!(e.to_string().contains(&format!("cannot open {}", file.display())), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("cannot open {}", file.display())),
+        "{e}"
+    );
     assert_eq!(
         std::fs::read(&file).unwrap(),
         b"these are not the records you are looking for"
@@ -399,4 +406,58 @@ fn a_data_dir_that_cannot_be_written_is_refused() {
         e.len() == 1 && e[0].contains("cannot write in /proc") && e[0].contains("must be writable"),
         "{e:?}"
     );
+}
+
+/// The demo pipeline on the durable bus in `dir`, its HTTP server on a free port.
+fn demo_on(dir: &Path) -> config::Pipeline {
+    let text = std::fs::read_to_string(common::root().join("pipelines/demo.yaml")).unwrap();
+    let mut p = common::pipeline_from(&text, KafkaMode::Embedded);
+    p.kafka.data_dir = Some(dir.to_owned());
+    p
+}
+
+async fn start(dir: &Path) -> smsflow::topology::Running {
+    smsflow::topology::Topology::new(demo_on(dir))
+        .unwrap()
+        .start(None, true)
+        .await
+        .unwrap()
+}
+
+/// Shut the pipeline down and wait until its bus is closed: nothing keeps
+/// a handle on it.
+async fn stop(running: smsflow::topology::Running) {
+    let Bus::Durable(d) = running.bus() else {
+        panic!("not the durable bus")
+    };
+    let closed = d.closed();
+    running.shutdown().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), closed)
+        .await
+        .expect("the bus closes after the shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelines_tables_are_read_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path()).await;
+    let contacts = running.tables().contacts.clone();
+    let ada = smsflow::contacts::ContactBook::new_contact(
+        "Ada",
+        vec![smsflow::message::Connection::new(
+            "message_tester",
+            "+256772000001",
+        )],
+    );
+    let producer = running.bus().producer().unwrap();
+    for record in contacts.save(ada.clone()).unwrap() {
+        producer.send_and_wait(record).await.unwrap();
+    }
+    drop((producer, contacts));
+    stop(running).await;
+
+    let running = start(dir.path()).await;
+    let back = running.tables().contacts.get(&ada.id).expect("Ada is back");
+    assert_eq!(back.name, "Ada");
+    stop(running).await;
 }
