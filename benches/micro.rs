@@ -17,8 +17,9 @@
 //! - `bus/*`: the embedded bus alone, in memory and durable (`data_dir`,
 //!   `fsync: always` and `fsync: interval`), side by side: one producer
 //!   writing 200-byte records as a stage does (acknowledgements awaited
-//!   1,000 at a time), a group reading and marking each done; the time is
-//!   until the group has read them all.
+//!   1,000 at a time; `one_by_one`: each before the next, as a lone webhook
+//!   request), a group reading and marking each done; the time is until
+//!   the group has read them all.
 //!
 //! The end-to-end throughput through a running pipeline is `benches/e2e.rs`.
 
@@ -363,8 +364,9 @@ impl BusBench {
         }
     }
 
-    /// Write `n` records and wait until the group has read them.
-    fn run(&self, n: u64) -> std::time::Duration {
+    /// Write `n` records, awaiting acknowledgements `window` at a time, and
+    /// wait until the group has read them.
+    fn run(&self, n: u64, window: u64) -> std::time::Duration {
         let producer = self.bus.producer().unwrap();
         let topic: Arc<str> = Arc::from("t");
         let payload = Bytes::from(vec![b'x'; 200]);
@@ -377,7 +379,7 @@ impl BusBench {
                 let record = Produce::new(topic.clone(), key, payload.clone());
                 let group = producer.tracks_acks().then_some(&acks);
                 producer.send_in(record, group).await.unwrap();
-                if i % 1000 == 999 {
+                if i % window == window - 1 {
                     acks.wait().await.unwrap();
                     acks = AckGroup::new();
                 }
@@ -394,13 +396,24 @@ impl BusBench {
 fn bus(c: &mut Criterion) {
     let mut g = c.benchmark_group("bus");
     g.throughput(Throughput::Elements(1));
-    for (name, fsync) in [
-        ("in_memory", None),
-        ("durable_fsync_always", Some(config::Fsync::Always)),
-        ("durable_fsync_interval", Some(config::Fsync::Interval)),
+    for (name, fsync, window) in [
+        ("in_memory", None, 1000),
+        ("durable_fsync_always", Some(config::Fsync::Always), 1000),
+        (
+            "durable_fsync_interval",
+            Some(config::Fsync::Interval),
+            1000,
+        ),
+        // One record at a time, each acknowledged before the next: what a
+        // lone webhook request waits for (an fsync).
+        (
+            "durable_fsync_always_one_by_one",
+            Some(config::Fsync::Always),
+            1,
+        ),
     ] {
         let bench = BusBench::new(fsync);
-        g.bench_function(name, |b| b.iter_custom(|n| bench.run(n)));
+        g.bench_function(name, |b| b.iter_custom(|n| bench.run(n, window)));
     }
     g.finish();
 }
