@@ -73,6 +73,9 @@ type Offsets = HashMap<(Arc<str>, Arc<str>, i32), i64>;
 const MAX_BATCH: usize = 4096;
 /// Records a consumer reads from disk at once.
 const READ_AHEAD: usize = 256;
+/// redb's page cache (its default is 1 GiB): recent records are read from
+/// it, older ones through the OS's page cache.
+const CACHE_BYTES: usize = 64 << 20;
 /// How often retention runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -249,13 +252,16 @@ impl DurableBus {
             BusError::Storage(format!("cannot create data_dir {}: {e}", dir.display()))
         })?;
         let path = dir.join(FILE);
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => BusError::Storage(format!(
-                "{} is in use by another process: one smsflow per data_dir",
-                path.display()
-            )),
-            e => BusError::Storage(format!("cannot open {}: {e}", path.display())),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => BusError::Storage(format!(
+                    "{} is in use by another process: one smsflow per data_dir",
+                    path.display()
+                )),
+                e => BusError::Storage(format!("cannot open {}: {e}", path.display())),
+            })?;
         let topics = load(&db, topics).map_err(storage)?;
         let shared = Arc::new(Shared {
             db,
