@@ -233,11 +233,24 @@ enum Write {
     Sweep(SystemTime, oneshot::Sender<Result<u64, BusError>>),
 }
 
+/// A record handed to the writer. Dropped, it settles: its partition's
+/// queue count goes down and its acknowledgement completes with `outcome`,
+/// or fails if it never got one (the writer stopped).
 struct Pending {
     topic: Arc<Topic>,
     partition: usize,
     record: Produce,
     ack: Option<Arc<AckGroup>>,
+    outcome: Option<Result<(), BusError>>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        lock(&self.topic.partitions[self.partition]).queued -= 1;
+        if let Some(a) = self.ack.take() {
+            a.complete(self.outcome.take().unwrap_or(Err(BusError::Closed)));
+        }
+    }
 }
 
 impl DurableBus {
@@ -308,33 +321,24 @@ impl DurableBus {
             tokio::pin!(room);
             // Register before checking, so a `done` in between still wakes us.
             room.as_mut().enable();
-            {
-                let mut part = lock(&topic.partitions[p]);
-                if part.backlog() < self.capacity {
-                    part.queued += 1;
-                    break;
-                }
+            if lock(&topic.partitions[p]).backlog() < self.capacity {
+                break;
             }
             room.await;
         }
+        // The last wait; from here on nothing can be cancelled half-way.
+        let permit = self.writes.reserve().await.map_err(|_| BusError::Closed)?;
+        lock(&topic.partitions[p]).queued += 1;
         if let Some(a) = ack {
             a.expect_one();
         }
-        let pending = Pending {
+        permit.send(Write::Record(Pending {
             topic: topic.clone(),
             partition: p,
             record,
             ack: ack.cloned(),
-        };
-        if let Err(mpsc::error::SendError(Write::Record(pending))) =
-            self.writes.send(Write::Record(pending)).await
-        {
-            lock(&topic.partitions[p]).queued -= 1;
-            if let Some(a) = pending.ack {
-                a.complete(Err(BusError::Closed));
-            }
-            return Err(BusError::Closed);
-        }
+            outcome: None,
+        }));
         Ok(())
     }
 
@@ -874,25 +878,23 @@ async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>, closed: 
 fn finish(batch: Vec<Pending>, result: &Result<(Vec<i64>, u64), BusError>) {
     let mut woken: Vec<Arc<Topic>> = Vec::new();
     for (i, p) in batch.iter().enumerate() {
-        let mut part = lock(&p.topic.partitions[p.partition]);
-        part.queued -= 1;
         if let Ok((given, _)) = result {
+            let mut part = lock(&p.topic.partitions[p.partition]);
             part.end = part.end.max(given[i] + 1);
         }
-        drop(part);
         if !woken.iter().any(|t| Arc::ptr_eq(t, &p.topic)) {
             woken.push(p.topic.clone());
         }
+    }
+    // Acknowledged once readable, and before producers are told of room.
+    for mut p in batch {
+        p.outcome = Some(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        drop(p);
     }
     for t in woken {
         t.data.notify_waiters();
         // A failed write leaves room too.
         t.room.notify_waiters();
-    }
-    for p in batch {
-        if let Some(a) = p.ack {
-            a.complete(result.as_ref().map(|_| ()).map_err(Clone::clone));
-        }
     }
 }
 
