@@ -1271,6 +1271,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_group_no_stage_joins_any_more_is_forgotten_after_the_retention_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config::Kafka {
+            retention: Duration::ZERO,
+            ..cfg(dir.path())
+        };
+        let bus = open(&cfg);
+        let gone = bus.consumer("gone", &["t"]).unwrap();
+        for i in 0..5 {
+            put(&bus, rec("t", "k", i)).await;
+        }
+        drop(gone);
+        let bus = reopen(bus, &cfg).await;
+        // Only `live` joins this run; `gone` read nothing and is remembered.
+        let mut live = bus.consumer("live", &["t"]).unwrap();
+        for _ in 0..5 {
+            let r = live.recv().await.unwrap();
+            live.committer().done(&r.topic, r.partition, r.offset);
+        }
+        assert_eq!(bus.lag("gone", "t"), 5);
+        assert_eq!(bus.sweep().await.unwrap(), 5, "`gone` no longer pins them");
+        assert_eq!(bus.depth("t").unwrap(), 0);
+        // Joining again, it starts afresh at what is held: nothing.
+        let mut again = bus.consumer("gone", &["t"]).unwrap();
+        assert!(again.try_recv().is_none());
+    }
+
+    #[tokio::test]
     async fn a_second_process_on_the_same_data_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = cfg(dir.path());
