@@ -1,6 +1,7 @@
 //! End to end: a load generator → the whole `pipelines/loadtest.yaml`
 //! pipeline (router in → echo → router out → discard sink), on the embedded
-//! bus and on a real Kafka-compatible broker (tansu, started here on a free
+//! bus (in memory, and durable: `data_dir` in a temporary directory,
+//! `fsync: always`) and on a real Kafka-compatible broker (tansu, started here on a free
 //! loopback port, one fresh broker per run), and what the Kafka hops alone
 //! cost on the same broker.
 //!
@@ -8,6 +9,7 @@
 //! cargo bench --bench e2e                    # everything, full size
 //! cargo bench --bench e2e -- --quick         # a smoke run, well under a minute
 //! cargo bench --bench e2e -- --bus kafka --part pipeline,ceiling --messages 2000000
+//! cargo bench --bench e2e -- --bus embedded,durable --part pipeline
 //! ```
 //!
 //! Parts (`--part`):
@@ -71,7 +73,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Buses to run on.
-    #[arg(long, value_delimiter = ',', default_value = "embedded,kafka")]
+    #[arg(long, value_delimiter = ',', default_value = "embedded,durable,kafka")]
     bus: Vec<BusKind>,
     /// Use this Kafka cluster instead of starting tansu (`host:port`).
     #[arg(long)]
@@ -112,7 +114,10 @@ fn parse_setting(s: &str) -> Result<(String, String), String> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BusKind {
+    /// The embedded bus in memory.
     Embedded,
+    /// The embedded bus on disk (a fresh temporary `data_dir`).
+    Durable,
     Kafka,
 }
 
@@ -195,7 +200,7 @@ async fn run_bus(args: &Args, bus: BusKind, report: &mut Report) -> anyhow::Resu
         let mut pipeline_rate = None;
         if args.part.contains(&Part::Pipeline) {
             let broker = (bus == BusKind::Kafka).then(|| RunBroker::start(args));
-            let p = loadtest(args, bus, broker.as_ref(), chained)?;
+            let (p, _dir) = loadtest(args, bus, broker.as_ref(), chained)?;
             let r = pipeline(p, n, args.window, broker.as_ref()).await?;
             pipeline_rate = Some(r.rate);
             report.line(format!("pipeline [{label}] {r}"));
@@ -215,26 +220,26 @@ async fn run_bus(args: &Args, bus: BusKind, report: &mut Report) -> anyhow::Resu
     }
     if args.part.contains(&Part::Http) {
         let broker = (bus == BusKind::Kafka).then(|| RunBroker::start(args));
-        let p = loadtest(args, bus, broker.as_ref(), true)?;
+        let (p, _dir) = loadtest(args, bus, broker.as_ref(), true)?;
         let line = http_ingress(p, seconds).await?;
         report.line(format!("http [{bus:?}] {line}").to_lowercase());
     }
     if args.part.contains(&Part::Latency) {
         let broker = (bus == BusKind::Kafka).then(|| RunBroker::start(args));
-        let p = loadtest(args, bus, broker.as_ref(), true)?;
+        let (p, _dir) = loadtest(args, bus, broker.as_ref(), true)?;
         let line = moderate_latency(p, seconds).await?;
         report.line(format!("latency [{bus:?}] {line}").to_lowercase());
     }
     Ok(())
 }
 
-/// `pipelines/loadtest.yaml` on `bus`.
+/// `pipelines/loadtest.yaml` on `bus` (and the durable bus's directory).
 fn loadtest(
     args: &Args,
     bus: BusKind,
     broker: Option<&RunBroker>,
     chained: bool,
-) -> anyhow::Result<Pipeline> {
+) -> anyhow::Result<(Pipeline, Option<tempfile::TempDir>)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/loadtest.yaml");
     let mut p =
         config::load_file(std::path::Path::new(path)).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -248,7 +253,14 @@ fn loadtest(
         p.kafka.group = format!("bench-{}", uuid::Uuid::new_v4().simple());
         p.kafka.config.extend(args.settings.iter().cloned());
     }
-    Ok(p)
+    // Removed when the caller drops it, after the run.
+    let dir = (bus == BusKind::Durable)
+        .then(tempfile::tempdir)
+        .transpose()?;
+    if let Some(d) = &dir {
+        p.kafka.data_dir = Some(d.path().join("bus"));
+    }
+    Ok((p, dir))
 }
 
 /// What the discard sink saw: how many, and the latency of the stamped ones.

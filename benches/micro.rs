@@ -13,7 +13,13 @@
 //!   sender is a registered contact (looked up and attached), opt-out
 //!   keywords are checked, and the message is logged (one more record);
 //! - `route/*`: the same table deciding alone (`RouteTable::first_match`);
-//! - `sms/*`: GSM-7 / UCS-2 detection and segment counting of one text.
+//! - `sms/*`: GSM-7 / UCS-2 detection and segment counting of one text;
+//! - `bus/*`: the embedded bus alone, in memory and durable (`data_dir`,
+//!   `fsync: always` and `fsync: interval`), side by side: one producer
+//!   writing 200-byte records as a stage does (acknowledgements awaited
+//!   1,000 at a time; `one_by_one`: each before the next, as a lone webhook
+//!   request), a group reading and marking each done; the time is until
+//!   the group has read them all.
 //!
 //! The end-to-end throughput through a running pipeline is `benches/e2e.rs`.
 
@@ -23,7 +29,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::FutureExt;
-use smsflow::bus::Record;
+use smsflow::bus::{AckGroup, Bus, Produce, Record, TopicSpec};
 use smsflow::config::{self, Pipeline};
 use smsflow::message::{
     Connection, Contact, DeliveryEvent, DeliveryStatus, Encoding, InboundMessage, OutboundMessage,
@@ -307,5 +313,110 @@ fn sms(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, router, router_apps, route, sms);
+/// A bus with one 4-partition topic and a group reading it (marking each
+/// record done), counting what it read.
+struct BusBench {
+    rt: tokio::runtime::Runtime,
+    bus: Bus,
+    read: Arc<std::sync::atomic::AtomicU64>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl BusBench {
+    fn new(fsync: Option<config::Fsync>) -> BusBench {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = fsync.map(|_| tempfile::tempdir().unwrap());
+        let mut cfg = config::Kafka::with_mode(config::KafkaMode::Embedded);
+        if let (Some(dir), Some(fsync)) = (&dir, fsync) {
+            cfg.data_dir = Some(dir.path().to_owned());
+            cfg.fsync = fsync;
+            cfg.retention = std::time::Duration::ZERO;
+        }
+        let topic = TopicSpec {
+            name: "t".into(),
+            partitions: 4,
+            replication: 1,
+            compacted: false,
+        };
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let bus = rt.block_on(async {
+            let bus = Bus::connect(&cfg, &[topic]).await.unwrap();
+            let mut consumer = bus.consumer("g", &["t"]).unwrap();
+            let read = read.clone();
+            tokio::spawn(async move {
+                let committer = consumer.committer();
+                while let Ok(r) = consumer.recv().await {
+                    committer.done(&r.topic, r.partition, r.offset).unwrap();
+                    read.fetch_add(1, std::sync::atomic::Ordering::Release);
+                }
+            });
+            bus
+        });
+        BusBench {
+            rt,
+            bus,
+            read,
+            _dir: dir,
+        }
+    }
+
+    /// Write `n` records, awaiting acknowledgements `window` at a time, and
+    /// wait until the group has read them.
+    fn run(&self, n: u64, window: u64) -> std::time::Duration {
+        let producer = self.bus.producer().unwrap();
+        let topic: Arc<str> = Arc::from("t");
+        let payload = Bytes::from(vec![b'x'; 200]);
+        let target = self.read.load(std::sync::atomic::Ordering::Acquire) + n;
+        self.rt.block_on(async {
+            let started = std::time::Instant::now();
+            let mut acks = AckGroup::new();
+            for i in 0..n {
+                let key = Bytes::from(format!("+2567721{:05}", i % 10_000));
+                let record = Produce::new(topic.clone(), key, payload.clone());
+                let group = producer.tracks_acks().then_some(&acks);
+                producer.send_in(record, group).await.unwrap();
+                if i % window == window - 1 {
+                    acks.wait().await.unwrap();
+                    acks = AckGroup::new();
+                }
+            }
+            acks.wait().await.unwrap();
+            while self.read.load(std::sync::atomic::Ordering::Acquire) < target {
+                tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+            }
+            started.elapsed()
+        })
+    }
+}
+
+fn bus(c: &mut Criterion) {
+    let mut g = c.benchmark_group("bus");
+    g.throughput(Throughput::Elements(1));
+    for (name, fsync, window) in [
+        ("in_memory", None, 1000),
+        ("durable_fsync_always", Some(config::Fsync::Always), 1000),
+        (
+            "durable_fsync_interval",
+            Some(config::Fsync::Interval),
+            1000,
+        ),
+        // One record at a time, each acknowledged before the next: what a
+        // lone webhook request waits for (an fsync).
+        (
+            "durable_fsync_always_one_by_one",
+            Some(config::Fsync::Always),
+            1,
+        ),
+    ] {
+        let bench = BusBench::new(fsync);
+        g.bench_function(name, |b| b.iter_custom(|n| bench.run(n, window)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, codec, router, router_apps, route, sms, bus);
 criterion_main!(benches);

@@ -10,8 +10,10 @@
 //! the same records in the same order (per key).
 //!
 //! Kafka: a group of its own per process that never commits, reading every
-//! partition by assignment. Embedded bus: a group joined at start-up (every
-//! group of an embedded pipeline joins before anything is written).
+//! partition by assignment. Durable embedded bus: a reader outside any
+//! group, from the oldest record held. Embedded bus: a group joined at
+//! start-up (every group of an embedded pipeline joins before anything is
+//! written).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -149,6 +151,29 @@ where
             tokio::spawn(async move {
                 loop {
                     match consumer.recv().await {
+                        Ok(r) => write(apply(&r, Phase::Live)).await,
+                        Err(BusError::Closed) => return,
+                        Err(e) => {
+                            warn!(topic = %topic, error = %e, "table: read failed, retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            })
+        }
+        Bus::Durable(d) => {
+            // A reader outside any group: from the oldest record held, as
+            // on Kafka; what the topic held now is the restore.
+            let mut reader = d.reader(&topic)?;
+            let mut n = 0usize;
+            while let Some(r) = reader.restore_next() {
+                write(apply(&r?, Phase::Restore)).await;
+                n += 1;
+            }
+            info!(topic = %topic, records = n, "table restored");
+            tokio::spawn(async move {
+                loop {
+                    match reader.recv().await {
                         Ok(r) => write(apply(&r, Phase::Live)).await,
                         Err(BusError::Closed) => return,
                         Err(e) => {

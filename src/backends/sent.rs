@@ -13,8 +13,9 @@
 //! most once towards the provider, at least once for the events.
 //!
 //! On Kafka the log is a compacted topic (`<send topic>.sent`, key = message
-//! id, value = a small JSON object) read back at start-up; on the embedded
-//! bus it lives in memory, like everything else there.
+//! id, value = a small JSON object) read back at start-up, also on the
+//! durable embedded bus; on the in-memory embedded bus it lives in memory,
+//! like everything else there.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -128,11 +129,22 @@ impl SentLog {
         }
     }
 
-    /// The log as the topic holds it (Kafka), or empty (embedded bus).
+    /// The log as the topic holds it (Kafka, durable embedded bus), or
+    /// empty (in-memory embedded bus).
     pub async fn restore(bus: &Bus, topic: Arc<str>, group: &str) -> Result<Self, BusError> {
         let log = SentLog::new(topic.clone());
-        if let Bus::Kafka(k) = bus {
-            read_all(k, &topic, group, &log).await?;
+        match bus {
+            Bus::Kafka(k) => read_all(k, &topic, group, &log).await?,
+            Bus::Durable(d) => {
+                let mut reader = d.reader(&topic)?;
+                while let Some(r) = reader.restore_next() {
+                    let r = r?;
+                    if let Some(key) = r.key.as_deref() {
+                        log.restore_one(key, &r.payload);
+                    }
+                }
+            }
+            Bus::Embedded(_) => {}
         }
         Ok(log)
     }

@@ -8,9 +8,14 @@
 //!   produced from that record is acknowledged, in the order records were
 //!   received ([`crate::stage`] does this for every stage).
 //!
-//! Keys are partitioned with Kafka's murmur2 partitioner on both buses, so a
+//! Keys are partitioned with Kafka's murmur2 partitioner on every bus, so a
 //! connection lands on the same partition number whichever bus carries it.
+//!
+//! The embedded bus comes in two kinds: in memory ([`embedded`], the
+//! default, for tests and the demo) and on disk ([`durable`], with
+//! `kafka: {mode: embedded, data_dir: ...}`).
 
+pub mod durable;
 pub mod embedded;
 pub mod kafka;
 mod mock;
@@ -104,6 +109,10 @@ pub enum BusError {
         message: String,
         cause: &'static str,
     },
+    /// The durable embedded bus's storage failed (disk full, I/O error,
+    /// data_dir in use): not retryable by the stage.
+    #[error("embedded bus storage: {0}")]
+    Storage(String),
 }
 
 impl BusError {
@@ -127,6 +136,7 @@ impl BusError {
 #[derive(Clone)]
 pub enum Bus {
     Embedded(Arc<embedded::EmbeddedBus>),
+    Durable(Arc<durable::DurableBus>),
     Kafka(Arc<kafka::KafkaBus>),
 }
 
@@ -135,6 +145,9 @@ impl Bus {
     /// topics that are missing.
     pub async fn connect(cfg: &config::Kafka, topics: &[TopicSpec]) -> Result<Bus, BusError> {
         Ok(match cfg.mode {
+            KafkaMode::Embedded if cfg.data_dir.is_some() => {
+                Bus::Durable(Arc::new(durable::DurableBus::open(cfg, topics)?))
+            }
             KafkaMode::Embedded => Bus::Embedded(Arc::new(embedded::EmbeddedBus::new(
                 cfg.partition_capacity,
                 topics,
@@ -148,6 +161,7 @@ impl Bus {
     pub fn producer(&self) -> Result<Producer, BusError> {
         Ok(match self {
             Bus::Embedded(b) => Producer::Embedded(b.clone()),
+            Bus::Durable(b) => Producer::Durable(b.clone()),
             Bus::Kafka(b) => Producer::Kafka(b.producer()?),
         })
     }
@@ -156,13 +170,18 @@ impl Bus {
     pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<Consumer, BusError> {
         Ok(match self {
             Bus::Embedded(b) => Consumer::Embedded(b.consumer(group, topics)?),
+            Bus::Durable(b) => Consumer::Durable(b.consumer(group, topics)?),
             Bus::Kafka(b) => Consumer::Kafka(b.consumer(group, topics)?),
         })
     }
 
     /// Whether records survive a restart of this process.
     pub fn durable(&self) -> bool {
-        matches!(self, Bus::Kafka(b) if !b.is_mock())
+        match self {
+            Bus::Embedded(_) => false,
+            Bus::Durable(_) => true,
+            Bus::Kafka(b) => !b.is_mock(),
+        }
     }
 }
 
@@ -170,6 +189,7 @@ impl Bus {
 #[derive(Clone)]
 pub enum Producer {
     Embedded(Arc<embedded::EmbeddedBus>),
+    Durable(Arc<durable::DurableBus>),
     Kafka(kafka::KafkaProducer),
 }
 
@@ -186,9 +206,10 @@ impl Producer {
     }
 
     /// Whether records are stored after `send` returns (Kafka: when the
-    /// broker acknowledges), so that an [`AckGroup`] is needed to know when.
+    /// broker acknowledges; the durable bus: when its commit is done), so
+    /// that an [`AckGroup`] is needed to know when.
     pub fn tracks_acks(&self) -> bool {
-        matches!(self, Producer::Kafka(_))
+        matches!(self, Producer::Kafka(_) | Producer::Durable(_))
     }
 
     /// Enqueue a record whose acknowledgement completes `group` (needed
@@ -201,6 +222,7 @@ impl Producer {
     ) -> Result<(), BusError> {
         match (self, group) {
             (Producer::Embedded(b), _) => b.produce(record).await,
+            (Producer::Durable(b), g) => b.produce(record, g).await,
             (Producer::Kafka(p), Some(g)) => p.send(record, g).await,
             (Producer::Kafka(p), None) => p.send(record, &AckGroup::new()).await,
         }
@@ -215,6 +237,13 @@ impl Producer {
     pub async fn flush(&self, timeout: Duration) -> Result<(), BusError> {
         match self {
             Producer::Embedded(_) => Ok(()),
+            Producer::Durable(b) => tokio::time::timeout(timeout, b.flush())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BusError::Storage(format!(
+                        "the bus did not commit within {timeout:?}"
+                    )))
+                }),
             Producer::Kafka(p) => p.flush(timeout).await,
         }
     }
@@ -304,6 +333,7 @@ impl AckGroup {
 /// Reads records as a member of a consumer group.
 pub enum Consumer {
     Embedded(embedded::EmbeddedConsumer),
+    Durable(durable::DurableConsumer),
     Kafka(kafka::KafkaConsumer),
 }
 
@@ -312,15 +342,17 @@ impl Consumer {
     pub async fn recv(&mut self) -> Result<Record, BusError> {
         match self {
             Consumer::Embedded(c) => c.recv().await,
+            Consumer::Durable(c) => c.recv().await,
             Consumer::Kafka(c) => c.recv().await,
         }
     }
 
     /// The next record if one arrives soon, for draining at shutdown: the
-    /// embedded bus answers at once, Kafka waits up to `idle`.
+    /// embedded buses answer at once, Kafka waits up to `idle`.
     pub async fn recv_drain(&mut self, idle: Duration) -> Option<Result<Record, BusError>> {
         match self {
             Consumer::Embedded(c) => c.try_recv().map(Ok),
+            Consumer::Durable(c) => c.try_recv(),
             Consumer::Kafka(c) => tokio::time::timeout(idle, c.recv()).await.ok(),
         }
     }
@@ -329,6 +361,7 @@ impl Consumer {
     pub fn committer(&self) -> Committer {
         match self {
             Consumer::Embedded(c) => Committer::Embedded(c.committer()),
+            Consumer::Durable(c) => Committer::Durable(c.committer()),
             Consumer::Kafka(c) => Committer::Kafka(c.committer()),
         }
     }
@@ -345,6 +378,7 @@ impl Consumer {
     pub async fn close(self) -> Result<(), BusError> {
         match self {
             Consumer::Embedded(_) => Ok(()),
+            Consumer::Durable(c) => c.close().await,
             Consumer::Kafka(c) => c.close().await,
         }
     }
@@ -354,6 +388,7 @@ impl Consumer {
 #[derive(Clone)]
 pub enum Committer {
     Embedded(embedded::EmbeddedCommitter),
+    Durable(durable::DurableCommitter),
     Kafka(kafka::KafkaCommitter),
 }
 
@@ -369,6 +404,12 @@ impl Committer {
     pub fn done_many(&self, records: &[(&str, i32, i64)]) -> Result<(), BusError> {
         match self {
             Committer::Embedded(c) => {
+                for (topic, partition, offset) in records {
+                    c.done(topic, *partition, *offset);
+                }
+                Ok(())
+            }
+            Committer::Durable(c) => {
                 for (topic, partition, offset) in records {
                     c.done(topic, *partition, *offset);
                 }

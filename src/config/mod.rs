@@ -521,7 +521,46 @@ impl Reader<'_> {
                     None
                 }
             },
-            _ => self.typed(node, path),
+            _ => {
+                let kafka: Kafka = self.typed(node, path)?;
+                self.check_durable(&kafka, path);
+                Some(kafka)
+            }
+        }
+    }
+
+    /// The durable embedded bus's keys: only with `mode: embedded` and a
+    /// `data_dir` we can write in.
+    fn check_durable(&mut self, kafka: &Kafka, path: &Path) {
+        match &kafka.data_dir {
+            Some(_) if kafka.mode != KafkaMode::Embedded => self.error(
+                &path.key("data_dir"),
+                format!(
+                    "`data_dir` keeps the embedded bus on disk: it is only used with `mode: embedded`, not {:?}",
+                    kafka.mode
+                ),
+            ),
+            Some(dir) => {
+                if let Err(why) = crate::bus::durable::check_data_dir(dir) {
+                    self.error(&path.key("data_dir"), why);
+                }
+            }
+            None => {
+                for key in ["fsync", "fsync_interval", "retention", "retention_records"] {
+                    if self.root.get(&path.key(key)).is_some() {
+                        self.error(
+                            &path.key(key),
+                            format!("`{key}` is a setting of the durable embedded bus: it needs `mode: embedded` and a `data_dir`"),
+                        );
+                    }
+                }
+            }
+        }
+        if kafka.fsync == Fsync::Interval && kafka.fsync_interval.is_zero() {
+            self.error(
+                &path.key("fsync_interval"),
+                "0s: expected a positive interval, for example 1s (or `fsync: always`)",
+            );
         }
     }
 

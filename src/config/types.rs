@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -91,9 +92,34 @@ pub struct Kafka {
     /// librdkafka settings passed through as they are (TLS, SASL, acks, compression, ...).
     #[serde(default)]
     pub config: BTreeMap<String, String>,
-    /// Embedded bus: records a partition holds before producers wait.
+    /// Embedded bus: records a partition holds before producers wait (on
+    /// the durable bus: records some group has still to mark done).
     #[serde(default = "default_capacity")]
     pub partition_capacity: usize,
+    /// Embedded bus: a directory to keep the partitions and the groups'
+    /// offsets in (`<data_dir>/bus.redb`), so that nothing the bus
+    /// acknowledged is lost when the process is killed. Without it the
+    /// embedded bus lives in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Durable embedded bus: `always` (default) acknowledges a record once
+    /// it is on disk; `interval` acknowledges it at once and syncs every
+    /// `fsync_interval` (a crash of the machine, or kill -9, loses up to
+    /// that much).
+    #[serde(default)]
+    pub fsync: Fsync,
+    /// Durable embedded bus, `fsync: interval`: how often. Default `1s`.
+    #[serde(default = "default_fsync_interval", with = "humantime_serde_compat")]
+    pub fsync_interval: Duration,
+    /// Durable embedded bus: how long records every group has marked done
+    /// are kept (compacted topics keep each key's latest record for ever).
+    /// Default `7d`.
+    #[serde(default = "default_retention", with = "humantime_serde_compat")]
+    pub retention: Duration,
+    /// Durable embedded bus: at most this many records every group has
+    /// marked done are kept per partition (ordinary topics). Default: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_records: Option<u64>,
 }
 
 impl Kafka {
@@ -104,8 +130,33 @@ impl Kafka {
             group: default_group(),
             config: BTreeMap::new(),
             partition_capacity: default_capacity(),
+            data_dir: None,
+            fsync: Fsync::default(),
+            fsync_interval: default_fsync_interval(),
+            retention: default_retention(),
+            retention_records: None,
         }
     }
+}
+
+fn default_fsync_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+/// When the durable embedded bus writes to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Every commit is on disk before its records are acknowledged;
+    /// concurrent produces share one commit.
+    #[default]
+    Always,
+    /// Commits are acknowledged at once and synced every `fsync_interval`.
+    Interval,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -93,6 +93,12 @@ impl Kannel {
     /// Like [`Kannel::start`] with the log files' `log-level` (0 debug,
     /// 1 info, 2 warning, 3 error): use 2 for benchmarks.
     pub fn start_with_log_level(get_url: &str, log_level: u8) -> Kannel {
+        Kannel::start_configured(get_url, log_level, &[])
+    }
+
+    /// [`Kannel::start_with_log_level`] with more `key = value` settings in
+    /// the smsbox group (e.g. `http-request-retry`).
+    pub fn start_configured(get_url: &str, log_level: u8, smsbox: &[(&str, &str)]) -> Kannel {
         assert_installed();
         assert!(
             !get_url.contains('"') && !get_url.contains('\n'),
@@ -118,6 +124,14 @@ impl Kannel {
             ("@LOG_DIR@", path.display().to_string()),
             ("@LOG_LEVEL@", log_level.to_string()),
             ("@GET_URL@", get_url.to_string()),
+            (
+                "@SMSBOX_EXTRA@",
+                smsbox
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
         ];
         let conf = path.join("kannel.conf");
         std::fs::write(
