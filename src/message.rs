@@ -250,6 +250,16 @@ pub fn derived_id(cause: &str, app: &str, n: usize) -> String {
     uuid::Uuid::new_v5(&NAMESPACE, format!("{cause}/{app}/{n}").as_bytes()).to_string()
 }
 
+/// The id of the inbound message that backend `backend`'s provider calls
+/// `external_id` (Kannel's `%I`, Twilio's `MessageSid`, ...): a provider
+/// that sends the same message again (it got no answer: smsflow was killed
+/// after storing it) gives it the same id, so the replies derived from it
+/// are the same messages and each sink sends them once, also after a
+/// restart has emptied the dedupe window's memory.
+pub fn inbound_id(backend: &str, external_id: &str) -> String {
+    derived_id(external_id, &format!("inbound:{backend}"), 0)
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> i64 {
     // A clock before 1970 is a broken machine, not input: read it as 0.

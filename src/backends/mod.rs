@@ -270,6 +270,9 @@ impl Source {
         }
         prepare(&mut msg);
         self.check_prepared(&msg)?;
+        if let Some(external) = &msg.external_id {
+            msg.id = crate::message::inbound_id(&self.backend, external);
+        }
         let claim = match &msg.external_id {
             Some(id) => Some(self.dedupe.claim(id).await),
             None => None,
