@@ -53,6 +53,11 @@ async fn start(extra: &str, env: &[(&str, &str)]) -> Running {
     Topology::new(p).unwrap().start(None, true).await.unwrap()
 }
 
+/// The status of a GET of `url`.
+async fn get_status(c: &reqwest::Client, url: String) -> reqwest::StatusCode {
+    c.get(url).send().await.unwrap().status()
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -158,22 +163,8 @@ async fn operator_pages_and_api_are_only_on_the_admin_listener() {
     }
     // The webhook is public, and not on the admin listener.
     let hook = "/backend/gw/?identity=%2B15550100&text=hi";
-    assert_eq!(
-        c.get(format!("{}{hook}", public(&r)))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("{}{hook}", admin(&r)))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(get_status(&c, format!("{}{hook}", public(&r))).await, 200);
+    assert_eq!(get_status(&c, format!("{}{hook}", admin(&r))).await, 404);
     r.shutdown().await.unwrap();
 }
 
@@ -437,30 +428,9 @@ async fn operators_authenticate_with_a_token_or_a_password() {
         assert_eq!(res.status(), 200);
     }
     // Probes need no credentials; the public listener none either.
-    assert_eq!(
-        c.get(format!("{}/healthz", admin(&r)))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("{}/readyz", admin(&r)))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("{}/healthz", public(&r)))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&c, format!("{}/healthz", admin(&r))).await, 200);
+    assert_eq!(get_status(&c, format!("{}/readyz", admin(&r))).await, 200);
+    assert_eq!(get_status(&c, format!("{}/healthz", public(&r))).await, 200);
     // The CLI's client sends the token.
     let mut p = pipeline(AUTH, &[("ADMIN_TOKEN", TOKEN), ("OPS_HASH", &hash)]).unwrap();
     p.http.admin.listen = r.admin_addr();
