@@ -239,17 +239,8 @@ impl EmbeddedConsumer {
         if topics.is_empty() {
             return Err(BusError::Closed);
         }
-        loop {
-            let mut waits: Vec<_> = topics.iter().map(|t| Box::pin(t.data.notified())).collect();
-            // Register before checking, so an append in between still wakes us.
-            for w in &mut waits {
-                w.as_mut().enable();
-            }
-            if let Some(r) = self.try_recv() {
-                return Ok(r);
-            }
-            futures::future::select_all(waits).await;
-        }
+        let wakes: Vec<&Notify> = topics.iter().map(|t| &t.data).collect();
+        Ok(super::wait_for(&wakes, || self.try_recv()).await)
     }
 
     /// The next record if one is there now.

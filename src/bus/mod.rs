@@ -89,6 +89,22 @@ pub struct TopicSpec {
     pub compacted: bool,
 }
 
+/// Wait until `next` has something, woken by any of `wakes`: each wake-up
+/// is registered before `next` looks, so one that comes in between is not
+/// missed. What the embedded buses' consumers do in `recv`.
+pub(crate) async fn wait_for<T>(wakes: &[&Notify], mut next: impl FnMut() -> Option<T>) -> T {
+    loop {
+        let mut waits: Vec<_> = wakes.iter().map(|n| Box::pin(n.notified())).collect();
+        for w in &mut waits {
+            w.as_mut().enable();
+        }
+        if let Some(found) = next() {
+            return found;
+        }
+        futures::future::select_all(waits).await;
+    }
+}
+
 /// A bus failure. `retryable` says whether trying again later can help.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
