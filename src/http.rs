@@ -36,6 +36,8 @@ pub struct HttpState {
     pub backends: Vec<Router>,
     /// Set once every stage of this process is running.
     pub ready: Arc<AtomicBool>,
+    /// Set once a stage stopped on an error (`/readyz` then says so).
+    pub failed: Arc<AtomicBool>,
     /// Contacts, opt-outs, polls, the message log, message status.
     pub tables: Tables,
     /// Writes what the API and the web pages change (contacts, messages).
@@ -161,7 +163,10 @@ async fn asset(Path(file): Path<String>) -> Response {
 }
 
 async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
-    if s.ready.load(Ordering::Acquire) {
+    if s.failed.load(Ordering::Acquire) {
+        let why = "a stage stopped on an error (the log names it and the cause)";
+        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    } else if s.ready.load(Ordering::Acquire) {
         "ready".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()

@@ -170,6 +170,8 @@ async fn a_fatal_consumer_error_stops_the_stage_and_readyz_fails() {
     assert_eq!(failed, "router-in");
     let res = reqwest::get(&readyz).await.unwrap();
     assert_eq!(res.status().as_u16(), 503);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("a stage stopped on an error"), "{body}");
 
     let stopped = running.shutdown().await.unwrap_err().to_string();
     assert!(stopped.contains("router-in"), "{stopped}");

@@ -485,6 +485,7 @@ impl Topology {
                 testers: testers.clone(),
                 backends: routes,
                 ready: ready.clone(),
+                failed: failed.clone(),
                 tables: tables.clone(),
                 producer: producer.clone(),
                 pipeline: Arc::new(p.clone()),
