@@ -24,8 +24,8 @@ mod common;
 
 use common::tls::{Stunnel, TestCa};
 
-/// What a Twilio-compatible stub received: each request's `To` and `Body`
-/// and whether it carried basic auth.
+/// What a provider stub received: each request's recipient and text, and
+/// whether it carried credentials (`Authorization`).
 #[derive(Default)]
 struct Received {
     requests: Vec<(String, String, bool)>,
@@ -64,13 +64,43 @@ fn serde_urlencoded_pairs(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A Twilio-compatible Messages API on a plain loopback port.
-async fn twilio_stub() -> (std::net::SocketAddr, Arc<Mutex<Received>>) {
+/// Clickatell's Platform API: `POST /messages` with a JSON body, `202` with
+/// one entry per recipient.
+async fn clickatell_messages(
+    State(got): State<Arc<Mutex<Received>>>,
+    headers: HeaderMap,
+    Json(body): Json<serde_json::Value>,
+) -> impl IntoResponse {
+    let to = body["to"][0].as_str().unwrap_or_default().to_owned();
+    let text = body["content"].as_str().unwrap_or_default().to_owned();
+    let authed = headers.contains_key("authorization");
+    let mut got = got.lock().unwrap();
+    got.requests.push((format!("+{to}"), text, authed));
+    let id = format!("ck{}", got.requests.len());
+    (
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"messages": [{"apiMessageId": id, "accepted": true, "to": to,
+            "errorCode": null, "error": null, "errorDescription": null}], "error": null}),
+        ),
+    )
+}
+
+/// A Twilio-compatible Messages API and a Clickatell-compatible one, on a
+/// plain loopback port.
+async fn provider_stub() -> (std::net::SocketAddr, Arc<Mutex<Received>>) {
     let got = Arc::new(Mutex::new(Received::default()));
     let app = Router::new()
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(messages))
+        .route("/messages", post(clickatell_messages))
         .with_state(got.clone());
     (common::serve(app).await, got)
+}
+
+fn clickatell(name: &str, api_url: &str, send: &str) -> String {
+    format!(
+        "  - type: clickatell\n    name: {name}\n    api_key: clickatell-api-key-0123456789\n    api_url: {api_url}\n    send: {{attempts: 1{send}}}\n    receive: {{insecure: true}}\n"
+    )
 }
 
 fn twilio(name: &str, api_url: &str, send: &str) -> String {
@@ -103,14 +133,16 @@ async fn send_through(running: &Running, backend: &str, to: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_provider_is_reached_with_its_ca_and_refused_without_it() {
     let ca = TestCa::new();
-    let (plain, got) = twilio_stub().await;
+    let (plain, got) = provider_stub().await;
     let tls = Stunnel::start(&ca, 0, plain);
     let api = format!("https://localhost:{}", tls.port);
     let ca_file = format!(", ca_file: '{}'", ca.ca_pem.display());
     let yaml = pipeline(&format!(
-        "{}{}",
-        twilio("trusted", &api, &ca_file),
-        twilio("untrusted", &api, "")
+        "{}{}{}{}",
+        twilio("twilio_trusted", &api, &ca_file),
+        twilio("twilio_untrusted", &api, ""),
+        clickatell("clickatell_trusted", &api, &ca_file),
+        clickatell("clickatell_untrusted", &api, ""),
     ));
     let running = common::start_embedded(&yaml).await;
     let mut events = running
@@ -118,36 +150,42 @@ async fn an_https_provider_is_reached_with_its_ca_and_refused_without_it() {
         .consumer("test.events", &["sms.events"])
         .unwrap();
 
-    // Verification on, and the test CA trusted through send.ca_file: sent.
-    let id = send_through(&running, "trusted", "+15551230001").await;
-    let e = common::next_event(&mut events).await;
-    assert_eq!(
-        (e.message_id.as_str(), e.status),
-        (id.as_str(), DeliveryStatus::Sent),
-        "{e:?}"
-    );
-    assert_eq!(
-        e.provider_id.as_deref(),
-        Some(format!("SM{:032}", 1).as_str())
-    );
-    let first = got.lock().unwrap().requests[0].clone();
-    assert_eq!(first, ("+15551230001".into(), "over TLS".into(), true));
+    for (n, (provider, provider_id)) in [
+        ("twilio", format!("SM{:032}", 1)),
+        ("clickatell", "ck2".into()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Verification on, and the test CA trusted through send.ca_file: sent.
+        let to = format!("+1555123000{n}");
+        let id = send_through(&running, &format!("{provider}_trusted"), &to).await;
+        let e = common::next_event(&mut events).await;
+        assert_eq!(
+            (e.message_id.as_str(), e.status),
+            (id.as_str(), DeliveryStatus::Sent),
+            "{provider}: {e:?}"
+        );
+        assert_eq!(e.provider_id.as_deref(), Some(provider_id.as_str()));
+        let request = got.lock().unwrap().requests[n].clone();
+        assert_eq!(request, (to, "over TLS".into(), true), "{provider}");
 
-    // The same server with only the system's roots: its certificate is
-    // refused, the message fails and the stub never sees a request.
-    let id = send_through(&running, "untrusted", "+15551230002").await;
-    let e = common::next_event(&mut events).await;
-    assert_eq!(
-        (e.message_id.as_str(), e.status),
-        (id.as_str(), DeliveryStatus::Failed),
-        "{e:?}"
-    );
-    let error = e.error.clone().unwrap_or_default();
-    assert!(
-        error.to_lowercase().contains("certificate"),
-        "the failure names the certificate: {error}"
-    );
-    assert_eq!(got.lock().unwrap().requests.len(), 1);
+        // The same server with only the system's roots: its certificate is
+        // refused, the message fails and the stub never sees a request.
+        let id = send_through(&running, &format!("{provider}_untrusted"), "+15551239999").await;
+        let e = common::next_event(&mut events).await;
+        assert_eq!(
+            (e.message_id.as_str(), e.status),
+            (id.as_str(), DeliveryStatus::Failed),
+            "{provider}: {e:?}"
+        );
+        let error = e.error.clone().unwrap_or_default();
+        assert!(
+            error.to_lowercase().contains("certificate"),
+            "{provider}: the failure names the certificate: {error}"
+        );
+        assert_eq!(got.lock().unwrap().requests.len(), n + 1, "{provider}");
+    }
     running.shutdown().await.unwrap();
 }
 
@@ -235,7 +273,7 @@ async fn refused(mut p: Pipeline, why: &str) {
         .config
         .insert("message.timeout.ms".into(), "3000".into());
     let started = tokio::time::timeout(
-        Duration::from_secs(20),
+        Duration::from_secs(10),
         Topology::new(p).unwrap().start(None, true),
     )
     .await;
@@ -245,7 +283,7 @@ async fn refused(mut p: Pipeline, why: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stages_consume_and_produce_through_tls_in_front_of_a_real_broker() {
     let b = TlsBroker::start();
-    let (plain, got) = twilio_stub().await;
+    let (plain, got) = provider_stub().await;
     let provider = format!("http://{plain}");
     let ca = b.ca();
     let tls = [
