@@ -271,6 +271,12 @@ struct Sink {
 
 impl Sink {
     async fn new(settings: Sending) -> Sink {
+        Sink::on(Kafka::with_mode(KafkaMode::Embedded), settings).await
+    }
+
+    /// On the bus `kafka` says, the sent-log read back from it as a
+    /// restarted process would (empty on the in-memory bus).
+    async fn on(kafka: Kafka, settings: Sending) -> Sink {
         let topics: Vec<TopicSpec> = ["sms.send.gw", "sms.send.gw.sent", "sms.events", "sms.dlq"]
             .into_iter()
             .map(|name| TopicSpec {
@@ -280,7 +286,9 @@ impl Sink {
                 compacted: false,
             })
             .collect();
-        let bus = Bus::connect(&Kafka::with_mode(KafkaMode::Embedded), &topics)
+        let bus = Bus::connect(&kafka, &topics).await.unwrap();
+        // Kept across restarts of the stage, as the sent-log topic keeps it.
+        let log = SentLog::restore(&bus, Arc::from("sms.send.gw.sent"), "test.sent-log")
             .await
             .unwrap();
         Sink {
@@ -288,8 +296,7 @@ impl Sink {
             bus,
             gateway: Arc::new(Gateway::default()),
             settings,
-            // Kept across restarts, as the sent-log topic keeps it.
-            log: SentLog::new(Arc::from("sms.send.gw.sent")),
+            log,
         }
     }
 
@@ -459,4 +466,67 @@ async fn next_entry(consumer: &mut smsflow::bus::Consumer) -> Entry {
         .expect("a sent-log entry within 20 s")
         .unwrap();
     serde_json::from_slice(&r.payload).unwrap()
+}
+
+/// Before: a message between tries was `sending` in the sent-log, so after a
+/// crash (no shutdown) during the back-off it was reported failed, "outcome
+/// unknown", though the provider had refused it. After: the sent-log says
+/// `retry` during the back-off, and the restarted sink sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_back_off_sends_the_message_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka {
+        data_dir: Some(dir.path().to_owned()),
+        ..Kafka::with_mode(KafkaMode::Embedded)
+    };
+    let settings = Sending {
+        attempts: 10,
+        backoff: Duration::from_secs(3600),
+        max_backoff: Duration::from_secs(3600),
+        ..Sending::default()
+    };
+    // The first process, on a runtime of its own: dropping the runtime in
+    // the middle of the back-off is the crash (every task gone at once, the
+    // sink's delivery tasks and the bus's writer too).
+    let (first_kafka, first_settings) = (kafka.clone(), settings.clone());
+    let msg = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let msg = rt.block_on(async move {
+            let sink = Sink::on(first_kafka, first_settings).await;
+            let mut sent_log = sink
+                .bus
+                .consumer("test.sent", &["sms.send.gw.sent"])
+                .unwrap();
+            let (_task, _control) = sink.start();
+            let msg = sink.send("+15550124").await;
+            assert_eq!(next_entry(&mut sent_log).await.state, State::Sending);
+            let between = next_entry(&mut sent_log).await;
+            assert_eq!(between.state, State::Retry, "{between:?}");
+            assert!(between.error.unwrap().contains("HTTP 503"));
+            msg
+        });
+        rt.shutdown_timeout(Duration::from_secs(5));
+        msg
+    })
+    .await
+    .unwrap();
+
+    // A new process on the same directory, the provider back.
+    let sink = Sink::on(kafka, settings).await;
+    sink.gateway.accept.store(true, Ordering::SeqCst);
+    let mut events = sink.bus.consumer("test.events", &["sms.events"]).unwrap();
+    let (task, control) = sink.start();
+    let event = common::next_event(&mut events).await;
+    assert_eq!(
+        (event.message_id.as_str(), event.status),
+        (msg.id.as_str(), DeliveryStatus::Sent),
+        "{event:?}"
+    );
+    assert_eq!(sink.gateway.calls.load(Ordering::SeqCst), 1);
+    control.drain.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

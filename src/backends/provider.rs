@@ -480,11 +480,18 @@ impl Delivery {
     /// Store `sending` for every message before any request; false when the
     /// bus could not.
     async fn write_ahead(&self, jobs: &[Job]) -> bool {
+        let records = jobs.iter().map(|j| {
+            self.log
+                .record(&j.msg.id, Entry::sending(&j.msg.connection.identity))
+        });
+        self.store(records.collect()).await
+    }
+
+    /// Store sent-log records and wait until the bus has them; false when
+    /// it could not.
+    async fn store(&self, records: Vec<Produce>) -> bool {
         let acks = AckGroup::new();
-        for j in jobs {
-            let record = self
-                .log
-                .record(&j.msg.id, Entry::sending(&j.msg.connection.identity));
+        for record in records {
             if let Err(e) = self.producer.send_in(record, Some(&acks)).await {
                 tracing::error!(backend = %self.name, error = %e, "cannot write the sent-log");
                 return false;
@@ -495,6 +502,20 @@ impl Delivery {
             return false;
         }
         true
+    }
+
+    /// `state` for each pending message, in the sent-log for a restart to
+    /// read (this process keeps them in flight).
+    async fn store_pending(
+        &self,
+        msgs: &[&OutboundMessage],
+        pending: &[usize],
+        entry: impl Fn(usize) -> Entry,
+    ) -> bool {
+        let records = pending
+            .iter()
+            .map(|&i| self.log.durable_only(&msgs[i].id, &entry(i)));
+        self.store(records.collect()).await
     }
 
     /// Try until every message has a final outcome, or the tries run out,
@@ -557,6 +578,20 @@ impl Delivery {
                 break;
             }
             if attempt < s.attempts {
+                // The provider does not have these now (it said so, or the
+                // request failed): if smsflow dies during the back-off, a
+                // restart sends them, as the next try would, instead of
+                // reporting them "outcome unknown". Without this record the
+                // sent-log still says `sending`, which is only more careful.
+                let between = |i: usize| Entry {
+                    state: State::Retry,
+                    error: Some(format!(
+                        "between tries ({attempt} so far): {}",
+                        last_error[i]
+                    )),
+                    ..Entry::sending(&msgs[i].connection.identity)
+                };
+                self.store_pending(msgs, &pending, between).await;
                 // Equal jitter: half the backoff, plus up to as much again at random.
                 let jittered = wait / 2 + wait.mul_f64(fastrand::f64() / 2.0);
                 let pause = after.map_or(jittered, |a| a.min(s.max_backoff));
@@ -572,6 +607,19 @@ impl Delivery {
                         }
                         return finished(entries, msgs);
                     }
+                }
+                // `sending` again before the next request: after a crash
+                // past this point the outcome is unknown once more.
+                let sending = |i: usize| Entry::sending(&msgs[i].connection.identity);
+                if !self.store_pending(msgs, &pending, sending).await {
+                    for &i in &pending {
+                        entries[i] = Some(Entry {
+                            state: State::Retry,
+                            error: Some(format!("cannot write the sent-log before try {}: not sent again until a restart", attempt + 1)),
+                            ..sending(i)
+                        });
+                    }
+                    return finished(entries, msgs);
                 }
                 wait = (wait * 2).min(s.max_backoff);
             }

@@ -183,10 +183,17 @@ impl SentLog {
     /// Record `entry` for `id`: the record to store (before the message's
     /// offset is marked done; before the request, for `sending`).
     pub fn record(&self, id: &str, entry: Entry) -> Produce {
-        let value = serde_json::to_vec(&entry).unwrap_or_default();
+        let record = self.durable_only(id, &entry);
         // `sending` stays "in flight" in memory: only a restart makes it unknown.
         let keep = (entry.state != State::Sending).then_some(entry);
         self.inner().put(id, keep);
+        record
+    }
+
+    /// The record of `entry` for `id`, for a restart to read, leaving this
+    /// process's view as it is (the message stays in flight here).
+    pub fn durable_only(&self, id: &str, entry: &Entry) -> Produce {
+        let value = serde_json::to_vec(entry).unwrap_or_default();
         Produce::new(
             self.topic.clone(),
             Bytes::from(id.to_owned()),
