@@ -250,10 +250,15 @@ async fn forms_need_their_token_and_origin() {
     let r = start("", &[]).await;
     let c = client();
     let base = admin(&r);
-    let post = |form: Vec<(&'static str, String)>, origin: Option<&'static str>| {
+    let post = |form: Vec<(&'static str, String)>,
+                origin: Option<&'static str>,
+                cookie: Option<String>| {
         let mut req = c.post(format!("{base}/contacts/new")).form(&form);
         if let Some(o) = origin {
             req = req.header("origin", o);
+        }
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
         }
         req.send()
     };
@@ -265,7 +270,7 @@ async fn forms_need_their_token_and_origin() {
         ]
     };
     // No token, a wrong one: refused, nothing saved.
-    let res = post(ada(), None).await.unwrap();
+    let res = post(ada(), None, None).await.unwrap();
     let (status, body) = common::json_answer(res).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["field"], "csrf");
@@ -275,7 +280,7 @@ async fn forms_need_their_token_and_origin() {
     );
     let mut wrong = ada();
     wrong.push(("csrf", "0".repeat(64)));
-    assert_eq!(post(wrong, None).await.unwrap().status(), 403);
+    assert_eq!(post(wrong, None, None).await.unwrap().status(), 403);
     let count = |v: Value| v["total"].as_u64().unwrap();
     let contacts = || async {
         c.get(format!("{base}/api/contacts"))
@@ -288,26 +293,50 @@ async fn forms_need_their_token_and_origin() {
     };
     assert_eq!(count(contacts().await), 0);
     // The page's token from another site's page: refused too.
-    let page = c
-        .get(format!("{base}/contacts/new"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = common::csrf_token(&page);
+    let page = c.get(format!("{base}/contacts/new")).send().await.unwrap();
+    let cookie = common::csrf_cookie(&page);
+    let token = common::csrf_token(&page.text().await.unwrap());
     let mut signed = ada();
     signed.push(("csrf", token.clone()));
-    let res = post(signed.clone(), Some("http://evil.example"))
-        .await
-        .unwrap();
+    let res = post(
+        signed.clone(),
+        Some("http://evil.example"),
+        Some(cookie.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 403);
+    // The token without its cookie (another browser), or with another
+    // browser's cookie: refused.
+    assert_eq!(
+        post(signed.clone(), None, None).await.unwrap().status(),
+        403
+    );
+    let other = format!("smsflow_csrf={}", "ab".repeat(32));
+    let res = post(signed.clone(), None, Some(other)).await.unwrap();
     assert_eq!(res.status(), 403);
     assert_eq!(count(contacts().await), 0);
     // The page's own post is saved.
-    let res = post(signed, None).await.unwrap();
+    let res = post(signed.clone(), None, Some(cookie.clone()))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(count(contacts().await), 1);
+    r.shutdown().await.unwrap();
+
+    // Another replica takes the form the first one served: nothing on the
+    // server ties the token to the process that made it (the cookie carries
+    // it), so replicas behind one load balancer accept each other's forms.
+    let r = start("", &[]).await;
+    let base = admin(&r);
+    let res = c
+        .post(format!("{base}/contacts/new"))
+        .header("cookie", cookie)
+        .form(&signed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
     r.shutdown().await.unwrap();
 }
 

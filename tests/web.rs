@@ -72,13 +72,20 @@ impl Web {
 
     /// A form as the page posts it, with the CSRF token its page carries.
     async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
-        let (_, page) = self.page("/contacts/new").await;
-        let token = common::csrf_token(&page);
+        let res = self
+            .client
+            .get(format!("{}/contacts/new", self.base))
+            .send()
+            .await
+            .unwrap();
+        let cookie = common::csrf_cookie(&res);
+        let token = common::csrf_token(&res.text().await.unwrap());
         let mut form = form.to_vec();
         form.push(("csrf", &token));
         let res = self
             .client
             .post(format!("{}{path}", self.base))
+            .header("cookie", cookie)
             .form(&form)
             .send()
             .await

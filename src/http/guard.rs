@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -31,6 +31,17 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// The form field carrying [`form_token`].
 pub const CSRF_FIELD: &str = "csrf";
+
+/// The cookie holding the same token (double submit): a form is accepted
+/// when its field equals the browser's cookie, which another site can
+/// neither read nor set. Nothing is kept on the server, so a form from one
+/// replica is accepted by any other.
+pub const CSRF_COOKIE: &str = "smsflow_csrf";
+
+tokio::task_local! {
+    /// The token of the request being answered, for the pages' forms.
+    static FORM_TOKEN: String;
+}
 
 /// Why a pipeline's admin listener must not start as it is, if it must not:
 /// reachable from other machines with nobody to authenticate.
@@ -112,19 +123,29 @@ impl Guard {
                 return error(StatusCode::REQUEST_TIMEOUT, Some("body"), why);
             }
         };
+        let cookie = cookie_token(req.headers());
         if self.csrf {
-            if let Err(r) = csrf(&req) {
+            if let Err(r) = csrf(&req, cookie.as_deref()) {
                 return *r;
             }
         }
-        match tokio::time::timeout_at(deadline, next.run(req)).await {
+        let token = cookie.clone().unwrap_or_else(random_hex);
+        let answer = FORM_TOKEN.scope(token.clone(), next.run(req));
+        let mut res = match tokio::time::timeout_at(deadline, answer).await {
             Ok(res) => res,
             Err(_) => error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
                 format!("the answer took longer than http.limits.request_timeout ({limit})"),
             ),
+        };
+        if self.csrf && cookie.is_none() {
+            let set = format!("{CSRF_COOKIE}={token}; Path=/; SameSite=Strict; HttpOnly");
+            if let Ok(v) = HeaderValue::from_str(&set) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
         }
+        res
     }
 
     /// Refuse a `Host` this server is not (a DNS-rebinding page reaching a
@@ -236,7 +257,7 @@ fn url_host(url: &str) -> Option<String> {
 /// Refuse what a page on another site could make a logged-in operator's
 /// browser send: a cross-site unsafe request, a JSON endpoint called with
 /// a content type a plain HTML form can send, a form without its token.
-fn csrf(req: &Request) -> Result<(), Box<Response>> {
+fn csrf(req: &Request, cookie: Option<&str>) -> Result<(), Box<Response>> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
@@ -308,7 +329,10 @@ fn csrf(req: &Request) -> Result<(), Box<Response>> {
             .map(|(_, v)| v),
         _ => None,
     };
-    let ok = token.is_some_and(|t| bool::from(t.ct_eq(form_token().as_bytes())));
+    let ok = match (token, cookie) {
+        (Some(t), Some(c)) => bool::from(t.ct_eq(c.as_bytes())),
+        _ => false,
+    };
     if ok {
         Ok(())
     } else {
@@ -330,12 +354,24 @@ fn body_of(req: &Request) -> Option<&[u8]> {
 #[derive(Clone)]
 struct ReadBody(Bytes);
 
-/// The per-process secret forms carry in [`CSRF_FIELD`]: random at start,
-/// readable only by who can read the pages (the same-origin policy keeps
-/// it from other sites).
-pub fn form_token() -> &'static str {
-    static TOKEN: OnceLock<String> = OnceLock::new();
-    TOKEN.get_or_init(random_hex)
+/// The token a page's forms carry in [`CSRF_FIELD`]: the browser's
+/// [`CSRF_COOKIE`], or the new one set with this answer. Readable only by
+/// who can read the pages (the same-origin policy keeps it from other sites).
+pub fn form_token() -> String {
+    FORM_TOKEN.try_with(String::clone).unwrap_or_default()
+}
+
+/// The request's [`CSRF_COOKIE`], when it looks like one this server made.
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == CSRF_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// 244 bits from the OS's random source (uuid v4 draws on it), as hex.

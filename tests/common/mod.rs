@@ -65,6 +65,19 @@ pub async fn json_answer(res: reqwest::Response) -> (u16, serde_json::Value) {
 }
 
 /// The CSRF token of a page's POST form (`<input type="hidden" name="csrf" value="...">`).
+/// The `Cookie` header a browser sends back after `res`: the CSRF cookie
+/// the page set, which a form's token must equal.
+pub fn csrf_cookie(res: &reqwest::Response) -> String {
+    let set = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("smsflow_csrf="))
+        .unwrap_or_else(|| panic!("no CSRF cookie set: {:?}", res.headers()));
+    set.split(';').next().unwrap().to_owned()
+}
+
 pub fn csrf_token(page: &str) -> String {
     let after = page
         .split("name=\"csrf\" value=\"")
