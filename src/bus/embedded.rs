@@ -229,13 +229,8 @@ pub struct EmbeddedConsumer {
 
 impl EmbeddedConsumer {
     pub async fn recv(&mut self) -> Result<Record, BusError> {
-        // The distinct topics this consumer reads, to wait on their wake-ups.
-        let mut topics: Vec<Arc<Topic>> = Vec::new();
-        for a in &self.assigned {
-            if !topics.iter().any(|t| Arc::ptr_eq(t, &a.topic)) {
-                topics.push(a.topic.clone());
-            }
-        }
+        // The topics this consumer reads, to wait on their wake-ups.
+        let topics = super::distinct(self.assigned.iter().map(|a| &a.topic));
         if topics.is_empty() {
             return Err(BusError::Closed);
         }

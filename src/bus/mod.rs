@@ -89,6 +89,18 @@ pub struct TopicSpec {
     pub compacted: bool,
 }
 
+/// Each `Arc` of `all` once (by pointer), in order: the distinct topics a
+/// consumer's partitions belong to.
+pub(crate) fn distinct<'a, T: 'a>(all: impl IntoIterator<Item = &'a Arc<T>>) -> Vec<Arc<T>> {
+    let mut out: Vec<Arc<T>> = Vec::new();
+    for a in all {
+        if !out.iter().any(|t| Arc::ptr_eq(t, a)) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 /// Wait until `next` has something, woken by any of `wakes`: each wake-up
 /// is registered before `next` looks, so one that comes in between is not
 /// missed. What the embedded buses' consumers do in `recv`.
