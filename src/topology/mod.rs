@@ -434,10 +434,6 @@ impl Topology {
                                 p.http.accept_timeout,
                                 log.clone(),
                             );
-                            let source = match cfg.receiving() {
-                                Some(r) => source.with_receiving(r),
-                                None => source,
-                            };
                             let default_sending = config::Sending::default();
                             let sending = cfg.sending().unwrap_or(&default_sending);
                             let client = backends::provider::client(sending)
