@@ -53,7 +53,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, Threa
 use rdkafka::Message as _;
 use smsflow::backends::discard::SendHook;
 use smsflow::bus::Produce;
-use smsflow::config::{self, Chain, KafkaMode, Pipeline};
+use smsflow::config::{Chain, KafkaMode, Pipeline};
 use smsflow::message::{Connection, InboundMessage, OutboundMessage};
 use smsflow::schema;
 use smsflow::topology::{Running, Topology};
@@ -241,8 +241,8 @@ fn loadtest(
     chained: bool,
 ) -> anyhow::Result<(Pipeline, Option<tempfile::TempDir>)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/loadtest.yaml");
-    let mut p =
-        config::load_file(std::path::Path::new(path)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut p = smsflow::topology::load_file(std::path::Path::new(path))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     p.http.listen = "127.0.0.1:0".parse()?;
     if !chained {
         p.chain = Chain::Every(false);

@@ -85,7 +85,8 @@ chain: true
         password = k.password(),
         secret = kannel::WEBHOOK_SECRET,
     );
-    let mut p = config::load_str(&yaml, &|_| None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut p =
+        smsflow::topology::load_str(&yaml, &|_| None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     p.kafka = config::Kafka::with_mode(KafkaMode::Embedded);
     Ok(p)
 }

@@ -105,7 +105,7 @@ fn pipeline_yaml() -> String {
 }
 
 fn pipeline() -> Pipeline {
-    config::load_str(&pipeline_yaml(), &|_| None).unwrap_or_else(|errors| {
+    smsflow::topology::load_str(&pipeline_yaml(), &|_| None).unwrap_or_else(|errors| {
         panic!("bench pipeline does not load: {errors:?}");
     })
 }
@@ -204,7 +204,7 @@ fn codec(c: &mut Criterion) {
 fn router(c: &mut Criterion) {
     let p = pipeline();
     let table = RouteTable::build(&p).unwrap();
-    let services = smsflow::table::Tables::new(&p).services();
+    let services = smsflow::apps::Services::of(&smsflow::state::Tables::new(&p));
     let router = RouterIn::new(Arc::from("router-in"), &p, table, services);
     bench_router(c, "router", router, |out, app, text| {
         let routed = schema::routed().decode(&out[0].payload).unwrap();
@@ -217,13 +217,18 @@ fn router_apps(c: &mut Criterion) {
     p.optout = Some(config::OptOut::default());
     p.messagelog = Some(config::MessageLog::default());
     let table = RouteTable::build(&p).unwrap();
-    let tables = smsflow::table::Tables::new(&p);
+    let tables = smsflow::state::Tables::new(&p);
     let mut ada = contact();
     ada.connections = vec![Connection::new("message_tester", IDENTITY)];
     tables.contacts.save(ada).unwrap();
-    let keywords = smsflow::optout::Keywords::new(p.optout.as_ref().unwrap());
-    let router = RouterIn::new(Arc::from("router-in"), &p, table, tables.services())
-        .with_optout(keywords, tables.optouts.clone());
+    let keywords = smsflow::state::optout::Keywords::new(p.optout.as_ref().unwrap());
+    let router = RouterIn::new(
+        Arc::from("router-in"),
+        &p,
+        table,
+        smsflow::apps::Services::of(&tables),
+    )
+    .with_optout(keywords, tables.optouts.clone());
     bench_router(c, "router_apps", router, |out, app, text| {
         // The log entry, then the routed message with the contact attached.
         let routed = schema::routed().decode(&out[1].payload).unwrap();

@@ -19,14 +19,13 @@
 //!   so a partition), so a lock per call is all the coordination needed. The
 //!   state here lives in memory; an app whose state must survive restarts
 //!   writes it as records with [`Context::store`] to a compacted topic and
-//!   reads it back with `smsflow::table::follow`, as the built-in poll app does.
+//!   reads it back with `smsflow::state::table::follow`, as the built-in poll app does.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use smsflow::apps::{App, AppError, Context};
-use smsflow::config;
 use smsflow::topology::Topology;
 
 /// One phone's game.
@@ -121,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("examples/guess.yaml"));
-    let pipeline = config::load_file(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pipeline = smsflow::topology::load_file(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let running = Topology::new(pipeline)?
         .with_app("guess", Arc::new(Guess::new(|| fastrand::u32(1..=100))))
         .start(None, true)

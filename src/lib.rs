@@ -1,44 +1,57 @@
 //! smsflow: RapidSMS's backends, router and apps as a Kafka stream processor.
 //!
-//! Modules in the order data flows:
+//! Modules in the order data flows. A module imports only from modules
+//! above it in this list (`tests/layout.rs` checks that no import points
+//! the other way and that no two modules import each other):
 //!
+//! - [`sms`]: what every layer shares about short messages, importing
+//!   nothing of smsflow: GSM 03.38 / UCS-2 encoding and segments, phone
+//!   numbers, keyword and pattern rules, text templates.
 //! - [`config`]: the pipeline YAML: types, `${VAR}` interpolation, validation.
 //! - [`message`]: the domain types; [`schema`]: their Avro encoding.
+//! - [`i18n`]: the texts of every language; [`metrics`]: every metric,
+//!   defined once.
 //! - [`bus`]: Kafka (rdkafka) and the embedded in-process bus, behind one interface.
+//! - [`stage`]: the consume → handle → produce → mark-done loop every stage runs.
+//! - [`http`]: what every HTTP endpoint shares: the listener, the guard
+//!   (authentication, CSRF, limits), form parsing, JSON errors.
+//! - [`state`]: tables kept from topics: contacts, opt-outs, poll answers,
+//!   message status, the message log.
+//! - [`apps`]: the [`apps::App`] trait, the built-in apps, their stage and
+//!   messaging (sending to contacts and groups).
 //! - [`backends`]: sources that write `sms.inbound` and sinks that read `sms.send.<backend>`.
 //! - [`router`]: incoming phases and the route table; the outgoing phase.
-//! - [`apps`]: the [`apps::App`] trait and the built-in apps.
-//! - [`sms`]: GSM 03.38 / UCS-2 encoding and segment counts.
-//! - [`stage`]: the consume → handle → produce → mark-done loop every stage runs.
+//! - [`web`]: the HTTP servers (webhooks, probes) and the operator pages and JSON API.
 //! - [`topology`]: a pipeline turned into running stages, and their shutdown order.
-//! - [`http`]: the one HTTP server; [`metrics`]: every metric, defined once.
-//! - [`web`]: the web pages and JSON API (message log, contacts, messaging, polls, status).
-//! - [`script`]: RapidSMS-style conversation scripts (`smsflow test`).
-//! - [`graph`]: the topology as text or Graphviz; [`ops`]: `smsflow send` and `tail`;
-//!   [`dlq`]: `smsflow dlq list` and `replay`.
+//! - [`cli`]: the operator's commands beyond `run` (send, status, tail,
+//!   dlq, graph, conversation scripts).
+
+pub mod sms;
+
+pub mod config;
+
+pub mod message;
+pub mod schema;
+
+pub mod i18n;
+pub mod metrics;
+
+pub mod bus;
+
+pub mod stage;
+
+pub mod http;
+
+pub mod state;
 
 pub mod apps;
+
 pub mod backends;
-pub mod bus;
-pub mod client;
-pub mod config;
-pub mod contacts;
-pub mod dlq;
-pub mod graph;
-pub mod http;
-pub mod i18n;
-pub mod message;
-pub mod messagelog;
-pub mod messaging;
-pub mod metrics;
-pub mod ops;
-pub mod optout;
+
 pub mod router;
-pub mod schema;
-pub mod script;
-pub mod sms;
-pub mod stage;
-pub mod status;
-pub mod table;
-pub mod topology;
+
 pub mod web;
+
+pub mod topology;
+
+pub mod cli;

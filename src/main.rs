@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use smsflow::client::Api;
+use smsflow::apps::messaging::Recipients;
+use smsflow::cli::client::Api;
+use smsflow::cli::{graph, ops, script};
 use smsflow::config::{self, KafkaMode, Pipeline};
-use smsflow::messaging::Recipients;
 use smsflow::topology::Topology;
-use smsflow::{graph, ops, script};
 use tracing::info;
 
 #[derive(Parser)]
@@ -201,9 +201,9 @@ struct DlqFilter {
     kind: Option<String>,
 }
 
-impl From<DlqFilter> for smsflow::dlq::Filter {
+impl From<DlqFilter> for smsflow::cli::dlq::Filter {
     fn from(f: DlqFilter) -> Self {
-        smsflow::dlq::Filter {
+        smsflow::cli::dlq::Filter {
             stage: f.stage,
             kind: f.kind,
         }
@@ -245,7 +245,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn load(file: &Path) -> anyhow::Result<Pipeline> {
-    config::load_file(file).map_err(|e| anyhow::anyhow!("{e}"))
+    smsflow::topology::load_file(file).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -262,7 +262,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", smsflow::http::guard::hash_password(password)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { file } => match config::load_file(&file) {
+        Command::Validate { file } => match smsflow::topology::load_file(&file) {
             Ok(p) => {
                 let topology = Topology::new(p)?;
                 println!("{}: ok", file.display());
@@ -299,9 +299,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dlq {
             command: DlqCommand::List { file, filter },
         } => {
-            let letters = smsflow::dlq::list(&load(&file)?, &filter.into()).await?;
+            let letters = smsflow::cli::dlq::list(&load(&file)?, &filter.into()).await?;
             for d in &letters {
-                println!("{}", smsflow::dlq::to_json(d));
+                println!("{}", smsflow::cli::dlq::to_json(d));
             }
             eprintln!("{} dead letters", letters.len());
             Ok(ExitCode::SUCCESS)
@@ -309,7 +309,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dlq {
             command: DlqCommand::Replay { file, filter },
         } => {
-            let n = smsflow::dlq::replay(&load(&file)?, &filter.into()).await?;
+            let n = smsflow::cli::dlq::replay(&load(&file)?, &filter.into()).await?;
             println!("replayed {n} dead letters");
             Ok(ExitCode::SUCCESS)
         }

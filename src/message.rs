@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::sms::Encoding;
+
 /// Free-form metadata (RapidSMS `msg.fields`). Sorted, so encoding is stable.
 pub type Fields = BTreeMap<String, String>;
 
@@ -98,14 +100,6 @@ pub enum Priority {
     High,
 }
 
-/// The alphabet an SMS text needs (GSM 03.38 default alphabet or UCS-2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Encoding {
-    Gsm7,
-    Ucs2,
-}
-
 /// A message to one phone (`sms.outbound`, then `sms.send.<backend>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboundMessage {
@@ -168,6 +162,20 @@ pub enum DeliveryStatus {
     Expired,
     /// Not sent: the number opted out (STOP).
     Suppressed,
+}
+
+impl DeliveryStatus {
+    /// The status as it is written in the schema and shown to operators.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Expired => "expired",
+            DeliveryStatus::Suppressed => "suppressed",
+        }
+    }
 }
 
 /// What happened to an outbound message (`sms.events`).

@@ -457,7 +457,7 @@ fn store(committer: &Committer, last: &[(Arc<str>, i32, i64)]) -> Result<(), Bus
 
 /// The dead-letter record: the original key and bytes, and why.
 pub fn dead_letter(ctx: &StageContext, record: &Record, kind: &str, message: &str) -> Produce {
-    let source = Source {
+    let source = Origin {
         topic: &record.topic,
         position: Some((record.partition, record.offset)),
     };
@@ -474,7 +474,7 @@ pub fn dead_letter(ctx: &StageContext, record: &Record, kind: &str, message: &st
 
 /// Where a dead letter belongs: the topic `smsflow dlq replay` writes it
 /// back to, and the record's place there when it was read from it.
-pub struct Source<'a> {
+pub struct Origin<'a> {
     pub topic: &'a str,
     pub position: Option<(i32, i64)>,
 }
@@ -485,7 +485,7 @@ pub fn dead_letter_value(
     stage: &str,
     key: Bytes,
     payload: Bytes,
-    source: Source<'_>,
+    source: Origin<'_>,
     kind: &str,
     message: &str,
 ) -> Produce {

@@ -38,7 +38,7 @@ fn pipeline(extra: &str, env: &[(&str, &str)]) -> Result<config::Pipeline, Strin
             .find(|(name, _)| *name == k)
             .map(|(_, v)| v.to_string())
     };
-    config::load_str(&text, &env).map_err(|errors| {
+    smsflow::topology::load_str(&text, &env).map_err(|errors| {
         errors
             .iter()
             .map(|e| e.to_string())
@@ -463,9 +463,9 @@ async fn operators_authenticate_with_a_token_or_a_password() {
     // The CLI's client sends the token.
     let mut p = pipeline(AUTH, &[("ADMIN_TOKEN", TOKEN), ("OPS_HASH", &hash)]).unwrap();
     p.http.admin.listen = r.admin_addr();
-    let api = smsflow::client::Api::new(&p, None).with_token(Some(TOKEN.into()));
+    let api = smsflow::cli::client::Api::new(&p, None).with_token(Some(TOKEN.into()));
     assert!(api.get("/api/log").await.is_ok());
-    let anonymous = smsflow::client::Api::new(&p, None).with_token(Some("nope".into()));
+    let anonymous = smsflow::cli::client::Api::new(&p, None).with_token(Some("nope".into()));
     let err = anonymous.get("/api/log").await.unwrap_err().to_string();
     assert!(err.contains("401"), "{err}");
     r.shutdown().await.unwrap();
@@ -732,7 +732,11 @@ async fn lists_are_paginated_and_capped() {
     };
     let boxes = |html: &str| html.matches("name=\"contacts\"").count();
     let first = page("").await;
-    assert_eq!(boxes(&first), smsflow::messagelog::PER_PAGE, "{first}");
+    assert_eq!(
+        boxes(&first),
+        smsflow::state::messagelog::PER_PAGE,
+        "{first}"
+    );
     assert!(first.contains("page=10"), "links to the last page");
     let found = page("q=Person+007").await;
     assert_eq!(boxes(&found), 1);

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use smsflow::apps::messaging::{self, Recipients};
 use smsflow::backends::tester::Tester;
 use smsflow::bus::Produce;
 use smsflow::config::KafkaMode;
 use smsflow::message::{derived_id, Connection, Direction};
-use smsflow::messagelog::Query;
-use smsflow::messaging::{self, Recipients};
-use smsflow::status::Report;
+use smsflow::state::messagelog::Query;
+use smsflow::state::status::Report;
 use smsflow::topology::{Running, Topology};
 
 mod common;

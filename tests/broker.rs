@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use smsflow::bus::Produce;
+use smsflow::cli::dlq;
 use smsflow::config::KafkaMode;
-use smsflow::dlq;
 use smsflow::message::{Connection, InboundMessage, OutboundMessage};
 use smsflow::schema;
 use smsflow::topology::Topology;

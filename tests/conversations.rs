@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use smsflow::cli::script;
 use smsflow::config::KafkaMode;
-use smsflow::script;
 use smsflow::topology::Topology;
 
 mod common;

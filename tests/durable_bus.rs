@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smsflow::bus::{Bus, Produce, Record, TopicSpec};
-use smsflow::config::{self, load_str, Fsync, KafkaMode};
+use smsflow::config::{self, Fsync, KafkaMode};
+use smsflow::topology::load_str;
 
 mod common;
 
@@ -442,7 +443,7 @@ async fn a_pipelines_tables_are_read_back_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let running = start(dir.path()).await;
     let contacts = running.tables().contacts.clone();
-    let ada = smsflow::contacts::ContactBook::new_contact(
+    let ada = smsflow::state::contacts::ContactBook::new_contact(
         "Ada",
         vec![smsflow::message::Connection::new(
             "message_tester",

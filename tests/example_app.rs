@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use smsflow::cli::script;
 use smsflow::config::{KafkaMode, Pipeline};
-use smsflow::script;
 use smsflow::topology::Topology;
 
 mod common;

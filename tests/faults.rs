@@ -21,7 +21,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use smsflow::config::{self, KafkaMode};
+use smsflow::config::KafkaMode;
 
 mod common;
 
@@ -244,7 +244,7 @@ impl Harness {
 
 /// A steady load from 100 phones on the `gateway` backend, in the background.
 fn start_load(file: &Path, n: usize, per_second: u64) -> tokio::task::JoinHandle<Vec<String>> {
-    let pipeline = config::load_file(file).unwrap_or_else(|e| panic!("{e}"));
+    let pipeline = smsflow::topology::load_file(file).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pipeline.kafka.mode, KafkaMode::Kafka);
     tokio::spawn(
         async move { common::load::produce(&pipeline, "gateway", 100, n, per_second).await },
@@ -357,7 +357,7 @@ async fn where_lost(file: &Path, provider: &Arc<Mutex<Provider>>, ids: &[String]
             .cloned()
             .collect()
     };
-    let pipeline = config::load_file(file).unwrap();
+    let pipeline = smsflow::topology::load_file(file).unwrap();
     let bus = KafkaBus::connect(&pipeline.kafka, &[]).await.unwrap();
     let mut replies = Vec::new();
     for topic in [

@@ -119,11 +119,11 @@ async fn a_failing_app_is_dead_lettered_and_replayable() {
 
     // Fixed: the replay hands the same message to the app again.
     flaky.broken.store(false, Ordering::SeqCst);
-    let filter = smsflow::dlq::Filter {
+    let filter = smsflow::cli::dlq::Filter {
         kind: Some("app".into()),
         ..Default::default()
     };
-    assert_eq!(smsflow::dlq::replay(&p, &filter).await.unwrap(), 1);
+    assert_eq!(smsflow::cli::dlq::replay(&p, &filter).await.unwrap(), 1);
     let reply = tokio::time::timeout(Duration::from_secs(60), replies.recv())
         .await
         .expect("a reply within 60 s")
@@ -131,7 +131,7 @@ async fn a_failing_app_is_dead_lettered_and_replayable() {
     assert_eq!(reply.text, "fixed: boom");
     assert_eq!(reply.connection.identity, "+15550101");
     // Replayed once: a second replay finds nothing new.
-    assert_eq!(smsflow::dlq::replay(&p, &filter).await.unwrap(), 0);
+    assert_eq!(smsflow::cli::dlq::replay(&p, &filter).await.unwrap(), 0);
     running.shutdown().await.unwrap();
 }
 

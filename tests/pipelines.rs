@@ -11,10 +11,10 @@ fn every_pipeline_file_is_valid() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let p = smsflow::config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            let p = smsflow::topology::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
             let t = Topology::new(p).unwrap();
-            let text = smsflow::graph::text(&t);
-            let dot = smsflow::graph::dot(&t);
+            let text = smsflow::cli::graph::text(&t);
+            let dot = smsflow::cli::graph::dot(&t);
             for s in t.stages() {
                 assert!(text.contains(&s.name) && dot.contains(&format!("\"{}\"", s.name)));
             }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use smsflow::apps::{respond, App, AppError, Context, Outgoing};
 use smsflow::bus::{Produce, Record};
+use smsflow::cli::script;
 use smsflow::config::{Chain, KafkaMode};
 use smsflow::message::{Connection, InboundMessage, OutboundMessage};
 use smsflow::metrics::metrics;
 use smsflow::schema;
-use smsflow::script;
 use smsflow::topology::{Running, Topology};
 
 mod common;

@@ -15,9 +15,10 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::json;
 use smsflow::bus::Produce;
-use smsflow::config::{load_str, KafkaMode, Pipeline};
+use smsflow::config::{KafkaMode, Pipeline};
 use smsflow::message::{Connection, DeliveryStatus, InboundMessage, OutboundMessage};
 use smsflow::schema;
+use smsflow::topology::load_str;
 use smsflow::topology::{Running, Topology};
 
 mod common;

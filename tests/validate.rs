@@ -1,7 +1,8 @@
 //! `smsflow validate`: one test for each kind of error it reports, each
 //! checked for its line, column and message.
 
-use smsflow::config::{load_str, ConfigError};
+use smsflow::config::ConfigError;
+use smsflow::topology::load_str;
 
 const GOOD: &str = "\
 backends:

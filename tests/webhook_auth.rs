@@ -2,7 +2,8 @@
 //! could reach proves who calls them, or says `receive.insecure: true` on a
 //! loopback listener; secrets are long, URL-safe, and never printed.
 
-use smsflow::config::{load_str, ConfigError};
+use smsflow::config::ConfigError;
+use smsflow::topology::load_str;
 
 /// A pipeline with `backend` (YAML lines under `backends:`) and `listen`.
 fn pipeline(listen: &str, backend: &str) -> String {

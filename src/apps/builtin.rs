@@ -1,7 +1,7 @@
 //! The built-in apps, with RapidSMS's exact strings (in English; every text
 //! can be translated under `languages.texts` with the key shown).
 
-use super::{App, AppError, Context};
+use super::app::{App, AppError, Context};
 
 /// RapidSMS `EchoHandler`: `echo <text>` → `<text>`, a bare `echo` → help (`echo.help`).
 pub struct Echo;

@@ -7,9 +7,9 @@
 
 use regex::Regex;
 
-use super::{App, AppError, Context};
-use crate::contacts::{ContactBook, MAX_NAME};
-use crate::router::table::keyword_regex;
+use super::app::{App, AppError, Context};
+use crate::sms::keyword::keyword_regex;
+use crate::state::contacts::{ContactBook, MAX_NAME};
 
 /// The keywords its route matches when it names no trigger of its own.
 pub const TRIGGER: &str = "register|reg|join|language|lang";

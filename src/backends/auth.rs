@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap};
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use subtle::ConstantTimeEq;
 
-use super::SourceError;
+use super::webhook::SourceError;
 use crate::config::Receiving;
 use crate::metrics::metrics;
 

@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::auth::WebhookAuth;
 use super::provider::Provider;
-use super::{clickatell, http as generic, kannel, twilio, vumi, Hooks, Reports, Source};
+use super::{clickatell, generic_http as generic, kannel, twilio, vumi, Hooks, Reports, Source};
 use crate::config;
 
 /// A provider backend's sink side and its webhook routes (`None` for the

@@ -102,8 +102,8 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Shown, WebhookAuth};
 use super::provider::{call, http_failure, Answer, Attempt, Provider};
+use super::webhook::answer;
 use super::{json, Report, Reports, Source, SourceError};
-use crate::http::answer;
 use crate::message::{DeliveryStatus, OutboundMessage};
 
 /// What the callbacks need.

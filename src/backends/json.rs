@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::SourceError;
+use super::webhook::SourceError;
 
 /// The request body as a JSON object.
 pub fn object(body: &[u8]) -> Result<Map<String, Value>, SourceError> {

@@ -40,8 +40,9 @@ use futures::FutureExt;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::provider::{call, Attempt, Provider};
+use super::webhook::answer;
 use super::{Hooks, Report, SourceError};
-use crate::http::{answer, form_bytes};
+use crate::http::form_bytes;
 use crate::message::{DeliveryStatus, Encoding, OutboundMessage};
 use crate::sms;
 

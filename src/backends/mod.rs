@@ -8,15 +8,17 @@ pub mod build;
 pub mod clickatell;
 pub mod dedupe;
 pub mod discard;
-pub mod http;
+pub mod generic_http;
 pub mod json;
 pub mod kannel;
-pub mod numbers;
 pub mod provider;
 pub mod sent;
 pub mod tester;
 pub mod twilio;
 pub mod vumi;
+pub mod webhook;
+
+pub use webhook::SourceError;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,67 +30,9 @@ use crate::config::Receiving;
 use crate::message::{Connection, DeliveryEvent, DeliveryStatus, InboundMessage};
 use crate::metrics::metrics;
 use crate::schema;
+use crate::sms::numbers::{self, Country};
 use dedupe::Dedupe;
-use numbers::Country;
 use sent::SentLog;
-
-/// Why a source refused an inbound message.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// The request is wrong: answer 400 naming the field.
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
-    /// The request carries no credential (no secret, no basic auth): answer
-    /// 401, asking for basic auth when the backend takes it.
-    #[error("{message}")]
-    Unauthorized { message: String, basic: bool },
-    /// The request is not the provider's (a bad signature, a wrong secret): answer 403.
-    #[error("{0}")]
-    Forbidden(String),
-    /// The text is longer than the backend's `receive.max_text`: answer 413
-    /// naming the limit.
-    #[error("{field}: {message}")]
-    TooLarge { field: String, message: String },
-    /// An id or another field is longer than its `receive:` limit: answer
-    /// 400 naming the field and the limit.
-    #[error("{field}: {message}")]
-    TooLong { field: String, message: String },
-    /// The bus could not store it: answer 503 so the provider retries.
-    #[error("cannot store the message now: {0}")]
-    Unavailable(#[from] BusError),
-}
-
-impl SourceError {
-    /// `field` is missing from the request.
-    pub fn missing(field: &'static str, what: &str) -> SourceError {
-        SourceError::Invalid {
-            field,
-            message: format!("missing field {field}: {what}"),
-        }
-    }
-
-    /// The error about `from` (the shared source's name for a field, such
-    /// as `identity`) under the name the provider gave it (`to`).
-    pub fn renamed(self, from: &str, to: &'static str) -> SourceError {
-        match self {
-            SourceError::Invalid { field, message } if field == from => {
-                SourceError::Invalid { field: to, message }
-            }
-            SourceError::TooLarge { field, message } if field == from => SourceError::TooLarge {
-                field: to.to_owned(),
-                message,
-            },
-            SourceError::TooLong { field, message } if field == from => SourceError::TooLong {
-                field: to.to_owned(),
-                message,
-            },
-            e => e,
-        }
-    }
-}
 
 /// The `receive:` bounds on what a request may carry, checked before
 /// anything is stored (a 1.5 MB message id or a 2 MB text would otherwise
@@ -472,20 +416,8 @@ impl Reports {
         claim.stored();
         metrics()
             .reports
-            .with_label_values(&[&self.backend, status_name(status)])
+            .with_label_values(&[&self.backend, status.name()])
             .inc();
         Ok(event)
-    }
-}
-
-/// A status as it is written in the schema.
-pub fn status_name(s: DeliveryStatus) -> &'static str {
-    match s {
-        DeliveryStatus::Queued => "queued",
-        DeliveryStatus::Sent => "sent",
-        DeliveryStatus::Delivered => "delivered",
-        DeliveryStatus::Failed => "failed",
-        DeliveryStatus::Expired => "expired",
-        DeliveryStatus::Suppressed => "suppressed",
     }
 }

@@ -175,24 +175,11 @@ pub fn client(settings: &Sending) -> anyhow::Result<reqwest::Client> {
         .timeout(settings.timeout)
         .pool_max_idle_per_host(settings.concurrency.max(1));
     if let Some(path) = &settings.ca_file {
-        builder = builder.tls_certs_merge(ca_certificates(path)?);
+        builder = builder.tls_certs_merge(crate::config::files::ca_certificates(path)?);
     }
     builder
         .build()
         .map_err(|e| anyhow::anyhow!("cannot set up the HTTPS client: {e}"))
-}
-
-/// The certificates of a PEM file, or an error naming the file (never its
-/// contents).
-pub fn ca_certificates(path: &str) -> anyhow::Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("send.ca_file {path:?} cannot be read: {e}"))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| anyhow::anyhow!("send.ca_file {path:?} is not PEM certificates: {e}"))?;
-    if certs.is_empty() {
-        anyhow::bail!("send.ca_file {path:?} holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)");
-    }
-    Ok(certs)
 }
 
 /// A message handed to a delivery task, with the hold on its record.

@@ -23,24 +23,6 @@ const MAX_NUMBERS: usize = 10_000;
 /// Sent ids remembered to send each message at most once.
 const REMEMBERED_IDS: usize = 100_000;
 
-/// Why `p` must not start: a tester backend on an admin listener other
-/// machines can reach lets anyone with admin access inject messages as any
-/// phone number, so that takes `http.admin.allow_remote_tester: true`.
-pub fn remote_refusal(p: &crate::config::Pipeline) -> Option<String> {
-    let admin = &p.http.admin;
-    let tester = p.backends.iter().find_map(|b| match b {
-        crate::config::Backend::Tester { name, .. } => Some(name),
-        _ => None,
-    })?;
-    (!p.http.admin_on_loopback() && !admin.allow_remote_tester).then(|| {
-        format!(
-            "the tester backend {tester:?} would be served on {}, which is not loopback: \
-             set http.admin.allow_remote_tester: true to allow it, or remove the tester",
-            p.http.admin_listen()
-        )
-    })
-}
-
 /// One line of a conversation.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Line {

@@ -74,8 +74,8 @@ use serde_json::Value;
 use sha1::Sha1;
 
 use super::provider::{call, Answer, Attempt, Provider};
+use super::webhook::answer;
 use super::{Report, Reports, Source, SourceError};
-use crate::http::answer;
 use crate::message::{DeliveryStatus, OutboundMessage};
 
 /// The header Twilio signs webhooks with.

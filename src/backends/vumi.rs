@@ -68,8 +68,8 @@ use futures::FutureExt;
 use serde_json::{json, Map, Value};
 
 use super::provider::{call, Attempt, Provider};
+use super::webhook::answer;
 use super::{json, Hooks, Report, SourceError};
-use crate::http::answer;
 use crate::message::{DeliveryStatus, OutboundMessage};
 
 /// `POST /backend/<name>/` (messages, and events) and `POST /backend/<name>/event`.

@@ -48,7 +48,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::{partition_for_key, AckGroup, BusError, Produce, Record, TopicSpec};
+use super::murmur2::partition_for_key;
+use super::record::{distinct, wait_for, AckGroup, BusError, Produce, Record, TopicSpec};
 use crate::config::{self, Fsync};
 
 /// The database file inside `data_dir`.
@@ -88,47 +89,6 @@ fn now_millis() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// Whether `dir` can hold the bus: an existing directory we can write in,
-/// or a path whose nearest existing ancestor is one (it is created at
-/// start-up). The answer says what is wrong, for `validate`.
-pub fn check_data_dir(dir: &Path) -> Result<(), String> {
-    if dir.as_os_str().is_empty() {
-        return Err("`data_dir` is empty: expected a directory path".into());
-    }
-    let mut at = dir;
-    while !at.exists() {
-        match at.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => at = parent,
-            _ => {
-                at = Path::new(".");
-                break;
-            }
-        }
-    }
-    if !at.is_dir() {
-        return Err(format!(
-            "{} is not a directory: `data_dir` must be a directory (or a path where one can be created)",
-            at.display()
-        ));
-    }
-    // A real write: permission bits do not tell about read-only mounts or ACLs.
-    let probe = at.join(format!(".smsflow-write-check-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(format!(
-            "cannot write in {} ({e}): the bus's `data_dir` must be writable",
-            at.display()
-        )),
-    }
 }
 
 /// The durable embedded bus.
@@ -933,12 +893,12 @@ pub struct DurableConsumer {
 impl DurableConsumer {
     pub async fn recv(&mut self) -> Result<Record, BusError> {
         // The topics this consumer reads, to wait on their wake-ups.
-        let topics = super::distinct(self.assigned.iter().map(|a| &a.topic));
+        let topics = distinct(self.assigned.iter().map(|a| &a.topic));
         if topics.is_empty() {
             return Err(BusError::Closed);
         }
         let wakes: Vec<&Notify> = topics.iter().map(|t| &t.data).collect();
-        super::wait_for(&wakes, || self.try_recv()).await
+        wait_for(&wakes, || self.try_recv()).await
     }
 
     /// The next record if one is committed now.
@@ -1309,16 +1269,5 @@ mod tests {
         let mut c = bus.consumer("g", &["t"]).unwrap();
         let r = c.recv().await.unwrap();
         assert_eq!(r.partition, partition_for_key(b"k", 4));
-    }
-
-    #[test]
-    fn data_dir_checks_say_what_is_wrong() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(check_data_dir(&dir.path().join("new/sub")), Ok(()));
-        let file = dir.path().join("file");
-        std::fs::write(&file, "x").unwrap();
-        let e = check_data_dir(&file.join("bus")).unwrap_err();
-        assert!(e.contains("is not a directory"), "{e}");
-        assert!(check_data_dir(Path::new("")).unwrap_err().contains("empty"));
     }
 }

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::{partition_for_key, BusError, Produce, Record, TopicSpec};
+use super::murmur2::partition_for_key;
+use super::record::{distinct, wait_for, BusError, Produce, Record, TopicSpec};
 
 /// The in-process bus.
 pub struct EmbeddedBus {
@@ -230,12 +231,12 @@ pub struct EmbeddedConsumer {
 impl EmbeddedConsumer {
     pub async fn recv(&mut self) -> Result<Record, BusError> {
         // The topics this consumer reads, to wait on their wake-ups.
-        let topics = super::distinct(self.assigned.iter().map(|a| &a.topic));
+        let topics = distinct(self.assigned.iter().map(|a| &a.topic));
         if topics.is_empty() {
             return Err(BusError::Closed);
         }
         let wakes: Vec<&Notify> = topics.iter().map(|t| &t.data).collect();
-        Ok(super::wait_for(&wakes, || self.try_recv()).await)
+        Ok(wait_for(&wakes, || self.try_recv()).await)
     }
 
     /// The next record if one is there now.

@@ -3,9 +3,13 @@
 
 use std::collections::HashMap;
 
-use super::{locate, App, Backend, ConfigError, KafkaMode, Node, Path, Pipeline};
-use crate::apps::template;
-use crate::router::table::{RouteTable, TextRule};
+use super::backends::Backend;
+use super::error::ConfigError;
+use super::node::{Node, Path};
+use super::read::locate;
+use super::types::{App, KafkaMode, Pipeline};
+use crate::sms::keyword::TextRule;
+use crate::sms::template;
 
 pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
     let mut report = |path: Path, message: String| {
@@ -104,7 +108,7 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
     let backends = top.key("backends");
     // Only when the file declares none: items that failed to read were reported already.
     let declared = match root.get(&backends).map(|n| &n.kind) {
-        Some(super::Kind::Seq(items)) => items.len(),
+        Some(super::node::Kind::Seq(items)) => items.len(),
         _ => 0,
     };
     if declared == 0 {
@@ -184,7 +188,7 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
         }
     }
 
-    if let super::Chain::Apps(names) = &p.chain {
+    if let super::types::Chain::Apps(names) = &p.chain {
         for (i, name) in names.iter().enumerate() {
             if !p.apps.iter().any(|a| a.name() == name) {
                 let known: Vec<&str> = p.apps.iter().map(App::name).collect();
@@ -196,12 +200,6 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
                     ),
                 );
             }
-        }
-    }
-
-    if let Err(route_errors) = RouteTable::build(p) {
-        for (path, message) in route_errors {
-            report(path, message);
         }
     }
 }
@@ -220,7 +218,7 @@ fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) 
         Backend::Http { url: u, .. } => match template::placeholders(u) {
             Err(why) => report(at.key("url"), why),
             Ok(names) => {
-                let known = crate::backends::http::PLACEHOLDERS;
+                let known = super::access::HTTP_URL_PLACEHOLDERS;
                 for n in names.iter().filter(|n| !known.contains(&n.as_str())) {
                     report(
                         at.key("url"),
@@ -324,14 +322,14 @@ fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) 
             );
         }
         if let Some(path) = &s.ca_file {
-            if let Err(e) = crate::backends::provider::ca_certificates(path) {
+            if let Err(e) = super::files::ca_certificates(path) {
                 report(send.key("ca_file"), e.to_string());
             }
         }
     }
     if let Some(r) = b.receiving() {
         if let Some(c) = &r.country {
-            if crate::backends::numbers::Country::parse(c).is_none() {
+            if crate::sms::numbers::Country::parse(c).is_none() {
                 report(
                     at.key("receive").key("country"),
                     format!("{c:?} is not a country code: expected an ISO 3166 code such as TZ, KE or US"),
@@ -602,10 +600,10 @@ fn check_http(p: &Pipeline, report: &mut impl FnMut(Path, String)) {
             format!("{at} is also http.listen: the admin listener needs an address of its own"),
         );
     }
-    if let Some(why) = crate::http::guard::admin_exposure(&p.http) {
+    if let Some(why) = super::access::admin_exposure(&p.http) {
         report(admin.key("listen"), why);
     }
-    if let Some(why) = crate::backends::tester::remote_refusal(p) {
+    if let Some(why) = super::access::remote_refusal(p) {
         report(admin.key("allow_remote_tester"), why);
     }
     for (i, t) in a.tokens.iter().enumerate() {
@@ -631,7 +629,7 @@ fn check_http(p: &Pipeline, report: &mut impl FnMut(Path, String)) {
                 format!("user {:?} is declared twice", u.name),
             );
         }
-        if let Err(why) = crate::http::guard::check_hash(u.password_hash.expose()) {
+        if let Err(why) = super::access::check_hash(u.password_hash.expose()) {
             report(
                 at.key("password_hash"),
                 format!("the password hash {why}; make one with `smsflow hash-password`"),

@@ -22,7 +22,7 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
 use super::error;
-use crate::config::{Admin, Http, Pipeline, Secret};
+use crate::config::{Admin, Pipeline, Secret};
 
 /// The Content-Security-Policy of every answer: scripts and styles only
 /// from this server's own files, no framing, forms post only here.
@@ -41,18 +41,6 @@ pub const CSRF_COOKIE: &str = "smsflow_csrf";
 tokio::task_local! {
     /// The token of the request being answered, for the pages' forms.
     static FORM_TOKEN: String;
-}
-
-/// Why a pipeline's admin listener must not start as it is, if it must not:
-/// reachable from other machines with nobody to authenticate.
-pub fn admin_exposure(http: &Http) -> Option<String> {
-    (!http.admin_on_loopback() && !http.admin.has_auth()).then(|| {
-        format!(
-            "the admin listener {} is not on loopback and has no authentication: \
-             add `tokens` or `users` to http.admin, or listen on 127.0.0.1",
-            http.admin_listen()
-        )
-    })
 }
 
 /// One listener's checks.
@@ -87,7 +75,7 @@ impl Guard {
 
     /// The admin listener's; an error when its users' hashes are not argon2.
     pub fn admin(p: &Pipeline) -> anyhow::Result<Guard> {
-        if let Some(why) = admin_exposure(&p.http) {
+        if let Some(why) = crate::config::access::admin_exposure(&p.http) {
             anyhow::bail!(why);
         }
         Ok(Guard {
@@ -405,7 +393,7 @@ impl Auth {
             return Ok(None);
         }
         for u in &a.users {
-            if let Err(why) = check_hash(u.password_hash.expose()) {
+            if let Err(why) = crate::config::access::check_hash(u.password_hash.expose()) {
                 anyhow::bail!("http.admin.users: the password hash of {:?} {why}", u.name);
             }
         }
@@ -518,20 +506,6 @@ impl Auth {
     }
 }
 
-/// Why `hash` is not an argon2 password hash (never quoting it).
-pub fn check_hash(hash: &str) -> Result<(), String> {
-    match PasswordHash::new(hash) {
-        Ok(h) if h.algorithm.as_str().starts_with("argon2") => Ok(()),
-        Ok(h) => Err(format!(
-            "uses {}: expected an argon2 hash ($argon2id$...)",
-            h.algorithm
-        )),
-        Err(_) => Err(
-            "is not an argon2 hash in PHC form ($argon2id$v=19$m=...,t=...,p=...$salt$hash)".into(),
-        ),
-    }
-}
-
 /// An argon2id hash of `password` (default parameters, random salt) in
 /// PHC form, for `http.admin.users`.
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
@@ -564,8 +538,8 @@ mod tests {
     #[test]
     fn hashes_are_checked_without_quoting_them() {
         let h = hash_password("correct horse").unwrap();
-        assert!(check_hash(&h).is_ok());
-        let bad = check_hash("hunter2-plaintext").unwrap_err();
+        assert!(crate::config::access::check_hash(&h).is_ok());
+        let bad = crate::config::access::check_hash("hunter2-plaintext").unwrap_err();
         assert!(!bad.contains("hunter2"), "{bad}");
     }
 }

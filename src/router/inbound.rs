@@ -20,16 +20,16 @@ use bytes::Bytes;
 use tracing::error;
 
 use super::outbound::RouterOut;
-use super::table::{Matched, RouteTable};
-use crate::apps::{stage::replies, App, Services};
+use super::routes::{Matched, RouteTable};
+use crate::apps::{runner::replies, App, Services};
 use crate::bus::{Produce, Record};
 use crate::config::Pipeline;
 use crate::message::{derived_id, Contact, InboundMessage, OutboundMessage, RoutedMessage};
-use crate::messagelog;
 use crate::metrics::metrics;
-use crate::optout::{Keywords, OptOuts, Request, REPLY_FIELD};
 use crate::schema;
 use crate::stage::{self, decode, encode, HandleError, Handler, Output};
+use crate::state::messagelog;
+use crate::state::optout::{Keywords, OptOuts, Request, REPLY_FIELD};
 
 /// The incoming router's state, compiled once from the pipeline.
 pub struct RouterIn {
@@ -116,7 +116,7 @@ impl Chain {
                 let m = metrics();
                 m.errors.with_label_values(&[&chained.stage, kind]).inc();
                 m.dead_lettered.with_label_values(&[&chained.stage]).inc();
-                let source = stage::Source {
+                let source = stage::Origin {
                     topic: &record.topic,
                     position: Some((record.partition, record.offset)),
                 };
@@ -161,7 +161,7 @@ impl Chain {
                                 kind: "encode",
                                 message: e.to_string(),
                             })?;
-                    let source = stage::Source {
+                    let source = stage::Origin {
                         topic: &self.outbound,
                         position: None,
                     };

@@ -1,13 +1,14 @@
 //! The route table's index: which rules can match a text, found without
-//! running every rule's regex (see [`super::table`]).
+//! running every rule's regex (see [`super::routes`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use regex::{RegexSet, RegexSetBuilder};
 
-use super::table::{literal_alternatives, Matched, Rule, TextRule};
+use super::rule::Rule;
 use crate::message::{Fields, InboundMessage};
+use crate::sms::keyword::{literal_alternatives, Matched, TextRule};
 
 /// Whether `c` ends a keyword: `[\s,;:]` in [`keyword_regex`] (Rust's
 /// `char::is_whitespace` is Unicode `White_Space`, as the regex's `\s`).

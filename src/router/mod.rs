@@ -4,8 +4,15 @@
 pub mod inbound;
 mod index;
 pub mod outbound;
-pub mod table;
+pub mod routes;
+pub mod rule;
 
 pub use inbound::RouterIn;
 pub use outbound::RouterOut;
-pub use table::RouteTable;
+pub use routes::RouteTable;
+
+/// The router's check of a pipeline ([`crate::config::Check`]): every
+/// route compiles and names an app and a backend that exist.
+pub fn check(p: &crate::config::Pipeline) -> Vec<(crate::config::Path, String)> {
+    RouteTable::build(p).err().unwrap_or_default()
+}

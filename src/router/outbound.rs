@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use crate::apps::{App, Outgoing};
 use crate::bus::{Produce, Record};
-use crate::contacts::ContactBook;
 use crate::message::{DeliveryEvent, DeliveryStatus, OutboundMessage};
-use crate::messagelog;
 use crate::metrics::metrics;
-use crate::optout::{OptOuts, REPLY_FIELD};
 use crate::schema;
 use crate::sms;
 use crate::stage::{decode, encode, HandleError, Handler, Output};
+use crate::state::contacts::ContactBook;
+use crate::state::messagelog;
+use crate::state::optout::{OptOuts, REPLY_FIELD};
 
 pub struct RouterOut {
     /// `smsflow_dropped_total{stage, reason="cancelled"}`, resolved once.

@@ -326,7 +326,17 @@ mod tests {
         let c = sample_contact();
         assert_eq!(contact().decode(&contact().encode(&c).unwrap()).unwrap(), c);
 
-        let l = crate::messagelog::outbound(&o, Some(&c));
+        let l = LogEntry {
+            message_id: o.id.clone(),
+            direction: Direction::Out,
+            connection: o.connection.clone(),
+            contact_id: Some(c.id.clone()),
+            contact_name: c.name.clone(),
+            text: o.text.clone(),
+            at: now_millis(),
+            app: o.app.clone(),
+            in_response_to: o.in_response_to.clone(),
+        };
         assert_eq!(log().decode(&log().encode(&l).unwrap()).unwrap(), l);
     }
 

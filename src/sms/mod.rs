@@ -1,6 +1,21 @@
-//! SMS facts: which alphabet a text needs and how many segments it takes.
+//! SMS facts every layer shares, with no dependency on the rest of smsflow:
+//! which alphabet a text needs and how many segments it takes (here),
+//! phone numbers ([`numbers`]), keyword and pattern rules ([`keyword`]) and
+//! text templates ([`template`]).
 
-use crate::message::Encoding;
+pub mod keyword;
+pub mod numbers;
+pub mod template;
+
+use serde::{Deserialize, Serialize};
+
+/// The alphabet an SMS text needs (GSM 03.38 default alphabet or UCS-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Gsm7,
+    Ucs2,
+}
 
 /// GSM 03.38 default alphabet (one septet each).
 const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::apps::{self, stage::AppStage, App};
+use crate::apps::{self, runner::AppStage, App, Services};
 use crate::backends::discard::{DiscardSink, SendHook};
 use crate::backends::provider::ProviderSink;
 use crate::backends::sent::SentLog;
@@ -21,14 +21,17 @@ use crate::backends::tester::{Tester, TesterSink};
 use crate::backends::{self, Reports, Source};
 use crate::bus::{Bus, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
-use crate::http::{self, HttpState};
-use crate::optout::Keywords;
 use crate::router::{inbound::Chain, RouteTable, RouterIn, RouterOut};
 use crate::stage::{self, Handler, StageContext, StageControl};
-use crate::table::Tables;
+use crate::state::optout::Keywords;
+use crate::state::Tables;
+use crate::web::actions::HttpState;
+use crate::web::server as http;
 
+mod load;
 mod running;
 
+pub use load::{load_file, load_str, load_str_in, CHECKS};
 pub use running::Running;
 use running::RunningStage;
 
@@ -66,7 +69,7 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// A topology for a pipeline that passed [`config::load_file`].
+    /// A topology for a pipeline that passed [`crate::topology::load_file`].
     pub fn new(pipeline: Pipeline) -> anyhow::Result<Topology> {
         let table = RouteTable::build(&pipeline).map_err(|errs| {
             anyhow::anyhow!(
@@ -285,7 +288,7 @@ impl Topology {
         let followers = tables.follow(&bus, &producer, p).await.context(
             "cannot read the pipeline's tables (contacts, opt-outs, polls, log, events)",
         )?;
-        let services = tables.services();
+        let services = Services::of(&tables);
         if let config::Chain::Apps(names) = &p.chain {
             for name in names {
                 if let Some(a) = p.apps.iter().find(|a| a.name() == name) {
@@ -514,14 +517,14 @@ impl Topology {
 /// Bind the public and the admin listener; refuse an admin listener (or a
 /// tester on it) that anyone could reach.
 async fn bind(p: &Pipeline) -> anyhow::Result<http::Listeners> {
-    if let Some(why) = http::guard::admin_exposure(&p.http) {
+    if let Some(why) = config::access::admin_exposure(&p.http) {
         anyhow::bail!(why);
     }
-    if let Some(why) = crate::backends::tester::remote_refusal(p) {
+    if let Some(why) = config::access::remote_refusal(p) {
         anyhow::bail!(why);
     }
     for u in &p.http.admin.users {
-        if let Err(why) = http::guard::check_hash(u.password_hash.expose()) {
+        if let Err(why) = config::access::check_hash(u.password_hash.expose()) {
             anyhow::bail!("http.admin.users: the password hash of {:?} {why}", u.name);
         }
     }

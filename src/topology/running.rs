@@ -15,7 +15,8 @@ use tracing::{error, info};
 use crate::backends::tester::Tester;
 use crate::bus::{Bus, BusError};
 use crate::stage::StageControl;
-use crate::table::{Follower, Tables};
+use crate::state::table::Follower;
+use crate::state::Tables;
 
 /// Run a stage; once it stops on an error the process is no longer ready
 /// (`/readyz` answers 503) and `failed` says so.

@@ -17,14 +17,16 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
+use super::actions::HttpState;
+use super::actions::{
     delete_contact, find_poll, import_contacts, polls, save_contact, search_contacts, send_message,
     ContactInput, Refused, LOG_OFF,
 };
-use crate::http::{error, form_text, HttpState};
+use crate::apps::messaging::Recipients;
+use crate::backends::webhook::{form_text, source_error};
+use crate::http::error;
 use crate::message::Connection;
-use crate::messagelog::Query;
-use crate::messaging::Recipients;
+use crate::state::messagelog::Query;
 
 type S = State<Arc<HttpState>>;
 
@@ -135,7 +137,7 @@ pub(crate) const MAX_PER_PAGE: usize = 200;
 async fn list_contacts(State(s): S, RawQuery(raw): RawQuery) -> Response {
     let params = match form_text(raw.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
-        Err(e) => return crate::http::source_error(e),
+        Err(e) => return source_error(e),
     };
     if let Some(other) = params
         .keys()
@@ -430,7 +432,7 @@ async fn search_log(State(s): S, RawQuery(raw): RawQuery) -> Response {
 async fn optouts(State(s): S, RawQuery(raw): RawQuery) -> Response {
     let params = match form_text(raw.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
-        Err(e) => return crate::http::source_error(e),
+        Err(e) => return source_error(e),
     };
     if let Some(other) = params
         .keys()

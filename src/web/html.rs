@@ -44,6 +44,9 @@ const NAV: [(&str, &str); 6] = [
 ];
 
 /// The pages' style sheet, served at `/static/style.css`.
+/// The contact import page's file picker, served at `/static/import.js`.
+pub const IMPORT_SCRIPT: &str = include_str!("import.js");
+
 pub const STYLE: &str = include_str!("style.css");
 
 /// The hidden field every POST form carries (see [`crate::http::guard`]).

@@ -101,7 +101,7 @@ pub fn pipeline_from(text: &str, mode: KafkaMode) -> Pipeline {
         "SMSFLOW_LISTEN" => Some("127.0.0.1:0".to_string()),
         _ => None,
     };
-    let mut p = config::load_str_in(text, &env, &root().join("pipelines"))
+    let mut p = smsflow::topology::load_str_in(text, &env, &root().join("pipelines"))
         .unwrap_or_else(|e| panic!("{e:?}"));
     p.kafka = config::Kafka::with_mode(mode);
     p

@@ -7,15 +7,15 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{input, items, not_found, options, plural, Errors, Form, S};
-use crate::contacts::ContactBook;
-use crate::http::HttpState;
+use super::form::{input, items, not_found, options, plural, Errors, Form, S};
 use crate::message::{Connection, Contact};
-use crate::messagelog::PER_PAGE;
-use crate::web::html::{csrf_field, esc, field_error, page, pager, url};
-use crate::web::{
+use crate::state::contacts::ContactBook;
+use crate::state::messagelog::PER_PAGE;
+use crate::web::actions::HttpState;
+use crate::web::actions::{
     delete_contact, import_contacts, save_contact, search_contacts, ContactInput, Refused,
 };
+use crate::web::html::{csrf_field, esc, field_error, page, pager, url};
 
 pub(super) async fn contacts_page(State(s): S, RawQuery(raw): RawQuery) -> Response {
     let f = Form::query(raw);

@@ -5,9 +5,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{input, options, Errors, Form, S};
+use super::form::{input, options, Errors, Form, S};
 use crate::message::Direction;
-use crate::messagelog::Query;
+use crate::state::messagelog::Query;
 use crate::web::html::{date_ms, day_after, esc, field_error, page, pager, time, url};
 
 pub(super) async fn log_page(State(s): S, RawQuery(raw): RawQuery) -> Response {

@@ -7,12 +7,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{input, items, not_found, Errors, Form, S};
-use crate::http::HttpState;
-use crate::messagelog::PER_PAGE;
-use crate::messaging::{Recipients, Sent};
+use super::form::{input, items, not_found, Errors, Form, S};
+use crate::apps::messaging::{Recipients, Sent};
+use crate::state::messagelog::PER_PAGE;
+use crate::web::actions::HttpState;
+use crate::web::actions::{find_poll, polls, search_contacts, send_message, PollDef, Refused};
 use crate::web::html::{csrf_field, esc, field_error, page, pager, url};
-use crate::web::{find_poll, polls, search_contacts, send_message, PollDef, Refused};
 
 /// Group names the groups field suggests at most.
 const MAX_KNOWN_GROUPS: usize = 200;

@@ -4,7 +4,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{plural, Form, S};
+use super::form::{plural, Form, S};
 use crate::web::html::{esc, page, time};
 
 pub(super) async fn status_page(State(s): S, RawQuery(raw): RawQuery) -> Response {

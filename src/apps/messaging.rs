@@ -16,12 +16,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::backends::numbers;
 use crate::bus::{Produce, Producer};
 use crate::config::Pipeline;
 use crate::message::{new_id, Connection, Contact, DeliveryEvent, DeliveryStatus, OutboundMessage};
 use crate::schema;
-use crate::table::Tables;
+use crate::sms::numbers;
+use crate::state::Tables;
 
 /// Who a send goes to.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

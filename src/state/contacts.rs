@@ -4,7 +4,7 @@
 //!
 //! Every process that needs contacts holds one [`ContactBook`]: restored
 //! from the topic at start-up and kept current while running
-//! ([`crate::table::follow`]). A change made in this process is applied here
+//! ([`crate::state::table::follow`]). A change made in this process is applied here
 //! at once and written to the topic; other processes apply it when they read
 //! it. As in RapidSMS, a connection (backend, identity) belongs to at most
 //! one contact.
@@ -14,11 +14,11 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 
-use crate::backends::numbers;
 use crate::bus::Produce;
 use crate::message::{now_millis, Connection, Contact};
 use crate::schema::{self, DecodeError};
-use crate::table::next_version;
+use crate::sms::numbers;
+use crate::state::table::next_version;
 
 /// RapidSMS's `Contact.name` max length.
 pub const MAX_NAME: usize = 100;

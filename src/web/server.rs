@@ -1,13 +1,9 @@
 //! The HTTP servers: the public listener (each backend's webhooks under
 //! `/backend/<name>/`, `/healthz`, `/readyz`) and the admin listener (the
 //! operator pages and JSON API, the message tester, `/metrics`, and the
-//! probes again). [`guard`] checks every request to either.
+//! probes again). [`crate::http::guard`] checks every request to either.
 
-pub mod guard;
-mod serve;
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -21,29 +17,14 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::actions::HttpState;
+use super::html::{IMPORT_SCRIPT, STYLE};
+use super::{api, pages};
 use crate::backends::tester::Tester;
-use crate::backends::SourceError;
-use crate::bus::Producer;
-use crate::config::Pipeline;
+use crate::backends::webhook::source_error;
+use crate::http::guard::{self, Guard};
+use crate::http::{error, serve};
 use crate::metrics;
-use crate::table::Tables;
-use guard::Guard;
-
-/// What the handlers share.
-pub struct HttpState {
-    pub testers: HashMap<String, Arc<Tester>>,
-    /// Each backend's webhook routes (full paths, under `/backend/<name>/`).
-    pub backends: Vec<Router>,
-    /// Set once every stage of this process is running.
-    pub ready: Arc<AtomicBool>,
-    /// Set once a stage stopped on an error (`/readyz` then says so).
-    pub failed: Arc<AtomicBool>,
-    /// Contacts, opt-outs, polls, the message log, message status.
-    pub tables: Tables,
-    /// Writes what the API and the web pages change (contacts, messages).
-    pub producer: Producer,
-    pub pipeline: Arc<Pipeline>,
-}
 
 /// The public listener's routes: webhooks and probes, nothing an operator uses.
 pub fn public_router(state: Arc<HttpState>) -> Router {
@@ -63,7 +44,9 @@ pub fn public_router(state: Arc<HttpState>) -> Router {
 
 /// The admin listener's routes: the operator pages and API, the tester, `/metrics`.
 pub fn admin_router(state: Arc<HttpState>) -> Router {
-    let web = crate::web::routes(state.clone());
+    let web = api::routes()
+        .merge(pages::routes())
+        .with_state(state.clone());
     probes()
         .route("/", get(|| async { Redirect::to("/tester/") }))
         .route("/tester/", get(|| async { Html(TESTER_PAGE) }))
@@ -147,10 +130,10 @@ pub fn serve(
 /// Content-Security-Policy can forbid inline ones.
 async fn asset(Path(file): Path<String>) -> Response {
     let (kind, body) = match file.as_str() {
-        "style.css" => ("text/css", crate::web::STYLE),
+        "style.css" => ("text/css", STYLE),
         "tester.css" => ("text/css", TESTER_STYLE),
         "tester.js" => ("text/javascript", TESTER_SCRIPT),
-        "import.js" => ("text/javascript", crate::web::IMPORT_SCRIPT),
+        "import.js" => ("text/javascript", IMPORT_SCRIPT),
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -171,15 +154,6 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
     }
-}
-
-/// A JSON error answer: `{"error": ..., "field": ...}`.
-pub fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
-    let mut body = json!({ "error": message.into() });
-    if let Some(f) = field {
-        body["field"] = json!(f);
-    }
-    (status, Json(body)).into_response()
 }
 
 fn pick_tester(s: &HttpState, backend: Option<&str>) -> Result<Arc<Tester>, Box<Response>> {
@@ -248,87 +222,6 @@ async fn post_message(
     };
     match tester.receive(body.identity.as_deref(), body.text.as_deref()).await {
         Ok(msg) => (StatusCode::ACCEPTED, Json(json!({ "id": msg.id, "backend": tester.name, "identity": msg.connection.identity }))).into_response(),
-        Err(e) => source_error(e),
-    }
-}
-
-/// 400 naming the field for a bad request, 403 for a forged one, 503 when
-/// the bus cannot store it (so the provider retries).
-pub fn source_error(e: SourceError) -> Response {
-    match e {
-        SourceError::Invalid { field, message } => {
-            error(StatusCode::BAD_REQUEST, Some(field), message)
-        }
-        SourceError::Unauthorized { message, basic } => {
-            let mut r = error(StatusCode::UNAUTHORIZED, None, message);
-            if basic {
-                r.headers_mut().insert(
-                    axum::http::header::WWW_AUTHENTICATE,
-                    axum::http::HeaderValue::from_static("Basic realm=\"smsflow webhooks\""),
-                );
-            }
-            r
-        }
-        SourceError::Forbidden(message) => error(StatusCode::FORBIDDEN, None, message),
-        SourceError::TooLarge { field, message } => {
-            error(StatusCode::PAYLOAD_TOO_LARGE, Some(&field), message)
-        }
-        SourceError::TooLong { field, message } => {
-            error(StatusCode::BAD_REQUEST, Some(&field), message)
-        }
-        e @ SourceError::Unavailable(_) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
-        }
-    }
-}
-
-/// A query string or form body as its (name, value) byte pairs, in order
-/// and with repeats: `+` is a space, `%XX` a byte.
-pub fn form_pairs(raw: &[u8]) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
-    let decode = |part: &[u8]| -> Vec<u8> {
-        let spaced: Vec<u8> = part
-            .iter()
-            .map(|&b| if b == b'+' { b' ' } else { b })
-            .collect();
-        percent_encoding::percent_decode(&spaced).collect()
-    };
-    raw.split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(move |pair| {
-            let mut kv = pair.splitn(2, |&b| b == b'=');
-            let k = decode(kv.next().unwrap_or_default());
-            let v = decode(kv.next().unwrap_or_default());
-            (k, v)
-        })
-}
-
-/// A query string or form body as raw bytes per parameter: texts in other
-/// charsets than UTF-8 (Kannel's UTF-16BE) survive until their charset is
-/// known. The last of repeated names wins.
-pub fn form_bytes(raw: &[u8]) -> HashMap<String, Vec<u8>> {
-    form_pairs(raw)
-        .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
-        .collect()
-}
-
-/// [`form_bytes`] with every value UTF-8, or the name of the first that is not.
-pub fn form_text(raw: &[u8]) -> Result<HashMap<String, String>, SourceError> {
-    form_bytes(raw)
-        .into_iter()
-        .map(|(k, v)| match String::from_utf8(v) {
-            Ok(v) => Ok((k, v)),
-            Err(_) => Err(SourceError::Invalid {
-                field: "charset",
-                message: format!("parameter {k} is not UTF-8"),
-            }),
-        })
-        .collect()
-}
-
-/// The answer to a stored inbound message or report, or to its failure.
-pub fn answer(result: Result<(), SourceError>, ok: impl IntoResponse) -> Response {
-    match result {
-        Ok(()) => ok.into_response(),
         Err(e) => source_error(e),
     }
 }

@@ -16,7 +16,6 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use crate::backends::status_name;
 use crate::message::{Connection, DeliveryEvent, DeliveryStatus};
 use crate::schema::{self, DecodeError};
 
@@ -88,7 +87,7 @@ impl StatusBook {
 
     pub fn apply_event(&self, e: DeliveryEvent) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        let name = status_name(e.status);
+        let name = e.status.name();
         if !inner.messages.contains_key(&e.message_id) {
             inner.order.push_back(e.message_id.clone());
             if let Some(send) = &e.campaign_id {

@@ -9,247 +9,14 @@
 //! plain words by the text's first word, every other regex through one
 //! `RegexSet` pass), and only those are checked, in table order.
 
-use std::sync::{Arc, OnceLock};
-
-use regex::Regex;
+use std::sync::Arc;
 
 pub(super) use super::index::Index;
 
+pub use super::rule::Rule;
 use crate::config::{self, Path, Pipeline};
-use crate::message::{Fields, InboundMessage};
-
-/// How a rule looks at the text.
-#[derive(Debug, Clone)]
-pub enum TextRule {
-    /// No text condition.
-    Any,
-    /// RapidSMS KeywordHandler, with a word boundary after the keyword.
-    Keyword { source: String, regex: KeywordRegex },
-    /// RapidSMS PatternHandler: case-insensitive, anchored at the start only.
-    Pattern { source: String, regex: Regex },
-    /// The whole text, case-sensitive (RapidSMS's PingHandler).
-    Exact(String),
-}
-
-/// One compiled route.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    pub name: Arc<str>,
-    pub app: Arc<str>,
-    pub text: TextRule,
-    pub backend: Option<String>,
-    pub prefix: Option<String>,
-}
-
-/// What a matching rule extracted from the message.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Matched {
-    /// Keyword rules: the text after the keyword (`None`: nothing follows).
-    pub rest: Option<String>,
-    pub captures: Fields,
-}
-
-/// A keyword's regex, compiled when first needed. Plain-word keywords (most
-/// of them) are matched through the [`Index`] and seldom need theirs:
-/// compiling 20,000 up front took most of the time to check such a table.
-#[derive(Debug, Clone)]
-pub struct KeywordRegex {
-    keyword: String,
-    compiled: OnceLock<Regex>,
-}
-
-/// Plain-word keywords up to this long are compiled when first needed;
-/// longer ones at once, so that a failure is a validation error.
-const LAZY_KEYWORD: usize = 1024;
-
-impl KeywordRegex {
-    /// The keyword's regex, compiled now unless it is plain words short
-    /// enough to be sure to compile.
-    fn new(keyword: &str) -> Result<KeywordRegex, regex::Error> {
-        let compiled = OnceLock::new();
-        if literal_alternatives(keyword).is_none() || keyword.len() > LAZY_KEYWORD {
-            let _ = compiled.set(keyword_regex(keyword)?);
-        }
-        Ok(KeywordRegex {
-            keyword: keyword.to_owned(),
-            compiled,
-        })
-    }
-
-    pub fn get(&self) -> &Regex {
-        self.compiled.get_or_init(|| {
-            // Only plain words of at most LAZY_KEYWORD bytes get here: letters,
-            // digits, `_` and `-` between `|`, far inside the regex limits.
-            keyword_regex(&self.keyword).expect("plain words always compile")
-        })
-    }
-}
-
-/// Compile a keyword (itself a regex, such as `register|reg|join`).
-///
-/// RapidSMS matches `^\s*(?:KW)[\s,;:]*([^\s,;:].*)?$` (case-insensitive,
-/// verbose, dot-all), so `echohi` is answered as `echo hi`. We require a
-/// separator or the end after the keyword: `echohi` does not match `echo`.
-pub fn keyword_regex(keyword: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!(
-        r"(?isx)^\s*(?:{keyword})(?:[\s,;:]+(?P<__rest>[^\s,;:].*)?)?$"
-    ))
-}
-
-/// Compile a pattern: case-insensitive, anchored at the start only.
-pub fn pattern_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!("(?i)^(?:{pattern})"))
-}
-
-impl TextRule {
-    fn matches(&self, text: &str) -> Option<Matched> {
-        match self {
-            TextRule::Any => Some(Matched::default()),
-            TextRule::Exact(s) => (s == text).then(Matched::default),
-            TextRule::Keyword { regex, .. } => {
-                let caps = regex.get().captures(text)?;
-                Some(Matched {
-                    rest: caps.name("__rest").map(|m| m.as_str().to_owned()),
-                    captures: Fields::new(),
-                })
-            }
-            TextRule::Pattern { regex, .. } => {
-                let caps = regex.captures(text)?;
-                let mut captures = Fields::new();
-                for (i, name) in regex.capture_names().enumerate().skip(1) {
-                    if let Some(m) = caps.get(i) {
-                        captures.insert(i.to_string(), m.as_str().to_owned());
-                        if let Some(name) = name {
-                            captures.insert(name.to_owned(), m.as_str().to_owned());
-                        }
-                    }
-                }
-                Some(Matched {
-                    rest: None,
-                    captures,
-                })
-            }
-        }
-    }
-
-    /// Build from the three optional text conditions (at most one may be set).
-    pub fn from_config(
-        keyword: Option<&str>,
-        pattern: Option<&str>,
-        exact: Option<&str>,
-    ) -> Result<TextRule, (&'static str, String)> {
-        match (keyword, pattern, exact) {
-            (None, None, None) => Ok(TextRule::Any),
-            (Some(k), None, None) => {
-                if k.trim().is_empty() {
-                    return Err(("keyword", "an empty keyword would match every message: expected a word such as `join`".into()));
-                }
-                KeywordRegex::new(k)
-                    .map(|regex| TextRule::Keyword {
-                        source: k.to_owned(),
-                        regex,
-                    })
-                    .map_err(|e| {
-                        (
-                            "keyword",
-                            format!("{k:?} is not a valid regex: {}", one_line(&e)),
-                        )
-                    })
-            }
-            (None, Some(p), None) => pattern_regex(p)
-                .map(|regex| TextRule::Pattern {
-                    source: p.to_owned(),
-                    regex,
-                })
-                .map_err(|e| {
-                    (
-                        "pattern",
-                        format!("{p:?} is not a valid regex: {}", one_line(&e)),
-                    )
-                }),
-            (None, None, Some(x)) => Ok(TextRule::Exact(x.to_owned())),
-            _ => Err((
-                "keyword",
-                "give only one of keyword, pattern and exact".into(),
-            )),
-        }
-    }
-
-    /// Capture group names a template may use after this rule matched.
-    pub fn capture_names(&self) -> Vec<String> {
-        match self {
-            TextRule::Pattern { regex, .. } => {
-                let mut names: Vec<String> =
-                    regex.capture_names().flatten().map(str::to_owned).collect();
-                names.extend((1..regex.captures_len()).map(|i| i.to_string()));
-                names
-            }
-            _ => Vec::new(),
-        }
-    }
-}
-
-fn one_line(e: &regex::Error) -> String {
-    e.to_string()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-impl Rule {
-    /// Whether the message satisfies every condition, and what it extracted.
-    pub fn matches(&self, msg: &InboundMessage) -> Option<Matched> {
-        if !self.conditions_hold(msg) {
-            return None;
-        }
-        self.text.matches(&msg.text)
-    }
-
-    /// Whether the backend and prefix conditions hold (the text aside).
-    pub(super) fn conditions_hold(&self, msg: &InboundMessage) -> bool {
-        self.backend
-            .as_ref()
-            .is_none_or(|b| *b == msg.connection.backend)
-            && self
-                .prefix
-                .as_ref()
-                .is_none_or(|p| msg.connection.identity.starts_with(p.as_str()))
-    }
-
-    /// True when every message `later` matches is matched by `self` first, so
-    /// that `later` can never fire. Sound but not complete: it is only claimed
-    /// for cases it can prove (catch-alls, repeated keywords, exact texts).
-    pub fn shadows(&self, later: &Rule) -> bool {
-        let backend_covers = match (&self.backend, &later.backend) {
-            (None, _) => true,
-            (Some(a), Some(b)) => a == b,
-            (Some(_), None) => false,
-        };
-        let prefix_covers = match (&self.prefix, &later.prefix) {
-            (None, _) => true,
-            (Some(a), Some(b)) => b.starts_with(a.as_str()),
-            (Some(_), None) => false,
-        };
-        if !(backend_covers && prefix_covers) {
-            return false;
-        }
-        match (&self.text, &later.text) {
-            (TextRule::Any, _) => true,
-            (TextRule::Exact(a), TextRule::Exact(b)) => a == b,
-            (TextRule::Keyword { regex, .. }, TextRule::Exact(b)) => regex.get().is_match(b),
-            (TextRule::Pattern { regex, .. }, TextRule::Exact(b)) => regex.is_match(b),
-            (TextRule::Keyword { source: a, regex }, TextRule::Keyword { source: b, .. }) => {
-                a.eq_ignore_ascii_case(b)
-                    || literal_alternatives(b)
-                        .is_some_and(|words| words.iter().all(|w| regex.get().is_match(w)))
-            }
-            (TextRule::Pattern { source: a, .. }, TextRule::Pattern { source: b, .. }) => a == b,
-            _ => false,
-        }
-    }
-}
+use crate::message::InboundMessage;
+pub use crate::sms::keyword::{literal_alternatives, Matched, TextRule};
 
 /// Each rule that an earlier one shadows ([`Rule::shadows`]), with the first
 /// such earlier rule: `(later, earlier)` positions, in table order.
@@ -330,19 +97,6 @@ pub(super) fn shadowed(rules: &[Rule], index: &Index) -> Vec<(usize, usize)> {
         }
     }
     found
-}
-
-/// `join|reg` → `["join", "reg"]` when every alternative is a plain word.
-pub(super) fn literal_alternatives(keyword: &str) -> Option<Vec<&str>> {
-    let words: Vec<&str> = keyword.split('|').map(str::trim).collect();
-    words
-        .iter()
-        .all(|w| {
-            !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-        })
-        .then_some(words)
 }
 
 /// The compiled route table of a pipeline.
@@ -504,7 +258,8 @@ impl RouteTable {
 mod tests {
     use super::super::index::{fold_word, MAX_WORD};
     use super::*;
-    use crate::message::Connection;
+    use crate::message::{Connection, Fields};
+    use regex::Regex;
 
     fn kw(k: &str, text: &str) -> Option<Option<String>> {
         TextRule::from_config(Some(k), None, None)

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{App, AppError, Context, Services};
+use super::app::{App, AppError, Context, Services};
 use crate::bus::{Produce, Record};
 use crate::message::{derived_id, OutboundMessage, RoutedMessage};
 use crate::schema;

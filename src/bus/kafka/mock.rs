@@ -2,8 +2,8 @@
 //! Kafka code path in tests, without a server. Not for real work: it drops
 //! records past 5 MiB or 100,000 batches per partition.
 
-use super::kafka::kafka_error;
-use super::{BusError, TopicSpec};
+use super::error::kafka_error;
+use crate::bus::record::{BusError, TopicSpec};
 
 /// librdkafka's mock cluster, owned by a thread of its own (the handle is not
 /// `Send`), alive until this value is dropped.

@@ -1,6 +1,6 @@
 //! Operator commands: inject an inbound message (`smsflow send`), read a
 //! topic (`smsflow tail`), and ask the running pipeline (through its HTTP
-//! API, [`crate::client`]) for a message's status, send a message, read a
+//! API, [`crate::cli::client`]) for a message's status, send a message, read a
 //! poll's results, import contacts.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::backends::check_identity;
 use crate::bus::{kafka::KafkaBus, Produce};
-use crate::client::Api;
+use crate::cli::client::Api;
 use crate::config::{KafkaMode, Pipeline};
 use crate::message::{Connection, InboundMessage};
 use crate::schema;
@@ -154,7 +154,7 @@ pub async fn status(api: &Api, id: &str) -> anyhow::Result<String> {
 pub async fn message(
     api: &Api,
     text: &str,
-    to: &crate::messaging::Recipients,
+    to: &crate::apps::messaging::Recipients,
 ) -> anyhow::Result<String> {
     let mut body = serde_json::to_value(to)?;
     body["text"] = json!(text);

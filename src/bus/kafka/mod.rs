@@ -6,6 +6,9 @@
 //! every second, committed synchronously when partitions are revoked and when
 //! the consumer closes.
 
+mod error;
+pub(super) mod mock;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +28,10 @@ use rdkafka::producer::{
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use super::mock::MockCluster;
-use super::{AckGroup, BusError, Produce, Record, TopicSpec};
+use super::record::{AckGroup, BusError, Produce, Record, TopicSpec};
 use crate::config::{self, KafkaMode};
+use error::kafka_error;
+use mock::MockCluster;
 
 /// A connection to a cluster (its settings; clients are made per stage).
 pub struct KafkaBus {
@@ -36,62 +40,6 @@ pub struct KafkaBus {
     consumer_only: BTreeMap<String, String>,
     /// Present in mock mode: the thread that owns librdkafka's mock cluster.
     mock: Option<MockCluster>,
-}
-
-pub(super) fn kafka_error(e: KafkaError) -> BusError {
-    if let Some(cause) = fatal_cause(&e) {
-        return BusError::Fatal {
-            message: e.to_string(),
-            cause,
-        };
-    }
-    let retryable = match &e {
-        KafkaError::MessageProduction(code) | KafkaError::MessageConsumption(code) => matches!(
-            code,
-            RDKafkaErrorCode::QueueFull
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::MessageTimedOut
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::NotEnoughReplicas
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::NotLeaderForPartition
-        ),
-        _ => false,
-    };
-    BusError::Kafka {
-        message: e.to_string(),
-        retryable,
-    }
-}
-
-/// Why retrying cannot help with `e`, for the errors a consumer must stop
-/// on: librdkafka keeps retrying these by itself, and so would a stage,
-/// forever, while nothing gets through.
-fn fatal_cause(e: &KafkaError) -> Option<&'static str> {
-    use RDKafkaErrorCode as C;
-    let code = e.rdkafka_error_code()?;
-    Some(match code {
-        C::Authentication | C::SaslAuthenticationFailed => {
-            "the broker refused the credentials (check sasl.mechanism, sasl.username and sasl.password)"
-        }
-        C::UnsupportedSASLMechanism | C::IllegalSASLState => {
-            "the broker does not accept this SASL mechanism (check sasl.mechanism)"
-        }
-        C::TopicAuthorizationFailed
-        | C::GroupAuthorizationFailed
-        | C::ClusterAuthorizationFailed
-        | C::TransactionalIdAuthorizationFailed
-        | C::DelegationTokenAuthorizationFailed => {
-            "not authorized (check the broker's ACLs for this user, its topics and its consumer group)"
-        }
-        C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition | C::UnknownTopicId => {
-            "a topic or partition does not exist (smsflow creates its topics at start-up: was one deleted, or renamed in the pipeline?)"
-        }
-        // librdkafka gave up on this client for good.
-        _ if matches!(e, KafkaError::MessageConsumptionFatal(_)) => "librdkafka reports a fatal error",
-        _ => return None,
-    })
 }
 
 impl KafkaBus {

@@ -42,21 +42,11 @@ use serde_json::{json, Value};
 
 use super::auth::WebhookAuth;
 use super::provider::{call, Attempt, Provider};
+use super::webhook::{answer, form_text};
 use super::{Report, Reports, Source, SourceError};
-use crate::apps::template;
 use crate::config::{HttpMethod, HttpParams};
-use crate::http::{answer, form_text};
 use crate::message::{DeliveryStatus, Encoding, OutboundMessage};
-
-/// The placeholders the `url` template may use.
-pub const PLACEHOLDERS: [&str; 6] = [
-    "id",
-    "identity",
-    "text",
-    "encoding",
-    "segments",
-    "in_response_to",
-];
+use crate::sms::template;
 
 pub struct HttpProvider {
     pub client: reqwest::Client,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bus::Produce;
 use crate::config::OptOut;
-use crate::table::next_version;
+use crate::state::table::next_version;
 
 /// Field set on the filter's own answers, which reach opted-out numbers.
 pub const REPLY_FIELD: &str = "smsflow.optout";
