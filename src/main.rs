@@ -11,6 +11,7 @@ use smsflow::cli::client::Api;
 use smsflow::cli::{graph, ops, script};
 use smsflow::config::{self, KafkaMode, Pipeline};
 use smsflow::topology::Topology;
+use smsflow::{out, outln};
 use tracing::info;
 
 #[derive(Parser)]
@@ -259,14 +260,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             if password.is_empty() {
                 anyhow::bail!("no password on stdin: `echo -n 'secret' | smsflow hash-password`");
             }
-            println!("{}", smsflow::http::guard::hash_password(password)?);
+            outln!("{}", smsflow::http::guard::hash_password(password)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { file } => match smsflow::topology::load_file(&file) {
             Ok(p) => {
                 let topology = Topology::new(p)?;
-                println!("{}: ok", file.display());
-                print!("{}", graph::text(&topology));
+                outln!("{}: ok", file.display());
+                smsflow::out!("{}", graph::text(&topology));
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -277,8 +278,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Graph { file, format } => {
             let topology = Topology::new(load(&file)?)?;
             match format {
-                GraphFormat::Text => print!("{}", graph::text(&topology)),
-                GraphFormat::Dot => print!("{}", graph::dot(&topology)),
+                GraphFormat::Text => smsflow::out!("{}", graph::text(&topology)),
+                GraphFormat::Dot => smsflow::out!("{}", graph::dot(&topology)),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -301,7 +302,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let letters = smsflow::cli::dlq::list(&load(&file)?, &filter.into()).await?;
             for d in &letters {
-                println!("{}", smsflow::cli::dlq::to_json(d));
+                outln!("{}", smsflow::cli::dlq::to_json(d));
             }
             eprintln!("{} dead letters", letters.len());
             Ok(ExitCode::SUCCESS)
@@ -310,12 +311,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: DlqCommand::Replay { file, filter },
         } => {
             let n = smsflow::cli::dlq::replay(&load(&file)?, &filter.into()).await?;
-            println!("replayed {n} dead letters");
+            outln!("replayed {n} dead letters");
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { file, id, server } => {
             let api = server.api(&load(&file)?);
-            print!("{}", ops::status(&api, &id).await?);
+            smsflow::out!("{}", ops::status(&api, &id).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Message {
@@ -332,12 +333,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 groups,
                 numbers,
             };
-            print!("{}", ops::message(&api, &text.join(" "), &to).await?);
+            smsflow::out!("{}", ops::message(&api, &text.join(" "), &to).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Poll { file, name, server } => {
             let api = server.api(&load(&file)?);
-            print!("{}", ops::poll(&api, &name).await?);
+            smsflow::out!("{}", ops::poll(&api, &name).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Contacts {
@@ -347,7 +348,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(&csv)
                 .with_context(|| format!("cannot read {}", csv.display()))?;
             let (report, all_good) = ops::import_contacts(&api, text).await?;
-            print!("{report}");
+            smsflow::out!("{report}");
             Ok(if all_good {
                 ExitCode::SUCCESS
             } else {
@@ -452,18 +453,18 @@ async fn test(
         let mismatches = script::run(&tester, steps, timeout, Duration::from_millis(300)).await;
         if mismatches.is_empty() {
             passed += 1;
-            println!("ok     {}", path.display());
+            outln!("ok     {}", path.display());
         } else {
             failed += 1;
-            println!("FAILED {}", path.display());
+            outln!("FAILED {}", path.display());
             for m in mismatches {
-                println!("  {} {m}", path.display());
+                outln!("  {} {m}", path.display());
             }
         }
     }
     drop(tester);
     running.shutdown().await?;
-    println!("scripts: {passed} passed, {failed} failed");
+    outln!("scripts: {passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -487,6 +488,6 @@ async fn send(
             .context("the pipeline has no backend")?,
     };
     let id = ops::send(&p, &backend, from, text).await?;
-    println!("{id}");
+    outln!("{id}");
     Ok(ExitCode::SUCCESS)
 }

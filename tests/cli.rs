@@ -439,3 +439,28 @@ fn app_commands_send_the_admin_token() {
     let _ = run.kill();
     let _ = run.wait();
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    // `smsflow validate pipelines/kannel.yaml | head -1`: the reader closes
+    // the pipe before smsflow writes (the read end is closed right after
+    // the start, long before the pipeline is parsed). Before, the write
+    // panicked with "failed printing to stdout: Broken pipe".
+    for args in [
+        &["validate", "pipelines/kannel.yaml"][..],
+        &["graph", "pipelines/demo.yaml"][..],
+    ] {
+        let mut child = smsflow()
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
+}

@@ -8,4 +8,5 @@ pub mod client;
 pub mod dlq;
 pub mod graph;
 pub mod ops;
+pub mod output;
 pub mod script;

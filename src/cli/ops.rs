@@ -91,7 +91,7 @@ pub async fn tail(
             .iter()
             .map(|(k, v)| (k.clone(), json!(String::from_utf8_lossy(v))))
             .collect();
-        println!(
+        crate::outln!(
             "{}",
             json!({ "topic": r.topic.as_ref(), "partition": r.partition, "offset": r.offset, "key": r.key_str(), "headers": headers, "value": value })
         );
