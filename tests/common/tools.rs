@@ -149,7 +149,7 @@ impl Tool {
     /// Where the tool is; panics naming it and how to install it.
     pub fn path(self) -> PathBuf {
         self.find()
-            .unwrap_or_else(|| panic!("needs {}", self.missing()))
+            .unwrap_or_else(|| panic!("needs {} — ./scripts/test installs it", self.missing()))
     }
 
     /// Why the tool counts as missing and how to get it.
@@ -163,7 +163,7 @@ impl Tool {
                 .collect(),
         };
         format!(
-            "{} (looked at {}; {} overrides) — ./scripts/test installs it",
+            "{} (looked at {}; {} overrides)",
             self.what(),
             looked.join(", "),
             self.env()
@@ -202,7 +202,11 @@ pub fn present(test: &str, tools: &[Tool]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let line = format!("{test}: needs {}", missing.join("; and "));
+    let them = if missing.len() == 1 { "it" } else { "them" };
+    let line = format!(
+        "{test}: needs {} — ./scripts/test installs {them}",
+        missing.join(", and ")
+    );
     if required() {
         panic!("{line} (SMSFLOW_REQUIRE_TOOLS is set, so a missing tool fails the test)");
     }
