@@ -117,7 +117,9 @@ impl Tool {
 
     /// Where the tool is, or None when it is not installed.
     pub fn find(self) -> Option<PathBuf> {
-        static FOUND: OnceLock<Mutex<Vec<(Tool, Option<PathBuf>)>>> = OnceLock::new();
+        /// What each tool's look-up found, once per test process.
+        type Found = Mutex<Vec<(Tool, Option<PathBuf>)>>;
+        static FOUND: OnceLock<Found> = OnceLock::new();
         let found = FOUND.get_or_init(Mutex::default);
         if let Some((_, p)) = found.lock().unwrap().iter().find(|(t, _)| *t == self) {
             return p.clone();
