@@ -133,7 +133,9 @@ async fn healthz_answers_while_2000_idle_connections_are_open() {
     r.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The clock is paused (tokio's test clock): the runtime jumps to the
+// header_read_timeout as soon as every task waits, instead of sleeping through it.
+#[tokio::test(start_paused = true)]
 async fn a_client_too_slow_with_its_headers_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let r = start("  limits:\n    header_read_timeout: 200ms\n", &[]).await;
@@ -242,7 +244,9 @@ async fn a_half_sent_request_does_not_hold_up_shutdown() {
     drop(slow);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The clock is paused (tokio's test clock): the runtime jumps to the
+// request_timeout as soon as every task waits, instead of sleeping through it.
+#[tokio::test(start_paused = true)]
 async fn a_body_that_never_arrives_is_timed_out() {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let r = start("  limits:\n    request_timeout: 300ms\n", &[]).await;
