@@ -31,9 +31,12 @@ apt_install() {
   if as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; then
     return 0
   fi
-  local pkg missing=() failed=()
+  local pkg policy missing=() failed=()
   for pkg in "$@"; do
-    if ! apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+    # Not `apt-cache policy | grep -q`: with pipefail, grep quitting early
+    # would fail the pipeline.
+    policy=$(apt-cache policy "$pkg" 2>/dev/null || true)
+    if [[ "$policy" != *"Candidate: "[!\(]* ]]; then
       missing+=("$pkg")
     elif ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null; then
       failed+=("$pkg")

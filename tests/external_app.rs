@@ -3,8 +3,9 @@
 //! `pipelines/external.yaml`, on a real broker (tansu), and skips records it
 //! cannot decode.
 //!
-//! The Python comes from `$SMSFLOW_PYTHON` (scripts/tools.sh makes a venv with
-//! confluent-kafka and fastavro and exports it).
+//! The Python comes from `$SMSFLOW_PYTHON`, or the venv scripts/tools.sh
+//! makes with confluent-kafka and fastavro (tests/common/tools.rs); without
+//! it, or without tansu, the test is skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
