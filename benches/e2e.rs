@@ -32,6 +32,9 @@
 #[path = "../tests/common/broker.rs"]
 #[allow(dead_code)]
 mod broker;
+#[path = "../tests/common/tools.rs"]
+#[allow(dead_code, unused_macros)]
+mod tools;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! application, next to Kannel's own ceiling measured in the same run:
 //!
 //! - **ceiling**: `fakesmsc -i 0 -m N` → bearerbox → smsbox → a trivial
-//!   reply service (tests/common/kannel.rs `EchoApp`: answers each MO with
+//!   reply service (tests/common/kannel/echo.rs `EchoApp`: answers each MO with
 //!   one sendsms call, 32 at a time) → bearerbox → fakesmsc;
 //! - **smsflow**: the same, with smsflow (embedded bus, the Kannel backend,
 //!   the `ping` app chained into the router, `send.concurrency: 32`, no
@@ -20,9 +20,12 @@
 //! Run by `cargo test --benches` (no `--bench` argument) it does one small
 //! round as a smoke test: it fails when a reply goes missing, never on a rate.
 
-#[path = "../tests/common/kannel.rs"]
+#[path = "../tests/common/kannel/mod.rs"]
 #[allow(dead_code)]
 mod kannel;
+#[path = "../tests/common/tools.rs"]
+#[allow(dead_code, unused_macros)]
+mod tools;
 
 /// What the harness expects of its parent module (tests/common/mod.rs).
 fn root() -> std::path::PathBuf {

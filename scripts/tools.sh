@@ -24,20 +24,57 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 { [ -x /usr/sbin/bearerbox ] && [ -x /usr/sbin/smsbox ]; } || need_apt+=(kannel)
 [ -x /usr/lib/kannel/test/fakesmsc ] || need_apt+=(kannel-extras)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# Install Debian packages; when apt-get fails, say which package: one that
+# has no installation candidate (not in the configured sources), else the
+# first that fails when installed alone.
+apt_install() {
+  if as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; then
+    return 0
+  fi
+  local pkg policy missing=() failed=()
+  for pkg in "$@"; do
+    # Not `apt-cache policy | grep -q`: with pipefail, grep quitting early
+    # would fail the pipeline.
+    policy=$(apt-cache policy "$pkg" 2>/dev/null || true)
+    if [[ "$policy" != *"Candidate: "[!\(]* ]]; then
+      missing+=("$pkg")
+    elif ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null; then
+      failed+=("$pkg")
+    fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "error: no Debian package to install for: ${missing[*]} (no installation candidate in the configured apt sources: check /etc/apt/sources.list and apt-cache policy)" >&2
+  fi
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "error: apt-get install failed for: ${failed[*]} (run: apt-get install ${failed[*]} to see why)" >&2
+  fi
+  if [ ${#missing[@]} -eq 0 ] && [ ${#failed[@]} -eq 0 ]; then
+    echo "error: apt-get install ${*} failed, though each package installs alone; run it again to see why" >&2
+  fi
+  return 1
+}
+
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]} (Debian packages)"
   # kannel's postinst starts the system Kannel (bearerbox and wapbox on
   # /etc/kannel/kannel.conf) through invoke-rc.d unless a policy-rc.d forbids
-  # it: put a temporary one in place when the machine has none.
+  # it: put a temporary one in place when the machine has none, removed
+  # however this block ends (the trap also covers a failed install).
   tmp_policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     tmp_policy=/usr/sbin/policy-rc.d
+    trap 'as_root rm -f "$tmp_policy"' EXIT
     printf '#!/bin/sh\nexit 101\n' | as_root tee "$tmp_policy" >/dev/null
     as_root chmod 755 "$tmp_policy"
   fi
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  [ -z "$tmp_policy" ] || as_root rm -f "$tmp_policy"
+  apt_status=0
+  apt_install "${need_apt[@]}" || apt_status=$?
+  if [ -n "$tmp_policy" ]; then
+    as_root rm -f "$tmp_policy"
+    trap - EXIT
+  fi
+  [ "$apt_status" = 0 ] || exit "$apt_status"
   # Never start the system Kannel at boot either (sysvinit links; there is no
   # systemd unit in 1.4.5-12).
   if command -v update-rc.d >/dev/null && [ -e /etc/init.d/kannel ]; then

@@ -267,7 +267,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(p) => {
                 let topology = Topology::new(p)?;
                 outln!("{}: ok", file.display());
-                smsflow::out!("{}", graph::text(&topology));
+                out!("{}", graph::text(&topology));
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -278,8 +278,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Graph { file, format } => {
             let topology = Topology::new(load(&file)?)?;
             match format {
-                GraphFormat::Text => smsflow::out!("{}", graph::text(&topology)),
-                GraphFormat::Dot => smsflow::out!("{}", graph::dot(&topology)),
+                GraphFormat::Text => out!("{}", graph::text(&topology)),
+                GraphFormat::Dot => out!("{}", graph::dot(&topology)),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -316,7 +316,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Status { file, id, server } => {
             let api = server.api(&load(&file)?);
-            smsflow::out!("{}", ops::status(&api, &id).await?);
+            out!("{}", ops::status(&api, &id).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Message {
@@ -333,12 +333,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 groups,
                 numbers,
             };
-            smsflow::out!("{}", ops::message(&api, &text.join(" "), &to).await?);
+            out!("{}", ops::message(&api, &text.join(" "), &to).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Poll { file, name, server } => {
             let api = server.api(&load(&file)?);
-            smsflow::out!("{}", ops::poll(&api, &name).await?);
+            out!("{}", ops::poll(&api, &name).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Contacts {
@@ -348,7 +348,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(&csv)
                 .with_context(|| format!("cannot read {}", csv.display()))?;
             let (report, all_good) = ops::import_contacts(&api, text).await?;
-            smsflow::out!("{report}");
+            out!("{report}");
             Ok(if all_good {
                 ExitCode::SUCCESS
             } else {

@@ -261,6 +261,7 @@ async fn the_message_log_has_every_recipient_and_the_contact() {
 /// opted out and the poll answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_survive_a_restart_on_a_real_broker() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let pipeline = || common::on_broker(running_pipeline(), &broker.brokers(), "apps-restart");
     let phone = "+15557770021";

@@ -28,6 +28,7 @@ fn collect(into: &mut HashMap<String, usize>, rx: &mut broadcast::Receiver<Outbo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_under_load_loses_and_duplicates_nothing() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let p = common::on_broker(
         common::demo(KafkaMode::Embedded),
@@ -86,6 +87,7 @@ async fn graceful_shutdown_under_load_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_and_replayed_after_a_fix() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let p = common::on_broker(common::demo(KafkaMode::Embedded), &broker.brokers(), "dlq");
 
@@ -181,6 +183,7 @@ async fn dead_letters_are_listed_and_replayed_after_a_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_sources_answer_503_and_nothing_accepted_is_lost() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let mut p = common::on_broker(
         common::demo(KafkaMode::Embedded),
@@ -340,6 +343,7 @@ async fn close_commits_stored_offsets_on_the_mock_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_commits_stored_offsets_on_a_real_broker() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let p = common::on_broker(
         common::demo(KafkaMode::Embedded),

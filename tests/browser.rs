@@ -35,10 +35,7 @@ impl Drop for Driver {
 
 impl Driver {
     async fn start() -> Driver {
-        let path = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .expect("chromedriver not found: install Debian's chromium and chromium-driver (.ci/run does)");
+        let path = common::Tool::Chromedriver.path();
         let port = common::free_port();
         let child = Command::new(path)
             .arg(format!("--port={port}"))
@@ -86,7 +83,7 @@ impl<'d> Session<'d> {
     /// A headless Chromium session.
     async fn start(driver: &'d Driver) -> Session<'d> {
         let caps = json!({"capabilities": {"alwaysMatch": {"goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
+            "binary": common::Tool::Chromium.path(),
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                      "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      format!("--user-data-dir={}", driver.profile.path().display())]
@@ -295,6 +292,7 @@ impl<'d> Session<'d> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tester_page_answers_in_a_real_browser() {
+    require_tools!(common::Tool::Chromium, common::Tool::Chromedriver);
     let smsflow = common::Smsflow::start(common::free_port());
     let driver = Driver::start().await;
     let s = Session::start(&driver).await;
@@ -362,6 +360,7 @@ async fn the_tester_page_answers_in_a_real_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_adds_contacts_sends_a_message_and_follows_it_in_a_real_browser() {
+    require_tools!(common::Tool::Chromium, common::Tool::Chromedriver);
     let running = common::start_embedded(common::WEB_PIPELINE).await;
     let base = format!("http://{}", running.admin_addr().unwrap());
     let api = reqwest::Client::new();

@@ -59,6 +59,7 @@ async fn scripts_pass_chained_on_the_embedded_bus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_pass_chained_on_a_real_broker() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let mut p = common::on_broker(
         common::demo(KafkaMode::Embedded),
@@ -71,6 +72,7 @@ async fn scripts_pass_chained_on_a_real_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_pass_on_a_real_broker() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     run_all_scripts(common::on_broker(
         common::demo(KafkaMode::Embedded),

@@ -50,6 +50,7 @@ async fn the_example_app_plays_on_the_embedded_bus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_app_plays_on_a_real_broker() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     play(common::on_broker(
         pipeline(),

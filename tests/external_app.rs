@@ -3,8 +3,9 @@
 //! `pipelines/external.yaml`, on a real broker (tansu), and skips records it
 //! cannot decode.
 //!
-//! The Python comes from `$SMSFLOW_PYTHON` (scripts/tools.sh makes a venv with
-//! confluent-kafka and fastavro and exports it).
+//! The Python comes from `$SMSFLOW_PYTHON`, or the venv scripts/tools.sh
+//! makes with confluent-kafka and fastavro (tests/common/tools.rs); without
+//! it, or without tansu, the test is skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -24,32 +25,10 @@ mod common;
 
 const PHONE: &str = "+15550100";
 
-/// The Python that runs the example, with confluent-kafka and fastavro.
+/// The Python that runs the example, with confluent-kafka and fastavro
+/// (`$SMSFLOW_PYTHON`, or the venv scripts/tools.sh makes).
 fn python() -> PathBuf {
-    let path = std::env::var_os("SMSFLOW_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!(
-                "SMSFLOW_PYTHON is not set: it names the Python that runs examples/external_app.py. \
-                 Run ./scripts/test (scripts/tools.sh makes ~/.cache/smsflow/venv and exports it), \
-                 or set SMSFLOW_PYTHON=~/.cache/smsflow/venv/bin/python"
-            )
-        });
-    assert!(
-        path.exists(),
-        "no Python at {} (SMSFLOW_PYTHON): run scripts/tools.sh, which makes it",
-        path.display()
-    );
-    let imports = Command::new(&path)
-        .args(["-c", "import confluent_kafka, fastavro"])
-        .status()
-        .unwrap();
-    assert!(
-        imports.success(),
-        "{} cannot import confluent_kafka and fastavro: run scripts/tools.sh, which installs them",
-        path.display()
-    );
-    path
+    common::Tool::PythonKafka.path()
 }
 
 /// `examples/external_app.py`, running; killed when dropped.
@@ -150,6 +129,7 @@ async fn reply_to(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_app_answers_through_the_topics_and_skips_what_it_cannot_decode() {
+    require_tools!(common::Tool::PythonKafka, common::Tool::Tansu);
     let python = python();
     let broker = common::broker::Broker::start();
     // The pipeline README.external.md runs, on this test's broker.

@@ -306,6 +306,7 @@ fn print_logs(stages: &[Stage]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_or_stopping_each_stage_loses_and_duplicates_no_reply() {
+    require_tools!(common::Tool::Tansu);
     let Harness {
         _broker,
         provider,
@@ -423,6 +424,7 @@ async fn where_lost(file: &Path, provider: &Arc<Mutex<Provider>>, ids: &[String]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_router_joining_mid_stream_keeps_order_and_loses_nothing() {
+    require_tools!(common::Tool::Tansu);
     let Harness {
         _broker,
         provider,

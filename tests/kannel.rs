@@ -1,5 +1,5 @@
 //! smsflow's Kannel backend against a real Kannel 1.4.5 (Debian's kannel and
-//! kannel-extras, started on loopback by tests/common/kannel.rs):
+//! kannel-extras, started on loopback by tests/common/kannel/):
 //! fakesmsc → bearerbox → smsbox get-url → smsflow (echo) → sendsms →
 //! bearerbox → fakesmsc, with the delivery reports back as events.
 
@@ -68,6 +68,11 @@ async fn exchange(k: &Arc<Kannel>, mo: Mo) -> (Sms, Vec<Mt>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echoes_through_a_real_kannel_arrive_intact_with_their_delivery_reports() {
+    require_tools!(
+        common::Tool::Bearerbox,
+        common::Tool::Smsbox,
+        common::Tool::Fakesmsc
+    );
     let port = common::free_port();
     let (k, yaml) = kannel_and_pipeline(port).await;
     let running = Topology::new(common::pipeline_from(&yaml, KafkaMode::Embedded))
@@ -182,6 +187,12 @@ async fn echoes_through_a_real_kannel_arrive_intact_with_their_delivery_reports(
 /// would try again; a copy stored late is dropped as a repeat of Kannel's id).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kannel_sees_a_failure_when_the_bus_is_down() {
+    require_tools!(
+        common::Tool::Tansu,
+        common::Tool::Bearerbox,
+        common::Tool::Smsbox,
+        common::Tool::Fakesmsc
+    );
     let broker = common::broker::Broker::start();
     let port = common::free_port();
     let (k, yaml) = kannel_and_pipeline(port).await;

@@ -2,7 +2,7 @@
 //! pipelines/durable.yaml` (pipelines/kannel.yaml's echo behind Kannel,
 //! sending at 50/s, on `kafka: {mode: embedded, data_dir: ...}`) as a child
 //! process, through a real Kannel (bearerbox, smsbox and an interactive
-//! fakesmsc on free loopback ports, tests/common/kannel.rs).
+//! fakesmsc on free loopback ports, tests/common/kannel/).
 //!
 //! The phone sends 150 MOs; once Kannel has a 200 for each, and while most
 //! replies still wait behind the rate limit, smsflow is killed with SIGKILL
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kannel::{parse_mts, Kannel, FAKESMSC, MO_QUERY};
+use common::kannel::{parse_mts, Kannel, MO_QUERY};
 use smsflow::bus::{durable, Bus, TopicSpec};
 use smsflow::config::{self, KafkaMode};
 use smsflow::schema;
@@ -161,7 +161,7 @@ impl Phone {
     fn start(k: &Kannel) -> Phone {
         let log = k.dir.join("phone.log");
         let out = File::create(&log).unwrap();
-        let mut child = Command::new(FAKESMSC)
+        let mut child = Command::new(common::kannel::fakesmsc())
             .args(["-H", "127.0.0.1", "-r", &k.smsc_port.to_string()])
             .args(["-i", "0", "-m", "1000000"])
             .current_dir(&k.dir)
@@ -302,6 +302,11 @@ fn access(k: &Kannel) -> Access {
 
 #[test]
 fn kill_9_under_load_then_restart_answers_every_acknowledged_mo_once() {
+    require_tools!(
+        common::Tool::Bearerbox,
+        common::Tool::Smsbox,
+        common::Tool::Fakesmsc
+    );
     let port = common::free_port();
     let k = Kannel::start_configured(&get_url(port), 0, RETRY);
     let work = tempfile::tempdir().unwrap();

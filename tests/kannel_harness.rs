@@ -1,4 +1,4 @@
-//! The real-Kannel harness (tests/common/kannel.rs) against Kannel 1.4.5
+//! The real-Kannel harness (tests/common/kannel/) against Kannel 1.4.5
 //! alone, without smsflow: fakesmsc → bearerbox → smsbox → a trivial echo
 //! application → sendsms → bearerbox → fakesmsc.
 
@@ -13,6 +13,11 @@ const SHORTCODE: &str = "15000";
 
 #[test]
 fn echoes_come_back_exactly_with_their_delivery_reports() {
+    require_tools!(
+        common::Tool::Bearerbox,
+        common::Tool::Smsbox,
+        common::Tool::Fakesmsc
+    );
     let app = EchoApp::start(true, 8);
     let k = Kannel::start(&app.get_url());
     app.connect(&k);
@@ -105,6 +110,11 @@ fn echoes_come_back_exactly_with_their_delivery_reports() {
 
 #[test]
 fn sendsms_to_a_receiving_phone_and_the_mt_format() {
+    require_tools!(
+        common::Tool::Bearerbox,
+        common::Tool::Smsbox,
+        common::Tool::Fakesmsc
+    );
     let app = EchoApp::start(false, 1);
     let k = Kannel::start(&app.get_url());
     let phone = k.phone();
@@ -149,6 +159,11 @@ fn sendsms_to_a_receiving_phone_and_the_mt_format() {
 
 #[test]
 fn ceiling_round_trip_brings_every_message_back() {
+    require_tools!(
+        common::Tool::Bearerbox,
+        common::Tool::Smsbox,
+        common::Tool::Fakesmsc
+    );
     let n = 200;
     let rt = kannel::ceiling_round_trip(n);
     assert_eq!(rt.received, n, "{rt:?}");

@@ -215,6 +215,7 @@ async fn an_unknown_topic_stops_the_stage_on_the_mock_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_topic_stops_the_stage_on_a_real_broker() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     an_unknown_topic_stops_the_stage(&broker.brokers()).await;
 }

@@ -249,6 +249,7 @@ async fn inbound_repeats_are_dropped_and_numbers_normalised() {
 /// reported failed (outcome unknown) rather than risk a duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_message_is_sent_twice_across_a_restart() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let (url, gw) = gateway(Duration::ZERO).await;
     let p = common::on_broker(

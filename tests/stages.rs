@@ -217,6 +217,7 @@ async fn poison_on_the_kafka_mock_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_on_a_real_broker() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let p = common::on_broker(
         common::pipeline_from(PIPELINE, KafkaMode::Embedded),
@@ -237,6 +238,7 @@ async fn failing_app_taps_filters_and_outgoing_phase_on_the_embedded_bus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_app_taps_filters_and_outgoing_phase_on_a_real_broker() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let p = common::on_broker(
         common::pipeline_from(PIPELINE, KafkaMode::Embedded),
@@ -255,6 +257,7 @@ async fn chained_failing_app_taps_filters_and_outgoing_phase_on_the_embedded_bus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chained_failing_app_taps_filters_and_outgoing_phase_on_a_real_broker() {
+    require_tools!(common::Tool::Tansu);
     let broker = common::broker::Broker::start();
     let mut p = common::on_broker(
         common::pipeline_from(PIPELINE, KafkaMode::Embedded),

@@ -133,6 +133,7 @@ async fn send_through(running: &Running, backend: &str, to: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_provider_is_reached_with_its_ca_and_refused_without_it() {
+    require_tools!(common::Tool::Stunnel);
     let ca = TestCa::new();
     let (plain, got) = provider_stub().await;
     let tls = Stunnel::start(&ca, 0, plain);
@@ -283,6 +284,7 @@ async fn refused(mut p: Pipeline, why: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stages_consume_and_produce_through_tls_in_front_of_a_real_broker() {
+    require_tools!(common::Tool::Stunnel, common::Tool::Tansu);
     let b = TlsBroker::start();
     let (plain, got) = provider_stub().await;
     let provider = format!("http://{plain}");

@@ -2,27 +2,20 @@
 //! loopback port with in-memory storage, stopped when dropped.
 //!
 //! The binary comes from `$SMSFLOW_TANSU`, or from where `scripts/test`
-//! installs it (`~/.cache/smsflow/tansu-<version>/bin/tansu`).
+//! installs it (`~/.cache/smsflow/tansu-<version>/bin/tansu`): see
+//! [`super::tools`].
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const TANSU_VERSION: &str = "0.6.0";
+use super::tools::Tool;
 
+/// The tansu binary (`$SMSFLOW_TANSU`, or where `scripts/test` installs
+/// it); panics saying how to install it. Tests check with
+/// `require_tools!(Tool::Tansu)` first.
 pub fn tansu_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("SMSFLOW_TANSU") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let cache = std::env::var("SMSFLOW_CACHE").unwrap_or_else(|_| format!("{home}/.cache/smsflow"));
-    let path = PathBuf::from(cache).join(format!("tansu-{TANSU_VERSION}/bin/tansu"));
-    assert!(
-        path.exists(),
-        "the tansu broker is not installed at {}: run ./scripts/test (it installs it), or set SMSFLOW_TANSU",
-        path.display()
-    );
-    path
+    Tool::Tansu.path()
 }
 
 pub struct Broker {

@@ -9,6 +9,10 @@ pub mod broker;
 pub mod kannel;
 pub mod load;
 pub mod tls;
+pub mod tools;
+
+#[allow(unused_imports)]
+pub use tools::Tool;
 
 /// Point `p` at a real broker.
 pub fn on_broker(mut p: Pipeline, brokers: &str, group: &str) -> Pipeline {

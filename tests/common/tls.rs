@@ -3,7 +3,7 @@
 //! server, as a provider's or a managed Kafka's TLS front end would.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,13 +72,14 @@ impl Stunnel {
             ),
         )
         .unwrap();
-        let child = Command::new(stunnel_binary())
+        let stunnel = stunnel_binary();
+        let child = Command::new(&stunnel)
             .arg(&conf)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("stunnel4 (Debian package stunnel4; scripts/tools.sh installs it)");
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", stunnel.display()));
         let tunnel = Stunnel { child, port };
         wait_listening(port);
         tunnel
@@ -92,12 +93,10 @@ impl Drop for Stunnel {
     }
 }
 
-fn stunnel_binary() -> &'static Path {
-    ["/usr/bin/stunnel4", "/usr/bin/stunnel"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-        .unwrap_or(Path::new("stunnel4"))
+/// stunnel (`$SMSFLOW_STUNNEL`, or Debian's); panics saying how to install
+/// it. Tests check with `require_tools!(Tool::Stunnel)` first.
+fn stunnel_binary() -> PathBuf {
+    super::tools::Tool::Stunnel.path()
 }
 
 /// Wait until something accepts connections on loopback `port`.
