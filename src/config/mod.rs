@@ -4,7 +4,10 @@
 //! with its line, column, path, the offending value and what was expected.
 
 pub mod backends;
+pub mod http;
+pub mod kafka;
 pub mod node;
+pub mod schema;
 pub mod types;
 mod validate;
 
@@ -355,7 +358,7 @@ impl Reader<'_> {
         let top = Path::default();
         let project = self
             .optional(&top.key("project"))
-            .unwrap_or_else(|| "RapidSMS".to_owned());
+            .unwrap_or_else(types::default_project);
         let kafka = self.kafka(&top.key("kafka"));
         let topics = self.optional(&top.key("topics")).unwrap_or_default();
         let http = self.optional(&top.key("http")).unwrap_or_default();
@@ -369,7 +372,10 @@ impl Reader<'_> {
         let taps = self.optional(&top.key("taps")).unwrap_or_default();
         let apps: Vec<App> = self.list(&top.key("apps"), true);
         let chain = self.chain(&top.key("chain"));
-        let shutdown_timeout = self.duration(&top.key("shutdown_timeout"), Duration::from_secs(30));
+        let shutdown_timeout = self.duration(
+            &top.key("shutdown_timeout"),
+            types::default_shutdown_timeout(),
+        );
         // RapidSMS puts contrib.default last in INSTALLED_APPS; here the app
         // named `default` answers unmatched messages unless told otherwise.
         let default_app = default_app.or_else(|| {
