@@ -136,6 +136,31 @@ fn a_pipeline_with_every_default_fits_the_schema() {
 }
 
 #[test]
+fn the_schema_accepts_what_smsflow_accepts() {
+    let validator = validator();
+    let good = [
+        "kafka: mock\n",
+        "kafka:\n  mode: kafka\n  brokers: ${BROKERS:-127.0.0.1:9092}\n  config: {acks: all}\n",
+        // A section switched on by being there, with its defaults.
+        "optout:\nmessagelog: {}\n",
+        "chain: [echo]\n",
+        "chain: true\n",
+        "max_routes: 5\n",
+        // Durations, literal and from the environment.
+        "shutdown_timeout: 1m 30s\nhttp:\n  accept_timeout: ${ACCEPT:-5s}\n",
+        "http:\n  listen: ${LISTEN:-0.0.0.0:8080}\n  limits: {max_body_bytes: 1024}\n",
+    ];
+    for change in good {
+        let text = with(change);
+        if let Err(e) = config::load_str(&text, &|_| None) {
+            panic!("smsflow refuses {change:?}: {e:?}");
+        }
+        let errors = schema_errors(&validator, &text);
+        assert!(errors.is_empty(), "{change:?}: {errors:#?}");
+    }
+}
+
+#[test]
 fn the_schema_refuses_what_smsflow_refuses() {
     let validator = validator();
     assert!(schema_errors(&validator, MINIMAL).is_empty());

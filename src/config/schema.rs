@@ -16,6 +16,7 @@
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
+use super::types::DURATION_PATTERN;
 use super::Pipeline;
 
 /// Where the schema is committed, relative to the crate's root.
@@ -35,11 +36,35 @@ pub const MODELINE: &str = "# yaml-language-server: $schema=../schemas/pipeline.
 /// The pipeline file's JSON Schema (draft 7, which yaml-language-server
 /// understands), as a JSON value.
 pub fn json_schema() -> Value {
-    let mut schema = SchemaSettings::draft07()
+    let schema = SchemaSettings::draft07()
         .into_generator()
         .into_root_schema_for::<Pipeline>();
-    schema.insert("title".into(), "smsflow pipeline".into());
-    schema.to_value()
+    let mut schema = schema.to_value();
+    unwrap_descriptions(&mut schema);
+    schema
+}
+
+/// Doc comments are wrapped at about 80 columns; editors render each line
+/// break as one, so descriptions are joined into one line per paragraph.
+fn unwrap_descriptions(schema: &mut Value) {
+    match schema {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                match v {
+                    Value::String(text) if k == "description" => {
+                        let paragraphs: Vec<String> = text
+                            .split("\n\n")
+                            .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+                            .collect();
+                        *text = paragraphs.join("\n\n");
+                    }
+                    _ => unwrap_descriptions(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }
 
 /// [`json_schema`] as the text of `schemas/pipeline.schema.json`.
@@ -49,7 +74,7 @@ pub fn json_schema_text() -> String {
 
 /// Sections in the order the reference shows them; any other definition
 /// follows, by name.
-const ORDER: [&str; 22] = [
+const ORDER: [&str; 21] = [
     "Kafka",
     "KafkaMode",
     "Fsync",
@@ -71,7 +96,6 @@ const ORDER: [&str; 22] = [
     "Sending",
     "Receiving",
     "Chain",
-    "Duration",
 ];
 
 /// The reference page (`docs/pipeline-reference.md`) for `schema`, a
@@ -135,6 +159,12 @@ pub fn reference_markdown(schema: &Value) -> String {
             push_definition(&mut out, name, def);
         }
     }
+    out.push_str(&format!(
+        "## Durations\n\n\
+         A duration is a string of numbers with units, as in `30s`, `1m 30s`, `500ms`, \
+         `7days` (units: `ns`, `us`, `ms`, `s`, `m`, `h`, `d`, `w` and their long names; \
+         the schema checks the pattern `{DURATION_PATTERN}`).\n"
+    ));
     // One newline at the end, however the last section ended.
     while out.ends_with("\n\n") {
         out.pop();
@@ -330,6 +360,9 @@ fn type_of(schema: &Value) -> String {
     if let Some(name) = reference(schema) {
         return format!("[{name}](#{})", anchor(name));
     }
+    if schema.get("pattern").and_then(Value::as_str) == Some(DURATION_PATTERN) {
+        return "[duration](#durations)".to_owned();
+    }
     if let Some(c) = schema.get("const") {
         return format!("`{}`", flow(c));
     }
@@ -395,6 +428,19 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_knows_every_top_level_section_the_loader_reads() {
+        let schema = json_schema();
+        let mut keys: Vec<&str> = schema["properties"]
+            .as_object()
+            .map(|p| p.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        let mut sections = super::super::TOP_LEVEL.to_vec();
+        sections.sort_unstable();
+        assert_eq!(keys, sections);
+    }
 
     #[test]
     fn flow_quotes_what_yaml_would_misread() {

@@ -399,12 +399,18 @@ impl JsonSchema for HumanDuration {
         "Duration".into()
     }
 
+    /// Inline, so that an editor shows the key's own description (a `$ref`
+    /// would show the duration's); the reference recognises the pattern.
+    fn inline_schema() -> bool {
+        true
+    }
+
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A duration: numbers with units, as in `30s`, `1m 30s`, `500ms`, `7days` (units: ns, us, ms, s, m, h, d, w and their long names).",
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "examples": ["30s", "1m 30s", "500ms"]
+            // yaml-language-server's message when the pattern fails.
+            "patternErrorMessage": "expected a duration: numbers with units, as in 30s, 1m 30s, 500ms, 7days"
         })
     }
 }
