@@ -46,9 +46,12 @@ pub enum Backend {
         #[serde(default)]
         receive: Receiving,
     },
-    /// Accepts inbound messages like the generic HTTP backend and discards
-    /// what it should send (counted, with no delivery events): for load tests
-    /// and dry runs.
+    /// Accepts inbound messages like the generic HTTP backend (`GET`/`POST
+    /// /backend/<name>/` with `identity` and `text`) and discards what it
+    /// should send: it counts each message
+    /// (`smsflow_received_total{stage="backend:<name>"}`,
+    /// `smsflow_reply_seconds{backend="<name>"}`) and writes no event. For
+    /// load tests and dry runs (`pipelines/loadtest.yaml`).
     Discard {
         /// Backend name, the `backend` of its connections.
         name: String,
@@ -243,7 +246,8 @@ impl Default for HttpParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sending {
-    /// Messages per second, at most (a token bucket: messages wait, never dropped). Default: no limit.
+    /// Messages per second, at most: a token bucket of one token, so requests
+    /// are spaced evenly; messages wait, never dropped. Default: no limit.
     pub rate: Option<f64>,
     /// SMS segments per second, at most (operators count parts). Default: no limit.
     pub segment_rate: Option<f64>,
@@ -253,9 +257,11 @@ pub struct Sending {
     #[serde(with = "humantime_serde_compat")]
     #[schemars(with = "HumanDuration")]
     pub timeout: Duration,
-    /// Tries for a transient failure (timeout, no connection, 5xx, 429).
+    /// Tries for a transient failure (timeout, no connection, 408, 429, 5xx).
     pub attempts: u32,
-    /// Wait before the second try, doubled for each next one, with jitter.
+    /// Wait before the second try, doubled for each next one up to
+    /// `max_backoff`, with equal jitter (half fixed, half random); a
+    /// `Retry-After` (seconds or HTTP date) replaces it, up to `max_backoff`.
     #[serde(with = "humantime_serde_compat")]
     #[schemars(with = "HumanDuration")]
     pub backoff: Duration,
@@ -292,13 +298,17 @@ impl Default for Sending {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Receiving {
-    /// A country (ISO 3166 code, such as `TZ` or `US`) whose national numbers
-    /// are rewritten to E.164 (`0712 345 678` → `+255712345678`); the number
-    /// as received is kept in the field `raw_identity`. Default: none (numbers
-    /// only lose spaces, dashes and a leading `00`).
+    /// A country (ISO 3166 code, such as `TZ`, `KE` or `US`) whose national
+    /// numbers, and international ones without `+`, are rewritten to E.164
+    /// (`0712 345 678` → `+255712345678`, by libphonenumber's metadata); the
+    /// number as received is kept in the field `raw_identity`. Short codes
+    /// (5 digits or fewer) and numbers libphonenumber does not know as valid
+    /// are kept as cleaned. Default: none (numbers only lose spaces, `-`,
+    /// `.`, `()` and a leading `00`, which becomes `+`).
     pub country: Option<String>,
-    /// A message whose provider id was seen within this window is answered
-    /// as accepted but not stored again.
+    /// A message whose provider id (Kannel `%I`, Twilio `MessageSid`,
+    /// Clickatell `messageId`, Vumi `message_id`, generic `id`) was stored
+    /// within this window is answered as accepted but not stored again.
     #[serde(with = "humantime_serde_compat")]
     #[schemars(with = "HumanDuration")]
     pub dedupe_window: Duration,
@@ -317,8 +327,8 @@ pub struct Receiving {
     /// Accept webhooks that carry no secret, basic auth or provider key.
     /// Only for a listener no one else can reach (loopback, a private
     /// network): anyone who reaches it can inject messages and delivery
-    /// reports. When false, a backend whose webhooks have no credentials
-    /// fails validation.
+    /// reports. Only with a loopback `http.listen`. When false, a backend
+    /// whose webhooks have no credentials fails validation.
     pub insecure: bool,
     /// The longest text accepted, in characters (longer: `413`).
     pub max_text: usize,

@@ -28,7 +28,8 @@ pub struct Http {
     /// it). Default `http://<listen>`.
     pub public_url: Option<String>,
     /// Host names the public listener answers besides IP addresses, `localhost`
-    /// and the host of `public_url` (any other `Host` header is refused: DNS rebinding).
+    /// and the host of `public_url` (any other `Host` header is answered 421:
+    /// DNS rebinding).
     pub hosts: Vec<String>,
     /// The admin listener: operator pages, the JSON API, the tester, `/metrics`.
     pub admin: Admin,
@@ -147,7 +148,8 @@ pub struct Limits {
     /// Largest request body in bytes (1048576 is 1 MiB); a larger one is answered 413.
     pub max_body_bytes: usize,
     /// How long a client may take to send a request's headers before the
-    /// connection is closed (slow or idle clients).
+    /// connection is closed (slow or idle clients); a body that does not
+    /// arrive within `request_timeout` is answered 408.
     #[serde(with = "humantime_serde_compat")]
     #[schemars(with = "HumanDuration")]
     pub header_read_timeout: Duration,

@@ -23,7 +23,10 @@ pub struct Kafka {
     /// Consumer group prefix: each stage's group is `<group>.<stage>`.
     #[serde(default = "default_group")]
     pub group: String,
-    /// librdkafka settings passed through as they are (TLS, SASL, acks, compression, ...).
+    /// librdkafka settings passed through as they are (TLS, SASL, `acks`,
+    /// `compression.type`, ...). Keys starting `consumer.` go to consumers
+    /// only, without the prefix. smsflow's defaults, overridable here:
+    /// `partitioner=murmur2_random`, `linger.ms=5`, `fetch.wait.max.ms=20`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
     /// Embedded bus: records a partition holds before producers wait (on
@@ -32,12 +35,13 @@ pub struct Kafka {
     pub partition_capacity: usize,
     /// Embedded bus: a directory to keep the partitions and the groups'
     /// offsets in (`<data_dir>/bus.redb`), so that nothing the bus
-    /// acknowledged is lost when the process is killed. Without it the
+    /// acknowledged is lost when the process is killed. One smsflow per
+    /// directory; relative to the working directory. Without it the
     /// embedded bus lives in memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// Durable embedded bus: `always` acknowledges a record once it is on
-    /// disk; `interval` acknowledges it at once and syncs every
+    /// Durable embedded bus: `always` acknowledges a record once its
+    /// transaction is on disk (group commit); `interval` acknowledges it at once and syncs every
     /// `fsync_interval` (a crash of the machine, or kill -9, loses up to
     /// that much).
     #[serde(default)]
@@ -46,8 +50,9 @@ pub struct Kafka {
     #[serde(default = "default_fsync_interval", with = "humantime_serde_compat")]
     #[schemars(with = "HumanDuration")]
     pub fsync_interval: Duration,
-    /// Durable embedded bus: how long records every group has marked done
-    /// are kept (compacted topics keep each key's latest record for ever).
+    /// Durable embedded bus: a record every group has marked done is deleted
+    /// once older than this (compacted topics keep each key's latest record
+    /// for ever).
     #[serde(default = "default_retention", with = "humantime_serde_compat")]
     #[schemars(with = "HumanDuration")]
     pub retention: Duration,
@@ -157,7 +162,7 @@ pub struct Topics {
     pub polls: String,
     /// Dead letters: records a stage could not process.
     pub dlq: String,
-    /// Partitions of every topic smsflow creates.
+    /// Partitions of every topic smsflow creates (existing topics are left alone).
     pub partitions: i32,
     /// Replication factor of topics smsflow creates on a cluster.
     pub replication: i32,

@@ -61,7 +61,9 @@ pub struct Pipeline {
     /// The route table, first match wins.
     #[schemars(default)]
     pub routes: Vec<Route>,
-    /// The app that answers what no route matched (RapidSMS's `default` phase). Default: the app named `default`, if any.
+    /// The app that answers what no route matched (RapidSMS's `default`
+    /// phase). Default: the app named `default`, if any; without one,
+    /// unmatched messages are dropped (`smsflow_dropped_total{reason="unrouted"}`).
     pub default_app: Option<String>,
     /// Apps that see every inbound message, matched or not (after filtering).
     #[schemars(default)]
@@ -69,7 +71,8 @@ pub struct Pipeline {
     /// The apps, in order: the outgoing phase runs them in reverse.
     pub apps: Vec<App>,
     /// Apps run inside the router (in) instead of as stages of their own:
-    /// `false`, `true` (every app this process runs) or a list of names.
+    /// `false`, `true` (every app this process runs) or a list of names
+    /// (about twice the throughput on Kafka).
     #[schemars(default)]
     pub chain: Chain,
     /// How long a graceful shutdown may take before stages are stopped hard.
@@ -115,8 +118,15 @@ fn complete_pipeline_schema(schema: &mut Schema) {
 
 /// `chain:` — which apps are chained into the router (in): the router runs
 /// them and their replies' outgoing phase in the same step, in memory, and
-/// writes `sms.send.<backend>` directly. Two Kafka hops fewer per message;
-/// `sms.app.<app>` and `sms.outbound` then do not carry those messages.
+/// writes `sms.send.<backend>` directly. Two Kafka hops fewer per message,
+/// with the same guarantees (the input offset is stored once those outputs
+/// are acknowledged; reply ids are still derived). What changes:
+/// `sms.app.<app>` and `sms.outbound` do not carry the chained messages, a
+/// chained app scales with the router, and its failures are counted under
+/// `app:<name>`; a reply the outgoing phase rejects is dead-lettered with
+/// stage `router-out` and source topic `sms.outbound` (so `dlq replay` puts
+/// it where router (out) reads). `router-out` still runs, for what other
+/// producers write to `sms.outbound`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Chain {
@@ -194,7 +204,9 @@ pub struct Languages {
     /// Reply texts: `<language>: {<app>.<text>: template}`; a text missing in
     /// a language falls back to the default language, then to the built-in English.
     pub texts: BTreeMap<String, BTreeMap<String, String>>,
-    /// YAML files shaped like `texts`, relative to the pipeline file; they add to `texts`.
+    /// YAML files shaped like `texts`, relative to the pipeline file and
+    /// inside its directory (no absolute path, no `..` or symlink out), at
+    /// most 1 MiB each; they add to `texts`.
     pub files: Vec<String>,
 }
 
@@ -236,11 +248,15 @@ impl Default for MessageLog {
     }
 }
 
-/// `routes:` — one rule. All the conditions given must hold; the first route that matches wins.
+/// `routes:` — one rule. All the conditions given must hold; the first route
+/// that matches wins. Give at most one of `keyword`, `pattern`, `exact`; a
+/// route with none takes its app's own trigger: `echo` → keyword `echo`,
+/// `ping` → exact `ping`, an autoresponder or external app → its
+/// `keyword`/`pattern`/`exact`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    /// Name shown in metrics and on the routed message. Default: the app's name, or `<app>.<n>`.
+    /// Name shown in metrics, logs and on the routed message. Default: the app's name, or `<app>.<n>`.
     #[serde(default)]
     pub name: Option<String>,
     /// The app that gets the message.
@@ -248,7 +264,7 @@ pub struct Route {
     /// RapidSMS KeywordHandler: a regex (`register|reg|join`), case-insensitive, at the start, followed by a separator or the end.
     #[serde(default)]
     pub keyword: Option<String>,
-    /// RapidSMS PatternHandler: a regex, case-insensitive, anchored at the start only; named groups become fields.
+    /// RapidSMS PatternHandler: a regex, case-insensitive, anchored at the start only; named and numbered groups become `captures`.
     #[serde(default)]
     pub pattern: Option<String>,
     /// The whole text, exactly (case-sensitive), as RapidSMS's `ping`.
@@ -266,7 +282,8 @@ pub struct Route {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum App {
-    /// `echo <text>` answers `<text>`; its route is the keyword `echo`.
+    /// `echo <text>` answers `<text>`; a bare `echo` answers `To echo some
+    /// text, send: ECHO <ANYTHING>`. Its route is the keyword `echo`.
     Echo {
         /// Default `echo`.
         #[serde(default)]
@@ -288,8 +305,8 @@ pub enum App {
         response: Option<String>,
     },
     /// Not run by a built-in: its topic `sms.app.<name>` is consumed by an
-    /// external program, or by a Rust app registered with
-    /// `Topology::with_app`.
+    /// external program (with the Avro schemas in `schemas/`), or by a Rust
+    /// app registered with `Topology::with_app`.
     External {
         /// The app's name: its topic is `sms.app.<name>`.
         name: String,
@@ -318,11 +335,12 @@ pub enum App {
         keyword: Option<String>,
         /// The question (text key `<name>.question`), sent as help and to a group.
         question: String,
-        /// The answers, matched case-insensitively.
+        /// The answers, one word each, at least two, matched case-insensitively.
         choices: Vec<String>,
     },
     /// Keyword, pattern or exact text → a reply template. `{rest}` inserts the
-    /// text after the keyword, `{project}` the project name, `{<group>}` a capture.
+    /// text after the keyword, `{project}` the project name, `{<group>}` a
+    /// capture, `{{` and `}}` a brace; placeholders are checked against the trigger.
     Autoresponder {
         /// The app's name.
         name: String,
