@@ -144,6 +144,9 @@ fn the_schema_accepts_what_smsflow_accepts() {
         // A section switched on by being there, with its defaults.
         "optout:\nmessagelog: {}\n",
         "chain: [echo]\n",
+        // Keys with fixed values, from the environment.
+        "kafka: ${BUS:-embedded}\n",
+        "kafka:\n  mode: ${MODE:-embedded}\n",
         "chain: true\n",
         "max_routes: 5\n",
         // Durations, literal and from the environment.
@@ -178,6 +181,7 @@ fn the_schema_refuses_what_smsflow_refuses() {
         // Not a duration, not a bus.
         ("shutdown_timeout: soon\n", "soon"),
         ("kafka: zookeeper\n", "zookeeper"),
+        ("kafka:\n  mode: kafak\n", "kafak"),
     ];
     for (change, what) in bad {
         let text = with(change);

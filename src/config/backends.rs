@@ -7,7 +7,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::types::{humantime_serde_compat, HumanDuration};
+use super::types::{humantime_serde_compat, or_interpolated, HumanDuration};
 
 /// `backends:` — one item per provider connection.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -212,6 +212,7 @@ impl Backend {
 /// `method:` of the generic HTTP backend's outbound requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(transform = or_interpolated)]
 pub enum HttpMethod {
     /// A `POST` with the message as a JSON body.
     #[default]

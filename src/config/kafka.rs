@@ -8,7 +8,7 @@ use std::time::Duration;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
-use super::types::{humantime_serde_compat, HumanDuration};
+use super::types::{humantime_serde_compat, or_interpolated, HumanDuration, INTERPOLATED_PATTERN};
 
 /// `kafka:` — a bare string `embedded` / `mock`, or this mapping.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -90,6 +90,7 @@ pub(crate) fn kafka_section(generator: &mut SchemaGenerator) -> Schema {
                 "enum": ["embedded", "mock"],
                 "description": "`embedded` or `mock` with every setting at its default."
             },
+            {"type": "string", "pattern": INTERPOLATED_PATTERN},
             mapping
         ],
         "default": "embedded"
@@ -115,6 +116,7 @@ fn default_retention() -> Duration {
 /// When the durable embedded bus writes to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(transform = or_interpolated)]
 pub enum Fsync {
     /// Every commit is on disk before its records are acknowledged;
     /// concurrent produces share one commit.
@@ -127,6 +129,7 @@ pub enum Fsync {
 /// The bus a pipeline runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(transform = or_interpolated)]
 pub enum KafkaMode {
     /// In-process bus: keyed partitions, order, backpressure; not durable
     /// unless `data_dir` is given.

@@ -9,14 +9,15 @@
 //! `${VAR}` interpolation: the schema describes the file as written, before
 //! interpolation. Interpolation only ever produces strings, so a string key
 //! accepts `${VAR}` as it accepts any string, a duration accepts it through
-//! its pattern, and numbers and booleans cannot come from `${VAR}` at all.
-//! Keys with a fixed set of values (`mode`, `fsync`, `method`, `type`) are
-//! kept strict: `${VAR}` there works, but an editor flags it.
+//! its pattern, keys with a fixed set of values (`kafka`, `mode`, `fsync`,
+//! `method`) take their values or a `${VAR}` string, and numbers and
+//! booleans cannot come from `${VAR}` at all. A backend's or app's `type`
+//! stays strict: it says which keys the item has.
 
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
-use super::types::DURATION_PATTERN;
+use super::types::{DURATION_PATTERN, INTERPOLATED_PATTERN};
 use super::Pipeline;
 
 /// Where the schema is committed, relative to the crate's root.
@@ -126,11 +127,10 @@ pub fn reference_markdown(schema: &Value) -> String {
     out.push_str(
         "Every string may be written as `${VAR}` or `${VAR:-default}`: the environment's \
          value is put in before the file is read. The schema describes the file as \
-         written: string keys accept `${VAR}` like any string, durations accept it \
-         through their pattern; numbers and booleans cannot come from `${VAR}` (it \
-         makes strings), and keys with a fixed set of values (`mode`, `fsync`, \
-         `method`, `type`) are kept strict, so an editor flags `${VAR}` there although \
-         smsflow accepts it.\n\n",
+         written: string keys accept `${VAR}` like any string; durations and keys \
+         with a fixed set of values (`kafka`, `mode`, `fsync`, `method`) accept it \
+         besides their own values; numbers and booleans cannot come from `${VAR}` \
+         (it makes strings), nor can a backend's or app's `type`.\n\n",
     );
     out.push_str("A key marked **required** must be given; any other may be left out.\n\n");
 
@@ -228,8 +228,20 @@ fn tagged_variants(def: &Value) -> Option<Vec<(String, &Value)>> {
 }
 
 /// The values of a string enum with their descriptions: `oneOf` constants
-/// (variants with doc comments) or a plain `enum`.
+/// (variants with doc comments) or a plain `enum`, alone or `anyOf` them and
+/// a `${VAR}` string.
 fn string_values(def: &Value) -> Option<Vec<(String, String)>> {
+    if let Some([values, var]) = def
+        .get("anyOf")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        return if is_interpolated(var) {
+            string_values(values)
+        } else {
+            None
+        };
+    }
     if let Some(items) = def.get("oneOf").and_then(Value::as_array) {
         let mut values = Vec::new();
         for item in items {
@@ -372,7 +384,11 @@ fn type_of(schema: &Value) -> String {
     }
     for key in ["anyOf", "oneOf"] {
         if let Some(alts) = schema.get(key).and_then(Value::as_array) {
-            let alts: Vec<String> = alts.iter().map(type_of).collect();
+            let alts: Vec<String> = alts
+                .iter()
+                .filter(|alt| !is_interpolated(alt))
+                .map(type_of)
+                .collect();
             return alts.join(" or ");
         }
     }
@@ -388,6 +404,11 @@ fn type_of(schema: &Value) -> String {
         }
         _ => "any".to_owned(),
     }
+}
+
+/// Whether `schema` is the `${VAR}` alternative of a key with fixed values.
+fn is_interpolated(schema: &Value) -> bool {
+    schema.get("pattern").and_then(Value::as_str) == Some(INTERPOLATED_PATTERN)
 }
 
 fn simple_type(t: &str, schema: &Value) -> String {

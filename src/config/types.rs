@@ -433,6 +433,27 @@ impl JsonSchema for HumanDuration {
     }
 }
 
+/// A string with a `${VAR}` in it: any string key may be one.
+pub(crate) const INTERPOLATED_PATTERN: &str = r"\$\{";
+
+/// A transform for the schema of a key with a fixed set of values: those
+/// values (editors offer them) or a `${VAR}` string, which interpolation
+/// turns into one of them.
+pub(crate) fn or_interpolated(schema: &mut Schema) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let description = object.remove("description");
+    let values = serde_json::Value::Object(std::mem::take(object));
+    object.insert(
+        "anyOf".into(),
+        serde_json::json!([values, {"type": "string", "pattern": INTERPOLATED_PATTERN}]),
+    );
+    if let Some(d) = description {
+        object.insert("description".into(), d);
+    }
+}
+
 /// What a duration looks like (humantime's grammar, loosely: a number and a
 /// unit, repeated), or a string with a `${VAR}` in it.
 pub(crate) const DURATION_PATTERN: &str = r"^\s*([0-9]+\s*[A-Za-z]+\s*)+$|\$\{";
