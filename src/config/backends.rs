@@ -4,20 +4,21 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::types::humantime_serde_compat;
+use super::types::{humantime_serde_compat, or_interpolated, HumanDuration};
 
 /// `backends:` — one item per provider connection.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Backend {
     /// RapidSMS's message tester: chat as any phone number from a web page or JSON API.
     Tester {
-        /// Backend name, the `backend` of its connections. Default `message_tester`.
+        /// Backend name, the `backend` of its connections.
         #[serde(default = "default_tester_name")]
         name: String,
-        /// Messages kept per phone number for the page and the API. Default 200.
+        /// Messages kept per phone number for the page and the API.
         #[serde(default = "default_history")]
         history: usize,
     },
@@ -26,26 +27,33 @@ pub enum Backend {
     /// configurable) → `200 OK`. Outbound: one request per message to the
     /// `url` template; delivery reports `POST /backend/<name>/status`.
     Http {
+        /// Backend name, the `backend` of its connections.
         name: String,
         /// Where each outbound message goes: a URL template whose `{id}`,
         /// `{identity}`, `{text}`, `{encoding}`, `{segments}` and
         /// `{in_response_to}` are replaced, URL-encoded.
         url: String,
-        /// `post` (default): a JSON body; `get`: the URL template alone.
+        /// `post`: a JSON body; `get`: the URL template alone.
         #[serde(default)]
         method: HttpMethod,
         /// Inbound parameter names (RapidSMS's `params`).
         #[serde(default)]
         params: HttpParams,
+        /// How the sink calls the provider: rate, concurrency, retries, TLS.
         #[serde(default)]
         send: Sending,
+        /// How the source takes webhooks in: credentials, limits, number format.
         #[serde(default)]
         receive: Receiving,
     },
-    /// Accepts inbound messages like the generic HTTP backend and discards
-    /// what it should send (counted, with no delivery events): for load tests
-    /// and dry runs.
+    /// Accepts inbound messages like the generic HTTP backend (`GET`/`POST
+    /// /backend/<name>/` with `identity` and `text`) and discards what it
+    /// should send: it counts each message
+    /// (`smsflow_received_total{stage="backend:<name>"}`,
+    /// `smsflow_reply_seconds{backend="<name>"}`) and writes no event. For
+    /// load tests and dry runs (`pipelines/loadtest.yaml`).
     Discard {
+        /// Backend name, the `backend` of its connections.
         name: String,
         /// Webhook credentials and inbound limits, as for the generic HTTP backend.
         #[serde(default)]
@@ -55,10 +63,10 @@ pub enum Backend {
     /// `/cgi-bin/sendsms`, delivery reports through a `dlr-url` that carries
     /// the message id (and `receive.secret`, which the `get-url` carries too).
     Kannel {
-        /// Default `kannel`.
+        /// Backend name, the `backend` of its connections.
         #[serde(default = "default_kannel_name")]
         name: String,
-        /// smsbox's sendsms URL. Default `http://127.0.0.1:13013/cgi-bin/sendsms`.
+        /// smsbox's sendsms URL.
         #[serde(default = "default_sendsms_url")]
         sendsms_url: String,
         /// A `sendsms-user` group's `username`.
@@ -71,11 +79,13 @@ pub enum Backend {
         /// The `smsc` to send through (for example the `smsc-id` a message came in on).
         #[serde(default)]
         smsc: Option<String>,
-        /// Which delivery reports Kannel sends: 1 delivered, 2 failed, 4 buffered, 8 SMSC accepted, 16 SMSC rejected. Default 31 (all); 0 asks for none.
+        /// Which delivery reports Kannel sends: 1 delivered, 2 failed, 4 buffered, 8 SMSC accepted, 16 SMSC rejected. 31 is all of them; 0 asks for none.
         #[serde(default = "default_dlr_mask")]
         dlr_mask: u8,
+        /// How the sink calls the provider: rate, concurrency, retries, TLS.
         #[serde(default)]
         send: Sending,
+        /// How the source takes webhooks in: credentials, limits, number format.
         #[serde(default)]
         receive: Receiving,
     },
@@ -83,7 +93,7 @@ pub enum Backend {
     /// callbacks (both checked with `X-Twilio-Signature`), outbound through
     /// the Messages API.
     Twilio {
-        /// Default `twilio`.
+        /// Backend name, the `backend` of its connections.
         #[serde(default = "default_twilio_name")]
         name: String,
         /// `AC...`
@@ -96,21 +106,23 @@ pub enum Backend {
         /// `MG...`: send through a Messaging Service instead of one number.
         #[serde(default)]
         messaging_service_sid: Option<String>,
-        /// Default `https://api.twilio.com`.
+        /// The API's base URL (another for a test double).
         #[serde(default = "default_twilio_api")]
         api_url: String,
-        /// Refuse webhooks without a valid `X-Twilio-Signature` (403). Default true.
+        /// Refuse webhooks without a valid `X-Twilio-Signature` (403).
         #[serde(default = "default_true")]
         validate: bool,
+        /// How the sink calls the provider: rate, concurrency, retries, TLS.
         #[serde(default)]
         send: Sending,
+        /// How the source takes webhooks in: credentials, limits, number format.
         #[serde(default)]
         receive: Receiving,
     },
     /// Clickatell's Platform REST API: `POST /messages` with an API key,
     /// inbound (MO) and message-status callbacks as JSON.
     Clickatell {
-        /// Default `clickatell`.
+        /// Backend name, the `backend` of its connections.
         #[serde(default = "default_clickatell_name")]
         name: String,
         /// The integration's API key (sent as the `Authorization` header).
@@ -118,14 +130,16 @@ pub enum Backend {
         /// The sender (a two-way number); optional for one-way integrations.
         #[serde(default)]
         from: Option<String>,
-        /// Default `https://platform.clickatell.com`.
+        /// The API's base URL (another for a test double).
         #[serde(default = "default_clickatell_api")]
         api_url: String,
-        /// Recipients of one text sent in one request, at most. Default 100.
+        /// Recipients of one text sent in one request, at most.
         #[serde(default = "default_batch")]
         batch: usize,
+        /// How the sink calls the provider: rate, concurrency, retries, TLS.
         #[serde(default)]
         send: Sending,
+        /// How the source takes webhooks in: credentials, limits, number format.
         #[serde(default)]
         receive: Receiving,
     },
@@ -133,7 +147,7 @@ pub enum Backend {
     /// events (ack, nack, delivery_report) POSTed as JSON; outbound JSON to
     /// `sendsms_url`.
     Vumi {
-        /// Default `vumi`.
+        /// Backend name, the `backend` of its connections.
         #[serde(default = "default_vumi_name")]
         name: String,
         /// Where outbound messages are POSTed.
@@ -141,13 +155,16 @@ pub enum Backend {
         /// HTTP basic auth for `sendsms_url` (both or neither).
         #[serde(default)]
         sendsms_user: Option<String>,
+        /// The password for `sendsms_user`.
         #[serde(default)]
         sendsms_pass: Option<String>,
         /// Extra keys added to every outbound payload (RapidSMS's `sendsms_params`).
         #[serde(default)]
         sendsms_params: BTreeMap<String, String>,
+        /// How the sink calls the provider: rate, concurrency, retries, TLS.
         #[serde(default)]
         send: Sending,
+        /// How the source takes webhooks in: credentials, limits, number format.
         #[serde(default)]
         receive: Receiving,
     },
@@ -193,23 +210,26 @@ impl Backend {
 }
 
 /// `method:` of the generic HTTP backend's outbound requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(transform = or_interpolated)]
 pub enum HttpMethod {
+    /// A `POST` with the message as a JSON body.
     #[default]
     Post,
+    /// A `GET` of the URL template alone.
     Get,
 }
 
 /// `params:` — the generic HTTP backend's inbound parameter names.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpParams {
-    /// Default `identity`.
+    /// The sender's phone number.
     pub identity: String,
-    /// Default `text`.
+    /// The message text.
     pub text: String,
-    /// The provider's message id, used to drop repeats (optional). Default `id`.
+    /// The provider's message id, used to drop repeats (optional in requests).
     pub id: String,
 }
 
@@ -224,32 +244,38 @@ impl Default for HttpParams {
 }
 
 /// `send:` — how a backend's sink calls its provider.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sending {
-    /// Messages per second, at most (a token bucket: messages wait, never dropped). Default: no limit.
+    /// Messages per second, at most: a token bucket of one token, so requests
+    /// are spaced evenly; messages wait, never dropped. Default: no limit.
     pub rate: Option<f64>,
     /// SMS segments per second, at most (operators count parts). Default: no limit.
     pub segment_rate: Option<f64>,
-    /// Provider requests in flight at once. Default 4.
+    /// Provider requests in flight at once.
     pub concurrency: usize,
-    /// Per request. Default `10s`.
+    /// How long one provider request may take.
     #[serde(with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
     pub timeout: Duration,
-    /// Tries for a transient failure (timeout, no connection, 5xx, 429). Default 5.
+    /// Tries for a transient failure (timeout, no connection, 408, 429, 5xx).
     pub attempts: u32,
-    /// Wait before the second try, doubled for each next one, with jitter. Default `500ms`.
+    /// Wait before the second try, doubled for each next one up to
+    /// `max_backoff`, with equal jitter (half fixed, half random); a
+    /// `Retry-After` (seconds or HTTP date) replaces it, up to `max_backoff`.
     #[serde(with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
     pub backoff: Duration,
-    /// The longest wait between tries (a `Retry-After` is honoured up to this). Default `1m`.
+    /// The longest wait between tries (a `Retry-After` is honoured up to this).
     #[serde(with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
     pub max_backoff: Duration,
     /// A PEM file of root certificates trusted for the provider's `https://`
     /// URL besides the system's (a private provider, a company CA). A path
     /// relative to the working directory. Default: the system's roots only.
     pub ca_file: Option<String>,
     /// Allow a plain `http://` provider URL to a host that is not loopback
-    /// (credentials and texts then cross the network unencrypted). Default false.
+    /// (credentials and texts then cross the network unencrypted).
     pub allow_insecure: bool,
 }
 
@@ -270,17 +296,22 @@ impl Default for Sending {
 }
 
 /// `receive:` — how a backend's source takes messages in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Receiving {
-    /// A country (ISO 3166 code, such as `TZ` or `US`) whose national numbers
-    /// are rewritten to E.164 (`0712 345 678` → `+255712345678`); the number
-    /// as received is kept in the field `raw_identity`. Default: none (numbers
-    /// only lose spaces, dashes and a leading `00`).
+    /// A country (ISO 3166 code, such as `TZ`, `KE` or `US`) whose national
+    /// numbers, and international ones without `+`, are rewritten to E.164
+    /// (`0712 345 678` → `+255712345678`, by libphonenumber's metadata); the
+    /// number as received is kept in the field `raw_identity`. Short codes
+    /// (5 digits or fewer) and numbers libphonenumber does not know as valid
+    /// are kept as cleaned. Default: none (numbers only lose spaces, `-`,
+    /// `.`, `()` and a leading `00`, which becomes `+`).
     pub country: Option<String>,
-    /// A message whose provider id was seen within this window is answered
-    /// as accepted but not stored again. Default `10m`.
+    /// A message whose provider id (Kannel `%I`, Twilio `MessageSid`,
+    /// Clickatell `messageId`, Vumi `message_id`, generic `id`) was stored
+    /// within this window is answered as accepted but not stored again.
     #[serde(with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
     pub dedupe_window: Duration,
     /// A shared secret the provider sends with every webhook: in the URL's
     /// query as `secret=...` (what Kannel's `get-url` can carry; the
@@ -297,21 +328,20 @@ pub struct Receiving {
     /// Accept webhooks that carry no secret, basic auth or provider key.
     /// Only for a listener no one else can reach (loopback, a private
     /// network): anyone who reaches it can inject messages and delivery
-    /// reports. Default false: a backend whose webhooks have no credentials
-    /// fails validation.
+    /// reports. Only with a loopback `http.listen`. When false, a backend
+    /// whose webhooks have no credentials fails validation.
     pub insecure: bool,
-    /// The longest text accepted, in characters (longer: `413`). Default 4000.
+    /// The longest text accepted, in characters (longer: `413`).
     pub max_text: usize,
     /// The longest id accepted (the provider's message id, our message id
     /// in a delivery report), in bytes (longer: `400` naming the field).
-    /// Default 256.
     pub max_id: usize,
     /// The longest phone number accepted as given, formatting included, in
-    /// bytes (longer: `400`). Default 64.
+    /// bytes (longer: `400`).
     pub max_identity: usize,
     /// The longest value of any other field kept on a message or report (the
     /// provider's `to`, `smsc`, status text, ...), in bytes (longer: `400`
-    /// naming the field). Default 1024.
+    /// naming the field).
     pub max_field: usize,
 }
 

@@ -8,9 +8,9 @@ use serde::de::DeserializeOwned;
 use super::error::ConfigError;
 use super::files;
 use super::node::{Kind, Node, Path, Step};
-use super::types::*;
+use super::types::{self, *};
 
-const TOP_LEVEL: [&str; 16] = [
+pub(super) const TOP_LEVEL: [&str; 16] = [
     "project",
     "kafka",
     "topics",
@@ -76,7 +76,7 @@ impl Reader<'_> {
         let top = Path::default();
         let project = self
             .optional(&top.key("project"))
-            .unwrap_or_else(|| "RapidSMS".to_owned());
+            .unwrap_or_else(types::default_project);
         let kafka = self.kafka(&top.key("kafka"));
         let topics = self.optional(&top.key("topics")).unwrap_or_default();
         let http = self.optional(&top.key("http")).unwrap_or_default();
@@ -90,7 +90,10 @@ impl Reader<'_> {
         let taps = self.optional(&top.key("taps")).unwrap_or_default();
         let apps: Vec<App> = self.list(&top.key("apps"), true);
         let chain = self.chain(&top.key("chain"));
-        let shutdown_timeout = self.duration(&top.key("shutdown_timeout"), Duration::from_secs(30));
+        let shutdown_timeout = self.duration(
+            &top.key("shutdown_timeout"),
+            types::default_shutdown_timeout(),
+        );
         // RapidSMS puts contrib.default last in INSTALLED_APPS; here the app
         // named `default` answers unmatched messages unless told otherwise.
         let default_app = default_app.or_else(|| {
@@ -365,8 +368,3 @@ pub(crate) fn locate(root: &Node, path: &Path) -> (u32, u32) {
     }
     best
 }
-
-/// Routes a pipeline may have unless its `max_routes` says more: far more
-/// than hand-written tables have, few enough that a generated table gone
-/// wrong is caught before every router compiles it.
-pub const DEFAULT_MAX_ROUTES: usize = 10_000;

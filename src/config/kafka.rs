@@ -1,0 +1,200 @@
+//! The pipeline file's `kafka:` and `topics:` sections: which bus carries
+//! the messages, and the names of its topics.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
+
+use super::types::{humantime_serde_compat, or_interpolated, HumanDuration, INTERPOLATED_PATTERN};
+
+/// `kafka:` — a bare string `embedded` / `mock`, or this mapping.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Kafka {
+    /// `embedded`, `mock` or `kafka`.
+    #[serde(default)]
+    pub mode: KafkaMode,
+    /// Bootstrap servers (`host:port,...`); required for `mode: kafka`.
+    #[serde(default)]
+    pub brokers: Option<String>,
+    /// Consumer group prefix: each stage's group is `<group>.<stage>`.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// librdkafka settings passed through as they are (TLS, SASL, `acks`,
+    /// `compression.type`, ...). Keys starting `consumer.` go to consumers
+    /// only, without the prefix. smsflow's defaults, overridable here:
+    /// `partitioner=murmur2_random`, `linger.ms=5`, `fetch.wait.max.ms=20`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Embedded bus: records a partition holds before producers wait (on
+    /// the durable bus: records some group has still to mark done).
+    #[serde(default = "default_capacity")]
+    pub partition_capacity: usize,
+    /// Embedded bus: a directory to keep the partitions and the groups'
+    /// offsets in (`<data_dir>/bus.redb`), so that nothing the bus
+    /// acknowledged is lost when the process is killed. One smsflow per
+    /// directory; relative to the working directory. Without it the
+    /// embedded bus lives in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Durable embedded bus: `always` acknowledges a record once its
+    /// transaction is on disk (group commit); `interval` acknowledges it at once and syncs every
+    /// `fsync_interval` (a crash of the machine, or kill -9, loses up to
+    /// that much).
+    #[serde(default)]
+    pub fsync: Fsync,
+    /// Durable embedded bus, `fsync: interval`: how often.
+    #[serde(default = "default_fsync_interval", with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
+    pub fsync_interval: Duration,
+    /// Durable embedded bus: a record every group has marked done is deleted
+    /// once older than this (compacted topics keep each key's latest record
+    /// for ever).
+    #[serde(default = "default_retention", with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
+    pub retention: Duration,
+    /// Durable embedded bus: at most this many records every group has
+    /// marked done are kept per partition (ordinary topics). Default: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_records: Option<u64>,
+}
+
+impl Kafka {
+    pub fn with_mode(mode: KafkaMode) -> Kafka {
+        Kafka {
+            mode,
+            brokers: None,
+            group: default_group(),
+            config: BTreeMap::new(),
+            partition_capacity: default_capacity(),
+            data_dir: None,
+            fsync: Fsync::default(),
+            fsync_interval: default_fsync_interval(),
+            retention: default_retention(),
+            retention_records: None,
+        }
+    }
+}
+
+/// The schema of the `kafka:` key: the bare strings `embedded` and `mock`
+/// (each with every setting at its default), or a [`Kafka`] mapping.
+pub(crate) fn kafka_section(generator: &mut SchemaGenerator) -> Schema {
+    let mapping = generator.subschema_for::<Kafka>();
+    json_schema!({
+        "anyOf": [
+            {
+                "type": "string",
+                "enum": ["embedded", "mock"],
+                "description": "`embedded` or `mock` with every setting at its default."
+            },
+            {"type": "string", "pattern": INTERPOLATED_PATTERN},
+            mapping
+        ],
+        "default": "embedded"
+    })
+}
+
+fn default_group() -> String {
+    "smsflow".into()
+}
+
+fn default_capacity() -> usize {
+    10_000
+}
+
+fn default_fsync_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+/// When the durable embedded bus writes to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(transform = or_interpolated)]
+pub enum Fsync {
+    /// Every commit is on disk before its records are acknowledged;
+    /// concurrent produces share one commit.
+    #[default]
+    Always,
+    /// Commits are acknowledged at once and synced every `fsync_interval`.
+    Interval,
+}
+
+/// The bus a pipeline runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(transform = or_interpolated)]
+pub enum KafkaMode {
+    /// In-process bus: keyed partitions, order, backpressure; not durable
+    /// unless `data_dir` is given.
+    #[default]
+    Embedded,
+    /// librdkafka's mock cluster, in-process: for tests of the Kafka code path only.
+    Mock,
+    /// A real Kafka-compatible cluster.
+    Kafka,
+}
+
+/// `topics:` — names and partition counts.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topics {
+    /// Messages from phones.
+    pub inbound: String,
+    /// Messages to phones, before the outgoing phase.
+    pub outbound: String,
+    /// Prefix of each app's topic.
+    pub app_prefix: String,
+    /// Prefix of each backend's send topic.
+    pub send_prefix: String,
+    /// Delivery events.
+    pub events: String,
+    /// Contacts (compacted).
+    pub contacts: String,
+    /// Opted-out numbers (compacted, key = number).
+    pub optouts: String,
+    /// The message log.
+    pub log: String,
+    /// Poll answers (compacted, key = poll and contact).
+    pub polls: String,
+    /// Dead letters: records a stage could not process.
+    pub dlq: String,
+    /// Partitions of every topic smsflow creates (existing topics are left alone).
+    pub partitions: i32,
+    /// Replication factor of topics smsflow creates on a cluster.
+    pub replication: i32,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            inbound: "sms.inbound".into(),
+            outbound: "sms.outbound".into(),
+            app_prefix: "sms.app.".into(),
+            send_prefix: "sms.send.".into(),
+            events: "sms.events".into(),
+            contacts: "sms.contacts".into(),
+            optouts: "sms.optouts".into(),
+            log: "sms.log".into(),
+            polls: "sms.polls".into(),
+            dlq: "sms.dlq".into(),
+            partitions: 8,
+            replication: 1,
+        }
+    }
+}
+
+impl Topics {
+    pub fn app(&self, app: &str) -> String {
+        format!("{}{app}", self.app_prefix)
+    }
+    pub fn send(&self, backend: &str) -> String {
+        format!("{}{backend}", self.send_prefix)
+    }
+}
