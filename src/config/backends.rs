@@ -7,7 +7,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::types::{humantime_serde_compat, or_interpolated, HumanDuration};
+use super::value::{humantime_serde_compat, or_interpolated, HumanDuration};
 
 /// `backends:` — one item per provider connection.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

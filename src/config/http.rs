@@ -7,7 +7,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::types::{humantime_serde_compat, HumanDuration};
+use super::value::{humantime_serde_compat, HumanDuration};
 
 /// `http:` — two listeners: the public one (provider webhooks, `/healthz`,
 /// `/readyz`) and the admin one (operator pages, the JSON API, the message

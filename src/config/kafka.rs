@@ -8,7 +8,7 @@ use std::time::Duration;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
-use super::types::{humantime_serde_compat, or_interpolated, HumanDuration, INTERPOLATED_PATTERN};
+use super::value::{humantime_serde_compat, or_interpolated, HumanDuration, INTERPOLATED_PATTERN};
 
 /// `kafka:` — a bare string `embedded` / `mock`, or this mapping.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -17,6 +17,7 @@ pub mod schema;
 pub mod texts;
 pub mod types;
 mod validate;
+mod value;
 
 use std::path::Path as FsPath;
 

@@ -17,7 +17,7 @@
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
-use super::types::{DURATION_PATTERN, INTERPOLATED_PATTERN};
+use super::value::{DURATION_PATTERN, INTERPOLATED_PATTERN};
 use super::Pipeline;
 
 /// Where the schema is committed, relative to the crate's root.
@@ -484,7 +484,7 @@ mod tests {
 
     #[test]
     fn the_duration_pattern_takes_humantime_and_interpolation() {
-        let pattern = regex::Regex::new(super::super::types::DURATION_PATTERN).unwrap();
+        let pattern = regex::Regex::new(super::super::value::DURATION_PATTERN).unwrap();
         for text in ["30s", "1m 30s", "500ms", "7days", "${TIMEOUT:-10s}"] {
             assert!(pattern.is_match(text), "{text}");
             let interpolated = text.starts_with('$');
