@@ -28,7 +28,6 @@
 //! Run by `cargo test --benches` (no `--bench` argument), it does the quick
 //! run as a smoke test: it fails when a message goes missing or a tool is not
 //! there, never on a number.
-
 //!
 //! The files: `args` (the command line), `run_broker` (tansu or `--brokers`),
 //! `load` (the generator and what the sink saw), one file per part
