@@ -6,6 +6,7 @@ mod index;
 pub mod outbound;
 pub mod routes;
 pub mod rule;
+mod shadow;
 
 pub use inbound::RouterIn;
 pub use outbound::RouterOut;
