@@ -6,34 +6,36 @@
 //! drained downstream from the router, within the pipeline's deadline.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::apps::{self, runner::AppStage, App, Services};
-use crate::backends::discard::{DiscardSink, SendHook};
-use crate::backends::provider::ProviderSink;
-use crate::backends::sent::SentLog;
-use crate::backends::tester::{Tester, TesterSink};
-use crate::backends::{self, Reports, Source};
+use crate::apps::{App, Services};
+use crate::backends::discard::SendHook;
 use crate::bus::{Bus, TopicSpec};
 use crate::config::{self, KafkaMode, Pipeline};
-use crate::router::{inbound::Chain, RouteTable, RouterIn, RouterOut};
-use crate::stage::{self, Handler, StageContext, StageControl};
-use crate::state::optout::Keywords;
-use crate::state::Tables;
+use crate::router::RouteTable;
+use crate::stage::{self, StageContext, StageControl};
 use crate::web::actions::HttpState;
-use crate::web::server as http;
 
+mod app_stages;
+mod handler;
 mod load;
+mod routers;
 mod running;
+mod servers;
+mod sinks;
+mod tables;
 
+use app_stages::Apps;
+use handler::StageHandler;
 pub use load::{load_file, load_str, load_str_in, CHECKS};
+use routers::Routers;
 pub use running::Running;
-use running::RunningStage;
+use running::{Health, RunningStage};
+use sinks::{sent_topic, Sinks};
 
 /// What a stage is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,46 +251,30 @@ impl Topology {
         specs
     }
 
-    /// Start every stage (or only `only`), and the HTTP server when `http`.
-    pub async fn start(self, only: Option<&str>, http: bool) -> anyhow::Result<Running> {
-        let p = &self.pipeline;
-        let stages: Vec<StageInfo> = match only {
-            None => self.stages(),
-            Some(name) => {
-                if p.kafka.mode == KafkaMode::Embedded {
-                    bail!("--stage needs a Kafka bus: the embedded bus lives inside one process, so run the whole pipeline there");
-                }
-                let all = self.stages();
-                let names: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
-                let one: Vec<StageInfo> = all.into_iter().filter(|s| s.name == name).collect();
-                if one.is_empty() {
-                    bail!(
-                        "no stage {name:?} in this pipeline; its stages are: {}",
-                        names.join(", ")
-                    );
-                }
-                one
-            }
+    /// The stages this process runs: every one, or only `only` (on a Kafka
+    /// bus: the embedded one lives inside one process).
+    fn selected(&self, only: Option<&str>) -> anyhow::Result<Vec<StageInfo>> {
+        let Some(name) = only else {
+            return Ok(self.stages());
         };
-        let bus = Bus::connect(&p.kafka, &self.topics())
-            .await
-            .context("cannot connect to the bus")?;
-        if !bus.durable() {
-            warn!(
-                "the {:?} bus is not durable: records in flight are lost when the process stops",
-                p.kafka.mode
+        if self.pipeline.kafka.mode == KafkaMode::Embedded {
+            bail!("--stage needs a Kafka bus: the embedded bus lives inside one process, so run the whole pipeline there");
+        }
+        let all = self.stages();
+        let names: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
+        let one: Vec<StageInfo> = all.into_iter().filter(|s| s.name == name).collect();
+        if one.is_empty() {
+            bail!(
+                "no stage {name:?} in this pipeline; its stages are: {}",
+                names.join(", ")
             );
         }
-        let producer = bus.producer()?;
-        let t = &p.topics;
-        let dlq: Arc<str> = Arc::from(t.dlq.as_str());
-        // Tables before stages: on the embedded bus they must join before
-        // anything is written.
-        let tables = Tables::new(p);
-        let followers = tables.follow(&bus, &producer, p).await.context(
-            "cannot read the pipeline's tables (contacts, opt-outs, polls, log, events)",
-        )?;
-        let services = Services::of(&tables);
+        Ok(one)
+    }
+
+    /// Refuse to chain an external app no implementation was registered for.
+    fn check_chain(&self) -> anyhow::Result<()> {
+        let p = &self.pipeline;
         if let config::Chain::Apps(names) = &p.chain {
             for name in names {
                 if let Some(a) = p.apps.iter().find(|a| a.name() == name) {
@@ -298,60 +284,37 @@ impl Topology {
                 }
             }
         }
-        let apps_in_order: Vec<(String, Arc<dyn App>)> = p
-            .apps
-            .iter()
-            .filter_map(|a| {
-                let app = self
-                    .custom
-                    .get(a.name())
-                    .cloned()
-                    .or_else(|| apps::build(a, &tables.polls))?;
-                Some((a.name().to_owned(), app))
-            })
-            .collect();
+        Ok(())
+    }
 
-        let send_topics: HashMap<String, Arc<str>> = p
-            .backends
-            .iter()
-            .map(|b| (b.name().to_owned(), Arc::from(t.send(b.name()).as_str())))
-            .collect();
-        let all_apps: Vec<Arc<dyn App>> = apps_in_order.iter().map(|(_, a)| a.clone()).collect();
-        let router_out = |stage: &str| {
-            let mut out = RouterOut::new(stage, all_apps.clone(), send_topics.clone());
-            if p.optout.is_some() {
-                out = out.with_optouts(tables.optouts.clone(), Arc::from(t.events.as_str()));
-            }
-            if p.messagelog.is_some() {
-                out = out.with_log(Arc::from(t.log.as_str()), tables.contacts.clone());
-            }
-            out
-        };
-        let chained: Vec<(String, Arc<dyn App>)> = apps_in_order
-            .iter()
-            .filter(|(name, _)| self.chained().iter().any(|c| c.name() == name))
-            .cloned()
-            .collect();
+    /// Start every stage (or only `only`), and the HTTP server when `http`.
+    pub async fn start(self, only: Option<&str>, http: bool) -> anyhow::Result<Running> {
+        let p = &self.pipeline;
+        let t = &p.topics;
+        let stages = self.selected(only)?;
+        let bus = connect(p, &self.topics()).await?;
+        let producer = bus.producer()?;
+        // Tables before stages: on the embedded bus they must join before
+        // anything is written.
+        let (tables, followers) = tables::follow(&bus, &producer, p).await?;
+        let services = Services::of(&tables);
+        self.check_chain()?;
+        let apps = Apps::build(p, &self.custom, &tables, &self.chained_names());
+        let routers = Routers::new(p, &self.table, &tables, &services, &apps);
 
         // Listen first: callback URLs are built on the address.
-        let listener = match http {
-            true => Some(bind(p).await?),
+        let listeners = match http {
+            true => Some(servers::bind(p).await?),
             false => None,
         };
-        let http_addr = listener.as_ref().and_then(|l| l.public.local_addr().ok());
-        let admin_addr = listener.as_ref().and_then(|l| l.admin.local_addr().ok());
-        let public = match (&p.http.public_url, http_addr) {
-            (None, Some(addr)) => format!("http://{addr}"),
-            _ => p.http.public_base(),
-        };
+        let http_addr = listeners.as_ref().and_then(|l| l.public.local_addr().ok());
+        let admin_addr = listeners.as_ref().and_then(|l| l.admin.local_addr().ok());
+        let public = servers::public_base(p, http_addr);
+        let mut sinks = Sinks::new(p, &bus, &producer, &public, &self.hooks);
 
-        let mut testers: HashMap<String, Arc<Tester>> = HashMap::new();
-        let mut routes: Vec<axum::Router> = Vec::new();
+        let health = Health::default();
+        let dlq: Arc<str> = Arc::from(t.dlq.as_str());
         let mut started = Vec::new();
-        // `/readyz`: false until every stage started, and again once one
-        // stopped on an error (`failed` keeps it so across the start).
-        let ready = Arc::new(AtomicBool::new(false));
-        let failed = Arc::new(AtomicBool::new(false));
         // Consumers join before any source accepts a message, so the embedded
         // bus knows every group and holds records for it.
         for s in &stages {
@@ -362,142 +325,48 @@ impl Topology {
             let group = format!("{}.{}", p.kafka.group, s.name);
             let reads: Vec<&str> = s.reads.iter().map(String::as_str).collect();
             let consumer = bus.consumer(&group, &reads)?;
-            let handler: StageHandler = match &s.kind {
-                StageKind::RouterIn => {
-                    let mut router =
-                        RouterIn::new(ctx.name.clone(), p, self.table.clone(), services.clone());
-                    if let Some(cfg) = &p.optout {
-                        router = router.with_optout(Keywords::new(cfg), tables.optouts.clone());
-                    }
-                    if !chained.is_empty() {
-                        router = router.with_chain(Chain::new(
-                            chained.clone(),
-                            router_out(&s.name),
-                            Arc::from(t.outbound.as_str()),
-                            dlq.clone(),
-                        ));
-                    }
-                    StageHandler::RouterIn(router)
-                }
-                StageKind::RouterOut => StageHandler::RouterOut(router_out(&s.name)),
-                StageKind::App { app, .. } => {
-                    let Some((_, a)) = apps_in_order.iter().find(|(n, _)| n == app) else {
-                        continue;
-                    };
-                    StageHandler::App(AppStage::new(
-                        a.clone(),
-                        services.clone(),
-                        Arc::from(t.outbound.as_str()),
-                    ))
-                }
-                StageKind::Backend { backend } => {
-                    let Some(cfg) = p.backends.iter().find(|b| b.name() == backend) else {
-                        continue;
-                    };
-                    let source = Source::new(
-                        backend,
-                        producer.clone(),
-                        Arc::from(t.inbound.as_str()),
-                        p.http.accept_timeout,
-                    );
-                    match cfg {
-                        config::Backend::Tester { name, history } => {
-                            let tester = Arc::new(Tester::new(name, *history, source));
-                            testers.insert(name.clone(), tester.clone());
-                            StageHandler::Tester(TesterSink::new(
-                                tester,
-                                Arc::from(t.events.as_str()),
-                            ))
-                        }
-                        config::Backend::Discard { name, .. } => {
-                            let reports = Reports::new(
-                                name,
-                                producer.clone(),
-                                Arc::from(t.events.as_str()),
-                                p.http.accept_timeout,
-                                SentLog::new(Arc::from(sent_topic(t, name).as_str())),
-                            );
-                            routes.extend(backends::build::discard(cfg, source, reports));
-                            StageHandler::Discard(DiscardSink::new(
-                                name,
-                                self.hooks.get(name).cloned(),
-                            ))
-                        }
-                        _ => {
-                            let name = cfg.name();
-                            let sent_topic = Arc::from(sent_topic(t, name).as_str());
-                            let log = SentLog::restore(&bus, sent_topic, &group)
-                                .await
-                                .with_context(|| format!("cannot read the sent-log of {name}"))?;
-                            let events: Arc<str> = Arc::from(t.events.as_str());
-                            let reports = Reports::new(
-                                name,
-                                producer.clone(),
-                                events.clone(),
-                                p.http.accept_timeout,
-                                log.clone(),
-                            );
-                            let default_sending = config::Sending::default();
-                            let sending = cfg.sending().unwrap_or(&default_sending);
-                            let client = backends::provider::client(sending)
-                                .with_context(|| format!("backend {name:?}"))?;
-                            let Some((provider, router)) =
-                                backends::build::provider(cfg, &public, source, reports, client)
-                            else {
-                                bail!("backend {name:?} calls no provider");
-                            };
-                            routes.push(router);
-                            StageHandler::Provider(ProviderSink::new(
-                                name,
-                                provider,
-                                cfg.sending().unwrap_or(&config::Sending::default()),
-                                log,
-                                producer.clone(),
-                                events,
-                            ))
-                        }
-                    }
-                }
+            let handler = match &s.kind {
+                StageKind::RouterIn => StageHandler::RouterIn(routers.incoming(&ctx.name, &dlq)),
+                StageKind::RouterOut => StageHandler::RouterOut(routers.outgoing(&s.name)),
+                StageKind::App { app, .. } => match apps.stage(app, &services, &t.outbound) {
+                    Some(stage) => StageHandler::App(stage),
+                    None => continue,
+                },
+                StageKind::Backend { backend } => match sinks.stage(backend, &group).await? {
+                    Some(handler) => handler,
+                    None => continue,
+                },
             };
             let control = StageControl {
                 drain_until_idle: only.is_none(),
                 ..StageControl::default()
             };
-            let task = tokio::spawn(running::watched(
-                s.name.clone(),
-                stage::run(ctx, consumer, producer.clone(), handler, control.clone()),
-                ready.clone(),
-                failed.clone(),
-            ));
+            let run = stage::run(ctx, consumer, producer.clone(), handler, control.clone());
+            let stage = RunningStage::spawn(&s.name, run, control, &health);
             info!(stage = %s.name, reads = ?s.reads, "stage started");
-            started.push(RunningStage {
-                name: s.name.clone(),
-                task,
-                control,
-            });
+            started.push(stage);
         }
+        let Sinks {
+            testers, webhooks, ..
+        } = sinks;
 
         let http_shutdown = CancellationToken::new();
-        let mut http_task = None;
-        if let Some(listener) = listener {
-            let state = Arc::new(HttpState {
-                testers: testers.clone(),
-                backends: routes,
-                ready: ready.clone(),
-                failed: failed.clone(),
-                tables: tables.clone(),
-                producer: producer.clone(),
-                pipeline: Arc::new(p.clone()),
-            });
-            let serving = http::serve(listener, state, http_shutdown.clone())?;
-            http_task = Some(tokio::spawn(serving));
-        }
-        ready.store(true, Ordering::SeqCst);
-        // A stage that stopped on an error while the others started keeps
-        // the process unready.
-        if failed.load(Ordering::SeqCst) {
-            ready.store(false, Ordering::SeqCst);
-        }
+        let http_task = match listeners {
+            Some(listeners) => {
+                let state = HttpState {
+                    testers: testers.clone(),
+                    backends: webhooks,
+                    ready: health.ready.clone(),
+                    failed: health.failed.clone(),
+                    tables: tables.clone(),
+                    producer: producer.clone(),
+                    pipeline: Arc::new(p.clone()),
+                };
+                Some(servers::serve(listeners, state, &http_shutdown)?)
+            }
+            None => None,
+        };
+        health.started();
         Ok(Running {
             bus,
             tables,
@@ -514,60 +383,16 @@ impl Topology {
     }
 }
 
-/// Bind the public and the admin listener; refuse an admin listener (or a
-/// tester on it) that anyone could reach.
-async fn bind(p: &Pipeline) -> anyhow::Result<http::Listeners> {
-    if let Some(why) = config::access::admin_exposure(&p.http) {
-        anyhow::bail!(why);
-    }
-    if let Some(why) = config::access::remote_refusal(p) {
-        anyhow::bail!(why);
-    }
-    for u in &p.http.admin.users {
-        if let Err(why) = config::access::check_hash(u.password_hash.expose()) {
-            anyhow::bail!("http.admin.users: the password hash of {:?} {why}", u.name);
-        }
-    }
-    let public = tokio::net::TcpListener::bind(p.http.listen)
+/// Connect to the pipeline's bus, creating `topics`; warn when it is not durable.
+async fn connect(p: &Pipeline, topics: &[TopicSpec]) -> anyhow::Result<Bus> {
+    let bus = Bus::connect(&p.kafka, topics)
         .await
-        .with_context(|| format!("cannot listen on {} (http.listen)", p.http.listen))?;
-    let at = p.http.admin_listen();
-    let admin = tokio::net::TcpListener::bind(at)
-        .await
-        .with_context(|| format!("cannot listen on {at} (http.admin.listen)"))?;
-    Ok(http::Listeners { public, admin })
-}
-
-/// The sent-log topic of a backend: `<send topic>.sent`.
-fn sent_topic(t: &config::Topics, backend: &str) -> String {
-    format!("{}.sent", t.send(backend))
-}
-
-/// The handler of each kind of stage: a closed set, dispatched in one place.
-// One per stage, built once: its size does not matter.
-#[allow(clippy::large_enum_variant)]
-enum StageHandler {
-    RouterIn(RouterIn),
-    RouterOut(RouterOut),
-    App(AppStage),
-    Tester(TesterSink),
-    Provider(ProviderSink),
-    Discard(DiscardSink),
-}
-
-impl Handler for StageHandler {
-    async fn handle(
-        &mut self,
-        record: &crate::bus::Record,
-        out: &mut stage::Output,
-    ) -> Result<(), stage::HandleError> {
-        match self {
-            StageHandler::RouterIn(h) => h.handle(record, out).await,
-            StageHandler::RouterOut(h) => h.handle(record, out).await,
-            StageHandler::App(h) => h.handle(record, out).await,
-            StageHandler::Tester(h) => h.handle(record, out).await,
-            StageHandler::Provider(h) => h.handle(record, out).await,
-            StageHandler::Discard(h) => h.handle(record, out).await,
-        }
+        .context("cannot connect to the bus")?;
+    if !bus.durable() {
+        warn!(
+            "the {:?} bus is not durable: records in flight are lost when the process stops",
+            p.kafka.mode
+        );
     }
+    Ok(bus)
 }

@@ -18,9 +18,28 @@ use crate::stage::StageControl;
 use crate::state::table::Follower;
 use crate::state::Tables;
 
+/// `/readyz`: false until every stage started, and again once one stopped
+/// on an error (`failed` keeps it so across the start).
+#[derive(Clone, Default)]
+pub(super) struct Health {
+    pub(super) ready: Arc<AtomicBool>,
+    pub(super) failed: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Every stage started: ready, unless one stopped on an error while the
+    /// others started.
+    pub(super) fn started(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+        if self.failed.load(Ordering::SeqCst) {
+            self.ready.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Run a stage; once it stops on an error the process is no longer ready
 /// (`/readyz` answers 503) and `failed` says so.
-pub(super) async fn watched(
+async fn watched(
     name: String,
     stage: impl std::future::Future<Output = Result<(), BusError>>,
     ready: Arc<AtomicBool>,
@@ -40,6 +59,29 @@ pub(super) struct RunningStage {
     pub(super) name: String,
     pub(super) task: JoinHandle<Result<(), BusError>>,
     pub(super) control: StageControl,
+}
+
+impl RunningStage {
+    /// Run the stage `name` (`run`, listening to `control`) in a task of
+    /// its own, watched by `health`.
+    pub(super) fn spawn(
+        name: &str,
+        run: impl std::future::Future<Output = Result<(), BusError>> + Send + 'static,
+        control: StageControl,
+        health: &Health,
+    ) -> RunningStage {
+        let task = tokio::spawn(watched(
+            name.to_owned(),
+            run,
+            health.ready.clone(),
+            health.failed.clone(),
+        ));
+        RunningStage {
+            name: name.to_owned(),
+            task,
+            control,
+        }
+    }
 }
 
 /// A started pipeline.

@@ -1,0 +1,37 @@
+//! The handler of each kind of stage: a closed set, dispatched in one place.
+
+use crate::apps::runner::AppStage;
+use crate::backends::discard::DiscardSink;
+use crate::backends::provider::ProviderSink;
+use crate::backends::tester::TesterSink;
+use crate::router::{RouterIn, RouterOut};
+use crate::stage::{self, Handler};
+
+/// What one stage does with each record it reads.
+// One per stage, built once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum StageHandler {
+    RouterIn(RouterIn),
+    RouterOut(RouterOut),
+    App(AppStage),
+    Tester(TesterSink),
+    Provider(ProviderSink),
+    Discard(DiscardSink),
+}
+
+impl Handler for StageHandler {
+    async fn handle(
+        &mut self,
+        record: &crate::bus::Record,
+        out: &mut stage::Output,
+    ) -> Result<(), stage::HandleError> {
+        match self {
+            StageHandler::RouterIn(h) => h.handle(record, out).await,
+            StageHandler::RouterOut(h) => h.handle(record, out).await,
+            StageHandler::App(h) => h.handle(record, out).await,
+            StageHandler::Tester(h) => h.handle(record, out).await,
+            StageHandler::Provider(h) => h.handle(record, out).await,
+            StageHandler::Discard(h) => h.handle(record, out).await,
+        }
+    }
+}

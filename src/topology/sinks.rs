@@ -1,0 +1,155 @@
+//! A backend's stage: its source (what writes `sms.inbound`, and the
+//! webhooks the public listener serves for it) and its sink, which reads
+//! `sms.send.<backend>`: the tester, discard, or a provider's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+
+use crate::backends::discard::{DiscardSink, SendHook};
+use crate::backends::provider::ProviderSink;
+use crate::backends::sent::SentLog;
+use crate::backends::tester::{Tester, TesterSink};
+use crate::backends::{self, Reports, Source};
+use crate::bus::{Bus, Producer};
+use crate::config::{self, Pipeline, Topics};
+
+use super::handler::StageHandler;
+
+/// The sent-log topic of a backend: `<send topic>.sent`.
+pub(super) fn sent_topic(t: &Topics, backend: &str) -> String {
+    format!("{}.sent", t.send(backend))
+}
+
+/// Builds the backends' stages, and keeps what the HTTP servers need of
+/// them: the testers and every backend's webhooks.
+pub(super) struct Sinks<'a> {
+    p: &'a Pipeline,
+    bus: &'a Bus,
+    producer: &'a Producer,
+    /// The base of the callback URLs providers are given.
+    public: &'a str,
+    /// What the `discard` backends call with each message.
+    hooks: &'a HashMap<String, SendHook>,
+    pub(super) testers: HashMap<String, Arc<Tester>>,
+    /// Each backend's webhook routes.
+    pub(super) webhooks: Vec<axum::Router>,
+}
+
+impl<'a> Sinks<'a> {
+    pub(super) fn new(
+        p: &'a Pipeline,
+        bus: &'a Bus,
+        producer: &'a Producer,
+        public: &'a str,
+        hooks: &'a HashMap<String, SendHook>,
+    ) -> Self {
+        Sinks {
+            p,
+            bus,
+            producer,
+            public,
+            hooks,
+            testers: HashMap::new(),
+            webhooks: Vec::new(),
+        }
+    }
+
+    /// The stage of the backend `backend`, whose consumer group is `group`;
+    /// `None` when the pipeline has no such backend.
+    pub(super) async fn stage(
+        &mut self,
+        backend: &str,
+        group: &str,
+    ) -> anyhow::Result<Option<StageHandler>> {
+        let Some(cfg) = self.p.backends.iter().find(|b| b.name() == backend) else {
+            return Ok(None);
+        };
+        let source = self.source(backend);
+        Ok(Some(match cfg {
+            config::Backend::Tester { name, history } => {
+                StageHandler::Tester(self.tester(name, *history, source))
+            }
+            config::Backend::Discard { name, .. } => {
+                StageHandler::Discard(self.discard(cfg, name, source))
+            }
+            _ => StageHandler::Provider(self.provider(cfg, source, group).await?),
+        }))
+    }
+
+    /// What writes the messages `backend` receives to `sms.inbound`.
+    fn source(&self, backend: &str) -> Source {
+        Source::new(
+            backend,
+            self.producer.clone(),
+            Arc::from(self.p.topics.inbound.as_str()),
+            self.p.http.accept_timeout,
+        )
+    }
+
+    /// The tester: messages typed on the operator pages, replies kept for them.
+    fn tester(&mut self, name: &str, history: usize, source: Source) -> TesterSink {
+        let tester = Arc::new(Tester::new(name, history, source));
+        self.testers.insert(name.to_owned(), tester.clone());
+        TesterSink::new(tester, Arc::from(self.p.topics.events.as_str()))
+    }
+
+    /// The discard backend: sends nothing (but to its hook, if any); its
+    /// webhooks take messages and reports.
+    fn discard(&mut self, cfg: &config::Backend, name: &str, source: Source) -> DiscardSink {
+        let t = &self.p.topics;
+        let reports = Reports::new(
+            name,
+            self.producer.clone(),
+            Arc::from(t.events.as_str()),
+            self.p.http.accept_timeout,
+            SentLog::new(Arc::from(sent_topic(t, name).as_str())),
+        );
+        self.webhooks
+            .extend(backends::build::discard(cfg, source, reports));
+        DiscardSink::new(name, self.hooks.get(name).cloned())
+    }
+
+    /// A provider's sink: its sent-log restored, its HTTP client, its
+    /// webhooks (messages and delivery reports).
+    async fn provider(
+        &mut self,
+        cfg: &config::Backend,
+        source: Source,
+        group: &str,
+    ) -> anyhow::Result<ProviderSink> {
+        let t = &self.p.topics;
+        let name = cfg.name();
+        let sent_topic = Arc::from(sent_topic(t, name).as_str());
+        let log = SentLog::restore(self.bus, sent_topic, group)
+            .await
+            .with_context(|| format!("cannot read the sent-log of {name}"))?;
+        let events: Arc<str> = Arc::from(t.events.as_str());
+        let reports = Reports::new(
+            name,
+            self.producer.clone(),
+            events.clone(),
+            self.p.http.accept_timeout,
+            log.clone(),
+        );
+        let default_sending = config::Sending::default();
+        let sending = cfg.sending().unwrap_or(&default_sending);
+        let client =
+            backends::provider::client(sending).with_context(|| format!("backend {name:?}"))?;
+        let Some((provider, router)) =
+            backends::build::provider(cfg, self.public, source, reports, client)
+        else {
+            bail!("backend {name:?} calls no provider");
+        };
+        self.webhooks.push(router);
+        Ok(ProviderSink::new(
+            name,
+            provider,
+            cfg.sending().unwrap_or(&config::Sending::default()),
+            log,
+            self.producer.clone(),
+            events,
+        ))
+    }
+}
