@@ -7,9 +7,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::OwnedMutexGuard;
+// tokio's clock, so that tests can run the window on a paused one.
+use tokio::time::Instant;
 
 /// Keys remembered at most, whatever the window (the oldest go first).
 const MAX_KEYS: usize = 1_000_000;
@@ -85,7 +87,7 @@ impl Dedupe {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_key_is_seen_once_stored_and_forgotten_after_the_window() {
         let d = Dedupe::new(Duration::from_millis(50));
         let first = d.claim("a").await;
@@ -100,7 +102,7 @@ mod tests {
         assert!(!d.claim("a").await.seen());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_concurrent_repeat_waits_for_the_first() {
         let d = Arc::new(Dedupe::new(Duration::from_secs(60)));
         let first = d.claim("a").await;

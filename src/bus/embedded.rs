@@ -330,7 +330,7 @@ mod tests {
         assert!(c.try_recv().is_none());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_full_partition_makes_producers_wait_and_loses_nothing() {
         let bus = bus(3);
         let mut c = bus.consumer("g", &["t"]).unwrap();
