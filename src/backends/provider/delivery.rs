@@ -1,0 +1,385 @@
+//! The delivery tasks behind a sink: rate limits, bounded concurrency,
+//! batching by text, the tries with backoff, and the sent-log records and
+//! events each outcome is finished with.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::request::{Attempt, Provider};
+use crate::backends::sent::{Entry, SentLog, State};
+use crate::bus::{AckGroup, Produce, Producer};
+use crate::config::Sending;
+use crate::message::OutboundMessage;
+use crate::metrics::{metrics, observe_since};
+use crate::stage::{HandleError, Later};
+
+/// A message handed to a delivery task, with the hold on its record.
+pub(super) struct Job {
+    pub(super) msg: OutboundMessage,
+    pub(super) later: Later,
+}
+
+/// Makes the delivery event of an outcome (the topic, the message, its
+/// entry); a field so that a test can make it fail.
+pub(super) type EventFn = fn(&Arc<str>, &OutboundMessage, &Entry) -> Result<Produce, HandleError>;
+
+/// What the delivery tasks share.
+struct Delivery {
+    name: String,
+    stage: String,
+    provider: Arc<dyn Provider>,
+    settings: Sending,
+    log: SentLog,
+    producer: Producer,
+    events: Arc<str>,
+    messages: Option<DefaultDirectRateLimiter>,
+    segments: Option<DefaultDirectRateLimiter>,
+    /// One delivery at a time takes its tokens, so that a message's
+    /// segments are not interleaved with another's.
+    rate_turn: tokio::sync::Mutex<()>,
+    reply_latency: prometheus::Histogram,
+    event: EventFn,
+}
+
+/// A token bucket of `rate` per second that holds one token: requests are
+/// spaced evenly, never bunched.
+fn limiter(rate: Option<f64>) -> Option<DefaultDirectRateLimiter> {
+    let period = Duration::from_secs_f64(1.0 / rate?);
+    Some(RateLimiter::direct(Quota::with_period(period)?))
+}
+/// Start a sink's delivery tasks (needs a tokio runtime): the queue its
+/// handler hands messages to.
+pub(super) fn start(
+    name: &str,
+    provider: Arc<dyn Provider>,
+    settings: &Sending,
+    log: SentLog,
+    producer: Producer,
+    events: Arc<str>,
+    event: EventFn,
+) -> mpsc::Sender<Job> {
+    let concurrency = settings.concurrency.max(1);
+    let batch = provider.batch().max(1);
+    let (tx, rx) = mpsc::channel(concurrency * batch);
+    let delivery = Arc::new(Delivery {
+        name: name.to_owned(),
+        stage: format!("backend:{name}"),
+        provider,
+        settings: settings.clone(),
+        log,
+        producer,
+        events,
+        messages: limiter(settings.rate),
+        segments: limiter(settings.segment_rate),
+        rate_turn: tokio::sync::Mutex::new(()),
+        reply_latency: metrics().reply_latency.with_label_values(&[name]),
+        event,
+    });
+    tokio::spawn(dispatch(delivery, rx, concurrency, batch));
+    tx
+}
+
+/// Group queued jobs into requests and run them, `concurrency` at a time.
+async fn dispatch(
+    delivery: Arc<Delivery>,
+    mut rx: mpsc::Receiver<Job>,
+    concurrency: usize,
+    batch: usize,
+) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut queued = Vec::with_capacity(batch);
+    while rx.recv_many(&mut queued, batch).await > 0 {
+        // One request carries one text: group what is waiting by text, in order.
+        while !queued.is_empty() {
+            let text = queued[0].msg.text.clone();
+            let (same, rest): (Vec<Job>, Vec<Job>) =
+                queued.drain(..).partition(|j| j.msg.text == text);
+            queued = rest;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let delivery = delivery.clone();
+            tokio::spawn(async move {
+                delivery.deliver(same).await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+impl Delivery {
+    async fn deliver(&self, jobs: Vec<Job>) {
+        // Every job of a delivery belongs to the same stage: one signal.
+        let Some(first) = jobs.first() else { return };
+        let waited = tokio::select! {
+            // No wait (no limit) is no wait, also once shutdown began.
+            biased;
+            _ = self.wait_for_rate(&jobs) => true,
+            _ = first.later.stopping() => false,
+        };
+        if !waited {
+            // Not handed over: a restart reads these again and sends them.
+            for j in jobs {
+                self.log.release(&j.msg.id);
+                j.later
+                    .abandon("shutdown while it waited for the rate limit", Vec::new())
+                    .await;
+            }
+            return;
+        }
+        if !self.write_ahead(&jobs).await {
+            // Dropping the jobs' holds fails the stage: nothing is marked
+            // done, a restart tries again.
+            for j in &jobs {
+                self.log.release(&j.msg.id);
+            }
+            return;
+        }
+        let msgs: Vec<&OutboundMessage> = jobs.iter().map(|j| &j.msg).collect();
+        let entries = self.attempt(&msgs, &first.later).await;
+        for (job, entry) in jobs.into_iter().zip(entries) {
+            let msg = &job.msg;
+            let log = self.log.record(&msg.id, entry.clone());
+            if entry.state == State::Retry {
+                tracing::warn!(backend = %self.name, id = %msg.id, error = ?entry.error, "shutdown during back-off: sent again after a restart");
+                let reason = entry.error.as_deref().unwrap_or("shutdown during back-off");
+                job.later.abandon(reason, vec![log]).await;
+                continue;
+            }
+            let event = match (self.event)(&self.events, msg, &entry) {
+                Ok(e) => e,
+                Err(e) => {
+                    // Without its event the message would stay `queued`
+                    // for good: dead-letter it, to be replayed once fixed.
+                    let message = format!("cannot encode the delivery event: {e}");
+                    tracing::error!(backend = %self.name, id = %msg.id, %message, "dead-lettering the message");
+                    job.later.dead_letter("encode", &message, vec![log]).await;
+                    continue;
+                }
+            };
+            let records = vec![log, event];
+            if entry.state == State::Sent {
+                observe_since(&self.reply_latency, msg.created_at);
+            } else {
+                metrics()
+                    .errors
+                    .with_label_values(&[&self.stage, "provider"])
+                    .inc();
+                tracing::error!(backend = %self.name, id = %msg.id, error = ?entry.error, "not delivered");
+            }
+            job.later.finish(records).await;
+        }
+    }
+
+    /// Wait until the rate limits let these messages (and their segments) go.
+    async fn wait_for_rate(&self, jobs: &[Job]) {
+        if self.messages.is_none() && self.segments.is_none() {
+            return;
+        }
+        let _turn = self.rate_turn.lock().await;
+        let started = Instant::now();
+        let segments: u32 = jobs.iter().map(|j| j.msg.segments.max(1) as u32).sum();
+        for (limiter, n) in [
+            (&self.messages, jobs.len() as u32),
+            (&self.segments, segments),
+        ] {
+            if let Some(l) = limiter {
+                for _ in 0..n {
+                    l.until_ready().await;
+                }
+            }
+        }
+        let waited = started.elapsed().as_secs_f64();
+        if waited > 0.0 {
+            metrics()
+                .rate_limited
+                .with_label_values(&[&self.name])
+                .inc_by(waited);
+        }
+    }
+
+    /// Store `sending` for every message before any request; false when the
+    /// bus could not.
+    async fn write_ahead(&self, jobs: &[Job]) -> bool {
+        let records = jobs.iter().map(|j| {
+            self.log
+                .record(&j.msg.id, Entry::sending(&j.msg.connection.identity))
+        });
+        self.store(records.collect()).await
+    }
+
+    /// Store sent-log records and wait until the bus has them; false when
+    /// it could not.
+    async fn store(&self, records: Vec<Produce>) -> bool {
+        let acks = AckGroup::new();
+        for record in records {
+            if let Err(e) = self.producer.send_in(record, Some(&acks)).await {
+                tracing::error!(backend = %self.name, error = %e, "cannot write the sent-log");
+                return false;
+            }
+        }
+        if let Err(e) = acks.wait().await {
+            tracing::error!(backend = %self.name, error = %e, "cannot write the sent-log");
+            return false;
+        }
+        true
+    }
+
+    /// `state` for each pending message, in the sent-log for a restart to
+    /// read (this process keeps them in flight).
+    async fn store_pending(
+        &self,
+        msgs: &[&OutboundMessage],
+        pending: &[usize],
+        entry: impl Fn(usize) -> Entry,
+    ) -> bool {
+        let records = pending
+            .iter()
+            .map(|&i| self.log.durable_only(&msgs[i].id, &entry(i)));
+        self.store(records.collect()).await
+    }
+
+    /// Try until every message has a final outcome, or the tries run out,
+    /// or `hold`'s stage is told to stop during a back-off (then what is
+    /// left is `retry`).
+    async fn attempt(&self, msgs: &[&OutboundMessage], hold: &Later) -> Vec<Entry> {
+        let s = &self.settings;
+        let mut entries: Vec<Option<Entry>> = vec![None; msgs.len()];
+        let mut last_error = vec![String::new(); msgs.len()];
+        let mut pending: Vec<usize> = (0..msgs.len()).collect();
+        let mut wait = s.backoff;
+        for attempt in 1..=s.attempts {
+            let batch: Vec<&OutboundMessage> = pending.iter().map(|&i| msgs[i]).collect();
+            let mut outcomes = self.provider.send(&batch).await.into_iter();
+            let mut again = Vec::new();
+            let mut after: Option<Duration> = None;
+            for &i in &pending {
+                let outcome = outcomes.next().unwrap_or_else(|| Attempt::Retry {
+                    error: "the provider's answer did not mention this recipient".into(),
+                    after: None,
+                });
+                let identity = &msgs[i].connection.identity;
+                let label = match outcome {
+                    Attempt::Accepted {
+                        provider_id,
+                        status,
+                    } => {
+                        entries[i] = Some(Entry {
+                            state: State::Sent,
+                            provider_id,
+                            provider_status: Some(status),
+                            ..Entry::sending(identity)
+                        });
+                        "accepted"
+                    }
+                    Attempt::Rejected { error, status } => {
+                        entries[i] = Some(Entry {
+                            state: State::Failed,
+                            provider_status: Some(status),
+                            error: Some(error),
+                            ..Entry::sending(identity)
+                        });
+                        "rejected"
+                    }
+                    Attempt::Retry { error, after: a } => {
+                        tracing::warn!(backend = %self.name, id = %msgs[i].id, attempt, %error, "provider failed, will retry");
+                        last_error[i] = error;
+                        after = after.max(a);
+                        again.push(i);
+                        "retry"
+                    }
+                };
+                metrics()
+                    .provider_requests
+                    .with_label_values(&[&self.name, label])
+                    .inc();
+            }
+            pending = again;
+            if pending.is_empty() {
+                break;
+            }
+            if attempt < s.attempts {
+                // The provider does not have these now (it said so, or the
+                // request failed): if smsflow dies during the back-off, a
+                // restart sends them, as the next try would, instead of
+                // reporting them "outcome unknown". Without this record the
+                // sent-log still says `sending`, which is only more careful.
+                let between = |i: usize| Entry {
+                    state: State::Retry,
+                    error: Some(format!(
+                        "between tries ({attempt} so far): {}",
+                        last_error[i]
+                    )),
+                    ..Entry::sending(&msgs[i].connection.identity)
+                };
+                self.store_pending(msgs, &pending, between).await;
+                // Equal jitter: half the backoff, plus up to as much again at random.
+                let jittered = wait / 2 + wait.mul_f64(fastrand::f64() / 2.0);
+                let pause = after.map_or(jittered, |a| a.min(s.max_backoff));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = hold.stopping() => {
+                        for &i in &pending {
+                            entries[i] = Some(Entry {
+                                state: State::Retry,
+                                error: Some(format!("shutdown during back-off after {attempt} tries: {}", last_error[i])),
+                                ..Entry::sending(&msgs[i].connection.identity)
+                            });
+                        }
+                        return finished(entries, msgs);
+                    }
+                }
+                // `sending` again before the next request: after a crash
+                // past this point the outcome is unknown once more.
+                let sending = |i: usize| Entry::sending(&msgs[i].connection.identity);
+                if !self.store_pending(msgs, &pending, sending).await {
+                    for &i in &pending {
+                        entries[i] = Some(Entry {
+                            state: State::Retry,
+                            error: Some(format!("cannot write the sent-log before try {}: not sent again until a restart", attempt + 1)),
+                            ..sending(i)
+                        });
+                    }
+                    return finished(entries, msgs);
+                }
+                wait = (wait * 2).min(s.max_backoff);
+            }
+        }
+        for i in pending {
+            entries[i] = Some(Entry {
+                state: State::Failed,
+                error: Some(format!(
+                    "gave up after {} tries: {}",
+                    s.attempts, last_error[i]
+                )),
+                ..Entry::sending(&msgs[i].connection.identity)
+            });
+        }
+        finished(entries, msgs)
+    }
+}
+
+/// Every message's entry (none is missing once the tries are over).
+fn finished(entries: Vec<Option<Entry>>, msgs: &[&OutboundMessage]) -> Vec<Entry> {
+    entries
+        .into_iter()
+        .zip(msgs)
+        .map(|(e, m)| e.unwrap_or_else(|| Entry::sending(&m.connection.identity)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiters_space_requests_evenly() {
+        assert!(limiter(None).is_none());
+        let l = limiter(Some(1000.0)).unwrap();
+        assert!(l.check().is_ok());
+        assert!(l.check().is_err(), "one token: the second waits");
+    }
+}

@@ -1,0 +1,252 @@
+//! The sink stage's handler: it reads `sms.send.<backend>`, hands each new
+//! message to the delivery tasks, and answers again for one sent before.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::delivery::{start, EventFn, Job};
+use super::request::Provider;
+use crate::backends::sent::{Entry, Seen, SentLog, State};
+use crate::bus::{Produce, Producer, Record};
+use crate::config::Sending;
+use crate::message::{DeliveryEvent, DeliveryStatus, OutboundMessage};
+use crate::metrics::metrics;
+use crate::schema;
+use crate::stage::{decode, encode, HandleError, Handler, Output};
+
+/// The sink stage's handler.
+pub struct ProviderSink {
+    name: String,
+    log: SentLog,
+    producer: Producer,
+    events: Arc<str>,
+    jobs: mpsc::Sender<Job>,
+    duplicates: prometheus::IntCounter,
+}
+impl ProviderSink {
+    /// Start the sink's dispatcher (needs a tokio runtime).
+    pub fn new(
+        name: &str,
+        provider: Arc<dyn Provider>,
+        settings: &Sending,
+        log: SentLog,
+        producer: Producer,
+        events: Arc<str>,
+    ) -> Self {
+        Self::with_events(name, provider, settings, log, producer, events, event)
+    }
+
+    /// [`ProviderSink::new`] with `event` making the delivery events.
+    fn with_events(
+        name: &str,
+        provider: Arc<dyn Provider>,
+        settings: &Sending,
+        log: SentLog,
+        producer: Producer,
+        events: Arc<str>,
+        event: EventFn,
+    ) -> Self {
+        let jobs = start(
+            name,
+            provider,
+            settings,
+            log.clone(),
+            producer.clone(),
+            events.clone(),
+            event,
+        );
+        Self {
+            name: name.to_owned(),
+            log,
+            producer,
+            events,
+            jobs,
+            duplicates: metrics()
+                .dropped
+                .with_label_values(&[&format!("backend:{name}"), "duplicate"]),
+        }
+    }
+}
+
+impl Handler for ProviderSink {
+    async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
+        let msg = decode(schema::outbound(), record)?;
+        if msg.connection.backend != self.name {
+            return Err(HandleError::input(
+                "invalid",
+                format!(
+                    "message for backend {:?} on {}'s topic",
+                    msg.connection.backend, self.name
+                ),
+            ));
+        }
+        match self.log.check(&msg.id) {
+            Seen::New => {
+                let later = out.later(record, &self.producer);
+                let id = msg.id.clone();
+                if self.jobs.send(Job { msg, later }).await.is_err() {
+                    self.log.release(&id);
+                    return Err(HandleError::Failed {
+                        kind: "closed",
+                        message: "the sink's delivery tasks stopped".into(),
+                    });
+                }
+            }
+            Seen::InFlight => self.duplicates.inc(),
+            Seen::Recorded(entry) if entry.state == State::Sending => {
+                // Handed to the provider before a restart, outcome unknown.
+                let entry = Entry {
+                    state: State::Failed,
+                    error: Some("outcome unknown: the sink stopped while sending it, and it is not sent again in case the provider has it".into()),
+                    provider_status: Some("unknown".into()),
+                    ..entry
+                };
+                tracing::warn!(backend = %self.name, id = %msg.id, "not resent: outcome of an earlier send unknown");
+                out.push(self.log.record(&msg.id, entry.clone()));
+                out.push(event(&self.events, &msg, &entry)?);
+            }
+            Seen::Recorded(entry) => {
+                // Sent before: only say so again (the event may not have been stored).
+                self.duplicates.inc();
+                out.push(event(&self.events, &msg, &entry)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The delivery event that tells `entry`'s outcome for `msg`.
+fn event(events: &Arc<str>, msg: &OutboundMessage, entry: &Entry) -> Result<Produce, HandleError> {
+    let status = match entry.state {
+        State::Sent => DeliveryStatus::Sent,
+        // `Retry` never gets here: the message is sent again instead.
+        State::Failed | State::Sending | State::Retry => DeliveryStatus::Failed,
+    };
+    let event = DeliveryEvent {
+        at: entry.at,
+        provider_id: entry.provider_id.clone(),
+        provider_status: entry.provider_status.clone(),
+        error: entry.error.clone(),
+        ..DeliveryEvent::now(msg, status)
+    };
+    encode(schema::event(), events, &msg.connection, &event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::provider::request::Attempt;
+    use futures::future::BoxFuture;
+    use futures::FutureExt;
+    use std::time::Duration;
+
+    /// Accepts everything.
+    struct Accepting;
+    impl Provider for Accepting {
+        fn send_one<'a>(&'a self, _: &'a OutboundMessage) -> BoxFuture<'a, Attempt> {
+            async {
+                Attempt::Accepted {
+                    provider_id: Some("p-1".into()),
+                    status: "accepted".into(),
+                }
+            }
+            .boxed()
+        }
+    }
+
+    /// Before: a delivery event that did not encode was logged and dropped,
+    /// and the message stayed `queued` for good. After: the message is
+    /// dead-lettered (kind `encode`) after its sent-log entry, so a replay
+    /// repeats the event once the cause is fixed.
+    #[tokio::test]
+    async fn an_event_that_does_not_encode_dead_letters_the_message() {
+        use crate::bus::{Bus, TopicSpec};
+        use crate::stage::{run, StageContext, StageControl};
+        let topics: Vec<TopicSpec> = ["sms.send.gw", "sms.send.gw.sent", "sms.events", "sms.dlq"]
+            .into_iter()
+            .map(|name| TopicSpec {
+                name: name.into(),
+                partitions: 1,
+                replication: 1,
+                compacted: false,
+            })
+            .collect();
+        let bus = Bus::connect(
+            &crate::config::Kafka::with_mode(crate::config::KafkaMode::Embedded),
+            &topics,
+        )
+        .await
+        .unwrap();
+        let producer = bus.producer().unwrap();
+        let mut dlq = bus.consumer("test.dlq", &["sms.dlq"]).unwrap();
+        let mut sent = bus.consumer("test.sent", &["sms.send.gw.sent"]).unwrap();
+        let mut events = bus.consumer("test.events", &["sms.events"]).unwrap();
+        let unencodable: EventFn = |_, _, _| {
+            Err(HandleError::Failed {
+                kind: "encode",
+                message: "no schema for this event".into(),
+            })
+        };
+        let log = SentLog::new(Arc::from("sms.send.gw.sent"));
+        let sink = ProviderSink::with_events(
+            "gw",
+            Arc::new(Accepting),
+            &Sending::default(),
+            log,
+            producer.clone(),
+            Arc::from("sms.events"),
+            unencodable,
+        );
+        let ctx = StageContext {
+            name: Arc::from("backend:gw"),
+            dlq: Arc::from("sms.dlq"),
+        };
+        let consumer = bus.consumer("g", &["sms.send.gw"]).unwrap();
+        let control = StageControl::default();
+        let task = tokio::spawn(run(ctx, consumer, producer.clone(), sink, control.clone()));
+        let msg = OutboundMessage::new(crate::message::Connection::new("gw", "+1555"), "hi");
+        let payload = schema::outbound().encode(&msg).unwrap();
+        producer
+            .send_and_wait(Produce::new(
+                Arc::from("sms.send.gw"),
+                bytes::Bytes::from(msg.connection.key()),
+                payload.clone(),
+            ))
+            .await
+            .unwrap();
+        let wait = Duration::from_secs(20);
+        let dead = tokio::time::timeout(wait, dlq.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&dead.payload[..], &payload[..]);
+        assert_eq!(dead.header("smsflow.error.kind"), Some(&b"encode"[..]));
+        assert_eq!(
+            dead.header("smsflow.source.topic"),
+            Some(&b"sms.send.gw"[..])
+        );
+        let message = String::from_utf8_lossy(dead.header("smsflow.error.message").unwrap());
+        assert!(message.contains("no schema for this event"), "{message}");
+        let entry = tokio::time::timeout(wait, sent.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let entry: Entry = serde_json::from_slice(&entry.payload).unwrap();
+        assert_eq!(entry.state, State::Sending);
+        let entry = tokio::time::timeout(wait, sent.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let entry: Entry = serde_json::from_slice(&entry.payload).unwrap();
+        assert_eq!(entry.state, State::Sent);
+        assert!(events.recv().now_or_never().is_none(), "no event was made");
+        // Dead-lettered is finished: the stage drains cleanly.
+        control.drain.cancel();
+        tokio::time::timeout(wait, task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
