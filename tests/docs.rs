@@ -3,6 +3,10 @@
 //! its target (GitHub's slugs), and every external link is a well-formed
 //! `http(s)://` URL (not fetched). Links inside code blocks and code spans are
 //! not links, so the markdown is parsed rather than searched.
+//!
+//! Code spans that name a repository path (`src/state/table.rs`,
+//! `tests/web/`, `pipelines/demo.yaml`) must name one that exists, so that the
+//! docs follow files when they move.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
@@ -79,6 +83,76 @@ fn links(markdown: &str) -> Vec<(usize, String)> {
             _ => None,
         })
         .collect()
+}
+
+/// The top-level folders whose paths the docs' code spans name.
+const REPOSITORY_FOLDERS: [&str; 7] = [
+    "src/",
+    "tests/",
+    "benches/",
+    "pipelines/",
+    "scripts/",
+    "schemas/",
+    "examples/",
+];
+
+/// Every inline code span of a markdown text that looks like a repository
+/// path: (line, path). A span counts when it starts with one of
+/// [`REPOSITORY_FOLDERS`] (after an optional `./`) and has no whitespace, no
+/// `<` (a placeholder) and no `*` (a glob); a trailing `:<line>` or
+/// `::<item>` (`tests/apps.rs::a_test`) is dropped.
+fn repository_paths(markdown: &str) -> Vec<(usize, String)> {
+    let line_of = |offset: usize| markdown[..offset].matches('\n').count() + 1;
+    Parser::new_ext(markdown, options())
+        .into_offset_iter()
+        .filter_map(|(event, range)| match event {
+            Event::Code(span) => {
+                let path = span.strip_prefix("./").unwrap_or(&span);
+                let looks_like_a_path = REPOSITORY_FOLDERS.iter().any(|f| path.starts_with(f))
+                    && !path.contains(|c: char| c.is_whitespace() || c == '<' || c == '*');
+                if !looks_like_a_path {
+                    return None;
+                }
+                let path = path.split("::").next().unwrap_or(path);
+                let path = match path.rsplit_once(':') {
+                    Some((file, line))
+                        if !line.is_empty() && line.chars().all(|c| c.is_ascii_digit()) =>
+                    {
+                        file
+                    }
+                    _ => path,
+                };
+                Some((line_of(range.start), path.to_string()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every code span of the markdown files `files` (relative to `root`) that
+/// names a repository path which does not exist, as `file:line: path: reason`.
+fn check_paths(root: &Path, files: &[PathBuf]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(root.join(file)) {
+            Ok(text) => text,
+            Err(e) => {
+                problems.push(format!("{}: cannot read: {e}", file.display()));
+                continue;
+            }
+        };
+        for (line, path) in repository_paths(&text) {
+            let at = format!("{}:{line}: `{path}`", file.display());
+            match normalize(Path::new(&path)) {
+                None => problems.push(format!("{at}: points outside the repository")),
+                Some(target) if !root.join(&target).exists() => problems.push(format!(
+                    "{at}: no such file or directory (a code span naming a repository path must name one that exists)"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    problems
 }
 
 /// Why an external URL is not well-formed, if it is not.
@@ -274,6 +348,19 @@ fn every_link_and_anchor_in_the_docs_resolves() {
 }
 
 #[test]
+fn every_repository_path_in_the_docs_exists() {
+    let root = repository();
+    let files = doc_files(&root);
+    let problems = check_paths(&root, &files);
+    assert!(
+        problems.is_empty(),
+        "{} stale path(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
 fn the_readme_fits_a_few_screens() {
     let path = repository().join("README.md");
     let size = std::fs::metadata(&path)
@@ -334,6 +421,37 @@ fn broken_links_are_reported_with_file_and_line() {
             "README.md:12: http://ex_ample.org:80/: malformed URL: bad host \"ex_ample.org\"",
             "docs/sub/page.md:7: ../../../x.md: points outside the repository",
             "docs/sub/page.md:8: ../../README.md#part-2: no heading with the anchor #part-2 in README.md",
+        ]
+    );
+}
+
+#[test]
+fn stale_repository_paths_are_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let root = dir.path();
+    for folder in ["docs", "src/state", "tests/web"] {
+        std::fs::create_dir_all(root.join(folder)).expect("create a folder");
+    }
+    std::fs::write(root.join("src/state/table.rs"), "").expect("write table.rs");
+    let readme = "# Title\n\n\
+        `src/state/table.rs` `src/state/` `tests/web/` `./src/state/table.rs:12`\n\
+        `src/table.rs` and `tests/web.rs` `src/state/table.rs::Table` `tests/gone.rs::a_test`\n\
+        `src/backends/twilio*` `sms.send.<backend>` `src/<layer>/` `cargo test --test docs`\n\
+        ```\nsrc/in_a_block.rs\n```\n\
+        [a link is not a span](https://example.org/src/x.rs) `srcs/not/a/folder`\n";
+    let page = "# Page\n\n`pipelines/gone.yaml:3`\n\n`src/../../etc/passwd`\n";
+    std::fs::write(root.join("README.md"), readme).expect("write README.md");
+    std::fs::write(root.join("docs/page.md"), page).expect("write page.md");
+    let problems = check_paths(root, &doc_files(root));
+    let missing = "no such file or directory (a code span naming a repository path must name one that exists)";
+    assert_eq!(
+        problems,
+        [
+            format!("README.md:4: `src/table.rs`: {missing}"),
+            format!("README.md:4: `tests/web.rs`: {missing}"),
+            format!("README.md:4: `tests/gone.rs`: {missing}"),
+            format!("docs/page.md:3: `pipelines/gone.yaml`: {missing}"),
+            "docs/page.md:5: `src/../../etc/passwd`: points outside the repository".to_string(),
         ]
     );
 }
