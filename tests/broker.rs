@@ -327,7 +327,7 @@ async fn close_commits_stored_offsets_not_fetched_ones(cfg: smsflow::config::Kaf
     } else {
         // tansu 0.6.0 answers a fetch at an offset inside a produce batch
         // with the batches after it: the rest of that batch is skipped (the
-        // README's delivery guarantees say so). Never an earlier record.
+        // docs/guarantees.md says so). Never an earlier record.
         assert!(first.offset > last);
     }
     next.close().await.unwrap();

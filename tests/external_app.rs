@@ -132,7 +132,7 @@ async fn a_python_app_answers_through_the_topics_and_skips_what_it_cannot_decode
     require_tools!(common::Tool::PythonKafka, common::Tool::Tansu);
     let python = python();
     let broker = common::broker::Broker::start();
-    // The pipeline README.external.md runs, on this test's broker.
+    // The pipeline docs/writing-an-app.md runs, on this test's broker.
     let yaml = std::fs::read_to_string(common::root().join("pipelines/external.yaml")).unwrap();
     let p = common::on_broker(
         common::pipeline_from(&yaml, KafkaMode::Embedded),
