@@ -38,15 +38,15 @@ mod args;
 #[path = "../../tests/common/broker.rs"]
 #[allow(dead_code)]
 mod broker;
-#[path = "../../tests/common/tools.rs"]
-#[allow(dead_code, unused_macros)]
-mod tools;
 mod ceiling;
 mod http;
 mod load;
 mod measure;
 mod pipeline;
 mod run_broker;
+#[path = "../../tests/common/tools.rs"]
+#[allow(dead_code, unused_macros)]
+mod tools;
 
 use std::fmt::Write as _;
 

@@ -155,7 +155,7 @@ impl<'a> Context<'a> {
         self.replies.push(reply);
     }
 
-    /// Send any message (its id is derived from the input, see [`stage::replies`]).
+    /// Send any message (its id is derived from the input, see [`crate::apps::runner::replies`]).
     pub fn send(&mut self, mut msg: OutboundMessage) {
         msg.app.get_or_insert_with(|| self.msg.app.clone());
         self.replies.push(msg);

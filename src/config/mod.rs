@@ -1,7 +1,8 @@
 //! The pipeline YAML: parse with positions ([`node`]), interpolate `${VAR}`,
 //! read each section into plain typed data ([`types`]), then check what only
-//! the whole file can tell ([`validate`]). Every error found is reported, each
-//! with its line, column, path, the offending value and what was expected.
+//! the whole file can tell (`validate`) and what each later layer checks
+//! ([`Check`]). Every error found is reported, each with its line, column,
+//! path, the offending value and what was expected.
 
 pub mod access;
 pub mod backends;

@@ -29,7 +29,7 @@ pub struct Matched {
 }
 
 /// A keyword's regex, compiled when first needed. Plain-word keywords (most
-/// of them) are matched through the [`Index`] and seldom need theirs:
+/// of them) are matched through the router's index and seldom need theirs:
 /// compiling 20,000 up front took most of the time to check such a table.
 #[derive(Debug, Clone)]
 pub struct KeywordRegex {
