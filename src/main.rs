@@ -59,6 +59,9 @@ enum Command {
     Validate { file: PathBuf },
     /// Read a password on stdin and print its argon2 hash, for `http.admin.users`.
     HashPassword,
+    /// Print the pipeline file's JSON Schema (schemas/pipeline.schema.json),
+    /// for editors: `smsflow schema > pipeline.schema.json`.
+    Schema,
     /// Print the stages and topics a pipeline file implies.
     Graph {
         file: PathBuf,
@@ -251,6 +254,10 @@ fn load(file: &Path) -> anyhow::Result<Pipeline> {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Schema => {
+            out!("{}", config::schema::json_schema_text());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::HashPassword => {
             let mut password = String::new();
             std::io::stdin()

@@ -464,3 +464,14 @@ fn a_reader_that_goes_away_ends_the_command_quietly() {
         assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
     }
 }
+
+#[test]
+fn schema_prints_the_committed_json_schema() {
+    let out = smsflow().arg("schema").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/pipeline.schema.json"),
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
+}
