@@ -1,22 +1,11 @@
 //! Rules about who may reach what, checked when a pipeline is validated and
 //! again when it starts: the admin listener off loopback needs credentials,
-//! the tester off loopback needs consent, password hashes are argon2. And
-//! the placeholders the generic HTTP backend's `url` template may use.
+//! the tester off loopback needs consent, password hashes are argon2.
 
 use argon2::PasswordHash;
 
 use super::backends::Backend;
 use super::types::{Http, Pipeline};
-
-/// The placeholders the `url` template may use.
-pub const HTTP_URL_PLACEHOLDERS: [&str; 6] = [
-    "id",
-    "identity",
-    "text",
-    "encoding",
-    "segments",
-    "in_response_to",
-];
 
 /// Why a pipeline's admin listener must not start as it is, if it must not:
 /// reachable from other machines with nobody to authenticate.

@@ -9,6 +9,17 @@ use serde::{Deserialize, Serialize};
 
 use super::value::{humantime_serde_compat, or_interpolated, HumanDuration};
 
+/// The placeholders the generic HTTP backend's `url` template may use
+/// (`backends::generic_http` fills them in).
+pub const HTTP_URL_PLACEHOLDERS: [&str; 6] = [
+    "id",
+    "identity",
+    "text",
+    "encoding",
+    "segments",
+    "in_response_to",
+];
+
 /// `backends:` — one item per provider connection.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

@@ -53,7 +53,7 @@ fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) 
         Backend::Http { url: u, .. } => match template::placeholders(u) {
             Err(why) => report(at.key("url"), why),
             Ok(names) => {
-                let known = crate::config::access::HTTP_URL_PLACEHOLDERS;
+                let known = crate::config::backends::HTTP_URL_PLACEHOLDERS;
                 for n in names.iter().filter(|n| !known.contains(&n.as_str())) {
                     report(
                         at.key("url"),
