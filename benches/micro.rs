@@ -346,6 +346,7 @@ impl BusBench {
             partitions: 4,
             replication: 1,
             compacted: false,
+            retention: None,
         };
         let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let bus = rt.block_on(async {

@@ -273,6 +273,7 @@ async fn close_commits_stored_offsets_not_fetched_ones(cfg: smsflow::config::Kaf
         partitions: 1,
         replication: 1,
         compacted: false,
+        retention: None,
     };
     let bus = KafkaBus::connect(&cfg, &[topic]).await.unwrap();
     let producer = bus.producer().unwrap();

@@ -24,6 +24,7 @@ fn topics() -> Vec<TopicSpec> {
         partitions: 4,
         replication: 1,
         compacted: false,
+        retention: None,
     }]
 }
 

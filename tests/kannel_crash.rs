@@ -235,6 +235,7 @@ fn in_doubt(data_dir: &Path, work: &Path) -> Vec<String> {
         partitions: 1,
         replication: 1,
         compacted,
+        retention: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -285,6 +285,7 @@ impl Sink {
                 partitions: 1,
                 replication: 1,
                 compacted: false,
+                retention: None,
             })
             .collect();
         let bus = Bus::connect(&kafka, &topics).await.unwrap();

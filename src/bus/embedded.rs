@@ -304,6 +304,7 @@ mod tests {
                 partitions: 4,
                 replication: 1,
                 compacted: false,
+                retention: None,
             }],
         ))
     }

@@ -64,6 +64,28 @@ pub struct TopicSpec {
     pub replication: i32,
     /// Keep only the latest record per key (Kafka `cleanup.policy=compact`).
     pub compacted: bool,
+    /// Delete records older than this (Kafka `retention.ms`; on a compacted
+    /// topic `cleanup.policy=compact,delete`). `None`: the cluster's default
+    /// for an ordinary topic, for ever for a compacted one.
+    pub retention: Option<std::time::Duration>,
+}
+
+impl TopicSpec {
+    /// The topic-level settings a cluster is given for it: `cleanup.policy`
+    /// and `retention.ms` (when smsflow creates it, and in the Kubernetes
+    /// `KafkaTopic`s).
+    pub fn kafka_config(&self) -> Vec<(&'static str, String)> {
+        let mut config = Vec::new();
+        match (self.compacted, self.retention) {
+            (true, None) => config.push(("cleanup.policy", "compact".to_owned())),
+            (true, Some(_)) => config.push(("cleanup.policy", "compact,delete".to_owned())),
+            (false, _) => {}
+        }
+        if let Some(r) = self.retention {
+            config.push(("retention.ms", r.as_millis().to_string()));
+        }
+        config
+    }
 }
 
 /// Each `Arc` of `all` once (by pointer), in order: the distinct topics a

@@ -169,6 +169,17 @@ pub struct Topics {
     pub partitions: i32,
     /// Replication factor of topics smsflow creates on a cluster.
     pub replication: i32,
+    /// How long a provider sink's sent-log (`<send topic>.sent`) keeps an
+    /// entry: the topic is `cleanup.policy=compact,delete` with this
+    /// `retention.ms`. A message read again after this long (a send topic
+    /// kept longer, a replay) would be sent again.
+    #[serde(with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
+    pub sent_retention: Duration,
+    /// The sent-log entries each sink process keeps in memory, at most (the
+    /// oldest goes first; about 200 bytes each). Reported as
+    /// `smsflow_sent_log_entries{backend}`.
+    pub sent_memory: usize,
 }
 
 impl Default for Topics {
@@ -186,6 +197,8 @@ impl Default for Topics {
             dlq: "sms.dlq".into(),
             partitions: 8,
             replication: 1,
+            sent_retention: default_retention(),
+            sent_memory: 1_000_000,
         }
     }
 }

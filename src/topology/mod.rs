@@ -220,6 +220,7 @@ impl Topology {
                 partitions: t.partitions,
                 replication: t.replication,
                 compacted: false,
+                retention: None,
             })
             .collect();
         for b in &self.pipeline.backends {
@@ -230,6 +231,7 @@ impl Topology {
                     partitions: t.partitions,
                     replication: t.replication,
                     compacted: true,
+                    retention: Some(t.sent_retention),
                 });
             }
         }
@@ -240,6 +242,7 @@ impl Topology {
                 partitions: t.partitions,
                 replication: t.replication,
                 compacted: true,
+                retention: None,
             });
         }
         specs.push(TopicSpec {
@@ -247,6 +250,7 @@ impl Topology {
             partitions: t.partitions,
             replication: t.replication,
             compacted: false,
+            retention: None,
         });
         specs
     }

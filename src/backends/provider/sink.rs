@@ -170,6 +170,7 @@ mod tests {
                 partitions: 1,
                 replication: 1,
                 compacted: false,
+                retention: None,
             })
             .collect();
         let bus = Bus::connect(

@@ -17,6 +17,7 @@ fn spec(name: &str, partitions: i32, compacted: bool) -> TopicSpec {
         partitions,
         replication: 1,
         compacted,
+        retention: None,
     }
 }
 

@@ -134,19 +134,17 @@ impl KafkaBus {
         }
         let admin: AdminClient<DefaultClientContext> =
             self.client_config().create().map_err(kafka_error)?;
+        let configs: Vec<_> = missing.iter().map(|t| t.kafka_config()).collect();
         let new: Vec<NewTopic<'_>> = missing
             .iter()
-            .map(|t| {
+            .zip(&configs)
+            .map(|(t, config)| {
                 let nt = NewTopic::new(
                     &t.name,
                     t.partitions,
                     TopicReplication::Fixed(t.replication),
                 );
-                if t.compacted {
-                    nt.set("cleanup.policy", "compact")
-                } else {
-                    nt
-                }
+                config.iter().fold(nt, |nt, (k, v)| nt.set(k, v))
             })
             .collect();
         let results = admin
