@@ -54,6 +54,11 @@ enum Command {
         /// Run only this stage (`router-in`, `router-out`, `app:<name>`, `backend:<name>`); needs Kafka.
         #[arg(long)]
         stage: Option<String>,
+        /// This process's Kafka `group.instance.id` (static membership: a
+        /// restarted process with the same id gets its partitions back at
+        /// once). Unique per process; on Kubernetes the pod name.
+        #[arg(long, env = "SMSFLOW_INSTANCE_ID")]
+        instance_id: Option<String>,
     },
     /// Check a pipeline file and report every error, with its line.
     Validate { file: PathBuf },
@@ -290,7 +295,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { file, stage } => run(&file, stage.as_deref()).await,
+        Command::Run {
+            file,
+            stage,
+            instance_id,
+        } => run(&file, stage.as_deref(), instance_id).await,
         Command::Test {
             file,
             scripts,
@@ -375,8 +384,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run(file: &Path, stage: Option<&str>) -> anyhow::Result<ExitCode> {
-    let topology = Topology::new(load(file)?)?;
+async fn run(
+    file: &Path,
+    stage: Option<&str>,
+    instance_id: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let mut pipeline = load(file)?;
+    pipeline.kafka.instance_id = instance_id.filter(|id| !id.is_empty());
+    let topology = Topology::new(pipeline)?;
     let mut running = topology.start(stage, true).await?;
     if let Some(addr) = running.http_addr() {
         info!("webhooks at http://{addr}/backend/<name>/");

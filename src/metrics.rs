@@ -31,6 +31,8 @@ pub struct Metrics {
     pub rate_limited: prometheus::CounterVec,
     /// Delivery reports received from providers, by backend and status.
     pub reports: IntCounterVec,
+    /// Message ids a sink process holds in memory from its sent-log.
+    pub sent_log_entries: IntGaugeVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -108,8 +110,16 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Delivery reports received from providers, by normalised status",
             &["backend", "status"],
         )?,
+        sent_log_entries: IntGaugeVec::new(
+            Opts::new(
+                "smsflow_sent_log_entries",
+                "Message ids a sink process holds in memory from its sent-log (at most topics.sent_memory)",
+            ),
+            &["backend"],
+        )?,
         registry,
     };
+    m.registry.register(Box::new(m.sent_log_entries.clone()))?;
     m.registry.register(Box::new(m.latency.clone()))?;
     m.registry.register(Box::new(m.reply_latency.clone()))?;
     m.registry.register(Box::new(m.up.clone()))?;

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use crate::bus::{AckGroup, BusError, Committer, Consumer, Produce, Producer, Record};
+use crate::bus::{AckGroup, BusError, Committer, Consumer, Produce, Producer, Rebalances, Record};
 use crate::message::Connection;
 use crate::metrics::metrics;
 use crate::schema::Codec;
@@ -36,6 +36,11 @@ pub enum HandleError {
     /// cause is fixed.
     #[error("{kind}: {message}")]
     Failed { kind: &'static str, message: String },
+    /// The stage cannot go on now (state it needs could not be read): it
+    /// stops with this error and the record is not marked done, so that
+    /// the process restarts and the record is read again.
+    #[error("{0}")]
+    Unavailable(BusError),
 }
 
 impl HandleError {
@@ -43,6 +48,7 @@ impl HandleError {
     pub fn kind(&self) -> &'static str {
         match self {
             HandleError::Input { kind, .. } | HandleError::Failed { kind, .. } => kind,
+            HandleError::Unavailable(_) => "unavailable",
         }
     }
 
@@ -165,6 +171,17 @@ impl Later {
         self.complete(records, Err(reason)).await;
     }
 
+    /// The record's partition was taken away before this was started: no
+    /// output, not marked done; the partition's next owner reads it.
+    pub async fn revoked(self) {
+        self.complete(Vec::new(), Err(BusError::Revoked)).await;
+    }
+
+    /// The partition the record was read from.
+    pub fn partition(&self) -> i32 {
+        self.record.partition
+    }
+
     /// Resolves once the stage is told to drain or stop: a wait on this
     /// record's behalf (back-off, rate limit) should end then. Never, outside
     /// a stage loop.
@@ -207,6 +224,8 @@ struct Pending {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
+    /// The assignment it was read under (see [`Rebalances::epoch`]).
+    epoch: Option<u64>,
     acks: Option<Arc<AckGroup>>,
 }
 
@@ -257,11 +276,13 @@ pub async fn run(
     let (pending_tx, pending_rx) = mpsc::channel::<Pending>(4096);
     consumer.ignore_headers();
     let committer = consumer.committer();
+    let rebalances = consumer.rebalances();
     // Records handed to the acker and not yet marked done by it.
     let in_flight = Arc::new(AtomicUsize::new(0));
     let acker = tokio::spawn(mark_done(
         ctx.name.clone(),
         committer.clone(),
+        rebalances.clone(),
         pending_rx,
         in_flight.clone(),
     ));
@@ -330,6 +351,12 @@ pub async fn run(
         out.clear();
         if let Err(e) = handler.handle(&record, &mut out).await {
             let (kind, message) = match &e {
+                HandleError::Unavailable(cause) => {
+                    error!(stage = %ctx.name, topic = %record.topic, partition = record.partition, offset = record.offset, error = %cause, "stopping the stage: it cannot go on");
+                    m.errors.with_label_values(&[&ctx.name, e.kind()]).inc();
+                    result = Err(cause.clone());
+                    break;
+                }
                 HandleError::Input { kind, message } => {
                     warn!(stage = %ctx.name, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "bad record; dead-lettering it");
                     (*kind, message)
@@ -374,6 +401,7 @@ pub async fn run(
         }
         in_flight.fetch_add(1, Ordering::AcqRel);
         let pending = Pending {
+            epoch: rebalances.epoch(&record.topic, record.partition),
             topic: record.topic.clone(),
             partition: record.partition,
             offset: record.offset,
@@ -398,6 +426,7 @@ const DONE_BATCH: usize = 1024;
 async fn mark_done(
     stage: Arc<str>,
     committer: Committer,
+    rebalances: Arc<Rebalances>,
     mut rx: mpsc::Receiver<Pending>,
     in_flight: Arc<AtomicUsize>,
 ) -> Result<(), BusError> {
@@ -412,6 +441,18 @@ async fn mark_done(
                 Some(acks) => acks.wait().await,
                 None => Ok(()),
             };
+            count += 1;
+            // Read under an assignment this member no longer holds (the
+            // partition went elsewhere, maybe came back): its next owner
+            // reads it; storing its offset now could skip a record.
+            let current = rebalances.epoch(&p.topic, p.partition) == p.epoch;
+            if matches!(acked, Err(BusError::Revoked)) || !current {
+                debug!(%stage, topic = %p.topic, partition = p.partition, offset = p.offset, "partition revoked; left to its next owner");
+                if count < DONE_BATCH {
+                    next = rx.try_recv().ok();
+                }
+                continue;
+            }
             if let Err(e) = acked {
                 // Leave this offset (and every later one) unstored: a restart
                 // redoes them.
@@ -435,7 +476,6 @@ async fn mark_done(
                 Some(entry) => entry.2 = p.offset,
                 None => last.push((p.topic, p.partition, p.offset)),
             }
-            count += 1;
             if count < DONE_BATCH {
                 next = rx.try_recv().ok();
             }

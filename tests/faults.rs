@@ -186,9 +186,9 @@ kafka:
   mode: kafka
   brokers: {brokers}
   group: faults
-  config:
-    consumer.session.timeout.ms: '6000'
-    consumer.heartbeat.interval.ms: '1000'
+  consumer:
+    heartbeat.interval.ms: '1000'
+  producer:
     # tansu 0.6.0 skips the rest of a produce batch when a consumer resumes
     # in its middle (tests/broker.rs shows it): one record per batch here,
     # so that what these tests check is smsflow's offsets, not that bug.

@@ -290,11 +290,14 @@ impl Sink {
             .collect();
         let bus = Bus::connect(&kafka, &topics).await.unwrap();
         // Kept across restarts of the stage, as the sent-log topic keeps it.
-        let log = SentLog::restore(&bus, Arc::from("sms.send.gw.sent"), "test.sent-log")
+        let producer = bus.producer().unwrap();
+        let log = SentLog::new("gw", Arc::from("sms.send.gw.sent"), 1_000_000);
+        let timeout = std::time::Duration::from_secs(60);
+        let log = SentLog::restore(&bus, &producer, log, "test.sent-log", timeout)
             .await
             .unwrap();
         Sink {
-            producer: bus.producer().unwrap(),
+            producer,
             bus,
             gateway: Arc::new(Gateway::default()),
             settings,

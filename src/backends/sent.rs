@@ -13,22 +13,32 @@
 //! most once towards the provider, at least once for the events.
 //!
 //! On Kafka the log is a compacted topic (`<send topic>.sent`, key = message
-//! id, value = a small JSON object) read back at start-up, also on the
-//! durable embedded bus; on the in-memory embedded bus it lives in memory,
-//! like everything else there.
+//! id, value = a small JSON object, deleted after `topics.sent_retention`)
+//! that every replica of the sink follows for as long as it runs, so that
+//! each knows what the others sent: a replica given a partition reads the
+//! log up to its end before it handles that partition's records
+//! ([`SentLog::catch_up`]), and a replica losing partitions settles what it
+//! started for them before they go ([`SentLog::revoke`]): a message it had
+//! not yet marked `sending` is left to the next owner, one it had is in the
+//! log. The durable embedded bus reads the log back at start-up; on the
+//! in-memory embedded bus it lives in memory, like everything else there.
+//! In memory each process keeps at most `topics.sent_memory` ids, the
+//! oldest going first.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::bus::kafka::{read_to_end, KafkaBus};
-use crate::bus::{Bus, BusError, Produce};
+use crate::bus::{Bus, BusError, Produce, Producer, Record, TopicPartition};
 use crate::message::now_millis;
+use crate::metrics::metrics;
+use crate::state::table::{follow, Follower, Phase};
 
-/// Ids remembered in memory; the oldest is forgotten first.
-const REMEMBERED: usize = 1_000_000;
+/// How long a revocation waits for `sending` records being written.
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// Where a message id stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,57 +100,135 @@ pub enum Seen {
 pub struct SentLog {
     topic: Arc<str>,
     inner: Arc<Mutex<Inner>>,
+    /// Signalled when claims are released (a revocation waits for none).
+    settled: Arc<Condvar>,
+    /// Kafka: the follower of the topic (the other replicas' records).
+    follower: Option<Arc<Follower>>,
+    restore_timeout: Duration,
 }
 
-#[derive(Default)]
+/// An id this process knows of.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// Handed to this process's delivery tasks, from `partition` as
+    /// assigned at `epoch`; `claimed` once its `sending` is being written.
+    InFlight {
+        partition: i32,
+        epoch: u64,
+        claimed: bool,
+    },
+    Known(Entry),
+}
+
 struct Inner {
-    ids: HashMap<String, Option<Entry>>,
+    ids: HashMap<String, Slot>,
     order: VecDeque<String>,
     /// Provider id → our message id.
     by_provider: HashMap<String, String>,
+    /// Bumped when a partition is taken away: what was handed out under
+    /// an older epoch is not started.
+    epochs: HashMap<i32, u64>,
+    /// Delivery tasks writing `sending` now.
+    claims: usize,
+    /// Ids kept at most.
+    memory: usize,
+    entries: prometheus::IntGauge,
 }
 
 impl Inner {
-    fn put(&mut self, id: &str, entry: Option<Entry>) {
-        if let Some(pid) = entry.as_ref().and_then(|e| e.provider_id.clone()) {
-            self.by_provider.insert(pid, id.to_owned());
+    fn put(&mut self, id: &str, slot: Slot) {
+        if let Slot::Known(Entry {
+            provider_id: Some(pid),
+            ..
+        }) = &slot
+        {
+            self.by_provider.insert(pid.clone(), id.to_owned());
         }
-        if self.ids.insert(id.to_owned(), entry).is_none() {
+        if self.ids.insert(id.to_owned(), slot).is_none() {
             self.order.push_back(id.to_owned());
-            if self.order.len() > REMEMBERED {
-                if let Some(old) = self.order.pop_front() {
-                    if let Some(Some(e)) = self.ids.remove(&old) {
-                        if let Some(pid) = e.provider_id {
-                            self.by_provider.remove(&pid);
-                        }
+            while self.order.len() > self.memory {
+                let Some(old) = self.order.pop_front() else {
+                    break;
+                };
+                if let Some(Slot::Known(e)) = self.ids.remove(&old) {
+                    if let Some(pid) = e.provider_id {
+                        self.by_provider.remove(&pid);
                     }
                 }
             }
         }
+        self.entries.set(self.ids.len() as i64);
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.ids.remove(id);
+        self.entries.set(self.ids.len() as i64);
+    }
+
+    fn epoch(&self, partition: i32) -> u64 {
+        self.epochs.get(&partition).copied().unwrap_or(0)
     }
 }
 
 impl SentLog {
-    /// An empty log writing to `topic`.
-    pub fn new(topic: Arc<str>) -> Self {
+    /// An empty log of `backend` writing to `topic`, keeping at most
+    /// `memory` ids.
+    pub fn new(backend: &str, topic: Arc<str>, memory: usize) -> Self {
+        let entries = metrics().sent_log_entries.with_label_values(&[backend]);
+        entries.set(0);
         Self {
             topic,
-            inner: Arc::default(),
+            inner: Arc::new(Mutex::new(Inner {
+                ids: HashMap::new(),
+                order: VecDeque::new(),
+                by_provider: HashMap::new(),
+                epochs: HashMap::new(),
+                claims: 0,
+                memory: memory.max(1),
+                entries,
+            })),
+            settled: Arc::new(Condvar::new()),
+            follower: None,
+            restore_timeout: Duration::from_secs(120),
         }
     }
 
-    /// The log as the topic holds it (Kafka, durable embedded bus), or
-    /// empty (in-memory embedded bus).
-    pub async fn restore(bus: &Bus, topic: Arc<str>, group: &str) -> Result<Self, BusError> {
-        let log = SentLog::new(topic.clone());
+    /// The log as the topic holds it, and on Kafka kept current with what
+    /// the other replicas write; empty on the in-memory embedded bus.
+    /// `producer` writes the dead letters of records that cannot be read.
+    pub async fn restore(
+        bus: &Bus,
+        producer: &Producer,
+        mut log: SentLog,
+        group: &str,
+        restore_timeout: Duration,
+    ) -> Result<Self, BusError> {
+        log.restore_timeout = restore_timeout;
         match bus {
-            Bus::Kafka(k) => read_all(k, &topic, group, &log).await?,
+            Bus::Kafka(_) => {
+                let follower = log.clone();
+                let f = follow(
+                    bus,
+                    producer,
+                    group,
+                    &log.topic.clone(),
+                    restore_timeout,
+                    move |r: &Record, _: Phase| {
+                        if let Some(key) = r.key.as_deref() {
+                            follower.followed(key, &r.payload);
+                        }
+                        None
+                    },
+                )
+                .await?;
+                log.follower = Some(Arc::new(f));
+            }
             Bus::Durable(d) => {
-                let mut reader = d.reader(&topic)?;
+                let mut reader = d.reader(&log.topic)?;
                 while let Some(r) = reader.restore_next() {
                     let r = r?;
                     if let Some(key) = r.key.as_deref() {
-                        log.restore_one(key, &r.payload);
+                        log.followed(key, &r.payload);
                     }
                 }
             }
@@ -154,19 +242,34 @@ impl SentLog {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Where `id` stands; a new id (or one left to `retry`) is marked in
-    /// flight at once, so that a second copy read meanwhile is not sent too.
-    pub fn check(&self, id: &str) -> Seen {
+    /// Read what the other replicas wrote up to the log's end now (on
+    /// Kafka; at once elsewhere): before handling partitions just assigned.
+    pub async fn catch_up(&self) -> Result<(), BusError> {
+        match &self.follower {
+            Some(f) => f.catch_up(self.restore_timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Where `id` (read from `partition`) stands; a new id (or one left to
+    /// `retry`) is marked in flight at once, so that a second copy read
+    /// meanwhile is not sent too.
+    pub fn check(&self, id: &str, partition: i32) -> Seen {
         let mut inner = self.inner();
+        let in_flight = Slot::InFlight {
+            partition,
+            epoch: inner.epoch(partition),
+            claimed: false,
+        };
         match inner.ids.get(id) {
-            Some(None) => Seen::InFlight,
-            Some(Some(e)) if e.state != State::Retry => Seen::Recorded(e.clone()),
-            Some(Some(_)) => {
-                inner.ids.insert(id.to_owned(), None);
+            Some(Slot::InFlight { .. }) => Seen::InFlight,
+            Some(Slot::Known(e)) if e.state != State::Retry => Seen::Recorded(e.clone()),
+            Some(Slot::Known(_)) => {
+                inner.ids.insert(id.to_owned(), in_flight);
                 Seen::New
             }
             None => {
-                inner.put(id, None);
+                inner.put(id, in_flight);
                 Seen::New
             }
         }
@@ -175,9 +278,77 @@ impl SentLog {
     /// Forget that `id` is in flight (it was not handed to the provider).
     pub fn release(&self, id: &str) {
         let mut inner = self.inner();
-        if let Some(None) = inner.ids.get(id) {
-            inner.ids.remove(id);
+        if let Some(Slot::InFlight { .. }) = inner.ids.get(id) {
+            inner.remove(id);
         }
+    }
+
+    /// Take `id` for sending, just before its `sending` record is written:
+    /// false when its partition was taken away since it was handed out
+    /// (the next owner sends it). Each claim is released with
+    /// [`SentLog::settle`] once the record is written (or not).
+    pub fn claim(&self, id: &str) -> bool {
+        let mut inner = self.inner();
+        let current = match inner.ids.get(id) {
+            Some(Slot::InFlight {
+                partition, epoch, ..
+            }) => (*epoch == inner.epoch(*partition)).then_some((*partition, *epoch)),
+            _ => None,
+        };
+        let Some((partition, epoch)) = current else {
+            return false;
+        };
+        inner.ids.insert(
+            id.to_owned(),
+            Slot::InFlight {
+                partition,
+                epoch,
+                claimed: true,
+            },
+        );
+        inner.claims += 1;
+        true
+    }
+
+    /// `n` claims' `sending` records are written (or failed).
+    pub fn settle(&self, n: usize) {
+        let mut inner = self.inner();
+        inner.claims = inner.claims.saturating_sub(n);
+        if inner.claims == 0 {
+            self.settled.notify_all();
+        }
+    }
+
+    /// `partitions` are being taken away (called before they go): what was
+    /// handed out for them and not claimed is forgotten (its delivery task
+    /// gives it up; the next owner sends it), and this waits until every
+    /// claimed `sending` is written, so that the next owner's catch-up
+    /// reads it.
+    pub fn revoke(&self, partitions: &[TopicPartition]) {
+        let mut inner = self.inner();
+        let revoked: Vec<i32> = partitions.iter().map(|(_, p)| *p).collect();
+        for p in &revoked {
+            *inner.epochs.entry(*p).or_default() += 1;
+        }
+        let unclaimed: Vec<String> = inner
+            .ids
+            .iter()
+            .filter(|(_, slot)| {
+                matches!(slot, Slot::InFlight { partition, claimed: false, .. } if revoked.contains(partition))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &unclaimed {
+            inner.remove(id);
+        }
+        let (inner, waited) = self
+            .settled
+            .wait_timeout_while(inner, SETTLE, |i| i.claims > 0)
+            .unwrap_or_else(|p| p.into_inner());
+        if waited.timed_out() {
+            tracing::warn!(topic = %self.topic, claims = inner.claims, "partitions revoked while sent-log records were still being written");
+        }
+        tracing::info!(topic = %self.topic, partitions = ?revoked, left = unclaimed.len(), "sent-log: partitions handed over");
     }
 
     /// Record `entry` for `id`: the record to store (before the message's
@@ -185,8 +356,9 @@ impl SentLog {
     pub fn record(&self, id: &str, entry: Entry) -> Produce {
         let record = self.durable_only(id, &entry);
         // `sending` stays "in flight" in memory: only a restart makes it unknown.
-        let keep = (entry.state != State::Sending).then_some(entry);
-        self.inner().put(id, keep);
+        if entry.state != State::Sending {
+            self.inner().put(id, Slot::Known(entry));
+        }
         record
     }
 
@@ -206,14 +378,16 @@ impl SentLog {
         let inner = self.inner();
         let id = inner.by_provider.get(provider_id)?;
         let identity = match inner.ids.get(id) {
-            Some(Some(e)) => e.identity.clone(),
+            Some(Slot::Known(e)) => e.identity.clone(),
             _ => String::new(),
         };
         Some((id.clone(), identity))
     }
 
-    /// Read one stored record (the restore, and tests).
-    fn restore_one(&self, key: &[u8], value: &[u8]) {
+    /// Apply one record read from the topic (written by any replica, this
+    /// one included). An id in flight here is this process's to finish; a
+    /// `sending` read back after this process's outcome is stale.
+    fn followed(&self, key: &[u8], value: &[u8]) {
         let Ok(id) = std::str::from_utf8(key) else {
             return;
         };
@@ -223,25 +397,15 @@ impl SentLog {
             state: State::Sent,
             ..Entry::sending("")
         });
-        self.inner().put(id, Some(entry));
-    }
-}
-
-async fn read_all(k: &KafkaBus, topic: &str, group: &str, log: &SentLog) -> Result<(), BusError> {
-    // A group of its own that never commits: every start reads it all.
-    let group = format!("{group}.restore.{}", crate::message::new_id());
-    let (mut consumer, progress) = k.reader(&group, topic).await?;
-    let mut n = 0usize;
-    read_to_end(&mut consumer, topic, &progress, async |r| {
-        if let Some(key) = r.key.as_deref() {
-            log.restore_one(key, &r.payload);
-            n += 1;
+        let mut inner = self.inner();
+        match inner.ids.get(id) {
+            Some(Slot::InFlight { .. }) => {}
+            Some(Slot::Known(known))
+                if entry.state == State::Sending
+                    && matches!(known.state, State::Sent | State::Failed) => {}
+            _ => inner.put(id, Slot::Known(entry)),
         }
-        Ok::<(), BusError>(())
-    })
-    .await?;
-    tracing::info!(topic, ids = n, "sent-log restored");
-    Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -250,44 +414,44 @@ mod tests {
 
     #[test]
     fn states_follow_the_records() {
-        let log = SentLog::new(Arc::from("t.sent"));
-        assert_eq!(log.check("m1"), Seen::New);
-        assert_eq!(log.check("m1"), Seen::InFlight);
+        let log = SentLog::new("t", Arc::from("t.sent"), 100);
+        assert_eq!(log.check("m1", 0), Seen::New);
+        assert_eq!(log.check("m1", 0), Seen::InFlight);
         log.record("m1", Entry::sending("+1"));
-        assert_eq!(log.check("m1"), Seen::InFlight);
+        assert_eq!(log.check("m1", 0), Seen::InFlight);
         let sent = Entry {
             state: State::Sent,
             provider_id: Some("SM1".into()),
             ..Entry::sending("+1")
         };
         let record = log.record("m1", sent.clone());
-        assert_eq!(log.check("m1"), Seen::Recorded(sent.clone()));
+        assert_eq!(log.check("m1", 0), Seen::Recorded(sent.clone()));
         assert_eq!(log.by_provider_id("SM1"), Some(("m1".into(), "+1".into())));
 
         // A restart reads the topic back: a bare `sending` is now unknown.
-        let after = SentLog::new(Arc::from("t.sent"));
-        after.restore_one(b"m1", &record.payload);
+        let after = SentLog::new("t", Arc::from("t.sent"), 100);
+        after.followed(b"m1", &record.payload);
         let sending = log.record("m2", Entry::sending("+2"));
-        after.restore_one(b"m2", &sending.payload);
-        after.restore_one(b"m3", b"1700000000000");
-        assert_eq!(after.check("m1"), Seen::Recorded(sent));
+        after.followed(b"m2", &sending.payload);
+        after.followed(b"m3", b"1700000000000");
+        assert_eq!(after.check("m1", 0), Seen::Recorded(sent));
         assert!(matches!(
-            after.check("m2"),
+            after.check("m2", 0),
             Seen::Recorded(Entry {
                 state: State::Sending,
                 ..
             })
         ));
         assert!(matches!(
-            after.check("m3"),
+            after.check("m3", 0),
             Seen::Recorded(Entry {
                 state: State::Sent,
                 ..
             })
         ));
-        assert_eq!(after.check("m4"), Seen::New);
+        assert_eq!(after.check("m4", 0), Seen::New);
         after.release("m4");
-        assert_eq!(after.check("m4"), Seen::New);
+        assert_eq!(after.check("m4", 0), Seen::New);
 
         // Left to retry (shutdown during back-off): sent again, once.
         let retry = log.record(
@@ -297,10 +461,71 @@ mod tests {
                 ..Entry::sending("+5")
             },
         );
-        assert_eq!(log.check("m5"), Seen::New);
-        assert_eq!(log.check("m5"), Seen::InFlight);
-        after.restore_one(b"m5", &retry.payload);
-        assert_eq!(after.check("m5"), Seen::New);
-        assert_eq!(after.check("m5"), Seen::InFlight);
+        assert_eq!(log.check("m5", 0), Seen::New);
+        assert_eq!(log.check("m5", 0), Seen::InFlight);
+        after.followed(b"m5", &retry.payload);
+        assert_eq!(after.check("m5", 0), Seen::New);
+        assert_eq!(after.check("m5", 0), Seen::InFlight);
+    }
+
+    #[test]
+    fn a_revoked_partition_hands_over_what_was_not_claimed() {
+        let log = SentLog::new("t", Arc::from("t.sent"), 100);
+        assert_eq!(log.check("a", 1), Seen::New);
+        assert_eq!(log.check("b", 1), Seen::New);
+        assert_eq!(log.check("c", 2), Seen::New);
+        assert!(log.claim("a"));
+        log.settle(1);
+        log.revoke(&[("t".into(), 1)]);
+        // Claimed before the revocation: this process finishes it.
+        assert_eq!(log.check("a", 1), Seen::InFlight);
+        // Not claimed: given up here, and the task holding it may not start it.
+        assert!(!log.claim("b"));
+        assert_eq!(log.check("b", 1), Seen::New);
+        assert!(log.claim("b"), "handed out again under the new epoch");
+        log.settle(1);
+        // Another partition is untouched.
+        assert!(log.claim("c"));
+        log.settle(1);
+    }
+
+    #[test]
+    fn another_replicas_records_are_followed_but_never_override_this_ones() {
+        let log = SentLog::new("t", Arc::from("t.sent"), 100);
+        let sent = Entry {
+            state: State::Sent,
+            ..Entry::sending("+1")
+        };
+        let sent_json = serde_json::to_vec(&sent).unwrap();
+        let sending_json = serde_json::to_vec(&Entry::sending("+1")).unwrap();
+        // Another replica sent "x": this one does not send it again.
+        log.followed(b"x", &sending_json);
+        log.followed(b"x", &sent_json);
+        assert_eq!(log.check("x", 0), Seen::Recorded(sent.clone()));
+        // Its own `sending`, read back after its outcome, is stale.
+        log.followed(b"x", &sending_json);
+        assert_eq!(log.check("x", 0), Seen::Recorded(sent));
+        // In flight here: the records are this process's own, not news.
+        assert_eq!(log.check("y", 0), Seen::New);
+        log.followed(b"y", &sending_json);
+        assert_eq!(log.check("y", 0), Seen::InFlight);
+    }
+
+    #[test]
+    fn memory_keeps_the_newest_ids() {
+        let log = SentLog::new("mem", Arc::from("t.sent"), 3);
+        for id in ["1", "2", "3", "4"] {
+            log.record(
+                id,
+                Entry {
+                    state: State::Sent,
+                    ..Entry::sending("+1")
+                },
+            );
+        }
+        assert_eq!(log.check("1", 0), Seen::New, "the oldest went first");
+        assert!(matches!(log.check("4", 0), Seen::Recorded(_)));
+        let gauge = metrics().sent_log_entries.with_label_values(&["mem"]).get();
+        assert_eq!(gauge, 3);
     }
 }

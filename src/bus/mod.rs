@@ -19,6 +19,7 @@ pub mod durable;
 pub mod embedded;
 pub mod kafka;
 mod murmur2;
+pub mod rebalance;
 pub mod record;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use crate::config::{self, KafkaMode};
 pub use murmur2::partition_for_key;
+pub use rebalance::{Rebalances, RevokeHook, TopicPartition};
 pub use record::{Ack, AckGroup, BusError, Produce, Record, TopicSpec};
 
 /// The bus a pipeline runs on.
@@ -178,6 +180,15 @@ impl Consumer {
             Consumer::Embedded(c) => Committer::Embedded(c.committer()),
             Consumer::Durable(c) => Committer::Durable(c.committer()),
             Consumer::Kafka(c) => Committer::Kafka(c.committer()),
+        }
+    }
+
+    /// This member's assignment as it changes (on the embedded buses it
+    /// holds every partition from the start).
+    pub fn rebalances(&self) -> Arc<Rebalances> {
+        match self {
+            Consumer::Kafka(c) => c.rebalances(),
+            Consumer::Embedded(_) | Consumer::Durable(_) => Rebalances::fixed(),
         }
     }
 

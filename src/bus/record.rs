@@ -129,6 +129,10 @@ pub enum BusError {
     /// so it is read again after a restart.
     #[error("stopped before finishing a record ({0}); it is read again after a restart")]
     Interrupted(String),
+    /// The record's partition was taken away (a rebalance) before it was
+    /// finished: not marked done here; its next owner reads it.
+    #[error("the record's partition went to another member before the record was finished")]
+    Revoked,
     /// Retrying cannot help (credentials refused, not authorized, a topic
     /// or partition missing): a stage stops on it, naming the cause.
     #[error("kafka: {message}: {cause}")]

@@ -23,12 +23,32 @@ pub struct Kafka {
     /// Consumer group prefix: each stage's group is `<group>.<stage>`.
     #[serde(default = "default_group")]
     pub group: String,
-    /// librdkafka settings passed through as they are (TLS, SASL, `acks`,
-    /// `compression.type`, ...). Keys starting `consumer.` go to consumers
-    /// only, without the prefix. smsflow's defaults, overridable here:
-    /// `partitioner=murmur2_random`, `linger.ms=5`, `fetch.wait.max.ms=20`.
+    /// librdkafka settings every client gets, passed through as they are
+    /// (TLS, SASL, `client.id`, ...).
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// librdkafka settings for producers only (`acks`, `compression.type`,
+    /// `batch.num.messages`, ...), over `config`. smsflow's defaults,
+    /// overridable here: `partitioner=murmur2_random`, `linger.ms=5`.
+    #[serde(default)]
+    pub producer: BTreeMap<String, String>,
+    /// librdkafka settings for consumers only, over `config`. smsflow's
+    /// defaults, overridable here: `fetch.wait.max.ms=20`,
+    /// `session.timeout.ms=6000`, `heartbeat.interval.ms=1500` (a member
+    /// that died without coming back holds its partitions this long).
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
+    /// How long a stage waits at start-up for each table it keeps (and a
+    /// sink for its sent-log) to be read to its end; past it the process
+    /// stops with an error rather than run on part of a table.
+    #[serde(default = "default_restore_timeout", with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
+    pub restore_timeout: Duration,
+    /// This process's `group.instance.id` (Kafka static membership): from
+    /// `--instance-id` or `SMSFLOW_INSTANCE_ID`, not from the file.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub instance_id: Option<String>,
     /// Embedded bus: records a partition holds before producers wait (on
     /// the durable bus: records some group has still to mark done).
     #[serde(default = "default_capacity")]
@@ -69,6 +89,10 @@ impl Kafka {
             brokers: None,
             group: default_group(),
             config: BTreeMap::new(),
+            producer: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            restore_timeout: default_restore_timeout(),
+            instance_id: None,
             partition_capacity: default_capacity(),
             data_dir: None,
             fsync: Fsync::default(),
@@ -99,6 +123,10 @@ pub(crate) fn kafka_section(generator: &mut SchemaGenerator) -> Schema {
 
 fn default_group() -> String {
     "smsflow".into()
+}
+
+fn default_restore_timeout() -> Duration {
+    Duration::from_secs(120)
 }
 
 fn default_capacity() -> usize {

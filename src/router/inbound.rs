@@ -111,7 +111,12 @@ impl Chain {
                 // Dead-letter the inbound record itself: no stage reads a
                 // chained app's topic, so a replay goes through the router.
                 let kind = e.kind();
-                let (HandleError::Input { message, .. } | HandleError::Failed { message, .. }) = &e;
+                let message = match &e {
+                    HandleError::Input { message, .. } | HandleError::Failed { message, .. } => {
+                        message.clone()
+                    }
+                    HandleError::Unavailable(_) => return Err(e),
+                };
                 error!(stage = %chained.stage, topic = %record.topic, partition = record.partition, offset = record.offset, kind, %message, "record failed; dead-lettering it for replay");
                 let m = metrics();
                 m.errors.with_label_values(&[&chained.stage, kind]).inc();
@@ -127,7 +132,7 @@ impl Chain {
                     record.payload.clone(),
                     source,
                     kind,
-                    message,
+                    &message,
                 ));
                 return Ok(());
             }

@@ -16,12 +16,14 @@
 //! written).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::bus::kafka::KafkaConsumer;
 use crate::bus::{Bus, BusError, Produce, Producer, Record};
 use crate::config::Pipeline;
 use crate::metrics::metrics;
@@ -48,11 +50,69 @@ pub enum Phase {
 /// A followed topic; dropping it stops following.
 pub struct Follower {
     task: JoinHandle<()>,
+    topic: Arc<str>,
+    /// Kafka: where the follower is per partition, and a handle to ask the
+    /// broker for the ends (the other buses apply what they hold at once).
+    kafka: Option<(Arc<Positions>, KafkaConsumer)>,
 }
 
 impl Drop for Follower {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The next offset to apply, per partition, and a signal on each change.
+#[derive(Default)]
+pub struct Positions {
+    next: std::sync::Mutex<HashMap<i32, i64>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Positions {
+    fn applied(&self, partition: i32, offset: i64) {
+        self.next
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(partition, offset + 1);
+        self.changed.notify_waiters();
+    }
+
+    /// The first partition not read up to its end, as (partition, next, end).
+    fn behind(&self, ends: &[(i32, i64, i64)]) -> Option<(i32, i64, i64)> {
+        let next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        ends.iter().find_map(|&(p, low, high)| {
+            let at = next.get(&p).copied().unwrap_or(low).max(low);
+            (at < high).then_some((p, at, high))
+        })
+    }
+}
+
+impl Follower {
+    /// Wait until every record the topic holds now is applied; an error
+    /// naming the partition behind when that takes longer than `timeout`.
+    pub async fn catch_up(&self, timeout: Duration) -> Result<(), BusError> {
+        let Some((positions, handle)) = &self.kafka else {
+            return Ok(());
+        };
+        let ends = handle.watermarks(&self.topic).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before the check, so that no change is missed.
+            let changed = positions.changed.notified();
+            let Some((partition, at, end)) = positions.behind(&ends) else {
+                return Ok(());
+            };
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(BusError::Kafka {
+                    message: format!(
+                        "{}: partition {partition} read to offset {at} of {end} within {timeout:?}",
+                        self.topic
+                    ),
+                    retryable: true,
+                });
+            }
+        }
     }
 }
 
@@ -85,14 +145,17 @@ pub fn unreadable(dlq: &Arc<str>, record: &Record, phase: Phase, message: &str) 
 }
 
 /// Read `topic` from the beginning, calling `apply` per record; return once
-/// what it held at start-up is applied, and keep applying new records in the
-/// background until the returned [`Follower`] is dropped. A record `apply`
-/// returns (a dead letter) is written with `producer`.
+/// what it held at start-up is applied (on Kafka: every partition read to
+/// the end it had then, or an error after `restore_timeout`), and keep
+/// applying new records in the background until the returned [`Follower`]
+/// is dropped. A record `apply` returns (a dead letter) is written with
+/// `producer`.
 pub async fn follow<F>(
     bus: &Bus,
     producer: &Producer,
     group: &str,
     topic: &str,
+    restore_timeout: Duration,
     mut apply: F,
 ) -> Result<Follower, BusError>
 where
@@ -113,47 +176,40 @@ where
     let topic: Arc<str> = Arc::from(topic);
     let task = match bus {
         Bus::Kafka(k) => {
-            let (mut consumer, progress) = k.reader(&group, &topic).await?;
-            // Up to the end each partition had now; what comes after (on a
-            // busy topic, all the time) is applied live.
-            let mut remaining: HashMap<i32, i64> = progress
-                .iter()
-                .filter(|(_, _, end)| *end > 0)
-                .map(|(p, _, end)| (*p, *end))
-                .collect();
-            let mut n = 0usize;
-            while !remaining.is_empty() {
-                // Silence before the reported end: a broker whose end is
-                // off (tansu 0.6.0 reports a batch's as its first offset +
-                // 1). Go on: the rest, if any, arrives live.
-                let Ok(r) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await
-                else {
-                    warn!(topic = %topic, "table: no record before the reported end; restored what was read");
-                    break;
-                };
-                let r = r?;
-                if remaining
-                    .get(&r.partition)
-                    .is_some_and(|end| r.offset + 1 >= *end)
-                {
-                    remaining.remove(&r.partition);
-                }
-                write(apply(&r, Phase::Restore)).await;
-                n += 1;
-            }
-            info!(topic = %topic, records = n, "table restored");
-            tokio::spawn(async move {
+            let (mut consumer, _) = k.reader(&group, &topic).await?;
+            let handle = consumer.handle();
+            let name = topic.clone();
+            let positions = Arc::new(Positions::default());
+            let restoring = Arc::new(AtomicBool::new(true));
+            let (p, r) = (positions.clone(), restoring.clone());
+            let task = tokio::spawn(async move {
                 loop {
                     match consumer.recv().await {
-                        Ok(r) => write(apply(&r, Phase::Live)).await,
+                        Ok(record) => {
+                            let phase = match r.load(Ordering::Acquire) {
+                                true => Phase::Restore,
+                                false => Phase::Live,
+                            };
+                            write(apply(&record, phase)).await;
+                            p.applied(record.partition, record.offset);
+                        }
                         Err(BusError::Closed) => return,
                         Err(e) => {
-                            warn!(topic = %topic, error = %e, "table: read failed, retrying");
+                            warn!(topic = %name, error = %e, "table: read failed, retrying");
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }
                 }
-            })
+            });
+            let follower = Follower {
+                task,
+                topic: topic.clone(),
+                kafka: Some((positions, handle)),
+            };
+            follower.catch_up(restore_timeout).await?;
+            restoring.store(false, Ordering::Release);
+            info!(topic = %topic, "table restored");
+            return Ok(follower);
         }
         Bus::Durable(d) => {
             // A reader outside any group: from the oldest record held, as
@@ -165,13 +221,14 @@ where
                 n += 1;
             }
             info!(topic = %topic, records = n, "table restored");
+            let name = topic.clone();
             tokio::spawn(async move {
                 loop {
                     match reader.recv().await {
                         Ok(r) => write(apply(&r, Phase::Live)).await,
                         Err(BusError::Closed) => return,
                         Err(e) => {
-                            warn!(topic = %topic, error = %e, "table: read failed, retrying");
+                            warn!(topic = %name, error = %e, "table: read failed, retrying");
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }
@@ -190,7 +247,11 @@ where
             })
         }
     };
-    Ok(Follower { task })
+    Ok(Follower {
+        task,
+        topic,
+        kafka: None,
+    })
 }
 
 /// [`follow`] `topic` into a table: `apply` reads a record into it, or says
@@ -206,9 +267,17 @@ where
     F: Fn(&Record) -> Result<(), String> + Send + 'static,
 {
     let dlq: Arc<str> = Arc::from(p.topics.dlq.as_str());
-    follow(bus, producer, &p.kafka.group, topic, move |r, phase| {
-        let why = apply(r).err()?;
-        unreadable(&dlq, r, phase, &why)
-    })
+    let timeout = p.kafka.restore_timeout;
+    follow(
+        bus,
+        producer,
+        &p.kafka.group,
+        topic,
+        timeout,
+        move |r, phase| {
+            let why = apply(r).err()?;
+            unreadable(&dlq, r, phase, &why)
+        },
+    )
     .await
 }

@@ -336,15 +336,18 @@ impl Topology {
                     Some(stage) => StageHandler::App(stage),
                     None => continue,
                 },
-                StageKind::Backend { backend } => match sinks.stage(backend, &group).await? {
-                    Some(handler) => handler,
-                    None => continue,
-                },
+                StageKind::Backend { backend } => {
+                    match sinks.stage(backend, &group, consumer.rebalances()).await? {
+                        Some(handler) => handler,
+                        None => continue,
+                    }
+                }
             };
             let control = StageControl {
                 drain_until_idle: only.is_none(),
                 ..StageControl::default()
             };
+            health.member(&s.name, consumer.rebalances());
             let run = stage::run(ctx, consumer, producer.clone(), handler, control.clone());
             let stage = RunningStage::spawn(&s.name, run, control, &health);
             info!(stage = %s.name, reads = ?s.reads, "stage started");
@@ -360,8 +363,10 @@ impl Topology {
                 let state = HttpState {
                     testers: testers.clone(),
                     backends: webhooks,
-                    ready: health.ready.clone(),
-                    failed: health.failed.clone(),
+                    ready: {
+                        let health = health.clone();
+                        Arc::new(move || health.status())
+                    },
                     tables: tables.clone(),
                     producer: producer.clone(),
                     pipeline: Arc::new(p.clone()),
@@ -371,7 +376,9 @@ impl Topology {
             None => None,
         };
         health.started();
+        let broker_watch = health.watch_broker(&producer);
         Ok(Running {
+            broker_watch,
             bus,
             tables,
             followers,

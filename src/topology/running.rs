@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::bail;
@@ -13,17 +13,23 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::backends::tester::Tester;
-use crate::bus::{Bus, BusError};
+use crate::bus::{Bus, BusError, Producer, Rebalances};
 use crate::stage::StageControl;
 use crate::state::table::Follower;
 use crate::state::Tables;
 
-/// `/readyz`: false until every stage started, and again once one stopped
-/// on an error (`failed` keeps it so across the start).
+/// What `/readyz` answers: ready once every stage started (its tables and
+/// sent-logs read to their ends), while each stage's consumer holds an
+/// assignment from its group (possibly empty: more replicas than
+/// partitions) and the broker answers; not ready once a stage stopped on
+/// an error.
 #[derive(Clone, Default)]
 pub(super) struct Health {
     pub(super) ready: Arc<AtomicBool>,
     pub(super) failed: Arc<AtomicBool>,
+    members: Arc<Mutex<Vec<(String, Arc<Rebalances>)>>>,
+    /// Why the broker is not reachable, as last checked.
+    broker: Arc<Mutex<Option<String>>>,
 }
 
 impl Health {
@@ -35,6 +41,52 @@ impl Health {
             self.ready.store(false, Ordering::SeqCst);
         }
     }
+
+    /// `stage`'s consumer is a group member whose assignment is `rebalances`.
+    pub(super) fn member(&self, stage: &str, rebalances: Arc<Rebalances>) {
+        lock(&self.members).push((stage.to_owned(), rebalances));
+    }
+
+    /// Ready, or why not.
+    pub(super) fn status(&self) -> Result<(), String> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err("a stage stopped on an error (the log names it and the cause)".into());
+        }
+        if !self.ready.load(Ordering::Acquire) {
+            return Err("starting: tables and sent-logs are being read".into());
+        }
+        if let Some(why) = lock(&self.broker).clone() {
+            return Err(format!("the broker does not answer: {why}"));
+        }
+        let members = lock(&self.members);
+        match members.iter().find(|(_, r)| !r.joined()) {
+            Some((stage, _)) => Err(format!("{stage}: no partitions assigned by its group yet")),
+            None => Ok(()),
+        }
+    }
+
+    /// Ask the broker every few seconds whether it answers (Kafka only),
+    /// until the returned task is aborted.
+    pub(super) fn watch_broker(&self, producer: &Producer) -> Option<JoinHandle<()>> {
+        let Producer::Kafka(k) = producer else {
+            return None;
+        };
+        let (k, broker) = (k.clone(), self.broker.clone());
+        Some(tokio::spawn(async move {
+            loop {
+                let answer = k.reachable(Duration::from_secs(5)).await.err();
+                if let Some(why) = &answer {
+                    tracing::warn!(error = %why, "the broker does not answer; not ready");
+                }
+                *lock(&broker) = answer.map(|e| e.to_string());
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Run a stage; once it stops on an error the process is no longer ready
@@ -94,6 +146,8 @@ pub struct Running {
     pub(super) stages: Vec<RunningStage>,
     pub(super) http_task: Option<JoinHandle<std::io::Result<()>>>,
     pub(super) http_shutdown: CancellationToken,
+    /// Asks the broker whether it answers, for `/readyz`.
+    pub(super) broker_watch: Option<JoinHandle<()>>,
     pub(super) http_addr: Option<SocketAddr>,
     pub(super) admin_addr: Option<SocketAddr>,
     pub(super) deadline: Duration,
@@ -146,6 +200,9 @@ impl Running {
     /// Returns an error when the deadline passed or a stage failed.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + self.deadline;
+        if let Some(w) = &self.broker_watch {
+            w.abort();
+        }
         self.http_shutdown.cancel();
         if let Some(h) = self.http_task {
             let _ = tokio::time::timeout_at(deadline, h).await;

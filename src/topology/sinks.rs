@@ -12,7 +12,7 @@ use crate::backends::provider::ProviderSink;
 use crate::backends::sent::SentLog;
 use crate::backends::tester::{Tester, TesterSink};
 use crate::backends::{self, Reports, Source};
-use crate::bus::{Bus, Producer};
+use crate::bus::{Bus, Producer, Rebalances};
 use crate::config::{self, Pipeline, Topics};
 
 use super::handler::StageHandler;
@@ -62,6 +62,7 @@ impl<'a> Sinks<'a> {
         &mut self,
         backend: &str,
         group: &str,
+        rebalances: Arc<Rebalances>,
     ) -> anyhow::Result<Option<StageHandler>> {
         let Some(cfg) = self.p.backends.iter().find(|b| b.name() == backend) else {
             return Ok(None);
@@ -74,7 +75,11 @@ impl<'a> Sinks<'a> {
             config::Backend::Discard { name, .. } => {
                 StageHandler::Discard(self.discard(cfg, name, source))
             }
-            _ => StageHandler::Provider(self.provider(cfg, source, group).await?),
+            _ => StageHandler::Provider(
+                self.provider(cfg, source, group)
+                    .await?
+                    .follow_assignment(rebalances),
+            ),
         }))
     }
 
@@ -104,7 +109,7 @@ impl<'a> Sinks<'a> {
             self.producer.clone(),
             Arc::from(t.events.as_str()),
             self.p.http.accept_timeout,
-            SentLog::new(Arc::from(sent_topic(t, name).as_str())),
+            SentLog::new(name, Arc::from(sent_topic(t, name).as_str()), t.sent_memory),
         );
         self.webhooks
             .extend(backends::build::discard(cfg, source, reports));
@@ -122,9 +127,16 @@ impl<'a> Sinks<'a> {
         let t = &self.p.topics;
         let name = cfg.name();
         let sent_topic = Arc::from(sent_topic(t, name).as_str());
-        let log = SentLog::restore(self.bus, sent_topic, group)
-            .await
-            .with_context(|| format!("cannot read the sent-log of {name}"))?;
+        let log = SentLog::new(name, sent_topic, t.sent_memory);
+        let log = SentLog::restore(
+            self.bus,
+            self.producer,
+            log,
+            group,
+            self.p.kafka.restore_timeout,
+        )
+        .await
+        .with_context(|| format!("cannot read the sent-log of {name}"))?;
         let events: Arc<str> = Arc::from(t.events.as_str());
         let reports = Reports::new(
             name,

@@ -5,7 +5,6 @@
 //! before the answer (a write the bus refuses is a 503, worth retrying).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::Router;
@@ -25,10 +24,8 @@ pub struct HttpState {
     pub testers: HashMap<String, Arc<Tester>>,
     /// Each backend's webhook routes (full paths, under `/backend/<name>/`).
     pub backends: Vec<Router>,
-    /// Set once every stage of this process is running.
-    pub ready: Arc<AtomicBool>,
-    /// Set once a stage stopped on an error (`/readyz` then says so).
-    pub failed: Arc<AtomicBool>,
+    /// `/readyz`: ready, or why not.
+    pub ready: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
     /// Contacts, opt-outs, polls, the message log, message status.
     pub tables: Tables,
     /// Writes what the API and the web pages change (contacts, messages).

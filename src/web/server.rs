@@ -3,7 +3,6 @@
 //! operator pages and JSON API, the message tester, `/metrics`, and the
 //! probes again). [`crate::http::guard`] checks every request to either.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -146,13 +145,9 @@ async fn asset(Path(file): Path<String>) -> Response {
 }
 
 async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
-    if s.failed.load(Ordering::Acquire) {
-        let why = "a stage stopped on an error (the log names it and the cause)";
-        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
-    } else if s.ready.load(Ordering::Acquire) {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
+    match (s.ready)() {
+        Ok(()) => "ready".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
 }
 

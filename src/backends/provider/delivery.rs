@@ -130,7 +130,17 @@ impl Delivery {
             }
             return;
         }
-        if !self.write_ahead(&jobs).await {
+        // Taken for sending now, unless the partition went to another
+        // member meanwhile: then its next owner sends it.
+        let (jobs, gone): (Vec<Job>, Vec<Job>) =
+            jobs.into_iter().partition(|j| self.log.claim(&j.msg.id));
+        for j in gone {
+            j.later.revoked().await;
+        }
+        let Some(first) = jobs.first() else { return };
+        let written = self.write_ahead(&jobs).await;
+        self.log.settle(jobs.len());
+        if !written {
             // Dropping the jobs' holds fails the stage: nothing is marked
             // done, a restart tries again.
             for j in &jobs {

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use super::delivery::{start, EventFn, Job};
 use super::request::Provider;
 use crate::backends::sent::{Entry, Seen, SentLog, State};
-use crate::bus::{Produce, Producer, Record};
+use crate::bus::{Produce, Producer, Rebalances, Record};
 use crate::config::Sending;
 use crate::message::{DeliveryEvent, DeliveryStatus, OutboundMessage};
 use crate::metrics::metrics;
@@ -23,6 +23,9 @@ pub struct ProviderSink {
     events: Arc<str>,
     jobs: mpsc::Sender<Job>,
     duplicates: prometheus::IntCounter,
+    /// The stage consumer's assignment, and the generation of it the
+    /// sent-log was last caught up for.
+    assignment: Option<(Arc<Rebalances>, u64)>,
 }
 impl ProviderSink {
     /// Start the sink's dispatcher (needs a tokio runtime).
@@ -65,12 +68,33 @@ impl ProviderSink {
             duplicates: metrics()
                 .dropped
                 .with_label_values(&[&format!("backend:{name}"), "duplicate"]),
+            assignment: None,
         }
+    }
+
+    /// Follow the stage consumer's assignment: before handling partitions
+    /// it was just given, read the sent-log to its end (what other replicas
+    /// sent); before partitions go, settle what was started for them.
+    pub fn follow_assignment(mut self, rebalances: Arc<Rebalances>) -> Self {
+        let log = self.log.clone();
+        rebalances.on_revoke(Arc::new(move |partitions| log.revoke(partitions)));
+        self.assignment = Some((rebalances, 0));
+        self
     }
 }
 
 impl Handler for ProviderSink {
     async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
+        if let Some((rebalances, seen)) = &mut self.assignment {
+            let generation = rebalances.generation();
+            if generation != *seen {
+                self.log
+                    .catch_up()
+                    .await
+                    .map_err(HandleError::Unavailable)?;
+                *seen = generation;
+            }
+        }
         let msg = decode(schema::outbound(), record)?;
         if msg.connection.backend != self.name {
             return Err(HandleError::input(
@@ -81,7 +105,7 @@ impl Handler for ProviderSink {
                 ),
             ));
         }
-        match self.log.check(&msg.id) {
+        match self.log.check(&msg.id, record.partition) {
             Seen::New => {
                 let later = out.later(record, &self.producer);
                 let id = msg.id.clone();
@@ -189,7 +213,7 @@ mod tests {
                 message: "no schema for this event".into(),
             })
         };
-        let log = SentLog::new(Arc::from("sms.send.gw.sent"));
+        let log = SentLog::new("gw", Arc::from("sms.send.gw.sent"), 1000);
         let sink = ProviderSink::with_events(
             "gw",
             Arc::new(Accepting),

@@ -5,87 +5,116 @@
 //! record is done (everything produced from it acknowledged), auto-committed
 //! every second, committed synchronously when partitions are revoked and when
 //! the consumer closes.
+//!
+//! Settings: the pipeline's `kafka.config` goes to every client,
+//! `kafka.producer` to producers and `kafka.consumer` to consumers, each over
+//! smsflow's defaults; the admin client gets `config` alone. A stage's
+//! consumer joins its group as a static member (`group.instance.id`) when
+//! the process has an instance id, so that a restarted process takes its
+//! partitions back at once instead of after the session timeout.
 
+mod consumer;
 mod error;
 pub(super) mod mock;
+mod producer;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
-};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tracing::{info, warn};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::info;
 
-use super::record::{AckGroup, BusError, Produce, Record, TopicSpec};
+use super::record::{BusError, TopicSpec};
 use crate::config::{self, KafkaMode};
+pub use consumer::{read_to_end, GroupContext, KafkaCommitter, KafkaConsumer};
 use error::kafka_error;
 use mock::MockCluster;
+pub use producer::{AckContext, KafkaProducer};
 
 /// A connection to a cluster (its settings; clients are made per stage).
 pub struct KafkaBus {
-    base: ClientConfig,
-    /// `consumer.`-prefixed settings from the pipeline, for consumers only.
-    consumer_only: BTreeMap<String, String>,
+    /// What every client gets (the admin client only this).
+    shared: ClientConfig,
+    producer: ClientConfig,
+    consumer: ClientConfig,
+    /// This process's `group.instance.id`, for the stages' group members.
+    instance_id: Option<String>,
     /// Present in mock mode: the thread that owns librdkafka's mock cluster.
     mock: Option<MockCluster>,
 }
 
+/// `base` with `defaults` where `overrides` says nothing, then `overrides`.
+fn layered(
+    base: &ClientConfig,
+    defaults: &[(&str, &str)],
+    overrides: &BTreeMap<String, String>,
+) -> ClientConfig {
+    let mut c = base.clone();
+    for (k, v) in defaults {
+        c.set(*k, *v);
+    }
+    for (k, v) in overrides {
+        c.set(k, v);
+    }
+    c
+}
+
 impl KafkaBus {
     pub async fn connect(cfg: &config::Kafka, topics: &[TopicSpec]) -> Result<KafkaBus, BusError> {
-        let mut base = ClientConfig::new();
+        let mut shared = ClientConfig::new();
         let mut mock = None;
-        let mut defaults: BTreeMap<&str, &str> = BTreeMap::new();
-        // Kafka's Java partitioner, so keys land where the embedded bus puts
-        // them and where Java producers would.
-        defaults.insert("partitioner", "murmur2_random");
-        // A hop waits at most this long for data; librdkafka's 500 ms default
-        // would add half a second per stage to every reply.
-        defaults.insert("fetch.wait.max.ms", "20");
-        defaults.insert("linger.ms", "5");
         match cfg.mode {
             KafkaMode::Mock => {
                 let cluster = MockCluster::start(topics)?;
-                base.set("bootstrap.servers", &cluster.bootstrap);
-                // The mock cluster makes each later join wait session.timeout - 1 s.
-                defaults.insert("session.timeout.ms", "6000");
+                shared.set("bootstrap.servers", &cluster.bootstrap);
                 mock = Some(cluster);
             }
             _ => {
-                base.set(
+                shared.set(
                     "bootstrap.servers",
                     cfg.brokers.as_deref().unwrap_or_default(),
                 );
             }
         }
-        for (k, v) in defaults {
-            base.set(k, v);
-        }
-        let mut consumer_only = BTreeMap::new();
         for (k, v) in &cfg.config {
-            match k.strip_prefix("consumer.") {
-                Some(key) => {
-                    consumer_only.insert(key.to_owned(), v.clone());
-                }
-                None => {
-                    base.set(k, v);
-                }
-            }
+            shared.set(k, v);
         }
+        let producer = layered(
+            &shared,
+            &[
+                // Kafka's Java partitioner, so keys land where the embedded
+                // bus puts them and where Java producers would.
+                ("partitioner", "murmur2_random"),
+                ("linger.ms", "5"),
+            ],
+            &cfg.producer,
+        );
+        let consumer = layered(
+            &shared,
+            &[
+                // A hop waits at most this long for data; librdkafka's 500 ms
+                // default would add half a second per stage to every reply.
+                ("fetch.wait.max.ms", "20"),
+                // A member that died without coming back (a pod deleted, a
+                // node lost) holds its partitions this long: 6 s, the least
+                // a stock broker allows (group.min.session.timeout.ms),
+                // rather than librdkafka's 45 s. (The mock cluster also
+                // makes each later join wait session.timeout - 1 s.)
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "1500"),
+            ],
+            &cfg.consumer,
+        );
         let bus = KafkaBus {
-            base,
-            consumer_only,
+            shared,
+            producer,
+            consumer,
+            instance_id: cfg.instance_id.clone(),
             mock,
         };
         if bus.mock.is_none() && !topics.is_empty() {
@@ -97,7 +126,7 @@ impl KafkaBus {
     /// The bootstrap servers clients connect to (in mock mode, the mock
     /// cluster's loopback listener, which other processes can reach too).
     pub fn bootstrap_servers(&self) -> String {
-        self.base
+        self.shared
             .get("bootstrap.servers")
             .unwrap_or_default()
             .to_owned()
@@ -170,49 +199,39 @@ impl KafkaBus {
     }
 
     fn client_config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        // Only settings every client type accepts; producer/consumer-only
-        // keys would make librdkafka warn on the admin client.
-        for (k, v) in self.base.config_map() {
-            if k != "partitioner"
-                && k != "linger.ms"
-                && k != "fetch.wait.max.ms"
-                && k != "session.timeout.ms"
-            {
-                c.set(k, v);
-            }
-        }
-        c
+        self.shared.clone()
     }
 
     pub fn producer(&self) -> Result<KafkaProducer, BusError> {
-        let mut c = self.base.clone();
-        for k in ["fetch.wait.max.ms", "session.timeout.ms"] {
-            c.remove(k);
-        }
-        let producer: ThreadedProducer<AckContext> =
-            c.create_with_context(AckContext).map_err(kafka_error)?;
-        Ok(KafkaProducer {
-            producer: Arc::new(producer),
-        })
+        KafkaProducer::new(&self.producer)
     }
 
+    /// Join `group` on `topics` as a stage's member: static (with this
+    /// process's instance id) when it has one.
     pub fn consumer(&self, group: &str, topics: &[&str]) -> Result<KafkaConsumer, BusError> {
-        self.consumer_from(group, topics, true)
+        self.member(group, topics, true, self.instance_id.as_deref())
     }
 
     /// A group member that starts, when the group has no committed offset,
-    /// at the oldest record (`earliest`) or at the next one written.
+    /// at the oldest record (`earliest`) or at the next one written; never
+    /// static (tools and readers come and go).
     pub fn consumer_from(
         &self,
         group: &str,
         topics: &[&str],
         earliest: bool,
     ) -> Result<KafkaConsumer, BusError> {
-        let mut c = self.base.clone();
-        for k in ["partitioner", "linger.ms"] {
-            c.remove(k);
-        }
+        self.member(group, topics, earliest, None)
+    }
+
+    fn member(
+        &self,
+        group: &str,
+        topics: &[&str],
+        earliest: bool,
+        instance_id: Option<&str>,
+    ) -> Result<KafkaConsumer, BusError> {
+        let mut c = self.consumer.clone();
         c.set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
@@ -224,15 +243,10 @@ impl KafkaBus {
             )
             // Eager rebalancing was seen redelivering tens of thousands of records.
             .set("partition.assignment.strategy", "cooperative-sticky");
-        for (k, v) in &self.consumer_only {
-            c.set(k, v);
+        if let Some(id) = instance_id {
+            c.set("group.instance.id", id);
         }
-        let consumer: StreamConsumer<CommitOnRevoke> =
-            c.create_with_context(CommitOnRevoke).map_err(kafka_error)?;
-        if !topics.is_empty() {
-            consumer.subscribe(topics).map_err(kafka_error)?;
-        }
-        Ok(KafkaConsumer::new(consumer))
+        KafkaConsumer::new(&c, group, topics)
     }
 
     /// A consumer that reads every partition of `topic` from `group`'s
@@ -256,307 +270,15 @@ impl KafkaBus {
             tpl.add_partition_offset(topic, *p, start)
                 .map_err(kafka_error)?;
         }
-        reader.consumer.assign(&tpl).map_err(kafka_error)?;
+        reader.assign(&tpl)?;
         Ok((reader, progress))
-    }
-}
-
-/// Read `consumer` (from [`KafkaBus::reader`]) until every partition is read
-/// up to the end it had when the reader was made, then until the topic is
-/// quiet for a second, calling `each` per record. (The quiet second is for
-/// brokers whose reported end is short: tansu 0.6.0 reports the end of a
-/// batch of several records as its first offset + 1.)
-pub async fn read_to_end<E: From<BusError>>(
-    consumer: &mut KafkaConsumer,
-    topic: &str,
-    progress: &[(i32, i64, i64)],
-    mut each: impl AsyncFnMut(Record) -> Result<(), E>,
-) -> Result<(), E> {
-    if progress.iter().all(|(_, _, end)| *end == 0) {
-        return Ok(()); // never written to
-    }
-    // Partitions with something this group has not read yet.
-    let mut remaining: HashMap<i32, i64> = progress
-        .iter()
-        .filter(|(_, done, end)| done < end)
-        .map(|(p, _, end)| (*p, *end))
-        .collect();
-    let mut received = false;
-    loop {
-        let wait = match (remaining.is_empty(), received) {
-            (true, true) => Duration::from_secs(1),
-            (true, false) => Duration::from_secs(2),
-            (false, _) => Duration::from_secs(30),
-        };
-        let r = match tokio::time::timeout(wait, consumer.recv()).await {
-            Ok(r) => r?,
-            Err(_) if remaining.is_empty() => return Ok(()),
-            Err(_) => {
-                return Err(BusError::Kafka {
-                    message: format!("{topic} stopped answering before its end"),
-                    retryable: true,
-                }
-                .into())
-            }
-        };
-        if let Some(end) = remaining.get(&r.partition) {
-            if r.offset + 1 >= *end {
-                remaining.remove(&r.partition);
-            }
-        }
-        received = true;
-        each(r).await?;
-    }
-}
-
-/// Writes to Kafka.
-#[derive(Clone)]
-pub struct KafkaProducer {
-    producer: Arc<ThreadedProducer<AckContext>>,
-}
-
-/// Delivery reports complete the [`AckGroup`] each record was sent with
-/// (on librdkafka's polling thread): no future and no wake-up per record.
-pub struct AckContext;
-
-impl ClientContext for AckContext {}
-
-impl ProducerContext for AckContext {
-    type DeliveryOpaque = Arc<AckGroup>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, group: Arc<AckGroup>) {
-        group.complete(match result {
-            Ok(_) => Ok(()),
-            Err((e, _)) => Err(kafka_error(e.clone())),
-        });
-    }
-}
-
-impl KafkaProducer {
-    /// Enqueue `record`; `group` is completed when the broker acknowledged it.
-    pub async fn send(&self, record: Produce, group: &Arc<AckGroup>) -> Result<(), BusError> {
-        let mut br = BaseRecord::with_opaque_to(&record.topic, group.clone())
-            .key(record.key.as_ref())
-            .payload(record.payload.as_ref());
-        // An empty payload is a tombstone (a deleted key in a compacted topic): null on Kafka.
-        if record.payload.is_empty() {
-            br.payload = None;
-        }
-        // librdkafka allocates a header list even for none: only when needed.
-        if !record.headers.is_empty() {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for (k, v) in &record.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_ref()),
-                });
-            }
-            br = br.headers(headers);
-        }
-        group.expect_one();
-        loop {
-            match self.producer.send(br) {
-                Ok(()) => return Ok(()),
-                // librdkafka's queue is full: wait for deliveries to make room.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    br = back;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err((e, _)) => {
-                    let e = kafka_error(e);
-                    group.complete(Err(e.clone()));
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    /// Send one record and wait for the broker's acknowledgement.
-    pub async fn send_and_wait(&self, record: Produce) -> Result<(), BusError> {
-        let group = AckGroup::new();
-        self.send(record, &group).await?;
-        group.wait().await
-    }
-
-    pub async fn flush(&self, timeout: Duration) -> Result<(), BusError> {
-        let p = self.producer.clone();
-        tokio::task::spawn_blocking(move || p.flush(timeout))
-            .await
-            .map_err(|_| BusError::Closed)?
-            .map_err(kafka_error)
-    }
-}
-
-/// Commits stored offsets before partitions are taken away, so the next
-/// owner does not redo what this member finished.
-pub struct CommitOnRevoke;
-
-impl ClientContext for CommitOnRevoke {}
-
-impl ConsumerContext for CommitOnRevoke {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) => info!(partitions = tpl.count(), "committed before revoke"),
-                // Nothing stored yet is the common harmless case.
-                Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => warn!(error = %e, "commit before revoke failed"),
-            }
-        }
-    }
-}
-
-/// Reads from Kafka as a group member.
-pub struct KafkaConsumer {
-    consumer: Arc<StreamConsumer<CommitOnRevoke>>,
-    /// Topic names seen, shared by the records (not one allocation each).
-    topics: Vec<Arc<str>>,
-    /// Whether records carry their headers (parsing them costs even when a
-    /// record has none; stages never read their input's headers).
-    headers: bool,
-}
-
-impl KafkaConsumer {
-    fn new(consumer: StreamConsumer<CommitOnRevoke>) -> Self {
-        KafkaConsumer {
-            consumer: Arc::new(consumer),
-            topics: Vec::new(),
-            headers: true,
-        }
-    }
-
-    /// Leave records' headers out.
-    pub fn ignore_headers(&mut self) {
-        self.headers = false;
-    }
-
-    fn topic(&mut self, name: &str) -> Arc<str> {
-        if let Some(t) = self.topics.iter().find(|t| ***t == *name) {
-            return t.clone();
-        }
-        let t: Arc<str> = Arc::from(name);
-        self.topics.push(t.clone());
-        t
-    }
-
-    pub async fn recv(&mut self) -> Result<Record, BusError> {
-        let consumer = self.consumer.clone();
-        let m = consumer.recv().await.map_err(kafka_error)?;
-        let headers = match self.headers.then(|| m.headers()).flatten() {
-            Some(h) => h
-                .iter()
-                .map(|h| {
-                    (
-                        h.key.to_owned(),
-                        Bytes::copy_from_slice(h.value.unwrap_or_default()),
-                    )
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        Ok(Record {
-            topic: self.topic(m.topic()),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(Bytes::copy_from_slice),
-            payload: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-            headers,
-        })
-    }
-
-    /// For each partition of `topic`: the group's committed offset (0 when
-    /// it has none) and the end offset (the next offset to be written).
-    pub async fn progress(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, BusError> {
-        let c = self.consumer.clone();
-        let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let timeout = Duration::from_secs(10);
-            let md = c
-                .fetch_metadata(Some(&topic), timeout)
-                .map_err(kafka_error)?;
-            let mut tpl = TopicPartitionList::new();
-            for t in md.topics().iter().filter(|t| t.name() == topic) {
-                for p in t.partitions() {
-                    tpl.add_partition(&topic, p.id());
-                }
-            }
-            let committed = c.committed_offsets(tpl, timeout).map_err(kafka_error)?;
-            committed
-                .elements()
-                .iter()
-                .map(|e| {
-                    let done = match e.offset() {
-                        Offset::Offset(o) => o,
-                        _ => 0,
-                    };
-                    c.fetch_watermarks(&topic, e.partition(), timeout)
-                        .map(|(_, end)| (e.partition(), done, end))
-                        .map_err(kafka_error)
-                })
-                .collect()
-        })
-        .await
-        .map_err(|_| BusError::Closed)?
-    }
-
-    pub fn committer(&self) -> KafkaCommitter {
-        KafkaCommitter {
-            consumer: self.consumer.clone(),
-        }
-    }
-
-    pub async fn close(self) -> Result<(), BusError> {
-        let c = self.consumer;
-        tokio::task::spawn_blocking(move || match c.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
-                c.unsubscribe();
-                Ok(())
-            }
-            Err(e) => Err(kafka_error(e)),
-        })
-        .await
-        .map_err(|_| BusError::Closed)?
-    }
-}
-
-/// Stores offsets of finished records.
-#[derive(Clone)]
-pub struct KafkaCommitter {
-    consumer: Arc<StreamConsumer<CommitOnRevoke>>,
-}
-
-impl KafkaCommitter {
-    /// Store, for each `(topic, partition, offset)`, that the record at
-    /// `offset` and all before it are done: one call for many partitions.
-    pub fn done(&self, records: &[(&str, i32, i64)]) -> Result<(), BusError> {
-        let mut tpl = TopicPartitionList::with_capacity(records.len());
-        for (topic, partition, offset) in records {
-            // The next offset to read, as commit takes it.
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
-                .map_err(kafka_error)?;
-        }
-        match self.consumer.store_offsets(&tpl) {
-            Ok(()) => Ok(()),
-            // The partition was revoked meanwhile (librdkafka answers
-            // `State` for a partition no longer assigned): its new owner
-            // redoes the record (at least once); nothing to store here.
-            Err(KafkaError::StoreOffset(
-                RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::State,
-            )) => {
-                tracing::debug!(
-                    ?records,
-                    "a partition was revoked before its record was done"
-                );
-                Ok(())
-            }
-            Err(e) => Err(kafka_error(e)),
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::error::KafkaError;
 
     #[test]
     fn consumer_errors_that_retrying_cannot_fix_are_fatal() {
