@@ -192,6 +192,19 @@ fn kafka_without_brokers() {
 }
 
 #[test]
+fn a_consumer_setting_in_the_shared_map_names_its_new_place() {
+    let yaml = format!(
+        "{GOOD}kafka:\n  mode: kafka\n  brokers: b:9092\n  config:\n    consumer.session.timeout.ms: '6000'\n"
+    );
+    at(
+        &only(&yaml),
+        13,
+        5,
+        &["kafka.consumer", "`session.timeout.ms`"],
+    );
+}
+
+#[test]
 fn bad_topic_name() {
     at(
         &only(&format!("{GOOD}topics:\n  inbound: 'sms inbound'\n")),

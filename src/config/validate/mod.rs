@@ -50,6 +50,26 @@ fn check_kafka(p: &Pipeline, report: &mut impl FnMut(Path, String)) {
         ),
         _ => {}
     }
+    // Before `kafka.producer`/`kafka.consumer` existed, `consumer.` keys
+    // of `config` went to consumers; librdkafka knows no such names.
+    for key in p.kafka.config.keys() {
+        for side in ["consumer", "producer"] {
+            if let Some(rest) = key.strip_prefix(side).and_then(|k| k.strip_prefix('.')) {
+                report(
+                    kafka.key("config").key(key),
+                    format!(
+                        "`{key}`: a setting for {side}s only goes under `kafka.{side}` as `{rest}`"
+                    ),
+                );
+            }
+        }
+    }
+    if p.topics.sent_memory == 0 {
+        report(
+            top.key("topics").key("sent_memory"),
+            "0 sent-log entries in memory: expected at least 1".into(),
+        );
+    }
     if p.kafka.partition_capacity == 0 {
         report(
             kafka.key("partition_capacity"),
