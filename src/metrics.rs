@@ -31,6 +31,10 @@ pub struct Metrics {
     pub rate_limited: prometheus::CounterVec,
     /// Delivery reports received from providers, by backend and status.
     pub reports: IntCounterVec,
+    /// Records a stage's group has still to finish, by topic and partition
+    /// (the end offset minus the committed one), for the partitions this
+    /// process is assigned.
+    pub consumer_lag: IntGaugeVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -108,12 +112,20 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Delivery reports received from providers, by normalised status",
             &["backend", "status"],
         )?,
+        consumer_lag: IntGaugeVec::new(
+            Opts::new(
+                "smsflow_consumer_lag",
+                "Records a stage's consumer group has still to finish on a partition assigned here: end offset minus committed offset",
+            ),
+            &["stage", "topic", "partition"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.latency.clone()))?;
     m.registry.register(Box::new(m.reply_latency.clone()))?;
     m.registry.register(Box::new(m.up.clone()))?;
     m.registry.register(Box::new(m.rate_limited.clone()))?;
+    m.registry.register(Box::new(m.consumer_lag.clone()))?;
     Ok(m)
 }
 

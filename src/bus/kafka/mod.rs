@@ -7,6 +7,8 @@
 //! the consumer closes.
 
 mod error;
+pub mod groups;
+mod lag;
 pub(super) mod mock;
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,6 +42,7 @@ pub struct KafkaBus {
     consumer_only: BTreeMap<String, String>,
     /// Present in mock mode: the thread that owns librdkafka's mock cluster.
     mock: Option<MockCluster>,
+    group_prefix: String,
 }
 
 impl KafkaBus {
@@ -87,6 +90,7 @@ impl KafkaBus {
             base,
             consumer_only,
             mock,
+            group_prefix: format!("{}.", cfg.group),
         };
         if bus.mock.is_none() && !topics.is_empty() {
             bus.create_topics(topics).await?;
@@ -223,12 +227,15 @@ impl KafkaBus {
                 if earliest { "earliest" } else { "latest" },
             )
             // Eager rebalancing was seen redelivering tens of thousands of records.
-            .set("partition.assignment.strategy", "cooperative-sticky");
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("statistics.interval.ms", lag::interval(topics));
         for (k, v) in &self.consumer_only {
             c.set(k, v);
         }
-        let consumer: StreamConsumer<CommitOnRevoke> =
-            c.create_with_context(CommitOnRevoke).map_err(kafka_error)?;
+        let lag = lag::LagReporter::new(group.strip_prefix(&self.group_prefix).unwrap_or(group));
+        let consumer: StreamConsumer<CommitOnRevoke> = c
+            .create_with_context(CommitOnRevoke { lag })
+            .map_err(kafka_error)?;
         if !topics.is_empty() {
             consumer.subscribe(topics).map_err(kafka_error)?;
         }
@@ -388,10 +395,16 @@ impl KafkaProducer {
 }
 
 /// Commits stored offsets before partitions are taken away, so the next
-/// owner does not redo what this member finished.
-pub struct CommitOnRevoke;
+/// owner does not redo what this member finished. Reports the member's lag.
+pub struct CommitOnRevoke {
+    lag: lag::LagReporter,
+}
 
-impl ClientContext for CommitOnRevoke {}
+impl ClientContext for CommitOnRevoke {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        self.lag.record(&stats);
+    }
+}
 
 impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
