@@ -112,6 +112,74 @@ async fn the_lag_metric_shows_what_a_stage_has_left_then_zero_once_done() {
     assert_eq!(lag_shown("router-in", "sms.inbound", idle), None);
 }
 
+/// The partitions of sms.inbound `stage` shows a lag for.
+fn partitions_shown(stage: &str) -> Vec<i32> {
+    let prefix = "smsflow_consumer_lag{partition=\"";
+    let tail = format!("\",stage=\"{stage}\",topic=\"sms.inbound\"}}");
+    let mut shown: Vec<i32> = smsflow::metrics::render()
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(prefix)?;
+            let (partition, rest) = rest.split_once('"')?;
+            rest.starts_with(&tail[1..])
+                .then(|| partition.parse().unwrap())
+        })
+        .collect();
+    shown.sort_unstable();
+    shown
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_taken_by_another_member_is_no_longer_reported_by_the_first() {
+    let mut p = pipeline(KafkaMode::Mock, "lagmove");
+    let fast = (
+        "consumer.statistics.interval.ms".to_owned(),
+        "100".to_owned(),
+    );
+    p.kafka.config.insert(fast.0.clone(), fast.1.clone());
+    let topology = Topology::new(p.clone()).unwrap();
+    let bus = Bus::connect(&p.kafka, &topology.topics()).await.unwrap();
+    let Bus::Kafka(kafka) = &bus else {
+        panic!("the mock cluster is a Kafka bus")
+    };
+    // The second member joins the same group through a bus with another
+    // group prefix: it reports under the group's whole name, the first
+    // under `router-in`, so the two can be told apart.
+    let mut other = common::on_broker(p.clone(), &kafka.bootstrap_servers(), "another");
+    other.kafka.config.insert(fast.0, fast.1);
+    let other_bus = Bus::connect(&other.kafka, &[]).await.unwrap();
+
+    let mut first = bus.consumer("lagmove.router-in", &["sms.inbound"]).unwrap();
+    let mut second = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (mine, theirs) = (
+            partitions_shown("router-in"),
+            partitions_shown("lagmove.router-in"),
+        );
+        match &second {
+            // Alone, it has both partitions: then the second joins.
+            None if mine == [0, 1] => {
+                second = Some(
+                    other_bus
+                        .consumer("lagmove.router-in", &["sms.inbound"])
+                        .unwrap(),
+                )
+            }
+            Some(_) if mine.len() == 1 && theirs.len() == 1 && mine != theirs => break,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "first member shows {mine:?}, second {theirs:?}"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(50), first.recv()).await;
+        if let Some(c) = &mut second {
+            let _ = tokio::time::timeout(Duration::from_millis(50), c.recv()).await;
+        }
+    }
+}
+
 fn smsflow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_smsflow"))
 }
