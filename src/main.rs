@@ -154,6 +154,16 @@ enum Command {
         #[arg(long)]
         count: Option<usize>,
     },
+    /// Every stage's consumer lag per partition, with rates, live (needs Kafka).
+    Top {
+        file: PathBuf,
+        /// Time between refreshes.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// Print one snapshot and exit.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -379,6 +389,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let p = load(&file)?;
             ops::tail(&p, &topic, from_beginning, count).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Top {
+            file,
+            interval,
+            once,
+        } => {
+            let topology = Topology::new(load(&file)?)?;
+            let name = file.display().to_string();
+            smsflow::cli::top::run(&topology, &name, interval, once).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub reports: IntCounterVec,
     /// Message ids a sink process holds in memory from its sent-log.
     pub sent_log_entries: IntGaugeVec,
+    /// Records a stage's group has still to finish, by topic and partition
+    /// (the end offset minus the committed one), for the partitions this
+    /// process is assigned.
+    pub consumer_lag: IntGaugeVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -117,6 +121,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
             ),
             &["backend"],
         )?,
+        consumer_lag: IntGaugeVec::new(
+            Opts::new(
+                "smsflow_consumer_lag",
+                "Records a stage's consumer group has still to finish on a partition assigned here: end offset minus committed offset",
+            ),
+            &["stage", "topic", "partition"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.sent_log_entries.clone()))?;
@@ -124,6 +135,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.reply_latency.clone()))?;
     m.registry.register(Box::new(m.up.clone()))?;
     m.registry.register(Box::new(m.rate_limited.clone()))?;
+    m.registry.register(Box::new(m.consumer_lag.clone()))?;
     Ok(m)
 }
 

@@ -16,6 +16,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::error::kafka_error;
+use super::lag::LagReporter;
 use crate::bus::rebalance::{Rebalances, TopicPartition};
 use crate::bus::record::{BusError, Record};
 
@@ -73,6 +74,8 @@ pub async fn read_to_end<E: From<BusError>>(
 /// finished); after partitions are given it records them.
 pub struct GroupContext {
     rebalances: Arc<Rebalances>,
+    /// Reports the member's lag from librdkafka's statistics.
+    lag: LagReporter,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -82,7 +85,11 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
         .collect()
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        self.lag.record(&stats);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -122,10 +129,12 @@ impl KafkaConsumer {
         config: &ClientConfig,
         group: &str,
         topics: &[&str],
+        lag: LagReporter,
     ) -> Result<Self, BusError> {
         let rebalances = Arc::new(Rebalances::default());
         let context = GroupContext {
             rebalances: rebalances.clone(),
+            lag,
         };
         let consumer: StreamConsumer<GroupContext> =
             config.create_with_context(context).map_err(kafka_error)?;

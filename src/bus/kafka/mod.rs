@@ -15,6 +15,8 @@
 
 mod consumer;
 mod error;
+pub mod groups;
+mod lag;
 pub(super) mod mock;
 mod producer;
 
@@ -46,6 +48,7 @@ pub struct KafkaBus {
     instance_id: Option<String>,
     /// Present in mock mode: the thread that owns librdkafka's mock cluster.
     mock: Option<MockCluster>,
+    group_prefix: String,
 }
 
 /// `base` with `defaults` where `overrides` says nothing, then `overrides`.
@@ -116,6 +119,7 @@ impl KafkaBus {
             consumer,
             instance_id: cfg.instance_id.clone(),
             mock,
+            group_prefix: format!("{}.", cfg.group),
         };
         if bus.mock.is_none() && !topics.is_empty() {
             bus.create_topics(topics).await?;
@@ -243,10 +247,15 @@ impl KafkaBus {
             )
             // Eager rebalancing was seen redelivering tens of thousands of records.
             .set("partition.assignment.strategy", "cooperative-sticky");
+        // The lag metric's statistics, unless the pipeline sets their interval.
+        if c.get("statistics.interval.ms").is_none() {
+            c.set("statistics.interval.ms", lag::interval(topics));
+        }
         if let Some(id) = instance_id {
             c.set("group.instance.id", id);
         }
-        KafkaConsumer::new(&c, group, topics)
+        let stage = group.strip_prefix(&self.group_prefix).unwrap_or(group);
+        KafkaConsumer::new(&c, group, topics, lag::LagReporter::new(stage))
     }
 
     /// A consumer that reads every partition of `topic` from `group`'s
