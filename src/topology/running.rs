@@ -18,6 +18,9 @@ use crate::stage::StageControl;
 use crate::state::table::Follower;
 use crate::state::Tables;
 
+/// A stage's name and its consumer's assignment.
+type Member = (String, Arc<Rebalances>);
+
 /// What `/readyz` answers: ready once every stage started (its tables and
 /// sent-logs read to their ends), while each stage's consumer holds an
 /// assignment from its group (possibly empty: more replicas than
@@ -27,7 +30,8 @@ use crate::state::Tables;
 pub(super) struct Health {
     pub(super) ready: Arc<AtomicBool>,
     pub(super) failed: Arc<AtomicBool>,
-    members: Arc<Mutex<Vec<(String, Arc<Rebalances>)>>>,
+    /// Each stage's consumer, by stage name.
+    members: Arc<Mutex<Vec<Member>>>,
     /// Why the broker is not reachable, as last checked.
     broker: Arc<Mutex<Option<String>>>,
 }
