@@ -75,8 +75,8 @@ async fn the_lag_metric_shows_what_a_stage_has_left_then_zero_once_done() {
     let mut p = pipeline(KafkaMode::Mock, "lagmetric");
     // Statistics every 100 ms rather than every 5 s.
     p.kafka
-        .config
-        .insert("consumer.statistics.interval.ms".into(), "100".into());
+        .consumer
+        .insert("statistics.interval.ms".into(), "100".into());
     let topology = Topology::new(p.clone()).unwrap();
     let bus = Bus::connect(&p.kafka, &topology.topics()).await.unwrap();
     let busy = produce(&bus, "lag-key", 5).await;
@@ -132,11 +132,8 @@ fn partitions_shown(stage: &str) -> Vec<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_taken_by_another_member_is_no_longer_reported_by_the_first() {
     let mut p = pipeline(KafkaMode::Mock, "lagmove");
-    let fast = (
-        "consumer.statistics.interval.ms".to_owned(),
-        "100".to_owned(),
-    );
-    p.kafka.config.insert(fast.0.clone(), fast.1.clone());
+    let fast = ("statistics.interval.ms".to_owned(), "100".to_owned());
+    p.kafka.consumer.insert(fast.0.clone(), fast.1.clone());
     let topology = Topology::new(p.clone()).unwrap();
     let bus = Bus::connect(&p.kafka, &topology.topics()).await.unwrap();
     let Bus::Kafka(kafka) = &bus else {
@@ -144,25 +141,28 @@ async fn a_partition_taken_by_another_member_is_no_longer_reported_by_the_first(
     };
     // The second member joins the same group through a bus with another
     // group prefix: it reports under the group's whole name, the first
-    // under `router-in`, so the two can be told apart.
+    // under `router-out` (not `router-in`, which the test above
+    // reports under at the same time), so the two can be told apart.
     let mut other = common::on_broker(p.clone(), &kafka.bootstrap_servers(), "another");
-    other.kafka.config.insert(fast.0, fast.1);
+    other.kafka.consumer.insert(fast.0, fast.1);
     let other_bus = Bus::connect(&other.kafka, &[]).await.unwrap();
 
-    let mut first = bus.consumer("lagmove.router-in", &["sms.inbound"]).unwrap();
+    let mut first = bus
+        .consumer("lagmove.router-out", &["sms.inbound"])
+        .unwrap();
     let mut second = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (mine, theirs) = (
-            partitions_shown("router-in"),
-            partitions_shown("lagmove.router-in"),
+            partitions_shown("router-out"),
+            partitions_shown("lagmove.router-out"),
         );
         match &second {
             // Alone, it has both partitions: then the second joins.
             None if mine == [0, 1] => {
                 second = Some(
                     other_bus
-                        .consumer("lagmove.router-in", &["sms.inbound"])
+                        .consumer("lagmove.router-out", &["sms.inbound"])
                         .unwrap(),
                 )
             }

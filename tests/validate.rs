@@ -198,8 +198,8 @@ fn a_consumer_setting_in_the_shared_map_names_its_new_place() {
     );
     at(
         &only(&yaml),
-        13,
-        5,
+        12,
+        34,
         &["kafka.consumer", "`session.timeout.ms`"],
     );
 }

@@ -95,6 +95,13 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.rebalances.revoking(&partitions(tpl));
+            if consumer.assignment_lost() {
+                // The session ended (or the member is leaving): the group
+                // takes no commit for them now; their next owner reads on
+                // from the last one.
+                info!(partitions = tpl.count(), "partitions lost: not committing");
+                return;
+            }
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) => info!(partitions = tpl.count(), "committed before revoke"),
                 // Nothing stored yet is the common harmless case.
