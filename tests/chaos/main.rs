@@ -162,6 +162,9 @@ fn chaos(mut fleet: Fleet, s: &Settings, t0: Instant, grace: Duration) -> Chaos 
             println!("        restarted in {:.1}s", t.elapsed().as_secs_f64());
         }
     }
+    std::thread::sleep(
+        (started + Duration::from_secs(s.seconds)).saturating_duration_since(Instant::now()),
+    );
     // Scale 3 → 1 → 3: SIGTERM down, new ids up.
     let mut scale_changes = 0;
     let mut slowest_exit = Duration::ZERO;
@@ -368,6 +371,11 @@ async fn replicas_killed_scaled_and_rolled_lose_and_duplicate_no_reply() {
         pct(1.0),
         lat.iter().filter(|d| d.as_secs() >= 10).count()
     );
+    stub.with(|replies| {
+        for line in tally::timeline(&outcomes, replies) {
+            println!("{line}");
+        }
+    });
     // Ambiguous POSTs, by the 10 s in which they happened.
     let mut when: std::collections::BTreeMap<u64, usize> = Default::default();
     for o in outcomes.values() {

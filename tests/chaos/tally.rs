@@ -161,6 +161,72 @@ pub fn latencies(outcomes: &HashMap<u64, Sent>, replies: &[Reply]) -> Vec<Durati
     v
 }
 
+/// The run in 10-second steps: messages accepted, replies that came, the
+/// slowest reply to a message accepted then; and each partition's longest
+/// wait between two replies, with when it began.
+pub fn timeline(outcomes: &HashMap<u64, Sent>, replies: &[Reply]) -> Vec<String> {
+    const STEP: u64 = 10;
+    let mut first: HashMap<u64, Duration> = HashMap::new();
+    let mut by_partition: BTreeMap<i32, Vec<Duration>> = BTreeMap::new();
+    let mut came: BTreeMap<u64, usize> = BTreeMap::new();
+    for r in replies {
+        *came.entry(r.at.as_secs() / STEP).or_default() += 1;
+        by_partition.entry(r.partition).or_default().push(r.at);
+        if let Some(seq) = r.seq {
+            let e = first.entry(seq).or_insert(r.at);
+            *e = (*e).min(r.at);
+        }
+    }
+    let mut accepted: BTreeMap<u64, (usize, Duration)> = BTreeMap::new();
+    for (seq, s) in outcomes {
+        if let Sent::Accepted(t) = s {
+            let e = accepted.entry(t.as_secs() / STEP).or_default();
+            e.0 += 1;
+            if let Some(r) = first.get(seq) {
+                e.1 = e.1.max(r.saturating_sub(*t));
+            }
+        }
+    }
+    let last = came
+        .keys()
+        .chain(accepted.keys())
+        .max()
+        .copied()
+        .unwrap_or(0);
+    let mut lines =
+        vec!["timeline (from s: accepted, replies, slowest reply to those accepted):".to_owned()];
+    for step in 0..=last {
+        let (n, slowest) = accepted.get(&step).copied().unwrap_or_default();
+        lines.push(format!(
+            "  {:4}s: {n:5} accepted, {:5} replies, slowest {:.1}s",
+            step * STEP,
+            came.get(&step).copied().unwrap_or(0),
+            slowest.as_secs_f64()
+        ));
+    }
+    let gaps: Vec<String> = by_partition
+        .into_iter()
+        .map(|(p, mut times)| {
+            times.sort();
+            let (gap, from) = times
+                .windows(2)
+                .map(|w| (w[1] - w[0], w[0]))
+                .max()
+                .unwrap_or_default();
+            format!(
+                "p{p} {:.1}s from {:.1}s",
+                gap.as_secs_f64(),
+                from.as_secs_f64()
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "longest wait between two replies, per partition: {}",
+        gaps.join(", ")
+    ));
+    lines
+}
+
 /// The messages whose reply the sink reported failed "outcome unknown" on
 /// the events topic (read whole), by the reply's text on its send topic.
 pub async fn outcome_unknown(p: &Pipeline) -> BTreeSet<u64> {
