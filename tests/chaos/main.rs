@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../common/mod.rs"]
 mod common;
+mod lag;
 mod replicas;
 mod stub;
 mod tally;
@@ -316,6 +317,22 @@ async fn replicas_killed_scaled_and_rolled_lose_and_duplicate_no_reply() {
         s.replicas,
         s.rate
     );
+    let t = &p.topics;
+    let inputs = [
+        t.inbound.clone(),
+        t.app("echo"),
+        t.outbound.clone(),
+        t.send("gateway"),
+    ];
+    let groups = STAGES
+        .iter()
+        .zip(inputs)
+        .map(|(stage, topic)| {
+            let group = format!("{}.{stage}", p.kafka.group);
+            (stage.to_string(), group, topic)
+        })
+        .collect();
+    let lag = lag::Lag::start(&broker.brokers(), groups, partitions, t0);
     let load = Load::start(fleet.endpoints.clone(), s.rate, 200, t0);
     let settings = Settings::from_env();
     let chaos = tokio::task::spawn_blocking(move || chaos(fleet, &settings, t0, grace))
@@ -328,6 +345,9 @@ async fn replicas_killed_scaled_and_rolled_lose_and_duplicate_no_reply() {
         outcomes.len()
     );
     drain(&stub, &outcomes, &p, s.drain).await;
+    for line in tokio::task::block_in_place(|| lag.finish()) {
+        println!("stood still: {line}");
+    }
     let unknown = tally::outcome_unknown(&p).await;
     let c = stub.with(|replies| tally::count(&outcomes, replies, &unknown));
 
@@ -416,7 +436,7 @@ async fn replicas_killed_scaled_and_rolled_lose_and_duplicate_no_reply() {
     // Why POSTs were not simply accepted (the first of each kind).
     let mut reasons: HashMap<String, usize> = HashMap::new();
     for why in outcomes.values().filter_map(Sent::reason) {
-        let kind: String = why.chars().take(120).collect();
+        let kind: String = why.chars().take(200).collect();
         *reasons.entry(kind).or_default() += 1;
     }
     for (why, n) in &reasons {

@@ -208,7 +208,7 @@ async fn post_one(
                     };
                 }
                 Err(e) if e.is_connect() => continue,
-                Err(e) => return Sent::Ambiguous(t0.elapsed(), format!("{e:?}")),
+                Err(e) => return Sent::Ambiguous(t0.elapsed(), chain(&e)),
             }
         }
         if Instant::now() > deadline {
@@ -216,4 +216,16 @@ async fn post_one(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// An error and its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
