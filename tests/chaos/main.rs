@@ -449,7 +449,7 @@ async fn replicas_killed_scaled_and_rolled_lose_and_duplicate_no_reply() {
         && c.strays == 0
         && failed_exits == 0;
     if !ok {
-        report(&chaos.fleet, &c, &p, &outcomes).await;
+        report(&stub, &chaos.fleet, &c, &p, &outcomes).await;
         let kept = dir.keep();
         println!("every process's log is kept in {}", kept.display());
     }
@@ -476,6 +476,7 @@ async fn replicas_killed_scaled_and_rolled_lose_and_duplicate_no_reply() {
 
 /// What went wrong, with the logs that tell why.
 async fn report(
+    stub: &Stub,
     fleet: &Fleet,
     c: &tally::Counts,
     p: &smsflow::config::Pipeline,
@@ -495,6 +496,26 @@ async fn report(
         for seq in c.lost.iter().take(5) {
             println!("lost: c{seq}, {:?}", outcomes[seq]);
         }
+    }
+    for seq in c.twice.iter().take(10) {
+        let copies: Vec<String> = stub.with(|replies| {
+            replies
+                .iter()
+                .filter(|r| r.seq == Some(*seq))
+                .map(|r| {
+                    format!(
+                        "{:.1}s key {}",
+                        r.at.as_secs_f64(),
+                        &r.key[..8.min(r.key.len())]
+                    )
+                })
+                .collect()
+        });
+        println!(
+            "sent twice: c{seq} (accepted {:?}): {}",
+            outcomes[seq],
+            copies.join(", ")
+        );
     }
     if !c.lost.is_empty() || c.sent_twice > 0 {
         // The sinks decide what is sent: their logs.
