@@ -62,11 +62,20 @@ impl Drop for Follower {
     }
 }
 
-/// The next offset to apply, per partition, and a signal on each change.
-#[derive(Default)]
+/// The next offset to apply, per partition, and a count of the records
+/// applied (a watch: a waiter that subscribed misses no change).
 pub struct Positions {
     next: std::sync::Mutex<HashMap<i32, i64>>,
-    changed: tokio::sync::Notify,
+    applied: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions {
+            next: Default::default(),
+            applied: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Positions {
@@ -75,7 +84,7 @@ impl Positions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(partition, offset + 1);
-        self.changed.notify_waiters();
+        self.applied.send_modify(|n| *n += 1);
     }
 
     /// The first partition not read up to its end, as (partition, next, end).
@@ -97,13 +106,17 @@ impl Follower {
         };
         let ends = handle.watermarks(&self.topic).await?;
         let deadline = tokio::time::Instant::now() + timeout;
+        // Subscribed before the check, so that no record applied after it is missed.
+        let mut applied = positions.applied.subscribe();
         loop {
-            // Registered before the check, so that no change is missed.
-            let changed = positions.changed.notified();
             let Some((partition, at, end)) = positions.behind(&ends) else {
                 return Ok(());
             };
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            let waited = tokio::time::timeout_at(deadline, applied.changed()).await;
+            if let Ok(Err(_)) = waited {
+                return Err(BusError::Closed);
+            }
+            if waited.is_err() {
                 return Err(BusError::Kafka {
                     message: format!(
                         "{}: partition {partition} read to offset {at} of {end} within {timeout:?}",

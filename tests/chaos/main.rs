@@ -1,12 +1,12 @@
 //! Chaos at scale, on a real broker (tansu): every stage of an echo
 //! pipeline (router-in, app:echo, router-out, backend:gateway) runs as
-//! three `smsflow run --stage` processes, each with its own
-//! `SMSFLOW_INSTANCE_ID` and ports. A steady load of inbound messages goes
+//! three `smsflow run --stage` processes, each with its own ports (and no
+//! instance id: tansu 0.6.0 mishandles static members). A steady load of inbound messages goes
 //! to the gateway replicas' webhooks; the sinks POST the replies to a
 //! provider stub. Meanwhile:
 //!
 //! - a random replica is SIGKILLed every few seconds and started again with
-//!   the same instance id (a Deployment's container restart);
+//!   the same name and ports (a Deployment's container restart);
 //! - a stage is scaled 3 → 1 → 3 (SIGTERM down, new ids up);
 //! - every replica of every stage is replaced, one at a time per stage (a rolling
 //!   restart: the new one up, then SIGTERM to the old one, which must exit
@@ -114,7 +114,10 @@ fn write_pipeline(dir: &Path, extra: &[(String, String)]) -> std::path::PathBuf 
         .iter()
         .map(|(k, v)| format!("    {k}: '{v}'\n"))
         .collect();
-    let text = template.replacen("  config:\n", &format!("  config:\n{lines}"), 1);
+    let text = match lines.is_empty() {
+        true => template,
+        false => template.replacen("  producer:\n", &format!("  config:\n{lines}  producer:\n"), 1),
+    };
     let file = dir.join("chaos.yaml");
     std::fs::write(&file, text).unwrap();
     file

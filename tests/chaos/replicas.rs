@@ -1,9 +1,10 @@
-//! The replicas: `smsflow run PIPELINE --stage NAME` processes, each with
-//! `SMSFLOW_INSTANCE_ID=<stage>-<n>` and its own listen ports, its stderr in
-//! a file of its own (one per start, all kept for the failure report).
+//! The replicas: `smsflow run PIPELINE --stage NAME` processes, each named
+//! `<stage>-<n>` with its own listen ports, its stderr in a file of its own
+//! (one per start, all kept for the failure report). They run without an
+//! instance id (no static membership): tansu 0.6.0 mishandles static members.
 //!
 //! What Kubernetes would do to them, done here: a container restart after a
-//! crash (SIGKILL, then the same instance id and ports again), a scale
+//! crash (SIGKILL, then the same name and ports again), a scale
 //! change (new ids up, SIGTERM down), a rolling restart (a new replica up,
 //! then SIGTERM to an old one).
 
@@ -219,7 +220,11 @@ impl Fleet {
             .args(["--stage", stage])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("LISTEN", format!("127.0.0.1:{port}"))
-            .env("SMSFLOW_INSTANCE_ID", instance)
+            // Static membership is off on tansu 0.6.0: a second static
+            // member of a group never completes its join, and the group
+            // rebalances every session timeout (docs/operations.md). The
+            // instance name still tells the replicas apart in the logs.
+            .env_remove("SMSFLOW_INSTANCE_ID")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(out)
