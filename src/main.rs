@@ -138,6 +138,11 @@ enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Kubernetes manifests for a pipeline (docs/kubernetes.md).
+    K8s {
+        #[command(subcommand)]
+        command: K8sCommand,
+    },
     /// Decode and print the records of a topic, one JSON object a line (needs Kafka).
     Tail {
         file: PathBuf,
@@ -149,6 +154,39 @@ enum Command {
         #[arg(long)]
         count: Option<usize>,
     },
+}
+
+#[derive(Subcommand)]
+enum K8sCommand {
+    /// Print the manifests (multi-document YAML): a Deployment per stage
+    /// (prod) or one for the whole pipeline (dev), Services, probes,
+    /// PodDisruptionBudgets, KEDA ScaledObjects, Strimzi KafkaTopics, a
+    /// ServiceMonitor. Every ${VAR} comes from the Secret smsflow-env.
+    Render {
+        file: PathBuf,
+        /// Only this stage's objects (repeatable; prod).
+        #[arg(long = "stage")]
+        stages: Vec<String>,
+        #[arg(long, value_enum, default_value_t = K8sMode::Prod)]
+        mode: K8sMode,
+        /// Put every object in this namespace (default: none, kubectl's).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// The container image.
+        #[arg(long, default_value = smsflow::k8s::DEFAULT_IMAGE)]
+        image: String,
+        /// The Strimzi Kafka cluster the KafkaTopics belong to (their strimzi.io/cluster label).
+        #[arg(long, default_value = "kafka")]
+        kafka_cluster: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum K8sMode {
+    /// A Deployment per stage, scaled by KEDA on consumer lag.
+    Prod,
+    /// One Deployment running every stage, one replica.
+    Dev,
 }
 
 #[derive(Subcommand)]
@@ -361,6 +399,31 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::K8s {
+            command:
+                K8sCommand::Render {
+                    file,
+                    stages,
+                    mode,
+                    namespace,
+                    image,
+                    kafka_cluster,
+                },
+        } => {
+            let mode = match mode {
+                K8sMode::Prod => smsflow::k8s::Mode::Prod,
+                K8sMode::Dev => smsflow::k8s::Mode::Dev,
+            };
+            let opts = smsflow::k8s::Options {
+                stages,
+                namespace,
+                image,
+                kafka_cluster,
+                ..smsflow::k8s::Options::new(mode)
+            };
+            out!("{}", smsflow::k8s::render(&file, &opts)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Tail {
             file,
