@@ -27,7 +27,17 @@ use source::Source;
 /// unit's Deployment, Services, PodDisruptionBudget and ScaledObject in the
 /// pipeline's data-flow order. With `--stage`, only those stages' objects.
 pub fn documents(path: &Path, opts: &Options) -> anyhow::Result<Vec<Value>> {
-    let src = Source::read(path)?;
+    documents_with(path, opts, &|k| std::env::var(k).ok())
+}
+
+/// [`documents`], with `env` for the pipeline's `${VAR}`s instead of the
+/// process environment.
+pub fn documents_with(
+    path: &Path,
+    opts: &Options,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Vec<Value>> {
+    let src = Source::read(path, env)?;
     let units = plan::units(&src, opts)?;
     let hash = platform::content_hash(&src);
     let mut docs = Vec::new();

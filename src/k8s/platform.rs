@@ -55,11 +55,10 @@ pub fn kafka_topics(src: &Source, opts: &Options) -> Vec<Value> {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), Value::from(v)))
                 .collect();
-            let mut spec = json!({
-                "partitions": t.partitions,
-                "replicas": t.replication,
-                "config": config,
-            });
+            let mut spec = json!({"partitions": t.partitions, "replicas": t.replication});
+            if !config.is_empty() {
+                spec["config"] = Value::Object(config);
+            }
             if !valid {
                 spec["topicName"] = t.name.as_str().into();
             }

@@ -71,8 +71,9 @@ pub struct Source {
 impl Source {
     /// Read `path` and load it as `smsflow validate` does, with the
     /// listeners' variables set as the containers will have them. Variables
-    /// without a default must be set (their values never reach the output).
-    pub fn read(path: &Path) -> anyhow::Result<Source> {
+    /// without a default must be set in `env` (their values never reach the
+    /// output).
+    pub fn read(path: &Path, env_var: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Source> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let root = Node::parse(&text).map_err(|e| errors(path, vec![e]))?;
@@ -92,7 +93,7 @@ impl Source {
             }
         }
         let dir = path.parent().unwrap_or(Path::new("."));
-        let lookup = |k: &str| env.get(k).cloned().or_else(|| std::env::var(k).ok());
+        let lookup = |k: &str| env.get(k).cloned().or_else(|| env_var(k));
         let pipeline =
             topology::load_str_in(&text, &lookup, dir).map_err(|e| errors(path, e))?;
         let metrics_token = match &admin {
@@ -199,24 +200,24 @@ fn listener(root: &Node, keys: &[&str], default_port: u16) -> anyhow::Result<Opt
         ),
         None => (None, Some(s)),
     };
-    let addr = written.map(|w| {
-        w.parse::<SocketAddr>()
-            .with_context(|| format!("{key}: {w:?} is not an address such as 0.0.0.0:8080"))
-    });
-    let port = match addr {
-        Some(a) => a?.port(),
-        None => default_port,
+    let addr = match written {
+        Some(w) => Some(
+            w.parse::<SocketAddr>()
+                .with_context(|| format!("{key}: {w:?} is not an address such as 0.0.0.0:8080"))?,
+        ),
+        None => None,
     };
+    let port = addr.map_or(default_port, |a| a.port());
     if port == 0 {
         bail!("{key} has port 0: a Service needs a fixed port, such as 8080");
     }
-    match (var, written.map(|w| w.parse::<SocketAddr>())) {
+    match (var, addr) {
         (Some(var), _) => Ok(Some(Listener {
             port,
             var: Some(var),
         })),
-        (None, Some(Ok(a))) if a.ip().is_unspecified() => Ok(Some(Listener { port, var: None })),
-        (None, Some(Ok(a))) if a.ip().is_loopback() => Ok(None),
+        (None, Some(a)) if a.ip().is_unspecified() => Ok(Some(Listener { port, var: None })),
+        (None, Some(a)) if a.ip().is_loopback() => Ok(None),
         _ => bail!(
             "{key} is {s:?}: in a pod, listen on 0.0.0.0:{port}, or write `${{SMSFLOW_LISTEN:-{s}}}` for the manifests to set it"
         ),
