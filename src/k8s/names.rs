@@ -59,9 +59,8 @@ pub fn is_subdomain(s: &str) -> bool {
         && s.chars().all(ok_char)
         && s.starts_with(alnum)
         && s.ends_with(alnum)
-        && s.split('.').all(|part| {
-            !part.is_empty() && part.starts_with(alnum) && part.ends_with(alnum)
-        })
+        && s.split('.')
+            .all(|part| !part.is_empty() && part.starts_with(alnum) && part.ends_with(alnum))
 }
 
 /// Lowercase hex of the SHA-1 of `bytes` (content hashes, name suffixes).

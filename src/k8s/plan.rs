@@ -104,7 +104,10 @@ fn prod_units(src: &Source, opts: &Options) -> anyhow::Result<Vec<Unit>> {
     let all: Vec<&str> = src.stages.iter().map(|s| s.name.as_str()).collect();
     for s in &opts.stages {
         if !all.contains(&s.as_str()) {
-            bail!("no stage {s:?} in this pipeline; its stages are: {}", all.join(", "));
+            bail!(
+                "no stage {s:?} in this pipeline; its stages are: {}",
+                all.join(", ")
+            );
         }
     }
     let mut units: Vec<Unit> = Vec::new();

@@ -108,7 +108,8 @@ pub fn scaled_object(src: &Source, opts: &Options, unit: &Unit) -> Option<Value>
 /// listener stays on the pods' loopback.
 pub fn service_monitor(src: &Source, opts: &Options) -> Option<Value> {
     src.admin.as_ref()?;
-    let mut endpoint = json!({"port": "admin", "path": "/metrics", "interval": "30s", "scheme": "http"});
+    let mut endpoint =
+        json!({"port": "admin", "path": "/metrics", "interval": "30s", "scheme": "http"});
     if let Some(token) = &src.metrics_token {
         endpoint["authorization"] =
             json!({"type": "Bearer", "credentials": {"name": SECRET, "key": token}});

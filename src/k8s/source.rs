@@ -8,10 +8,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
+use super::names;
 use crate::bus::TopicSpec;
 use crate::config::vars::{self, Var};
 use crate::config::{ConfigErrors, KafkaMode, Node, Path as At};
-use super::names;
 use crate::topology::{self, StageInfo, Topology};
 
 /// Where the pipeline file is mounted in every container.
@@ -94,8 +94,7 @@ impl Source {
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         let lookup = |k: &str| env.get(k).cloned().or_else(|| env_var(k));
-        let pipeline =
-            topology::load_str_in(&text, &lookup, dir).map_err(|e| errors(path, e))?;
+        let pipeline = topology::load_str_in(&text, &lookup, dir).map_err(|e| errors(path, e))?;
         let metrics_token = match &admin {
             Some(_) => Some(token_var(&root)?),
             None => None,
@@ -191,7 +190,10 @@ fn listener(root: &Node, keys: &[&str], default_port: u16) -> anyhow::Result<Opt
         return Ok(None);
     };
     let Some(s) = node.as_str() else {
-        bail!("{key} is {}: expected an address such as 0.0.0.0:8080 or ${{VAR:-127.0.0.1:8080}}", node.describe());
+        bail!(
+            "{key} is {}: expected an address such as 0.0.0.0:8080 or ${{VAR:-127.0.0.1:8080}}",
+            node.describe()
+        );
     };
     let (var, written) = match vars::whole_reference(s) {
         Some((name, default)) => (Some(name.to_owned()), default),

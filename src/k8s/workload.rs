@@ -20,14 +20,12 @@ pub const READINESS_PERIOD: u64 = 5;
 
 /// The Deployment of `unit`; `hash` is the ConfigMap's content hash.
 pub fn deployment(src: &Source, opts: &Options, unit: &Unit, hash: &str) -> Value {
-    let mut args = vec![
-        "run".to_owned(),
-        format!("{MOUNT}/{FILE}"),
-    ];
+    let mut args = vec!["run".to_owned(), format!("{MOUNT}/{FILE}")];
     if let Some(stage) = &unit.stage {
         args.extend(["--stage".to_owned(), stage.clone()]);
     }
-    let mut ports = vec![json!({"name": "http", "containerPort": src.public.port, "protocol": "TCP"})];
+    let mut ports =
+        vec![json!({"name": "http", "containerPort": src.public.port, "protocol": "TCP"})];
     if let Some(admin) = &src.admin {
         ports.push(json!({"name": "admin", "containerPort": admin.port, "protocol": "TCP"}));
     }
@@ -88,7 +86,9 @@ pub fn deployment(src: &Source, opts: &Options, unit: &Unit, hash: &str) -> Valu
         },
     });
     let strategy = match unit.scaled {
-        Some(_) => json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+        Some(_) => {
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+        }
         // One process at a time, even during a rollout.
         None => json!({"type": "Recreate"}),
     };
@@ -123,7 +123,8 @@ fn env(src: &Source) -> Vec<Value> {
         if plain.contains_key(&v.name) || v.name == INSTANCE_ID {
             continue;
         }
-        let from = json!({"secretKeyRef": {"name": SECRET, "key": v.name, "optional": !v.required}});
+        let from =
+            json!({"secretKeyRef": {"name": SECRET, "key": v.name, "optional": !v.required}});
         env.push((v.name.clone(), json!({"name": v.name, "valueFrom": from})));
     }
     env.sort_by(|a, b| a.0.cmp(&b.0));
@@ -149,10 +150,20 @@ pub fn services(src: &Source, opts: &Options, unit: &Unit) -> Vec<Value> {
         })
     };
     if unit.webhooks {
-        out.push(service(unit.name.clone(), src.public.port, "http", "public"));
+        out.push(service(
+            unit.name.clone(),
+            src.public.port,
+            "http",
+            "public",
+        ));
     }
     if let Some(admin) = &src.admin {
-        out.push(service(format!("{}-admin", unit.name), admin.port, "admin", "admin"));
+        out.push(service(
+            format!("{}-admin", unit.name),
+            admin.port,
+            "admin",
+            "admin",
+        ));
     }
     out
 }

@@ -68,7 +68,11 @@ fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let status = out.split(' ').nth(1)?.parse().ok()?;
@@ -93,11 +97,18 @@ fn passes(pod: &mut Pod, probe: &Value, deadline: Instant) {
     let port = pod.port(&probe["httpGet"]["port"]);
     let path = probe["httpGet"]["path"].as_str().unwrap();
     loop {
-        if let Some((200, _)) = get(port, path, None) {
-            return;
+        match get(port, path, None) {
+            Some((200, _)) => return,
+            // Never a state to wait out: nothing is served there.
+            Some((404, body)) => panic!("{}: nothing at {path} ({body})", pod.name),
+            _ => {}
         }
         if let Ok(Some(status)) = pod.child.try_wait() {
-            panic!("{} exited ({status}) before {path} answered 200:\n{}", pod.name, pod.log());
+            panic!(
+                "{} exited ({status}) before {path} answered 200:\n{}",
+                pod.name,
+                pod.log()
+            );
         }
         assert!(
             Instant::now() < deadline,
@@ -234,7 +245,8 @@ fn the_prod_manifests_run_as_local_processes_as_declared() {
         });
         assert!(replicas >= 1, "{name}");
         for i in 0..replicas as usize {
-            pods.0.push(start(d, i, dir.path(), &config_maps, &fixtures));
+            pods.0
+                .push(start(d, i, dir.path(), &config_maps, &fixtures));
         }
     }
     assert!(pods.0.len() >= 5, "{} processes", pods.0.len());
@@ -243,20 +255,39 @@ fn the_prod_manifests_run_as_local_processes_as_declared() {
         let c = pod.deployment["spec"]["template"]["spec"]["containers"][0].clone();
         let started = Instant::now() + budget(&c["startupProbe"]);
         passes(pod, &c["startupProbe"], started);
-        passes(pod, &c["livenessProbe"], Instant::now() + budget(&c["livenessProbe"]));
-        passes(pod, &c["readinessProbe"], started + budget(&c["readinessProbe"]));
+        passes(
+            pod,
+            &c["livenessProbe"],
+            Instant::now() + budget(&c["livenessProbe"]),
+        );
+        passes(
+            pod,
+            &c["readinessProbe"],
+            started + budget(&c["readinessProbe"]),
+        );
     }
 
     let monitor = &of_kind(&docs, "ServiceMonitor")[0]["spec"]["endpoints"][0];
-    let token = &fixtures[monitor["authorization"]["credentials"]["key"].as_str().unwrap()];
+    let token = &fixtures[monitor["authorization"]["credentials"]["key"]
+        .as_str()
+        .unwrap()];
     let path = monitor["path"].as_str().unwrap();
     for pod in &pods.0 {
         let port = pod.port(&monitor["port"]);
         let (status, body) = get(port, path, Some(token)).expect("the admin port answers");
         assert_eq!(status, 200, "{}: {body}", pod.name);
-        assert!(body.contains("# TYPE smsflow_"), "{}: not Prometheus text: {body}", pod.name);
+        assert!(
+            body.contains("# TYPE smsflow_"),
+            "{}: not Prometheus text: {body}",
+            pod.name
+        );
         // Without the Secret's token, the scrape is refused.
-        assert_eq!(get(port, path, None).map(|(s, _)| s), Some(401), "{}", pod.name);
+        assert_eq!(
+            get(port, path, None).map(|(s, _)| s),
+            Some(401),
+            "{}",
+            pod.name
+        );
     }
 
     let sent = Instant::now();
@@ -281,6 +312,11 @@ fn the_prod_manifests_run_as_local_processes_as_declared() {
             );
             std::thread::sleep(Duration::from_millis(100));
         };
-        assert!(status.success(), "{} exited {status}:\n{}", pod.name, pod.log());
+        assert!(
+            status.success(),
+            "{} exited {status}:\n{}",
+            pod.name,
+            pod.log()
+        );
     }
 }

@@ -41,7 +41,10 @@ fn stale(fresh: &[(&str, String)]) -> Option<String> {
     let bad: Vec<&str> = fresh
         .iter()
         .filter(|(path, text)| {
-            std::fs::read_to_string(common::root().join(path)).ok().as_deref() != Some(text)
+            std::fs::read_to_string(common::root().join(path))
+                .ok()
+                .as_deref()
+                != Some(text)
         })
         .map(|(path, _)| *path)
         .collect();
@@ -64,7 +67,10 @@ fn the_committed_manifests_are_the_render_of_the_production_pipeline() {
     // The check sees a difference when there is one.
     let mut changed = fresh.clone();
     changed[1].1.push_str("# edited\n");
-    assert_eq!(stale(&changed).as_deref(), Some("k8s/overlays/prod/stages.yaml"));
+    assert_eq!(
+        stale(&changed).as_deref(),
+        Some("k8s/overlays/prod/stages.yaml")
+    );
 }
 
 /// `kubectl kustomize` of a directory under `k8s/`: its documents, or the error.

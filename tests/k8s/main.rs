@@ -28,10 +28,19 @@ pub fn production() -> PathBuf {
 pub fn secrets() -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("KAFKA_BROKERS", "kafka-secret-host-7f3a:9092".to_owned()),
-        ("SMSFLOW_PUBLIC_URL", "https://secret-host-91bc.example.org".to_owned()),
-        ("SMSFLOW_ADMIN_TOKEN", "admin-token-secret-5d2e8c41b7".to_owned()),
+        (
+            "SMSFLOW_PUBLIC_URL",
+            "https://secret-host-91bc.example.org".to_owned(),
+        ),
+        (
+            "SMSFLOW_ADMIN_TOKEN",
+            "admin-token-secret-5d2e8c41b7".to_owned(),
+        ),
         ("SMSFLOW_PROJECT", "project-secret-e4a1".to_owned()),
-        ("TWILIO_ACCOUNT_SID", "AC5ec2e7a9d1b3f5e7a9d1b3f5e7a9d1b3".to_owned()),
+        (
+            "TWILIO_ACCOUNT_SID",
+            "AC5ec2e7a9d1b3f5e7a9d1b3f5e7a9d1b3".to_owned(),
+        ),
         ("TWILIO_AUTH_TOKEN", "twilio-auth-secret-0c9b7d".to_owned()),
         ("TWILIO_FROM", "+15005550006".to_owned()),
     ])

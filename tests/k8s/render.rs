@@ -96,7 +96,11 @@ fn every_variable_comes_from_the_secret_and_no_secret_value_is_in_the_output() {
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let leaked = |text: &str| -> Vec<&str> {
         env.iter()
@@ -127,7 +131,10 @@ fn every_variable_comes_from_the_secret_and_no_secret_value_is_in_the_output() {
         let plain = |name: &str| env.iter().find(|e| e["name"] == name).unwrap()["value"].clone();
         assert_eq!(plain("SMSFLOW_LISTEN"), "0.0.0.0:8080");
         assert_eq!(plain("SMSFLOW_ADMIN_LISTEN"), "0.0.0.0:8081");
-        let id = env.iter().find(|e| e["name"] == "SMSFLOW_INSTANCE_ID").unwrap();
+        let id = env
+            .iter()
+            .find(|e| e["name"] == "SMSFLOW_INSTANCE_ID")
+            .unwrap();
         assert_eq!(id["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
     }
 }
@@ -155,8 +162,14 @@ fn keda_scales_each_consuming_stage_on_its_group_up_to_the_partitions() {
             s["spec"]["minReplicaCount"].as_i64().unwrap(),
             s["spec"]["maxReplicaCount"].as_i64().unwrap(),
         );
-        assert!(1 <= min && min <= max && max <= partitions, "{name}: {min}..{max} of {partitions}");
-        assert!(d["spec"].get("replicas").is_none(), "{name}: KEDA owns replicas");
+        assert!(
+            1 <= min && min <= max && max <= partitions,
+            "{name}: {min}..{max} of {partitions}"
+        );
+        assert!(
+            d["spec"].get("replicas").is_none(),
+            "{name}: KEDA owns replicas"
+        );
     }
 }
 
@@ -179,7 +192,10 @@ fn a_tester_backend_runs_alone_and_is_never_autoscaled() {
         .iter()
         .map(|s| s["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert!(!scaled.contains(&"smsflow-backend-message-tester"), "{scaled:?}");
+    assert!(
+        !scaled.contains(&"smsflow-backend-message-tester"),
+        "{scaled:?}"
+    );
     assert!(scaled.contains(&"smsflow-router-in"), "{scaled:?}");
     // The admin listener stays on loopback: no admin Service, no ServiceMonitor.
     assert!(of_kind(&docs, "ServiceMonitor").is_empty());
@@ -196,7 +212,10 @@ fn topics_carry_partitions_replicas_and_cleanup() {
     assert_eq!(sent["spec"]["config"]["retention.ms"], "604800000");
     let inbound = named(&docs, "KafkaTopic", "sms.inbound");
     assert!(inbound["spec"].get("topicName").is_none());
-    assert_eq!(named(&docs, "KafkaTopic", "sms.optouts")["spec"]["config"]["cleanup.policy"], "compact");
+    assert_eq!(
+        named(&docs, "KafkaTopic", "sms.optouts")["spec"]["config"]["cleanup.policy"],
+        "compact"
+    );
 }
 
 #[test]
@@ -211,9 +230,15 @@ fn pods_probe_drain_and_run_locked_down() {
         // shutdown_timeout is 20 s.
         assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 20);
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
         assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
-        assert_eq!(c["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert_eq!(
+            c["securityContext"]["capabilities"]["drop"],
+            serde_json::json!(["ALL"])
+        );
         assert!(c["resources"]["limits"]["memory"].is_string());
         let hash = &d["spec"]["template"]["metadata"]["annotations"]["smsflow.io/pipeline-sha1"];
         assert_eq!(hash.as_str().unwrap().len(), 40);
@@ -221,7 +246,10 @@ fn pods_probe_drain_and_run_locked_down() {
     let monitor = &of_kind(&docs, "ServiceMonitor")[0]["spec"]["endpoints"][0];
     assert_eq!(monitor["port"], "admin");
     assert_eq!(monitor["path"], "/metrics");
-    assert_eq!(monitor["authorization"]["credentials"]["key"], "SMSFLOW_ADMIN_TOKEN");
+    assert_eq!(
+        monitor["authorization"]["credentials"]["key"],
+        "SMSFLOW_ADMIN_TOKEN"
+    );
 }
 
 #[test]
@@ -237,14 +265,21 @@ fn a_changed_pipeline_changes_the_pod_template() {
             .clone()
     };
     assert_eq!(hash(&text), hash(&text));
-    assert_ne!(hash(&text), hash(&text.replace("shutdown_timeout: 20s", "shutdown_timeout: 25s")));
+    assert_ne!(
+        hash(&text),
+        hash(&text.replace("shutdown_timeout: 20s", "shutdown_timeout: 25s"))
+    );
 }
 
 /// What rendering `yaml` (with an app) in `mode` says is wrong.
 fn error(yaml: &str, mode: Mode) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");
-    std::fs::write(&file, format!("{yaml}routes: [{{app: echo}}]\napps: [{{type: echo}}]\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("{yaml}routes: [{{app: echo}}]\napps: [{{type: echo}}]\n"),
+    )
+    .unwrap();
     match render_with(&file, &Options::new(mode)) {
         Ok(_) => panic!("rendered:\n{yaml}"),
         Err(e) => format!("{e:#}"),
@@ -254,12 +289,21 @@ fn error(yaml: &str, mode: Mode) -> String {
 #[test]
 fn bad_pipelines_are_refused_saying_why() {
     let e = error("kafka: {mode: kafka, brokers: x:1}\nhttp: {listen: '0.0.0.0:8080'}\nbackends: [{type: nope}]\n", Mode::Prod);
-    assert!(e.contains("does not load") && e.contains("bad.yaml:3"), "{e}");
-    let e = error("kafka: embedded\nhttp: {listen: '0.0.0.0:8080'}\nbackends: [{type: tester}]\n", Mode::Prod);
+    assert!(
+        e.contains("does not load") && e.contains("bad.yaml:3"),
+        "{e}"
+    );
+    let e = error(
+        "kafka: embedded\nhttp: {listen: '0.0.0.0:8080'}\nbackends: [{type: tester}]\n",
+        Mode::Prod,
+    );
     assert!(e.contains("--mode dev"), "{e}");
     let e = error("kafka: embedded\nbackends: [{type: tester}]\n", Mode::Dev);
     assert!(e.contains("http.listen is on loopback"), "{e}");
-    let e = error("kafka: embedded\nhttp: {listen: '10.1.2.3:8080'}\nbackends: [{type: tester}]\n", Mode::Dev);
+    let e = error(
+        "kafka: embedded\nhttp: {listen: '10.1.2.3:8080'}\nbackends: [{type: tester}]\n",
+        Mode::Dev,
+    );
     assert!(e.contains("0.0.0.0:8080"), "{e}");
     let e = error("kafka: {mode: kafka, brokers: '${A:-x}:1'}\nhttp: {listen: '0.0.0.0:8080'}\nbackends: [{type: tester}]\n", Mode::Prod);
     assert!(e.contains("kafka.brokers"), "{e}");
@@ -271,7 +315,12 @@ fn bad_pipelines_are_refused_saying_why() {
         &|_| None,
     )
     .unwrap_err();
-    assert!(missing.to_string().contains("cannot read /nonexistent/p.yaml"), "{missing}");
+    assert!(
+        missing
+            .to_string()
+            .contains("cannot read /nonexistent/p.yaml"),
+        "{missing}"
+    );
     // A required variable unset at render time: the pipeline does not load.
     let e = smsflow::k8s::documents_with(&production(), &Options::new(Mode::Prod), &|_| None)
         .unwrap_err()
@@ -287,7 +336,15 @@ fn the_demo_pipeline_renders_for_one_pod() {
     assert!(of_kind(&docs, "KafkaTopic").is_empty());
     // Its translation file is in the ConfigMap and mounted beside it.
     let cm = &of_kind(&docs, "ConfigMap")[0];
-    assert!(cm["data"]["translations-sw-yaml"].as_str().unwrap().contains("sw"));
-    let items = &of_kind(&docs, "Deployment")[0]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"];
-    assert!(items.as_array().unwrap().iter().any(|i| i["path"] == "translations/sw.yaml"));
+    assert!(cm["data"]["translations-sw-yaml"]
+        .as_str()
+        .unwrap()
+        .contains("sw"));
+    let items = &of_kind(&docs, "Deployment")[0]["spec"]["template"]["spec"]["volumes"][0]
+        ["configMap"]["items"];
+    assert!(items
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["path"] == "translations/sw.yaml"));
 }
