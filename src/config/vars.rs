@@ -105,8 +105,8 @@ mod tests {
 
     #[test]
     fn every_reference_once_sorted_required_when_any_lacks_a_default() {
-        let text =
-            "a: ${B_TOKEN}\nb: [x${A:-1}y${C}, '$${NOT}']\nc: {d: ${A}, e: ${D:-${}\n${KEY}: 1\n";
+        let text = "a: ${B_TOKEN}\nb:\n  - \"x${A:-1}y${C}\"\n  - '$${NOT}'\n\
+                    c:\n  d: ${A}\n  e: \"${D:-${}\"\n\"${KEY}\": 1\n";
         assert_eq!(
             names(text),
             vec![
