@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::error::ConfigError;
-use super::node::{Kind, Node};
+use super::node::{Kind, Node, Path};
 
 /// A variable the pipeline references.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,10 @@ pub struct Var {
     /// Some reference to it has no default: the pipeline does not load
     /// without it.
     pub required: bool,
+    /// Some reference to it is the value of a secret key (`auth_token`,
+    /// `tokens`, `password`, ...): a default there only lets the file
+    /// validate, and must not be what runs.
+    pub secret: bool,
 }
 
 /// Every variable `text` references, sorted by name, each once. A text that
@@ -23,10 +27,14 @@ pub struct Var {
 pub fn referenced(text: &str) -> Result<Vec<Var>, ConfigError> {
     let root = Node::parse(text)?;
     let mut found = BTreeMap::new();
-    collect(&root, &mut found);
+    collect(&root, &Path::default(), &mut found);
     Ok(found
         .into_iter()
-        .map(|(name, required)| Var { name, required })
+        .map(|(name, (required, secret))| Var {
+            name,
+            required,
+            secret,
+        })
         .collect())
 }
 
@@ -42,16 +50,26 @@ pub fn whole_reference(s: &str) -> Option<(&str, Option<&str>)> {
     valid_name(name).then_some((name, default))
 }
 
-fn collect(node: &Node, found: &mut BTreeMap<String, bool>) {
+/// Each variable under `node` (at `path`): whether it is required, whether secret.
+fn collect(node: &Node, path: &Path, found: &mut BTreeMap<String, (bool, bool)>) {
     match &node.kind {
         Kind::Str(s) => {
             for (name, default) in references(s) {
-                let required = found.entry(name.to_owned()).or_insert(false);
+                let (required, secret) = found.entry(name.to_owned()).or_default();
                 *required |= default.is_none();
+                *secret |= path.is_secret();
             }
         }
-        Kind::Seq(items) => items.iter().for_each(|i| collect(i, found)),
-        Kind::Map(entries) => entries.iter().for_each(|(_, v)| collect(v, found)),
+        Kind::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect(item, &path.index(i), found);
+            }
+        }
+        Kind::Map(entries) => {
+            for (k, v) in entries {
+                collect(v, &path.key(k.as_str().unwrap_or("?")), found);
+            }
+        }
         _ => {}
     }
 }
@@ -101,6 +119,19 @@ mod tests {
             .into_iter()
             .map(|v| (v.name, v.required))
             .collect()
+    }
+
+    #[test]
+    fn variables_of_secret_keys_are_secret() {
+        let text = "a: ${PLAIN:-x}\nb: {auth_token: '${TOKEN:-placeholder}'}\nc: {tokens: ['${T}'], url: '${U:-x}'}\n";
+        let secret: Vec<(String, bool)> = referenced(text)
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.name, v.secret))
+            .collect();
+        let want = [("PLAIN", false), ("T", true), ("TOKEN", true), ("U", false)];
+        let want: Vec<(String, bool)> = want.iter().map(|(n, s)| (n.to_string(), *s)).collect();
+        assert_eq!(secret, want);
     }
 
     #[test]

@@ -123,8 +123,9 @@ fn env(src: &Source) -> Vec<Value> {
         if plain.contains_key(&v.name) || v.name == INSTANCE_ID {
             continue;
         }
-        let from =
-            json!({"secretKeyRef": {"name": SECRET, "key": v.name, "optional": !v.required}});
+        // A secret's default only lets the file validate: never run on it.
+        let optional = !v.required && !v.secret;
+        let from = json!({"secretKeyRef": {"name": SECRET, "key": v.name, "optional": optional}});
         env.push((v.name.clone(), json!({"name": v.name, "valueFrom": from})));
     }
     env.sort_by(|a, b| a.0.cmp(&b.0));

@@ -98,7 +98,15 @@ fn kubectl_kustomize_renders_each_overlay_to_the_render() {
     for (overlay, mode) in [("dev", Mode::Dev), ("prod", Mode::Prod)] {
         let dir = common::root().join("k8s/overlays").join(overlay);
         let got = kustomize(&dir).unwrap_or_else(|e| panic!("k8s/overlays/{overlay}: {e}"));
-        assert_eq!(sorted(got), sorted(render(mode)), "k8s/overlays/{overlay}");
+        let (got, want) = (sorted(got), sorted(render(mode)));
+        let missing: Vec<&String> = want.iter().filter(|d| !got.contains(d)).collect();
+        assert!(
+            got.len() == want.len() && missing.is_empty(),
+            "k8s/overlays/{overlay}: kubectl kustomize gives {} objects, the render {}; \
+             not in kustomize's output: {missing:?}",
+            got.len(),
+            want.len()
+        );
     }
     // A broken overlay fails.
     let dir = tempfile::tempdir().unwrap();

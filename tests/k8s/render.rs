@@ -128,6 +128,16 @@ fn every_variable_comes_from_the_secret_and_no_secret_value_is_in_the_output() {
         for var in secrets().keys() {
             assert!(from_secret(var), "{var} is not from the Secret");
         }
+        // A secret's default only lets the file validate: the Secret must
+        // have it. Other defaults apply when the key is absent.
+        let optional = |name: &str| {
+            env.iter().find(|e| e["name"] == name).unwrap()["valueFrom"]["secretKeyRef"]["optional"]
+                .clone()
+        };
+        assert_eq!(optional("TWILIO_AUTH_TOKEN"), false);
+        assert_eq!(optional("SMSFLOW_ADMIN_TOKEN"), false);
+        assert_eq!(optional("SMSFLOW_PROJECT"), true);
+        assert_eq!(optional("KAFKA_BROKERS"), true);
         let plain = |name: &str| env.iter().find(|e| e["name"] == name).unwrap()["value"].clone();
         assert_eq!(plain("SMSFLOW_LISTEN"), "0.0.0.0:8080");
         assert_eq!(plain("SMSFLOW_ADMIN_LISTEN"), "0.0.0.0:8081");
@@ -322,10 +332,11 @@ fn bad_pipelines_are_refused_saying_why() {
         "{missing}"
     );
     // A required variable unset at render time: the pipeline does not load.
-    let e = smsflow::k8s::documents_with(&production(), &Options::new(Mode::Prod), &|_| None)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("KAFKA_BROKERS is not set"), "{e}");
+    let e = error(
+        "kafka: {mode: kafka, brokers: '${NEEDED}'}\nhttp: {listen: '0.0.0.0:8080'}\nbackends: [{type: tester}]\n",
+        Mode::Prod,
+    );
+    assert!(e.contains("NEEDED is not set"), "{e}");
 }
 
 #[test]
