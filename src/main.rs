@@ -167,8 +167,9 @@ enum K8sCommand {
         /// Only this stage's objects (repeatable; prod).
         #[arg(long = "stage")]
         stages: Vec<String>,
-        #[arg(long, value_enum, default_value_t = K8sMode::Prod)]
-        mode: K8sMode,
+        /// Default: prod on Kafka, dev on the embedded bus.
+        #[arg(long, value_enum)]
+        mode: Option<K8sMode>,
         /// Put every object in this namespace (default: none, kubectl's).
         #[arg(long)]
         namespace: Option<String>,
@@ -412,8 +413,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let mode = match mode {
-                K8sMode::Prod => smsflow::k8s::Mode::Prod,
-                K8sMode::Dev => smsflow::k8s::Mode::Dev,
+                Some(K8sMode::Prod) => smsflow::k8s::Mode::Prod,
+                Some(K8sMode::Dev) => smsflow::k8s::Mode::Dev,
+                None => smsflow::k8s::Mode::Auto,
             };
             let opts = smsflow::k8s::Options {
                 stages,

@@ -14,6 +14,9 @@ pub enum Mode {
     Prod,
     /// One Deployment running every stage, one replica.
     Dev,
+    /// `Prod` for a pipeline on Kafka, `Dev` for one on the embedded bus
+    /// (whose stages cannot be apart).
+    Auto,
 }
 
 /// What `smsflow k8s render` was asked for.
@@ -80,8 +83,13 @@ pub struct Scaled {
 
 /// The units of `src` under `opts`, in the pipeline's data-flow order.
 pub fn units(src: &Source, opts: &Options) -> anyhow::Result<Vec<Unit>> {
-    match opts.mode {
-        Mode::Dev => {
+    let mode = match (opts.mode, src.on_kafka()) {
+        (Mode::Auto, true) => Mode::Prod,
+        (Mode::Auto, false) => Mode::Dev,
+        (m, _) => m,
+    };
+    match mode {
+        Mode::Dev | Mode::Auto => {
             if !opts.stages.is_empty() {
                 bail!("--stage picks the Deployments of --mode prod; --mode dev runs every stage in one");
             }

@@ -24,6 +24,11 @@ fn stage_names() -> Vec<String> {
 #[test]
 fn prod_has_exactly_one_deployment_per_stage_running_it() {
     let docs = render(Mode::Prod);
+    assert_eq!(
+        docs,
+        render(Mode::Auto),
+        "on Kafka the mode by default is prod"
+    );
     let stages = stage_names();
     assert!(stages.len() >= 5, "{stages:?}");
     let deployments = of_kind(&docs, "Deployment");
@@ -342,7 +347,9 @@ fn bad_pipelines_are_refused_saying_why() {
 #[test]
 fn the_demo_pipeline_renders_for_one_pod() {
     let demo = super::common::root().join("pipelines/demo.yaml");
-    let docs = render_with(&demo, &Options::new(Mode::Dev)).unwrap();
+    // On the embedded bus, the mode by default is dev.
+    let docs = render_with(&demo, &Options::new(Mode::Auto)).unwrap();
+    assert_eq!(docs, render_with(&demo, &Options::new(Mode::Dev)).unwrap());
     assert_eq!(of_kind(&docs, "Deployment").len(), 1);
     assert!(of_kind(&docs, "KafkaTopic").is_empty());
     // Its translation file is in the ConfigMap and mounted beside it.
