@@ -23,6 +23,7 @@
 //! - [`router`]: incoming phases and the route table; the outgoing phase.
 //! - [`web`]: the HTTP servers (webhooks, probes) and the operator pages and JSON API.
 //! - [`topology`]: a pipeline turned into running stages, and their shutdown order.
+//! - [`k8s`]: a pipeline turned into Kubernetes manifests (`smsflow k8s render`).
 //! - [`cli`]: the operator's commands beyond `run` (send, status, tail,
 //!   dlq, graph, conversation scripts).
 
@@ -53,5 +54,7 @@ pub mod router;
 pub mod web;
 
 pub mod topology;
+
+pub mod k8s;
 
 pub mod cli;

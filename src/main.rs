@@ -143,6 +143,11 @@ enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Kubernetes manifests for a pipeline (docs/kubernetes.md).
+    K8s {
+        #[command(subcommand)]
+        command: K8sCommand,
+    },
     /// Decode and print the records of a topic, one JSON object a line (needs Kafka).
     Tail {
         file: PathBuf,
@@ -164,6 +169,40 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum K8sCommand {
+    /// Print the manifests (multi-document YAML): a Deployment per stage
+    /// (prod) or one for the whole pipeline (dev), Services, probes,
+    /// PodDisruptionBudgets, KEDA ScaledObjects, Strimzi KafkaTopics, a
+    /// ServiceMonitor. Every ${VAR} comes from the Secret smsflow-env.
+    Render {
+        file: PathBuf,
+        /// Only this stage's objects (repeatable; prod).
+        #[arg(long = "stage")]
+        stages: Vec<String>,
+        /// Default: prod on Kafka, dev on the embedded bus.
+        #[arg(long, value_enum)]
+        mode: Option<K8sMode>,
+        /// Put every object in this namespace (default: none, kubectl's).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// The container image.
+        #[arg(long, default_value = smsflow::k8s::DEFAULT_IMAGE)]
+        image: String,
+        /// The Strimzi Kafka cluster the KafkaTopics belong to (their strimzi.io/cluster label).
+        #[arg(long, default_value = "kafka")]
+        kafka_cluster: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum K8sMode {
+    /// A Deployment per stage, scaled by KEDA on consumer lag.
+    Prod,
+    /// One Deployment running every stage, one replica.
+    Dev,
 }
 
 #[derive(Subcommand)]
@@ -380,6 +419,32 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::K8s {
+            command:
+                K8sCommand::Render {
+                    file,
+                    stages,
+                    mode,
+                    namespace,
+                    image,
+                    kafka_cluster,
+                },
+        } => {
+            let mode = match mode {
+                Some(K8sMode::Prod) => smsflow::k8s::Mode::Prod,
+                Some(K8sMode::Dev) => smsflow::k8s::Mode::Dev,
+                None => smsflow::k8s::Mode::Auto,
+            };
+            let opts = smsflow::k8s::Options {
+                stages,
+                namespace,
+                image,
+                kafka_cluster,
+                ..smsflow::k8s::Options::new(mode)
+            };
+            out!("{}", smsflow::k8s::render(&file, &opts)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Tail {
             file,

@@ -19,6 +19,7 @@ pub mod texts;
 pub mod types;
 mod validate;
 mod value;
+pub mod vars;
 
 use std::path::Path as FsPath;
 

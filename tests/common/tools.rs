@@ -18,6 +18,7 @@
 //! | Chromium | `SMSFLOW_CHROMIUM`, `SMSFLOW_CHROMEDRIVER` | `/usr/bin/chromium`, `/usr/bin/chromedriver` |
 //! | stunnel | `SMSFLOW_STUNNEL` | `/usr/bin/stunnel4` |
 //! | Python venv | `SMSFLOW_PYTHON` | `$SMSFLOW_CACHE/venv/bin/python` |
+//! | kubectl (with kustomize) | `SMSFLOW_KUBECTL` | `/usr/bin/kubectl`, `/usr/local/bin/kubectl` |
 //!
 //! `$SMSFLOW_CACHE` defaults to `~/.cache/smsflow`.
 //!
@@ -51,6 +52,8 @@ pub enum Tool {
     PythonTwilio,
     /// The venv's Python with confluent-kafka and fastavro.
     PythonKafka,
+    /// kubectl, for `kubectl kustomize`.
+    Kubectl,
 }
 
 impl Tool {
@@ -65,6 +68,7 @@ impl Tool {
             Tool::Chromedriver => "SMSFLOW_CHROMEDRIVER",
             Tool::Stunnel => "SMSFLOW_STUNNEL",
             Tool::PythonTwilio | Tool::PythonKafka => "SMSFLOW_PYTHON",
+            Tool::Kubectl => "SMSFLOW_KUBECTL",
         }
     }
 
@@ -85,6 +89,7 @@ impl Tool {
                 "a Python with confluent-kafka and fastavro (the venv scripts/tools.sh makes)"
                     .into()
             }
+            Tool::Kubectl => "kubectl with kustomize (kubernetes.io/docs/tasks/tools)".into(),
         }
     }
 
@@ -103,6 +108,7 @@ impl Tool {
             ],
             Tool::Stunnel => vec!["/usr/bin/stunnel4".into(), "/usr/bin/stunnel".into()],
             Tool::PythonTwilio | Tool::PythonKafka => vec![cache().join("venv/bin/python")],
+            Tool::Kubectl => vec!["/usr/bin/kubectl".into(), "/usr/local/bin/kubectl".into()],
         }
     }
 
