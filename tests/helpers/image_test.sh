@@ -20,8 +20,13 @@ tests/helpers/container_bases.sh --storage-driver vfs
 
 vendor=$(mktemp -d)
 ctr=
+# vfs keeps a full copy of the file system per layer (about 1.3 GB each in
+# the builder stage): drop this run's image and intermediate layers at the
+# end, keeping only the two base images for the next run.
 cleanup() {
   [ -z "$ctr" ] || "${buildah[@]}" rm "$ctr" >/dev/null 2>&1 || true
+  "${podman[@]}" rmi --force "$image" >/dev/null 2>&1 || true
+  "${podman[@]}" image prune --force >/dev/null 2>&1 || true
   rm -rf "$vendor"
 }
 trap cleanup EXIT

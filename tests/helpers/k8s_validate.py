@@ -32,7 +32,7 @@ output ("-" reads standard input). Checks, all run unless --check names some:
 
 Prints one line per error, "<check>: <file>: <Kind>/<name>: <what>", then a
 summary; exits 0 when nothing failed, 1 when a check failed, 2 on bad usage or
-unreadable input.
+unreadable input, 3 when the validator itself failed.
 """
 
 import argparse
@@ -83,8 +83,18 @@ def version_of(api_version):
     return api_version.rsplit("/", 1)[-1]
 
 
+def m(x):
+    """x when it is a mapping, else an empty one: odd input is reported by the
+    schema checks, never a crash here."""
+    return x if isinstance(x, dict) else {}
+
+
+def seq(x):
+    return x if isinstance(x, list) else []
+
+
 def ident(doc):
-    name = (doc.get("metadata") or {}).get("name", "<no name>")
+    name = m(doc.get("metadata")).get("name", "<no name>")
     return f"{doc.get('kind', '<no kind>')}/{name}"
 
 
@@ -166,7 +176,9 @@ def check_schema(docs, crds, versions, report):
                        f"{doc['kind']} and no CRD for it is vendored")
             except kv.VersionNotSupportedError:
                 die(f"kubernetes-validate bundles no schemas for "
-                                 f"Kubernetes {version} (newest: {kv.latest_version()})")
+                    f"Kubernetes {version} (newest: {kv.latest_version()})")
+            except Exception as e:  # a schema the package cannot resolve
+                report("schema", file, doc, f"Kubernetes {version}: cannot validate: {e}")
 
 
 def check_crd(docs, crds, report):
@@ -181,7 +193,7 @@ def check_crd(docs, crds, report):
             continue
         for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.path))):
             report("crd", file, doc, f"{json_path(err.absolute_path)}: {err.message}")
-        name = (doc.get("metadata") or {}).get("name")
+        name = m(doc.get("metadata")).get("name")
         if not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN.match(name):
             report("crd", file, doc, f"metadata.name {name!r} is not a DNS-1123 subdomain "
                    "(lower-case letters, digits, '-' and '.')")
@@ -190,7 +202,7 @@ def check_crd(docs, crds, report):
 def scaled_objects(docs):
     for file, doc in docs:
         if doc["kind"] == "ScaledObject" and group_of(doc["apiVersion"]) == "keda.sh":
-            yield file, doc, doc.get("spec") or {}
+            yield file, doc, m(doc.get("spec"))
 
 
 def int_or(value, default):
@@ -198,18 +210,18 @@ def int_or(value, default):
 
 
 def check_replicas(docs, report):
-    workloads = {(d["kind"], (d.get("metadata") or {}).get("name")) for _, d in docs}
+    workloads = {(d["kind"], m(d.get("metadata")).get("name")) for _, d in docs}
     for file, doc, spec in scaled_objects(docs):
         lo = int_or(spec.get("minReplicaCount"), KEDA_DEFAULT_MIN)
         hi = int_or(spec.get("maxReplicaCount"), KEDA_DEFAULT_MAX)
         if lo > hi:
             report("replicas", file, doc,
                    f"minReplicaCount {lo} is above maxReplicaCount {hi}")
-        idle = spec.get("idleReplicaCount")
-        if isinstance(idle, int) and idle >= lo:
+        idle = int_or(spec.get("idleReplicaCount"), None)
+        if idle is not None and idle >= lo:
             report("replicas", file, doc,
                    f"idleReplicaCount {idle} must be below minReplicaCount {lo}")
-        target = spec.get("scaleTargetRef") or {}
+        target = m(spec.get("scaleTargetRef"))
         kind, name = target.get("kind", "Deployment"), target.get("name")
         if (kind, name) not in workloads:
             report("replicas", file, doc,
@@ -220,14 +232,14 @@ def check_partitions(docs, report):
     topics = {}
     for file, doc in docs:
         if doc["kind"] == "KafkaTopic" and group_of(doc["apiVersion"]) == "kafka.strimzi.io":
-            spec = doc.get("spec") or {}
-            topics[spec.get("topicName") or doc["metadata"].get("name")] = (doc, spec)
+            spec = m(doc.get("spec"))
+            topics[spec.get("topicName") or m(doc.get("metadata")).get("name")] = (doc, spec)
     for file, doc, spec in scaled_objects(docs):
         hi = int_or(spec.get("maxReplicaCount"), KEDA_DEFAULT_MAX)
-        for i, trigger in enumerate(spec.get("triggers") or []):
-            if trigger.get("type") not in KAFKA_TRIGGERS:
+        for i, trigger in enumerate(seq(spec.get("triggers"))):
+            if m(trigger).get("type") not in KAFKA_TRIGGERS:
                 continue
-            names = [t.strip() for t in str((trigger.get("metadata") or {}).get("topic") or "")
+            names = [t.strip() for t in str(m(trigger.get("metadata")).get("topic") or "")
                      .split(",") if t.strip()]
             if not names:
                 report("partitions", file, doc, f"triggers.{i} (kafka) names no topic, so "
@@ -237,8 +249,8 @@ def check_partitions(docs, report):
                     report("partitions", file, doc, f"triggers.{i} consumes topic {name!r}, "
                            "which no KafkaTopic in the output declares")
                     continue
-                partitions = topics[name][1].get("partitions")
-                if not isinstance(partitions, int):
+                partitions = int_or(topics[name][1].get("partitions"), None)
+                if partitions is None:
                     report("partitions", file, doc, f"KafkaTopic for {name!r} sets no "
                            "spec.partitions to check maxReplicaCount against")
                 elif hi > partitions:
@@ -261,20 +273,20 @@ def check_containers(docs, report):
         pod = dig(doc, path) if path else None
         if not isinstance(pod, dict):
             continue
-        pod_non_root = (pod.get("securityContext") or {}).get("runAsNonRoot")
-        lists = [("containers", pod.get("containers") or []),
-                 ("initContainers", pod.get("initContainers") or [])]
+        pod_non_root = m(pod.get("securityContext")).get("runAsNonRoot")
+        lists = [("containers", seq(pod.get("containers"))),
+                 ("initContainers", seq(pod.get("initContainers")))]
         for field, containers in lists:
-            for c in containers:
+            for c in map(m, containers):
                 where = f"{field}[{c.get('name', '?')}]"
                 missing = []
                 if field == "containers":
                     missing += [p for p in ("livenessProbe", "readinessProbe") if not c.get(p)]
-                res = c.get("resources") or {}
-                req, lim = res.get("requests") or {}, res.get("limits") or {}
+                res = m(c.get("resources"))
+                req, lim = m(res.get("requests")), m(res.get("limits"))
                 missing += [f"resources.requests.{r}" for r in ("cpu", "memory") if r not in req]
                 missing += ["resources.limits.memory"] if "memory" not in lim else []
-                sc = c.get("securityContext") or {}
+                sc = m(c.get("securityContext"))
                 non_root = sc.get("runAsNonRoot", pod_non_root)
                 if non_root is not True:
                     missing.append("runAsNonRoot: true (container or pod securityContext)")
@@ -282,8 +294,8 @@ def check_containers(docs, report):
                     missing.append("securityContext.readOnlyRootFilesystem: true")
                 if sc.get("allowPrivilegeEscalation") is not False:
                     missing.append("securityContext.allowPrivilegeEscalation: false")
-                for m in missing:
-                    report("containers", file, doc, f"{where} lacks {m}")
+                for what in missing:
+                    report("containers", file, doc, f"{where} lacks {what}")
 
 
 # --- main --------------------------------------------------------------------
@@ -344,4 +356,12 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception:  # a bug here, not a failed check: say so, exit 3
+        import traceback
+        traceback.print_exc()
+        print("error: k8s_validate.py itself failed (a bug in the validator)", file=sys.stderr)
+        sys.exit(3)

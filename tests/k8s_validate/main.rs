@@ -263,4 +263,21 @@ fn unreadable_or_non_kubernetes_input_is_refused_with_a_reason() {
         "{}",
         text(&o)
     );
+
+    // Fields of the wrong shape (a list for a mapping, a number for a
+    // trigger): every check reports, none crashes.
+    let o = validate(&[&fixtures().join("odd-shapes.yaml")], &[]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(!out.contains("Traceback"), "{out}");
+    for line in [
+        "crd: ",
+        "spec.triggers.1.metadata: 7 is not of type 'object'",
+        "replicas: ",
+        "partitions: ",
+        "containers: ",
+        "schema: ",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
 }
