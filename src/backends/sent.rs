@@ -69,6 +69,11 @@ pub struct Entry {
     pub error: Option<String>,
     #[serde(default)]
     pub at: i64,
+    /// The process that wrote it (a token of its own per run): of two
+    /// replicas that both claim a message (`sending`), the one whose claim
+    /// the log holds first sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl Entry {
@@ -80,6 +85,7 @@ impl Entry {
             provider_status: None,
             error: None,
             at: now_millis(),
+            by: None,
         }
     }
 }
@@ -105,6 +111,8 @@ pub struct SentLog {
     /// Kafka: the follower of the topic (the other replicas' records).
     follower: Option<Arc<Follower>>,
     restore_timeout: Duration,
+    /// Stamped on every record this process writes (`Entry::by`).
+    token: Arc<str>,
 }
 
 /// An id this process knows of.
@@ -116,6 +124,8 @@ enum Slot {
         partition: i32,
         epoch: u64,
         claimed: bool,
+        /// Who claimed it first, as the log says (followed since).
+        first: Option<String>,
     },
     Known(Entry),
 }
@@ -190,6 +200,7 @@ impl SentLog {
             settled: Arc::new(Condvar::new()),
             follower: None,
             restore_timeout: Duration::from_secs(120),
+            token: Arc::from(crate::message::new_id().as_str()),
         }
     }
 
@@ -260,6 +271,7 @@ impl SentLog {
             partition,
             epoch: inner.epoch(partition),
             claimed: false,
+            first: None,
         };
         match inner.ids.get(id) {
             Some(Slot::InFlight { .. }) => Seen::InFlight,
@@ -304,6 +316,7 @@ impl SentLog {
                 partition,
                 epoch,
                 claimed: true,
+                first: None,
             },
         );
         inner.claims += 1;
@@ -353,7 +366,8 @@ impl SentLog {
 
     /// Record `entry` for `id`: the record to store (before the message's
     /// offset is marked done; before the request, for `sending`).
-    pub fn record(&self, id: &str, entry: Entry) -> Produce {
+    pub fn record(&self, id: &str, mut entry: Entry) -> Produce {
+        entry.by = Some(self.token.to_string());
         let record = self.durable_only(id, &entry);
         // `sending` stays "in flight" in memory: only a restart makes it unknown.
         if entry.state != State::Sending {
@@ -365,12 +379,61 @@ impl SentLog {
     /// The record of `entry` for `id`, for a restart to read, leaving this
     /// process's view as it is (the message stays in flight here).
     pub fn durable_only(&self, id: &str, entry: &Entry) -> Produce {
-        let value = serde_json::to_vec(entry).unwrap_or_default();
+        let entry = Entry {
+            by: Some(self.token.to_string()),
+            ..entry.clone()
+        };
+        let value = serde_json::to_vec(&entry).unwrap_or_default();
         Produce::new(
             self.topic.clone(),
             Bytes::from(id.to_owned()),
             Bytes::from(value),
         )
+    }
+
+    /// After this process's `sending` for `id` is stored: whether its claim
+    /// is the first the log holds (then it sends), rather than another
+    /// replica's (a partition owned twice for a while: a member the group
+    /// dropped that does not know it yet). On Kafka this waits until the
+    /// follower has read the claim back; elsewhere one process owns all.
+    pub async fn first_claim(&self, id: &str) -> Result<bool, BusError> {
+        let Some(follower) = &self.follower else {
+            return Ok(true);
+        };
+        let mut applied = follower.changes();
+        let deadline = tokio::time::Instant::now() + self.restore_timeout;
+        loop {
+            match self.inner().ids.get(id) {
+                Some(Slot::InFlight {
+                    first: Some(first), ..
+                }) => return Ok(**first == *self.token),
+                Some(Slot::InFlight { first: None, .. }) => {}
+                // Forgotten (a revocation) or known: not this process's to send.
+                _ => return Ok(false),
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(BusError::Closed),
+                Err(_) => {
+                    return Err(BusError::Kafka {
+                        message: format!(
+                            "{}: this process's claim of {id} was not read back within {:?}",
+                            self.topic, self.restore_timeout
+                        ),
+                        retryable: true,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Another replica claimed `id` first: known here as its `sending`.
+    pub fn lost_claim(&self, id: &str, identity: &str) {
+        let entry = Entry {
+            by: None,
+            ..Entry::sending(identity)
+        };
+        self.inner().put(id, Slot::Known(entry));
     }
 
     /// Our message id and its phone for the provider's id `provider_id`.
@@ -398,8 +461,13 @@ impl SentLog {
             ..Entry::sending("")
         });
         let mut inner = self.inner();
-        match inner.ids.get(id) {
-            Some(Slot::InFlight { .. }) => {}
+        match inner.ids.get_mut(id) {
+            // In flight here: the first claim the log holds decides who sends.
+            Some(Slot::InFlight { first, .. }) => {
+                if first.is_none() && entry.state != State::Retry {
+                    *first = Some(entry.by.unwrap_or_default());
+                }
+            }
             Some(Slot::Known(known))
                 if entry.state == State::Sending
                     && matches!(known.state, State::Sent | State::Failed) => {}
@@ -425,6 +493,11 @@ mod tests {
             ..Entry::sending("+1")
         };
         let record = log.record("m1", sent.clone());
+        // Stamped with the writer.
+        let sent = Entry {
+            by: Some(log.token.to_string()),
+            ..sent
+        };
         assert_eq!(log.check("m1", 0), Seen::Recorded(sent.clone()));
         assert_eq!(log.by_provider_id("SM1"), Some(("m1".into(), "+1".into())));
 
@@ -527,5 +600,40 @@ mod tests {
         assert!(matches!(log.check("4", 0), Seen::Recorded(_)));
         let gauge = metrics().sent_log_entries.with_label_values(&["mem"]).get();
         assert_eq!(gauge, 3);
+    }
+
+    #[test]
+    fn of_two_claims_the_first_the_log_holds_wins() {
+        let a = SentLog::new("t", Arc::from("t.sent"), 100);
+        let b = SentLog::new("t", Arc::from("t.sent"), 100);
+        // Both replicas hold "x" in flight (a partition owned twice).
+        assert_eq!(a.check("x", 0), Seen::New);
+        assert_eq!(b.check("x", 0), Seen::New);
+        let from_a = a.record("x", Entry::sending("+1"));
+        let from_b = b.record("x", Entry::sending("+1"));
+        // The log holds a's claim first; each replica reads both, in order.
+        for log in [&a, &b] {
+            log.followed(b"x", &from_a.payload);
+            log.followed(b"x", &from_b.payload);
+        }
+        let first = |log: &SentLog| match log.inner().ids.get("x") {
+            Some(Slot::InFlight { first, .. }) => first.clone(),
+            _ => None,
+        };
+        assert_eq!(first(&a).as_deref(), Some(&*a.token));
+        assert_eq!(
+            first(&b).as_deref(),
+            Some(&*a.token),
+            "b sees a's claim first"
+        );
+        // b gives it up: a later copy is known as sent by another.
+        b.lost_claim("x", "+1");
+        assert!(matches!(
+            b.check("x", 0),
+            Seen::Recorded(Entry {
+                state: State::Sending,
+                ..
+            })
+        ));
     }
 }

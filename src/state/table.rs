@@ -98,6 +98,14 @@ impl Positions {
 }
 
 impl Follower {
+    /// Changes each time a record is applied (on Kafka; never elsewhere).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        match &self.kafka {
+            Some((positions, _)) => positions.applied.subscribe(),
+            None => tokio::sync::watch::Sender::new(0).subscribe(),
+        }
+    }
+
     /// Wait until every record the topic holds now is applied; an error
     /// naming the partition behind when that takes longer than `timeout`.
     pub async fn catch_up(&self, timeout: Duration) -> Result<(), BusError> {

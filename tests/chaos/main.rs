@@ -116,7 +116,11 @@ fn write_pipeline(dir: &Path, extra: &[(String, String)]) -> std::path::PathBuf 
         .collect();
     let text = match lines.is_empty() {
         true => template,
-        false => template.replacen("  producer:\n", &format!("  config:\n{lines}  producer:\n"), 1),
+        false => template.replacen(
+            "  producer:\n",
+            &format!("  config:\n{lines}  producer:\n"),
+            1,
+        ),
     };
     let file = dir.join("chaos.yaml");
     std::fs::write(&file, text).unwrap();

@@ -137,9 +137,16 @@ impl Delivery {
         for j in gone {
             j.later.revoked().await;
         }
-        let Some(first) = jobs.first() else { return };
+        if jobs.is_empty() {
+            return;
+        }
         let written = self.write_ahead(&jobs).await;
         self.log.settle(jobs.len());
+        let jobs = match written {
+            true => self.first_claims(jobs).await,
+            false => jobs,
+        };
+        let Some(first) = jobs.first() else { return };
         if !written {
             // Dropping the jobs' holds fails the stage: nothing is marked
             // done, a restart tries again.
@@ -182,6 +189,31 @@ impl Delivery {
             }
             job.later.finish(records).await;
         }
+    }
+
+    /// The jobs whose claim the sent-log holds first; the others were
+    /// claimed first by another replica, which sends them: finished here
+    /// with nothing sent. A claim not read back in time leaves its job
+    /// unfinished (the stage stops; a restart reads the claim and reports
+    /// the outcome unknown).
+    async fn first_claims(&self, jobs: Vec<Job>) -> Vec<Job> {
+        let mut mine = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match self.log.first_claim(&job.msg.id).await {
+                Ok(true) => mine.push(job),
+                Ok(false) => {
+                    tracing::warn!(backend = %self.name, id = %job.msg.id, "claimed first by another replica: not sent here");
+                    self.log
+                        .lost_claim(&job.msg.id, &job.msg.connection.identity);
+                    job.later.finish(Vec::new()).await;
+                }
+                Err(e) => {
+                    tracing::error!(backend = %self.name, id = %job.msg.id, error = %e, "cannot tell whether this replica claimed the message first: not sent");
+                    job.later.abandon(&e.to_string(), Vec::new()).await;
+                }
+            }
+        }
+        mine
     }
 
     /// Wait until the rate limits let these messages (and their segments) go.
