@@ -175,6 +175,25 @@ impl Inner {
         self.entries.set(self.ids.len() as i64);
     }
 
+    /// `id` is no longer in flight here. What the log said of it meanwhile
+    /// is kept: another replica's claim makes it known as that replica's
+    /// `sending`, so that a later copy is not sent here too.
+    fn forget(&mut self, id: &str, token: &str) {
+        let Some(Slot::InFlight { first, .. }) = self.ids.get(id) else {
+            return;
+        };
+        match first.clone() {
+            Some(by) if by != token => {
+                let entry = Entry {
+                    by: Some(by),
+                    ..Entry::sending("")
+                };
+                self.put(id, Slot::Known(entry));
+            }
+            _ => self.remove(id),
+        }
+    }
+
     fn epoch(&self, partition: i32) -> u64 {
         self.epochs.get(&partition).copied().unwrap_or(0)
     }
@@ -289,10 +308,7 @@ impl SentLog {
 
     /// Forget that `id` is in flight (it was not handed to the provider).
     pub fn release(&self, id: &str) {
-        let mut inner = self.inner();
-        if let Some(Slot::InFlight { .. }) = inner.ids.get(id) {
-            inner.remove(id);
-        }
+        self.inner().forget(id, &self.token);
     }
 
     /// Take `id` for sending, just before its `sending` record is written:
@@ -352,7 +368,7 @@ impl SentLog {
             .map(|(id, _)| id.clone())
             .collect();
         for id in &unclaimed {
-            inner.remove(id);
+            inner.forget(id, &self.token);
         }
         let (inner, waited) = self
             .settled
@@ -477,163 +493,4 @@ impl SentLog {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn states_follow_the_records() {
-        let log = SentLog::new("t", Arc::from("t.sent"), 100);
-        assert_eq!(log.check("m1", 0), Seen::New);
-        assert_eq!(log.check("m1", 0), Seen::InFlight);
-        log.record("m1", Entry::sending("+1"));
-        assert_eq!(log.check("m1", 0), Seen::InFlight);
-        let sent = Entry {
-            state: State::Sent,
-            provider_id: Some("SM1".into()),
-            ..Entry::sending("+1")
-        };
-        let record = log.record("m1", sent.clone());
-        // Stamped with the writer.
-        let sent = Entry {
-            by: Some(log.token.to_string()),
-            ..sent
-        };
-        assert_eq!(log.check("m1", 0), Seen::Recorded(sent.clone()));
-        assert_eq!(log.by_provider_id("SM1"), Some(("m1".into(), "+1".into())));
-
-        // A restart reads the topic back: a bare `sending` is now unknown.
-        let after = SentLog::new("t", Arc::from("t.sent"), 100);
-        after.followed(b"m1", &record.payload);
-        let sending = log.record("m2", Entry::sending("+2"));
-        after.followed(b"m2", &sending.payload);
-        after.followed(b"m3", b"1700000000000");
-        assert_eq!(after.check("m1", 0), Seen::Recorded(sent));
-        assert!(matches!(
-            after.check("m2", 0),
-            Seen::Recorded(Entry {
-                state: State::Sending,
-                ..
-            })
-        ));
-        assert!(matches!(
-            after.check("m3", 0),
-            Seen::Recorded(Entry {
-                state: State::Sent,
-                ..
-            })
-        ));
-        assert_eq!(after.check("m4", 0), Seen::New);
-        after.release("m4");
-        assert_eq!(after.check("m4", 0), Seen::New);
-
-        // Left to retry (shutdown during back-off): sent again, once.
-        let retry = log.record(
-            "m5",
-            Entry {
-                state: State::Retry,
-                ..Entry::sending("+5")
-            },
-        );
-        assert_eq!(log.check("m5", 0), Seen::New);
-        assert_eq!(log.check("m5", 0), Seen::InFlight);
-        after.followed(b"m5", &retry.payload);
-        assert_eq!(after.check("m5", 0), Seen::New);
-        assert_eq!(after.check("m5", 0), Seen::InFlight);
-    }
-
-    #[test]
-    fn a_revoked_partition_hands_over_what_was_not_claimed() {
-        let log = SentLog::new("t", Arc::from("t.sent"), 100);
-        assert_eq!(log.check("a", 1), Seen::New);
-        assert_eq!(log.check("b", 1), Seen::New);
-        assert_eq!(log.check("c", 2), Seen::New);
-        assert!(log.claim("a"));
-        log.settle(1);
-        log.revoke(&[("t".into(), 1)]);
-        // Claimed before the revocation: this process finishes it.
-        assert_eq!(log.check("a", 1), Seen::InFlight);
-        // Not claimed: given up here, and the task holding it may not start it.
-        assert!(!log.claim("b"));
-        assert_eq!(log.check("b", 1), Seen::New);
-        assert!(log.claim("b"), "handed out again under the new epoch");
-        log.settle(1);
-        // Another partition is untouched.
-        assert!(log.claim("c"));
-        log.settle(1);
-    }
-
-    #[test]
-    fn another_replicas_records_are_followed_but_never_override_this_ones() {
-        let log = SentLog::new("t", Arc::from("t.sent"), 100);
-        let sent = Entry {
-            state: State::Sent,
-            ..Entry::sending("+1")
-        };
-        let sent_json = serde_json::to_vec(&sent).unwrap();
-        let sending_json = serde_json::to_vec(&Entry::sending("+1")).unwrap();
-        // Another replica sent "x": this one does not send it again.
-        log.followed(b"x", &sending_json);
-        log.followed(b"x", &sent_json);
-        assert_eq!(log.check("x", 0), Seen::Recorded(sent.clone()));
-        // Its own `sending`, read back after its outcome, is stale.
-        log.followed(b"x", &sending_json);
-        assert_eq!(log.check("x", 0), Seen::Recorded(sent));
-        // In flight here: the records are this process's own, not news.
-        assert_eq!(log.check("y", 0), Seen::New);
-        log.followed(b"y", &sending_json);
-        assert_eq!(log.check("y", 0), Seen::InFlight);
-    }
-
-    #[test]
-    fn memory_keeps_the_newest_ids() {
-        let log = SentLog::new("mem", Arc::from("t.sent"), 3);
-        for id in ["1", "2", "3", "4"] {
-            log.record(
-                id,
-                Entry {
-                    state: State::Sent,
-                    ..Entry::sending("+1")
-                },
-            );
-        }
-        assert_eq!(log.check("1", 0), Seen::New, "the oldest went first");
-        assert!(matches!(log.check("4", 0), Seen::Recorded(_)));
-        let gauge = metrics().sent_log_entries.with_label_values(&["mem"]).get();
-        assert_eq!(gauge, 3);
-    }
-
-    #[test]
-    fn of_two_claims_the_first_the_log_holds_wins() {
-        let a = SentLog::new("t", Arc::from("t.sent"), 100);
-        let b = SentLog::new("t", Arc::from("t.sent"), 100);
-        // Both replicas hold "x" in flight (a partition owned twice).
-        assert_eq!(a.check("x", 0), Seen::New);
-        assert_eq!(b.check("x", 0), Seen::New);
-        let from_a = a.record("x", Entry::sending("+1"));
-        let from_b = b.record("x", Entry::sending("+1"));
-        // The log holds a's claim first; each replica reads both, in order.
-        for log in [&a, &b] {
-            log.followed(b"x", &from_a.payload);
-            log.followed(b"x", &from_b.payload);
-        }
-        let first = |log: &SentLog| match log.inner().ids.get("x") {
-            Some(Slot::InFlight { first, .. }) => first.clone(),
-            _ => None,
-        };
-        assert_eq!(first(&a).as_deref(), Some(&*a.token));
-        assert_eq!(
-            first(&b).as_deref(),
-            Some(&*a.token),
-            "b sees a's claim first"
-        );
-        // b gives it up: a later copy is known as sent by another.
-        b.lost_claim("x", "+1");
-        assert!(matches!(
-            b.check("x", 0),
-            Seen::Recorded(Entry {
-                state: State::Sending,
-                ..
-            })
-        ));
-    }
-}
+mod tests;
