@@ -225,7 +225,10 @@ impl Fleet {
             // rebalances every session timeout (docs/operations.md). The
             // instance name still tells the replicas apart in the logs.
             .env_remove("SMSFLOW_INSTANCE_ID")
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SMSFLOW_CHAOS_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()

@@ -156,6 +156,7 @@ impl Delivery {
             return;
         }
         let msgs: Vec<&OutboundMessage> = jobs.iter().map(|j| &j.msg).collect();
+        tracing::debug!(backend = %self.name, ids = ?msgs.iter().map(|m| &m.id).collect::<Vec<_>>(), "handing to the provider");
         let entries = self.attempt(&msgs, &first.later).await;
         for (job, entry) in jobs.into_iter().zip(entries) {
             let msg = &job.msg;

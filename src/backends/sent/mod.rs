@@ -317,24 +317,22 @@ impl SentLog {
     /// [`SentLog::settle`] once the record is written (or not).
     pub fn claim(&self, id: &str) -> bool {
         let mut inner = self.inner();
-        let current = match inner.ids.get(id) {
-            Some(Slot::InFlight {
-                partition, epoch, ..
-            }) => (*epoch == inner.epoch(*partition)).then_some((*partition, *epoch)),
-            _ => None,
-        };
-        let Some((partition, epoch)) = current else {
+        let inner = &mut *inner;
+        let Some(Slot::InFlight {
+            partition,
+            epoch,
+            claimed,
+            ..
+        }) = inner.ids.get_mut(id)
+        else {
             return false;
         };
-        inner.ids.insert(
-            id.to_owned(),
-            Slot::InFlight {
-                partition,
-                epoch,
-                claimed: true,
-                first: None,
-            },
-        );
+        // What the log said meanwhile (another replica's claim) stays.
+        let current = inner.epochs.get(partition).copied().unwrap_or(0);
+        if *epoch != current {
+            return false;
+        }
+        *claimed = true;
         inner.claims += 1;
         true
     }
@@ -422,7 +420,10 @@ impl SentLog {
             match self.inner().ids.get(id) {
                 Some(Slot::InFlight {
                     first: Some(first), ..
-                }) => return Ok(**first == *self.token),
+                }) => {
+                    tracing::debug!(id, first = %first, mine = %self.token, "sent-log: claim decided");
+                    return Ok(**first == *self.token);
+                }
                 Some(Slot::InFlight { first: None, .. }) => {}
                 // Forgotten (a revocation) or known: not this process's to send.
                 _ => return Ok(false),
@@ -481,6 +482,7 @@ impl SentLog {
             // In flight here: the first claim the log holds decides who sends.
             Some(Slot::InFlight { first, .. }) => {
                 if first.is_none() && entry.state != State::Retry {
+                    tracing::debug!(id, by = ?entry.by, state = ?entry.state, "sent-log: first claim read");
                     *first = Some(entry.by.unwrap_or_default());
                 }
             }

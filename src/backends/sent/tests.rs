@@ -178,3 +178,23 @@ fn a_claim_read_while_in_flight_is_kept_when_the_partition_goes() {
         })
     ));
 }
+
+#[test]
+fn a_claim_read_before_this_one_is_claimed_still_wins() {
+    let a = SentLog::new("t", Arc::from("t.sent"), 100);
+    let b = SentLog::new("t", Arc::from("t.sent"), 100);
+    assert_eq!(a.check("x", 0), Seen::New);
+    assert_eq!(b.check("x", 0), Seen::New);
+    assert!(a.claim("x"));
+    let from_a = a.record("x", Entry::sending("+1"));
+    // b reads a's claim while its own job still waits to claim.
+    b.followed(b"x", &from_a.payload);
+    assert!(b.claim("x"), "b may still write its claim");
+    let from_b = b.record("x", Entry::sending("+1"));
+    b.followed(b"x", &from_b.payload);
+    let first = match b.inner().ids.get("x") {
+        Some(Slot::InFlight { first, .. }) => first.clone(),
+        _ => None,
+    };
+    assert_eq!(first.as_deref(), Some(&*a.token), "a's claim came first");
+}
