@@ -20,7 +20,7 @@ use super::lag::LagReporter;
 use crate::bus::rebalance::{Rebalances, TopicPartition};
 use crate::bus::record::{BusError, Record};
 
-/// Read `consumer` (from [`KafkaBus::reader`]) until every partition is read
+/// Read `consumer` (from [`super::KafkaBus::reader`]) until every partition is read
 /// up to the end it had when the reader was made, then until the topic is
 /// quiet for a second, calling `each` per record. (The quiet second is for
 /// brokers whose reported end is short: tansu 0.6.0 reports the end of a
