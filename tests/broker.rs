@@ -210,11 +210,17 @@ async fn broker_outage_sources_answer_503_and_nothing_accepted_is_lost() {
     let (mut accepted, mut refused) = (Vec::new(), 0);
     let mut paused = false;
     let mut resumed = false;
+    let public = format!("http://{}", running.http_addr().unwrap());
+    let mut readyz_down = None;
     let mut i = 0;
     while started.elapsed() < Duration::from_secs(32) {
         if !paused && started.elapsed() > Duration::from_secs(5) {
             broker.pause();
             paused = true;
+        }
+        if paused && readyz_down.is_none() && started.elapsed() > Duration::from_secs(20) {
+            let res = client.get(format!("{public}/readyz")).send().await.unwrap();
+            readyz_down = Some((res.status().as_u16(), res.text().await.unwrap()));
         }
         if paused && !resumed && started.elapsed() > Duration::from_secs(25) {
             broker.resume();
@@ -265,6 +271,14 @@ async fn broker_outage_sources_answer_503_and_nothing_accepted_is_lost() {
         accepted.len()
     );
     assert_eq!(lost, 0);
+    // Not ready while the broker was frozen (without saying more to
+    // strangers), ready again once it answers.
+    assert_eq!(
+        readyz_down,
+        Some((503, "the broker does not answer (the log says why)".into()))
+    );
+    let res = client.get(format!("{public}/readyz")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
     drop(tester);
     running.shutdown().await.unwrap();
 }

@@ -226,6 +226,26 @@ fn section(table: &str, stage: &str) -> (Vec<String>, Vec<Vec<String>>) {
     (head, rows)
 }
 
+/// The router's group reads sms.inbound and commits up to `offset` of
+/// `partition` (that record included), then leaves.
+async fn finish_up_to(bus: &Bus, partition: i32, offset: i64) {
+    let mut consumer = bus.consumer("topt.router-in", &["sms.inbound"]).unwrap();
+    loop {
+        let r = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("the records within 30 s")
+            .unwrap();
+        if (r.partition, r.offset) == (partition, offset) {
+            consumer
+                .committer()
+                .done("sms.inbound", partition, offset)
+                .unwrap();
+            break;
+        }
+    }
+    consumer.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn top_shows_each_stage_committed_end_lag_and_rates() {
     require_tools!(common::Tool::Tansu);
@@ -241,18 +261,7 @@ async fn top_shows_each_stage_committed_end_lag_and_rates() {
     let idle = 1 - busy;
 
     // The router's group finishes the first 4 of the 10.
-    let mut consumer = bus.consumer("topt.router-in", &["sms.inbound"]).unwrap();
-    loop {
-        let r = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .expect("the records within 30 s")
-            .unwrap();
-        if (r.partition, r.offset) == (busy, 3) {
-            consumer.committer().done("sms.inbound", busy, 3).unwrap();
-            break;
-        }
-    }
-    consumer.close().await.unwrap();
+    finish_up_to(&bus, busy, 3).await;
 
     let file = format!(
         "{PIPELINE}kafka:\n  mode: kafka\n  brokers: {}\n  group: topt\ntopics:\n  partitions: 2\n",
@@ -286,18 +295,7 @@ async fn top_shows_each_stage_committed_end_lag_and_rates() {
         .iter()
         .all(|p| p.done_rate.is_none()));
     produce(&bus, "top-key", 5).await;
-    let mut consumer = bus.consumer("topt.router-in", &["sms.inbound"]).unwrap();
-    loop {
-        let r = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .expect("the records within 30 s")
-            .unwrap();
-        if (r.partition, r.offset) == (busy, 6) {
-            consumer.committer().done("sms.inbound", busy, 6).unwrap();
-            break;
-        }
-    }
-    consumer.close().await.unwrap();
+    finish_up_to(&bus, busy, 6).await;
     let second = watch.refresh().await.unwrap();
     let router = &second.stages[0];
     assert_eq!(router.lag(), 15 - 7);
@@ -324,6 +322,7 @@ async fn top_needs_a_kafka_cluster() {
         assert!(!ok, "{out}");
         assert!(
             err.contains("smsflow top reads the stages' consumer groups from a Kafka cluster")
+                && err.contains(&format!("`kafka: {bus}`"))
                 && err.contains("lives inside the `smsflow run` process"),
             "{err}"
         );

@@ -83,11 +83,14 @@ impl Top {
     /// Watch `topology`'s stages on its Kafka cluster.
     pub async fn connect(topology: &Topology, name: &str) -> anyhow::Result<Top> {
         let p = topology.pipeline();
-        if p.kafka.mode != KafkaMode::Kafka {
-            bail!(
-                "smsflow top reads the stages' consumer groups from a Kafka cluster; with `kafka: {:?}` the bus lives inside the `smsflow run` process, where nothing else can read it (its /metrics shows smsflow_consumer_lag instead)",
-                p.kafka.mode
-            );
+        match p.kafka.mode {
+            KafkaMode::Kafka => {}
+            KafkaMode::Embedded => bail!(
+                "smsflow top reads the stages' consumer groups from a Kafka cluster; with `kafka: embedded` the bus lives inside the `smsflow run` process, where nothing else can read it"
+            ),
+            KafkaMode::Mock => bail!(
+                "smsflow top reads the stages' consumer groups from a Kafka cluster; with `kafka: mock` librdkafka's mock cluster lives inside the `smsflow run` process (its /metrics shows smsflow_consumer_lag)"
+            ),
         }
         let bus = KafkaBus::connect(&p.kafka, &[])
             .await

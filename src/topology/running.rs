@@ -59,8 +59,10 @@ impl Health {
         if !self.ready.load(Ordering::Acquire) {
             return Err("starting: tables and sent-logs are being read".into());
         }
-        if let Some(why) = lock(&self.broker).clone() {
-            return Err(format!("the broker does not answer: {why}"));
+        // The cause (addresses, librdkafka's words) is in the log, not in
+        // an answer strangers on the public listener can read.
+        if lock(&self.broker).is_some() {
+            return Err("the broker does not answer (the log says why)".into());
         }
         let members = lock(&self.members);
         match members.iter().find(|(_, r)| !r.joined()) {

@@ -188,19 +188,15 @@ impl KafkaConsumer {
         let topic = topic.to_owned();
         tokio::task::spawn_blocking(move || {
             let timeout = Duration::from_secs(10);
-            let md = c
-                .fetch_metadata(Some(&topic), timeout)
-                .map_err(kafka_error)?;
-            let mut out = Vec::new();
-            for t in md.topics().iter().filter(|t| t.name() == topic) {
-                for p in t.partitions() {
+            partition_ids(&c, &topic, timeout)?
+                .into_iter()
+                .map(|p| {
                     let (low, high) = c
-                        .fetch_watermarks(&topic, p.id(), timeout)
+                        .fetch_watermarks(&topic, p, timeout)
                         .map_err(kafka_error)?;
-                    out.push((p.id(), low, high));
-                }
-            }
-            Ok(out)
+                    Ok((p, low, high))
+                })
+                .collect()
         })
         .await
         .map_err(|_| BusError::Closed)?
@@ -252,14 +248,9 @@ impl KafkaConsumer {
         let topic = topic.to_owned();
         tokio::task::spawn_blocking(move || {
             let timeout = Duration::from_secs(10);
-            let md = c
-                .fetch_metadata(Some(&topic), timeout)
-                .map_err(kafka_error)?;
             let mut tpl = TopicPartitionList::new();
-            for t in md.topics().iter().filter(|t| t.name() == topic) {
-                for p in t.partitions() {
-                    tpl.add_partition(&topic, p.id());
-                }
+            for p in partition_ids(&c, &topic, timeout)? {
+                tpl.add_partition(&topic, p);
             }
             let committed = c.committed_offsets(tpl, timeout).map_err(kafka_error)?;
             committed
@@ -298,6 +289,23 @@ impl KafkaConsumer {
         .await
         .map_err(|_| BusError::Closed)?
     }
+}
+
+/// The partitions `topic` has, as the cluster's metadata says now.
+fn partition_ids(
+    c: &StreamConsumer<GroupContext>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, BusError> {
+    let md = c
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(kafka_error)?;
+    Ok(md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
 }
 
 /// Stores offsets of finished records.
