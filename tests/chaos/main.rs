@@ -417,7 +417,7 @@ async fn replicas_killed_scaled_and_rolled_lose_and_duplicate_no_reply() {
 
     let failed_exits = chaos.fleet.failures.len();
     println!(
-        "chaos summary: {processes} processes ({} per stage), {} kills, {} scale changes, {} rolled, slowest SIGTERM exit {:.1}s (grace {:.0}s), {} failed starts/exits; {} inbound sent: {} accepted, {} ambiguous ({} replied), {} rejected, {} refused; {} replies; lost {}, sent twice {} ({} same idempotency key), outcome unknown {} (+{} delivered anyway); after a kill: longest gap in a partition's replies {:.1}s, slowest reply {:.1}s",
+        "chaos summary: {processes} processes ({} per stage), {} kills, {} scale changes, {} rolled, slowest SIGTERM exit {:.1}s (grace {:.0}s), {} failed starts/exits, {} unclean exits while the broker did not answer; {} inbound sent: {} accepted, {} ambiguous ({} replied), {} rejected, {} refused; {} replies; lost {}, sent twice {} ({} same idempotency key), outcome unknown {} (+{} delivered anyway); after a kill: longest gap in a partition's replies {:.1}s, slowest reply {:.1}s",
         s.replicas,
         kills.len(),
         chaos.scale_changes,
@@ -425,6 +425,7 @@ async fn replicas_killed_scaled_and_rolled_lose_and_duplicate_no_reply() {
         chaos.slowest_exit.as_secs_f64(),
         grace.as_secs_f64(),
         failed_exits,
+        chaos.fleet.broker_stalls.len(),
         c.sent,
         c.accepted,
         c.ambiguous,
