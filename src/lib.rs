@@ -19,6 +19,8 @@
 //!   message status, the message log.
 //! - [`apps`]: the [`apps::App`] trait, the built-in apps, their stage and
 //!   messaging (sending to contacts and groups).
+//! - [`campaign`]: bulk campaigns: audiences, personalised texts, quiet
+//!   hours, the expanding stage.
 //! - [`backends`]: sources that write `sms.inbound` and sinks that read `sms.send.<backend>`.
 //! - [`router`]: incoming phases and the route table; the outgoing phase.
 //! - [`web`]: the HTTP servers (webhooks, probes) and the operator pages and JSON API.
@@ -46,6 +48,8 @@ pub mod http;
 pub mod state;
 
 pub mod apps;
+
+pub mod campaign;
 
 pub mod backends;
 

@@ -1,0 +1,12 @@
+//! Bulk campaigns: one text, personalised, to an audience of up to millions
+//! of phones, throttled, resumable, in its own lane.
+//!
+//! - [`audience`]: a CSV file (or a contact group) read into recipients:
+//!   numbers normalised to E.164, duplicates and bad lines counted.
+//! - [`render`]: a campaign's texts (one per language) filled in per
+//!   recipient, with defaults; a missing variable is an error, never "".
+//! - [`quiet`]: quiet hours in each recipient's time zone, and the clock.
+
+pub mod audience;
+pub mod quiet;
+pub mod render;
