@@ -190,6 +190,8 @@ pub struct DeliveryEvent {
     /// The provider's own status, as it gave it (raw).
     pub provider_status: Option<String>,
     pub campaign_id: Option<String>,
+    /// The message's segments; 0 when not known (delivery reports).
+    pub segments: i32,
 }
 
 impl DeliveryEvent {
@@ -204,6 +206,7 @@ impl DeliveryEvent {
             error: None,
             provider_status: None,
             campaign_id: msg.campaign_id.clone(),
+            segments: msg.segments,
         }
     }
 }
@@ -242,6 +245,104 @@ pub struct LogEntry {
     pub at: i64,
     pub app: Option<String>,
     pub in_response_to: Option<String>,
+}
+
+/// Where a campaign is in its life. `scheduled` until its start, then
+/// `running` ⇄ `paused`, and `completed` once every recipient was reached
+/// (or `cancelled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignState {
+    #[default]
+    Scheduled,
+    Running,
+    Paused,
+    Completed,
+    Cancelled,
+}
+
+impl CampaignState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CampaignState::Scheduled => "scheduled",
+            CampaignState::Running => "running",
+            CampaignState::Paused => "paused",
+            CampaignState::Completed => "completed",
+            CampaignState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Nothing more is sent: completed or cancelled.
+    pub fn is_final(self) -> bool {
+        matches!(self, CampaignState::Completed | CampaignState::Cancelled)
+    }
+}
+
+/// Where a campaign's recipients came from, and what was frozen of them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Audience {
+    pub file: Option<String>,
+    pub groups: Vec<String>,
+    pub region: Option<String>,
+    pub recipients: i64,
+    pub chunks: i32,
+    pub segments: i64,
+    pub cost: f64,
+}
+
+/// A bulk campaign (`sms.campaigns`, key = id): its definition and state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: String,
+    pub name: String,
+    pub backend: String,
+    /// Language tag → template.
+    pub texts: BTreeMap<String, String>,
+    pub default_language: String,
+    pub defaults: BTreeMap<String, String>,
+    pub audience: Audience,
+    pub start_at: Option<i64>,
+    pub end_at: Option<i64>,
+    pub messages_per_second: Option<f64>,
+    pub segments_per_second: Option<f64>,
+    pub daily_cap: Option<i64>,
+    pub quiet_from: Option<String>,
+    pub quiet_until: Option<String>,
+    pub timezone: String,
+    pub auto_pause_errors: i32,
+    pub state: CampaignState,
+    pub state_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One recipient of a frozen audience.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudienceRow {
+    /// The CSV line; 0 for a contact of a group.
+    pub line: i64,
+    /// E.164.
+    pub phone: String,
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub timezone: Option<String>,
+    pub vars: Fields,
+}
+
+/// Part of a campaign's frozen audience (`sms.campaigns.audience`, key =
+/// campaign id: one partition holds a campaign's chunks, in order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudienceChunk {
+    pub campaign_id: String,
+    pub index: i32,
+    pub last: bool,
+    pub rows: Vec<AudienceRow>,
+}
+
+/// The id of campaign `campaign`'s message to `phone`: the same on every
+/// run and every replica, so no recipient is sent one twice.
+pub fn campaign_message_id(campaign: &str, phone: &str) -> String {
+    derived_id(phone, &format!("campaign:{campaign}"), 0)
 }
 
 /// A fresh message id: a random UUID in hyphenated text form.

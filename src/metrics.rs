@@ -37,6 +37,10 @@ pub struct Metrics {
     /// (the end offset minus the committed one), for the partitions this
     /// process is assigned.
     pub consumer_lag: IntGaugeVec,
+    /// A campaign's messages by the furthest status each reached, as this
+    /// process counts them from `sms.events` (label values: campaign ids,
+    /// which operators choose).
+    pub campaign_messages: IntGaugeVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -128,8 +132,16 @@ fn build() -> Result<Metrics, prometheus::Error> {
             ),
             &["stage", "topic", "partition"],
         )?,
+        campaign_messages: IntGaugeVec::new(
+            Opts::new(
+                "smsflow_campaign_messages",
+                "A campaign's messages by the furthest status each reached (queued, sent, delivered, failed, expired, suppressed), counted from sms.events",
+            ),
+            &["campaign", "status"],
+        )?,
         registry,
     };
+    m.registry.register(Box::new(m.campaign_messages.clone()))?;
     m.registry.register(Box::new(m.sent_log_entries.clone()))?;
     m.registry.register(Box::new(m.latency.clone()))?;
     m.registry.register(Box::new(m.reply_latency.clone()))?;

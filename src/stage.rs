@@ -145,6 +145,13 @@ impl Later {
         self.complete(records, Ok(())).await;
     }
 
+    /// Produce one of the record's outputs now (a stage that paces what it
+    /// writes); the input is marked done once this and the rest are
+    /// acknowledged.
+    pub async fn produce(&self, record: Produce) -> Result<(), BusError> {
+        self.producer.send_in(record, Some(&self.group)).await
+    }
+
     /// The record cannot be finished (its delivery event does not encode):
     /// produce `records` and the input's dead letter (`kind`, `message`), so
     /// that `smsflow dlq replay` redoes it once the cause is fixed. Outside a

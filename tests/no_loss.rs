@@ -312,6 +312,7 @@ impl Sink {
             self.gateway.clone(),
             &self.settings,
             self.log.clone(),
+            None,
             self.producer.clone(),
             Arc::from("sms.events"),
         );

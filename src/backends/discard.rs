@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use crate::bus::Record;
-use crate::message::OutboundMessage;
+use crate::message::{DeliveryEvent, DeliveryStatus, OutboundMessage};
 use crate::metrics::{metrics, observe_since};
 use crate::schema;
-use crate::stage::{decode, HandleError, Handler, Output};
+use crate::stage::{decode, encode, HandleError, Handler, Output};
 
 /// Called with each message a discard sink would send, where a real sink calls
 /// its provider (a load generator measures its latency here).
@@ -18,6 +18,9 @@ pub type SendHook = Arc<dyn Fn(&OutboundMessage) + Send + Sync>;
 pub struct DiscardSink {
     hook: Option<SendHook>,
     reply_latency: prometheus::Histogram,
+    /// The bulk lane's: a `sent` event for each message, so that a
+    /// campaign's dry run shows its progress.
+    events: Option<Arc<str>>,
 }
 
 impl DiscardSink {
@@ -25,17 +28,30 @@ impl DiscardSink {
         Self {
             hook,
             reply_latency: metrics().reply_latency.with_label_values(&[name]),
+            events: None,
         }
+    }
+
+    /// Write a `sent` event (provider status `discarded`) to `events` for
+    /// every message.
+    pub fn with_events(mut self, events: Arc<str>) -> Self {
+        self.events = Some(events);
+        self
     }
 }
 
 impl Handler for DiscardSink {
-    async fn handle(&mut self, record: &Record, _: &mut Output) -> Result<(), HandleError> {
+    async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
         let msg = decode(schema::outbound(), record)?;
         if let Some(hook) = &self.hook {
             hook(&msg);
         }
         observe_since(&self.reply_latency, msg.created_at);
+        if let Some(events) = &self.events {
+            let mut event = DeliveryEvent::now(&msg, DeliveryStatus::Sent);
+            event.provider_status = Some("discarded".into());
+            out.push(encode(schema::event(), events, &msg.connection, &event)?);
+        }
         Ok(())
     }
 }

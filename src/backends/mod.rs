@@ -308,6 +308,8 @@ pub struct Reports {
     dedupe: Dedupe,
     /// The sink's sent-log: finds our message for a provider id.
     log: SentLog,
+    /// The bulk lane's, when the backend has one.
+    bulk_log: Option<SentLog>,
     limits: Limits,
 }
 
@@ -326,6 +328,7 @@ impl Reports {
             accept_timeout,
             dedupe: Dedupe::new(Receiving::default().dedupe_window),
             log,
+            bulk_log: None,
             limits: Limits::default(),
         }
     }
@@ -358,6 +361,12 @@ impl Reports {
         Ok(())
     }
 
+    /// Find messages of the bulk lane too (campaigns' reports).
+    pub fn with_bulk_log(mut self, log: Option<SentLog>) -> Self {
+        self.bulk_log = log;
+        self
+    }
+
     /// Store `r` as a delivery event.
     pub async fn report(&self, r: Report) -> Result<DeliveryEvent, SourceError> {
         self.check(&r)?;
@@ -368,7 +377,11 @@ impl Reports {
         let found = r
             .provider_id
             .as_deref()
-            .and_then(|pid| self.log.by_provider_id(pid));
+            .and_then(|pid| {
+                self.log
+                    .by_provider_id(pid)
+                    .or_else(|| self.bulk_log.as_ref()?.by_provider_id(pid))
+            });
         let message_id = match (r.message_id, &found) {
             (Some(id), _) => id,
             (None, Some((id, _))) => id.clone(),
@@ -390,6 +403,7 @@ impl Reports {
             error: r.error,
             provider_status: Some(r.provider_status),
             campaign_id: None,
+            segments: 0,
         };
         let key = format!(
             "{}/{}/{}",

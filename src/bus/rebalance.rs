@@ -68,6 +68,16 @@ impl Rebalances {
         all
     }
 
+    /// The part of `topic`'s `partitions` this member owns (1 on the
+    /// embedded buses): what it may take of a budget its group shares.
+    pub fn share(&self, topic: &str, partitions: i32) -> f64 {
+        if self.fixed {
+            return 1.0;
+        }
+        let owned = Self::lock(&self.assigned).get(topic).map_or(0, HashMap::len);
+        (owned as f64 / f64::from(partitions.max(1))).clamp(0.0, 1.0)
+    }
+
     /// Which assignment of `topic`'s `partition` this member holds now
     /// (none: not assigned): a record read under one epoch may be marked
     /// done only under the same one.

@@ -8,5 +8,9 @@
 //! - [`quiet`]: quiet hours in each recipient's time zone, and the clock.
 
 pub mod audience;
+pub mod control;
+pub mod preview;
 pub mod quiet;
 pub mod render;
+pub mod stage;
+pub mod view;

@@ -193,6 +193,13 @@ pub struct Topics {
     pub polls: String,
     /// Dead letters: records a stage could not process.
     pub dlq: String,
+    /// Campaigns: definitions and states (compacted, key = campaign id).
+    pub campaigns: String,
+    /// Campaigns' frozen audiences (key = campaign id).
+    pub audience: String,
+    /// Suffix of each backend's bulk lane: campaigns' messages go to
+    /// `<send topic><suffix>`, read by the backend's sink after its own.
+    pub bulk_suffix: String,
     /// Partitions of every topic smsflow creates (existing topics are left alone).
     pub partitions: i32,
     /// Replication factor of topics smsflow creates on a cluster.
@@ -223,6 +230,9 @@ impl Default for Topics {
             log: "sms.log".into(),
             polls: "sms.polls".into(),
             dlq: "sms.dlq".into(),
+            campaigns: "sms.campaigns".into(),
+            audience: "sms.campaigns.audience".into(),
+            bulk_suffix: ".bulk".into(),
             partitions: 8,
             replication: 1,
             sent_retention: default_retention(),
@@ -237,5 +247,9 @@ impl Topics {
     }
     pub fn send(&self, backend: &str) -> String {
         format!("{}{backend}", self.send_prefix)
+    }
+    /// A backend's bulk lane: what campaigns send.
+    pub fn bulk(&self, backend: &str) -> String {
+        format!("{}{backend}{}", self.send_prefix, self.bulk_suffix)
     }
 }

@@ -10,7 +10,7 @@ use super::files;
 use super::node::{Kind, Node, Path, Step};
 use super::types::{self, *};
 
-pub(super) const TOP_LEVEL: [&str; 16] = [
+pub(super) const TOP_LEVEL: [&str; 17] = [
     "project",
     "kafka",
     "topics",
@@ -19,6 +19,7 @@ pub(super) const TOP_LEVEL: [&str; 16] = [
     "optout",
     "languages",
     "messagelog",
+    "campaigns",
     "backends",
     "routes",
     "default_app",
@@ -84,6 +85,7 @@ impl Reader<'_> {
         let optout = self.section(&top.key("optout"));
         let languages = self.optional(&top.key("languages")).unwrap_or_default();
         let messagelog = self.section(&top.key("messagelog"));
+        let campaigns = self.section(&top.key("campaigns"));
         let backends = self.list(&top.key("backends"), true);
         let routes = self.routes(&top);
         let default_app: Option<String> = self.optional(&top.key("default_app"));
@@ -110,6 +112,7 @@ impl Reader<'_> {
             optout,
             languages,
             messagelog,
+            campaigns,
             backends,
             routes,
             default_app,

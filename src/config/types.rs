@@ -61,6 +61,11 @@ pub struct Pipeline {
     /// Off unless the section is given; `messagelog:` alone (or `{}`) turns
     /// it on with every setting at its default.
     pub messagelog: Option<MessageLog>,
+    /// Bulk campaigns: the `campaign` stage, each backend's bulk lane,
+    /// prices for the cost estimate. Off unless the section is given;
+    /// `campaigns:` alone (or `{}`) turns them on with every setting at its
+    /// default.
+    pub campaigns: Option<Campaigns>,
     /// Backends (providers), each a source and a sink.
     pub backends: Vec<Backend>,
     /// The route table, first match wins.
@@ -155,6 +160,58 @@ impl Chain {
             Chain::Apps(names) => names.iter().any(|n| n == name),
         }
     }
+}
+
+/// `campaigns:` — bulk campaigns.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Campaigns {
+    /// The region (ISO 3166 alpha-2, `KE`) national numbers of an audience
+    /// are read in: `0712345678` becomes `+254712345678`. Without one only
+    /// international numbers (`+254…`, `00254…`) are valid.
+    pub region: Option<String>,
+    /// The time zone of recipients whose own is not known (a number of a
+    /// country with several zones, and no `timezone` column), for quiet
+    /// hours; campaigns may set their own.
+    pub timezone: String,
+    /// Recipients per record of the frozen audience (`sms.campaigns.audience`).
+    pub chunk: usize,
+    /// Messages a campaign hands its backend ahead of what the backend has
+    /// sent, at most: the bulk lane never holds more, so a pause or a
+    /// cancel takes effect at once and a reply waits behind no more than
+    /// these.
+    pub max_pending: usize,
+    /// Price per segment of each backend, for the cost estimate; a backend
+    /// not listed costs 0.
+    pub prices: BTreeMap<String, Price>,
+    /// Largest audience upload (the request to preview or start a
+    /// campaign, on the admin listener), in bytes; other requests keep
+    /// `http.limits.max_body_bytes`.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for Campaigns {
+    fn default() -> Self {
+        Campaigns {
+            region: None,
+            timezone: "UTC".into(),
+            chunk: 1000,
+            max_pending: 100,
+            prices: BTreeMap::new(),
+            max_upload_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What one segment costs on a backend.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Price {
+    /// Per segment, to any number.
+    pub segment: f64,
+    /// Per segment to numbers starting with a prefix (`"+254": 0.004`);
+    /// the longest matching prefix wins.
+    pub prefixes: BTreeMap<String, f64>,
 }
 
 /// `filters:` — RapidSMS's filter phase: a filtered message goes nowhere.

@@ -54,9 +54,27 @@ pub struct Guard {
     csrf: bool,
     max_body: usize,
     request_timeout: Duration,
+    /// Campaign uploads (`/api/campaigns…`, `/campaigns…`): their own body
+    /// limit, and a deadline long enough to freeze a large audience.
+    uploads: Option<(usize, Duration)>,
 }
 
+/// How long a campaign's start may take (reading and freezing its audience).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
+
 impl Guard {
+    /// The body limit and the deadline of a request to `path`.
+    fn limits(&self, path: &str) -> (usize, Duration, &'static str) {
+        match self.uploads {
+            Some((max, timeout))
+                if path.starts_with("/api/campaigns") || path.starts_with("/campaigns") =>
+            {
+                (max, timeout.max(self.request_timeout), "campaigns.max_upload_bytes")
+            }
+            _ => (self.max_body, self.request_timeout, "http.limits.max_body_bytes"),
+        }
+    }
+
     /// The public listener's: webhooks come from providers, not browsers.
     pub fn public(p: &Pipeline) -> Guard {
         let mut hosts: HashSet<String> = p.http.hosts.iter().map(|h| host_name(h)).collect();
@@ -70,6 +88,7 @@ impl Guard {
             csrf: false,
             max_body: p.http.limits.max_body_bytes,
             request_timeout: p.http.limits.request_timeout,
+            uploads: None,
         }
     }
 
@@ -85,6 +104,10 @@ impl Guard {
             csrf: true,
             max_body: p.http.limits.max_body_bytes,
             request_timeout: p.http.limits.request_timeout,
+            uploads: p
+                .campaigns
+                .as_ref()
+                .map(|c| (c.max_upload_bytes, UPLOAD_TIMEOUT)),
         })
     }
 
@@ -99,9 +122,10 @@ impl Guard {
             }
         }
         // One deadline for the body to arrive and the answer to be made.
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
-        let limit = humantime::format_duration(self.request_timeout);
-        let req = match tokio::time::timeout_at(deadline, self.read_body(req)).await {
+        let (max_body, timeout, _) = self.limits(req.uri().path());
+        let deadline = tokio::time::Instant::now() + timeout;
+        let limit = humantime::format_duration(timeout);
+        let req = match tokio::time::timeout_at(deadline, self.read_body(req, max_body)).await {
             Ok(Ok(r)) => r,
             Ok(Err(r)) => return *r,
             Err(_) => {
@@ -164,26 +188,24 @@ impl Guard {
 
     /// The whole body, read here so that no handler can read more than
     /// `max_body` (a body with no length is cut off at the limit too).
-    async fn read_body(&self, req: Request) -> Result<Request, Box<Response>> {
+    async fn read_body(&self, req: Request, max_body: usize) -> Result<Request, Box<Response>> {
+        let (_, _, key) = self.limits(req.uri().path());
         let too_large = || {
             Box::new(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Some("body"),
-                format!(
-                    "the request body is larger than http.limits.max_body_bytes ({} bytes)",
-                    self.max_body
-                ),
+                format!("the request body is larger than {key} ({max_body} bytes)"),
             ))
         };
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body as u64) {
+        if declared.is_some_and(|n| n > max_body as u64) {
             return Err(too_large());
         }
         let (mut parts, body) = req.into_parts();
-        let bytes = match Limited::new(body, self.max_body).collect().await {
+        let bytes = match Limited::new(body, max_body).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
             Err(e) => {

@@ -20,11 +20,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::message::{
-    Contact, DeliveryEvent, InboundMessage, LogEntry, OutboundMessage, RoutedMessage,
+    AudienceChunk, Campaign, Contact, DeliveryEvent, InboundMessage, LogEntry, OutboundMessage,
+    RoutedMessage,
 };
 
 /// The schema files, by name, as compiled in.
-pub const SCHEMA_FILES: [(&str, &str); 6] = [
+pub const SCHEMA_FILES: [(&str, &str); 8] = [
     (
         "inbound_message.avsc",
         include_str!("../../schemas/inbound_message.avsc"),
@@ -45,6 +46,11 @@ pub const SCHEMA_FILES: [(&str, &str); 6] = [
     (
         "log_entry.avsc",
         include_str!("../../schemas/log_entry.avsc"),
+    ),
+    ("campaign.avsc", include_str!("../../schemas/campaign.avsc")),
+    (
+        "audience_chunk.avsc",
+        include_str!("../../schemas/audience_chunk.avsc"),
     ),
 ];
 
@@ -220,6 +226,8 @@ codec!(outbound, OutboundMessage, "OutboundMessage", 2);
 codec!(event, DeliveryEvent, "DeliveryEvent", 3);
 codec!(contact, Contact, "Contact", 4);
 codec!(log, LogEntry, "LogEntry", 5);
+codec!(campaign, Campaign, "Campaign", 6);
+codec!(audience, AudienceChunk, "AudienceChunk", 7);
 
 #[cfg(test)]
 mod tests {
@@ -320,7 +328,8 @@ mod tests {
             provider_id: None,
             error: Some("x".into()),
             provider_status: Some("2".into()),
-            campaign_id: None,
+            campaign_id: Some("spring".into()),
+            segments: 2,
         };
         assert_eq!(event().decode(&event().encode(&e).unwrap()).unwrap(), e);
 
@@ -339,6 +348,57 @@ mod tests {
             in_response_to: o.in_response_to.clone(),
         };
         assert_eq!(log().decode(&log().encode(&l).unwrap()).unwrap(), l);
+
+        let k = Campaign {
+            id: "spring-2026".into(),
+            name: "Spring".into(),
+            backend: "twilio".into(),
+            texts: [
+                ("en".to_string(), "Hi {name}".to_string()),
+                ("fr".to_string(), "Salut {name}".to_string()),
+            ]
+            .into(),
+            default_language: "en".into(),
+            defaults: [("name".to_string(), "friend".to_string())].into(),
+            audience: Audience {
+                file: Some("list.csv".into()),
+                groups: vec!["farmers".into()],
+                region: Some("KE".into()),
+                recipients: 1_000_000,
+                chunks: 1000,
+                segments: 1_000_200,
+                cost: 7500.25,
+            },
+            start_at: Some(now_millis()),
+            end_at: None,
+            messages_per_second: Some(50.0),
+            segments_per_second: None,
+            daily_cap: Some(200_000),
+            quiet_from: Some("21:00".into()),
+            quiet_until: Some("08:00".into()),
+            timezone: "Africa/Nairobi".into(),
+            auto_pause_errors: 10,
+            state: CampaignState::Paused,
+            state_reason: Some("paused by the operator".into()),
+            created_at: now_millis(),
+            updated_at: now_millis(),
+        };
+        assert_eq!(campaign().decode(&campaign().encode(&k).unwrap()).unwrap(), k);
+
+        let chunk = AudienceChunk {
+            campaign_id: k.id.clone(),
+            index: 3,
+            last: true,
+            rows: vec![AudienceRow {
+                line: 12,
+                phone: "+254712345678".into(),
+                name: Some("Wanjiru".into()),
+                language: Some("sw".into()),
+                timezone: None,
+                vars: [("city".to_string(), "Nyeri".to_string())].into(),
+            }],
+        };
+        assert_eq!(audience().decode(&audience().encode(&chunk).unwrap()).unwrap(), chunk);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! ([`table`]). The contacts, the opt-out list, poll answers, message status
 //! and the message log; [`Tables`] holds a pipeline's set.
 
+pub mod campaigns;
 pub mod contacts;
 pub mod messagelog;
 pub mod optout;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use crate::bus::{Bus, BusError, Producer};
 use crate::config::{self, Pipeline};
 use crate::i18n::Texts;
+use campaigns::CampaignBook;
 use contacts::ContactBook;
 use messagelog::MessageLog;
 use optout::OptOuts;
@@ -30,6 +32,9 @@ pub struct Tables {
     pub texts: Arc<Texts>,
     pub optouts: Arc<OptOuts>,
     pub polls: Arc<PollBook>,
+    /// Campaigns and their progress (kept only when the pipeline has
+    /// `campaigns:`).
+    pub campaigns: Arc<CampaignBook>,
     /// `None` when the pipeline has no `messagelog:` section.
     log: Option<Arc<MessageLog>>,
     status: Arc<StatusBook>,
@@ -57,6 +62,7 @@ impl Tables {
             texts: Arc::new(Texts::new(p)),
             optouts: OptOuts::new(&p.topics.optouts),
             polls: PollBook::new(&p.topics.polls),
+            campaigns: CampaignBook::new(&p.topics.campaigns),
             log: p.messagelog.as_ref().map(|m| MessageLog::new(m.keep)),
             status: StatusBook::new(),
             views: Arc::default(),
@@ -152,6 +158,25 @@ impl Tables {
                     polls
                         .apply(&r.payload)
                         .map_err(|e| format!("not a poll answer: {e}"))
+                })
+                .await?,
+            );
+        }
+        if p.campaigns.is_some() {
+            let campaigns = self.campaigns.clone();
+            followers.push(
+                table(bus, producer, p, &t.campaigns, move |r| {
+                    let key = r.key.as_deref().unwrap_or_default();
+                    campaigns
+                        .apply(key, &r.payload)
+                        .map_err(|e| format!("not a campaign: {e}"))
+                })
+                .await?,
+            );
+            let progress = self.campaigns.clone();
+            followers.push(
+                table(bus, producer, p, &t.events, move |r| {
+                    progress.apply_event(&r.payload).map_err(|e| e.to_string())
                 })
                 .await?,
             );

@@ -2,6 +2,7 @@
 
 use crate::apps::runner::AppStage;
 use crate::backends::discard::DiscardSink;
+use crate::campaign::stage::CampaignStage;
 use crate::backends::provider::ProviderSink;
 use crate::backends::tester::TesterSink;
 use crate::router::{RouterIn, RouterOut};
@@ -14,6 +15,7 @@ pub(super) enum StageHandler {
     RouterIn(RouterIn),
     RouterOut(RouterOut),
     App(AppStage),
+    Campaign(CampaignStage),
     Tester(TesterSink),
     Provider(ProviderSink),
     Discard(DiscardSink),
@@ -29,6 +31,7 @@ impl Handler for StageHandler {
             StageHandler::RouterIn(h) => h.handle(record, out).await,
             StageHandler::RouterOut(h) => h.handle(record, out).await,
             StageHandler::App(h) => h.handle(record, out).await,
+            StageHandler::Campaign(h) => h.handle(record, out).await,
             StageHandler::Tester(h) => h.handle(record, out).await,
             StageHandler::Provider(h) => h.handle(record, out).await,
             StageHandler::Discard(h) => h.handle(record, out).await,

@@ -21,6 +21,7 @@ use crate::stage::{self, StageContext, StageControl};
 use crate::web::actions::HttpState;
 
 mod app_stages;
+mod campaigns;
 mod handler;
 mod load;
 mod routers;
@@ -30,12 +31,13 @@ mod sinks;
 mod tables;
 
 use app_stages::Apps;
+use campaigns::Campaigns;
 use handler::StageHandler;
 pub use load::{load_file, load_str, load_str_in, CHECKS};
 use routers::Routers;
 pub use running::Running;
 use running::{Health, RunningStage};
-use sinks::{sent_topic, Sinks};
+use sinks::{bulk_sent_topic, has_bulk_lane, sent_topic, Sinks};
 
 /// What a stage is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +48,11 @@ pub enum StageKind {
         builtin: bool,
     },
     RouterOut,
-    /// A backend: its source (HTTP) and its sink.
+    /// Campaigns: their frozen audiences → each backend's bulk lane.
+    Campaign,
+    /// A backend: its source (HTTP) and its sink; with campaigns, its sink
+    /// reads the bulk lane too (the second topic of `reads`), with a
+    /// consumer of its own.
     Backend {
         backend: String,
     },
@@ -68,6 +74,8 @@ pub struct Topology {
     table: RouteTable,
     custom: HashMap<String, Arc<dyn App>>,
     hooks: HashMap<String, SendHook>,
+    /// The campaign stage's clock (a test's fake one); the system's by default.
+    clock: Option<Arc<dyn crate::campaign::quiet::Clock>>,
 }
 
 impl Topology {
@@ -87,7 +95,14 @@ impl Topology {
             table,
             custom: HashMap::new(),
             hooks: HashMap::new(),
+            clock: None,
         })
+    }
+
+    /// Run the campaign stage on `clock` (tests: a fake one).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::campaign::quiet::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Call `hook` with each message the `discard` backend `name` would send.
@@ -189,13 +204,32 @@ impl Topology {
                 .chain([t.dlq.clone()])
                 .collect(),
         });
+        if p.campaigns.is_some() {
+            let mut writes: Vec<String> = p
+                .backends
+                .iter()
+                .filter(|b| has_bulk_lane(p, b))
+                .map(|b| t.bulk(b.name()))
+                .collect();
+            writes.extend([t.events.clone(), t.campaigns.clone(), t.dlq.clone()]);
+            stages.push(StageInfo {
+                name: "campaign".into(),
+                kind: StageKind::Campaign,
+                reads: vec![t.audience.clone()],
+                writes,
+            });
+        }
         for b in &p.backends {
+            let mut reads = vec![t.send(b.name())];
+            if has_bulk_lane(p, b) {
+                reads.push(t.bulk(b.name()));
+            }
             stages.push(StageInfo {
                 name: format!("backend:{}", b.name()),
                 kind: StageKind::Backend {
                     backend: b.name().to_owned(),
                 },
-                reads: vec![t.send(b.name())],
+                reads,
                 writes: vec![t.inbound.clone(), t.events.clone(), t.dlq.clone()],
             });
         }
@@ -223,20 +257,38 @@ impl Topology {
                 retention: None,
             })
             .collect();
-        for b in &self.pipeline.backends {
-            // Sinks that call a provider keep a sent-log.
+        let p = &self.pipeline;
+        let plain = |name: String| TopicSpec {
+            name,
+            partitions: t.partitions,
+            replication: t.replication,
+            compacted: false,
+            retention: None,
+        };
+        let sent_log = |name: String| TopicSpec {
+            compacted: true,
+            retention: Some(t.sent_retention),
+            ..plain(name)
+        };
+        for b in &p.backends {
+            // Sinks that call a provider keep a sent-log, one per lane.
             if b.sending().is_some() {
-                specs.push(TopicSpec {
-                    name: sent_topic(t, b.name()),
-                    partitions: t.partitions,
-                    replication: t.replication,
-                    compacted: true,
-                    retention: Some(t.sent_retention),
-                });
+                specs.push(sent_log(sent_topic(t, b.name())));
+                if has_bulk_lane(p, b) {
+                    specs.push(sent_log(bulk_sent_topic(t, b.name())));
+                }
+            }
+            if has_bulk_lane(p, b) {
+                specs.push(plain(t.bulk(b.name())));
             }
         }
+        let mut tables = vec![&t.contacts, &t.optouts, &t.polls];
+        if p.campaigns.is_some() {
+            tables.push(&t.campaigns);
+            specs.push(plain(t.audience.clone()));
+        }
         // Tables: the latest record per key is what counts.
-        for name in [&t.contacts, &t.optouts, &t.polls] {
+        for name in tables {
             specs.push(TopicSpec {
                 name: name.clone(),
                 partitions: t.partitions,
@@ -305,6 +357,7 @@ impl Topology {
         self.check_chain()?;
         let apps = Apps::build(p, &self.custom, &tables, &self.chained_names());
         let routers = Routers::new(p, &self.table, &tables, &services, &apps);
+        let campaigns = Campaigns::new(p, &tables, &producer, self.clock.clone());
 
         // Listen first: callback URLs are built on the address.
         let listeners = match http {
@@ -327,8 +380,14 @@ impl Topology {
                 dlq: dlq.clone(),
             };
             let group = format!("{}.{}", p.kafka.group, s.name);
-            let reads: Vec<&str> = s.reads.iter().map(String::as_str).collect();
+            let mut reads: Vec<&str> = s.reads.iter().map(String::as_str).collect();
+            // A backend's bulk lane has a consumer of its own.
+            let bulk_topic = match s.kind {
+                StageKind::Backend { .. } if reads.len() > 1 => reads.pop(),
+                _ => None,
+            };
             let consumer = bus.consumer(&group, &reads)?;
+            let mut bulk = None;
             let handler = match &s.kind {
                 StageKind::RouterIn => StageHandler::RouterIn(routers.incoming(&ctx.name, &dlq)),
                 StageKind::RouterOut => StageHandler::RouterOut(routers.outgoing(&s.name)),
@@ -336,9 +395,13 @@ impl Topology {
                     Some(stage) => StageHandler::App(stage),
                     None => continue,
                 },
+                StageKind::Campaign => StageHandler::Campaign(campaigns.stage()),
                 StageKind::Backend { backend } => {
                     match sinks.stage(backend, &group, consumer.rebalances()).await? {
-                        Some(handler) => handler,
+                        Some((handler, lane)) => {
+                            bulk = lane.zip(bulk_topic);
+                            handler
+                        }
                         None => continue,
                     }
                 }
@@ -352,6 +415,23 @@ impl Topology {
             let stage = RunningStage::spawn(&s.name, run, control, &health);
             info!(stage = %s.name, reads = ?s.reads, "stage started");
             started.push(stage);
+            if let Some((handler, topic)) = bulk {
+                let name = format!("{}:bulk", s.name);
+                let consumer = bus.consumer(&format!("{group}.bulk"), &[topic])?;
+                let handler = Sinks::follow_bulk(handler, consumer.rebalances());
+                let ctx = StageContext {
+                    name: Arc::from(name.as_str()),
+                    dlq: dlq.clone(),
+                };
+                let control = StageControl {
+                    drain_until_idle: only.is_none(),
+                    ..StageControl::default()
+                };
+                health.member(&name, consumer.rebalances());
+                let run = stage::run(ctx, consumer, producer.clone(), handler, control.clone());
+                started.push(RunningStage::spawn(&name, run, control, &health));
+                info!(stage = %name, reads = ?[topic], "bulk lane started");
+            }
         }
         let Sinks {
             testers, webhooks, ..

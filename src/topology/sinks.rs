@@ -22,6 +22,17 @@ pub(super) fn sent_topic(t: &Topics, backend: &str) -> String {
     format!("{}.sent", t.send(backend))
 }
 
+/// The sent-log topic of a backend's bulk lane: `<bulk topic>.sent`.
+pub(super) fn bulk_sent_topic(t: &Topics, backend: &str) -> String {
+    format!("{}.sent", t.bulk(backend))
+}
+
+/// Whether `b` takes campaigns: with `campaigns:`, every backend but the
+/// tester (whose messages go to an operator's page).
+pub(super) fn has_bulk_lane(p: &Pipeline, b: &config::Backend) -> bool {
+    p.campaigns.is_some() && !matches!(b, config::Backend::Tester { .. })
+}
+
 /// Builds the backends' stages, and keeps what the HTTP servers need of
 /// them: the testers and every backend's webhooks.
 pub(super) struct Sinks<'a> {
@@ -56,31 +67,52 @@ impl<'a> Sinks<'a> {
         }
     }
 
-    /// The stage of the backend `backend`, whose consumer group is `group`;
-    /// `None` when the pipeline has no such backend.
+    /// The stage of the backend `backend`, whose consumer group is `group`,
+    /// and the handler of its bulk lane when it has one; `None` when the
+    /// pipeline has no such backend.
     pub(super) async fn stage(
         &mut self,
         backend: &str,
         group: &str,
         rebalances: Arc<Rebalances>,
-    ) -> anyhow::Result<Option<StageHandler>> {
+    ) -> anyhow::Result<Option<(StageHandler, Option<StageHandler>)>> {
         let Some(cfg) = self.p.backends.iter().find(|b| b.name() == backend) else {
             return Ok(None);
         };
         let source = self.source(backend);
+        let bulk = has_bulk_lane(self.p, cfg);
         Ok(Some(match cfg {
-            config::Backend::Tester { name, history } => {
-                StageHandler::Tester(self.tester(name, *history, source))
-            }
-            config::Backend::Discard { name, .. } => {
-                StageHandler::Discard(self.discard(cfg, name, source))
-            }
-            _ => StageHandler::Provider(
-                self.provider(cfg, source, group)
-                    .await?
-                    .follow_assignment(rebalances),
+            config::Backend::Tester { name, history } => (
+                StageHandler::Tester(self.tester(name, *history, source)),
+                None,
             ),
+            config::Backend::Discard { name, .. } => (
+                StageHandler::Discard(self.discard(cfg, name, source)),
+                bulk.then(|| {
+                    let events = Arc::from(self.p.topics.events.as_str());
+                    let hook = self.hooks.get(name.as_str()).cloned();
+                    StageHandler::Discard(DiscardSink::new(name, hook).with_events(events))
+                }),
+            ),
+            _ => {
+                let send_topic = self.p.topics.send(backend);
+                let mut sink = self
+                    .provider(cfg, source, group)
+                    .await?
+                    .share_limits(rebalances.clone(), &send_topic, self.p.topics.partitions)
+                    .follow_assignment(rebalances);
+                let bulk = sink.bulk_lane().map(StageHandler::Provider);
+                (StageHandler::Provider(sink), bulk)
+            }
         }))
+    }
+
+    /// Follow the bulk lane consumer's assignment with its sent-log.
+    pub(super) fn follow_bulk(handler: StageHandler, rebalances: Arc<Rebalances>) -> StageHandler {
+        match handler {
+            StageHandler::Provider(sink) => StageHandler::Provider(sink.follow_assignment(rebalances)),
+            other => other,
+        }
     }
 
     /// What writes the messages `backend` receives to `sms.inbound`.
@@ -137,6 +169,20 @@ impl<'a> Sinks<'a> {
         )
         .await
         .with_context(|| format!("cannot read the sent-log of {name}"))?;
+        let bulk_log = match has_bulk_lane(self.p, cfg) {
+            true => {
+                let topic = Arc::from(bulk_sent_topic(t, name).as_str());
+                let bulk = SentLog::new(name, topic, t.sent_memory);
+                let group = format!("{group}.bulk");
+                let timeout = self.p.kafka.restore_timeout;
+                Some(
+                    SentLog::restore(self.bus, self.producer, bulk, &group, timeout)
+                        .await
+                        .with_context(|| format!("cannot read the bulk lane's sent-log of {name}"))?,
+                )
+            }
+            false => None,
+        };
         let events: Arc<str> = Arc::from(t.events.as_str());
         let reports = Reports::new(
             name,
@@ -144,7 +190,8 @@ impl<'a> Sinks<'a> {
             events.clone(),
             self.p.http.accept_timeout,
             log.clone(),
-        );
+        )
+        .with_bulk_log(bulk_log.clone());
         let default_sending = config::Sending::default();
         let sending = cfg.sending().unwrap_or(&default_sending);
         let client =
@@ -160,6 +207,7 @@ impl<'a> Sinks<'a> {
             provider,
             cfg.sending().unwrap_or(&config::Sending::default()),
             log,
+            bulk_log,
             self.producer.clone(),
             events,
         ))

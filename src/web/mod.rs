@@ -5,11 +5,12 @@
 //!
 //! [`server`] assembles the two HTTP servers (the public one for webhooks
 //! and probes, the admin one for everything below). `api` answers JSON
-//! under `/api/`; `pages` renders HTML on the server (no script but the CSV
+//! under `/api/` (`campaigns`: the campaigns' part of it); `pages` renders HTML on the server (no script but the CSV
 //! file picker's). Both go through [`actions`].
 
 pub mod actions;
 mod api;
+pub mod campaigns;
 mod html;
 mod pages;
 pub mod server;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::actions::HttpState;
 use super::html::{IMPORT_SCRIPT, STYLE};
-use super::{api, pages};
+use super::{api, campaigns, pages};
 use crate::backends::tester::Tester;
 use crate::backends::webhook::source_error;
 use crate::http::guard::{self, Guard};
@@ -44,6 +44,7 @@ pub fn public_router(state: Arc<HttpState>) -> Router {
 /// The admin listener's routes: the operator pages and API, the tester, `/metrics`.
 pub fn admin_router(state: Arc<HttpState>) -> Router {
     let web = api::routes()
+        .merge(campaigns::routes())
         .merge(pages::routes())
         .with_state(state.clone());
     probes()

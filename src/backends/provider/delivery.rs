@@ -1,6 +1,18 @@
 //! The delivery tasks behind a sink: rate limits, bounded concurrency,
 //! batching by text, the tries with backoff, and the sent-log records and
 //! events each outcome is finished with.
+//!
+//! Two lanes share them: conversations (`sms.send.<backend>`) and bulk
+//! (campaigns, `sms.send.<backend>.bulk`), each read by its own consumer
+//! with its own sent-log. A waiting conversation message always goes
+//! first, and both lanes draw on the same rate limits, so a campaign
+//! running at the provider's rate delays a reply by at most the bulk
+//! messages already being handed over (`concurrency` of them).
+//!
+//! The limits are the backend's, summed over its replicas: each replica
+//! takes the part of them that its share of the conversation lane's
+//! partitions is (a replica owning 3 of 8 partitions sends at 3/8 of the
+//! rate), recomputed at every rebalance.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +34,37 @@ pub(super) struct Job {
     pub(super) later: Later,
 }
 
+/// Which lane a message came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lane {
+    Conversation,
+    Bulk,
+}
+
+/// The queues the sink's handlers hand messages to.
+pub(super) struct Queues {
+    pub(super) conversation: mpsc::Sender<Job>,
+    /// With a bulk lane.
+    pub(super) bulk: Option<mpsc::Sender<Job>>,
+}
+
+/// The rate limits as this replica's share of them makes them.
+struct Limits {
+    share: f64,
+    messages: Option<DefaultDirectRateLimiter>,
+    segments: Option<DefaultDirectRateLimiter>,
+}
+
+impl Limits {
+    fn new(settings: &Sending, share: f64) -> Limits {
+        Limits {
+            share,
+            messages: limiter(settings.rate.map(|r| r * share)),
+            segments: limiter(settings.segment_rate.map(|r| r * share)),
+        }
+    }
+}
+
 /// Makes the delivery event of an outcome (the topic, the message, its
 /// entry); a field so that a test can make it fail.
 pub(super) type EventFn = fn(&Arc<str>, &OutboundMessage, &Entry) -> Result<Produce, HandleError>;
@@ -33,65 +76,125 @@ struct Delivery {
     provider: Arc<dyn Provider>,
     settings: Sending,
     log: SentLog,
+    /// The bulk lane's sent-log.
+    bulk_log: Option<SentLog>,
     producer: Producer,
     events: Arc<str>,
-    messages: Option<DefaultDirectRateLimiter>,
-    segments: Option<DefaultDirectRateLimiter>,
+    /// The conversation lane's assignment and partition count: this
+    /// replica's share of the limits.
+    share: std::sync::OnceLock<(Arc<crate::bus::Rebalances>, Arc<str>, i32)>,
     /// One delivery at a time takes its tokens, so that a message's
     /// segments are not interleaved with another's.
-    rate_turn: tokio::sync::Mutex<()>,
+    limits: tokio::sync::Mutex<Limits>,
     reply_latency: prometheus::Histogram,
     event: EventFn,
 }
 
 /// A token bucket of `rate` per second that holds one token: requests are
-/// spaced evenly, never bunched.
+/// spaced evenly, never bunched. A rate of 0 (no partition owned) is one
+/// request a minute: nothing should come, and a straggler is not stuck.
 fn limiter(rate: Option<f64>) -> Option<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / rate?);
+    let rate = rate?.max(1.0 / 60.0);
+    let period = Duration::from_secs_f64(1.0 / rate);
     Some(RateLimiter::direct(Quota::with_period(period)?))
 }
 /// Start a sink's delivery tasks (needs a tokio runtime): the queue its
 /// handler hands messages to.
-pub(super) fn start(
-    name: &str,
-    provider: Arc<dyn Provider>,
-    settings: &Sending,
-    log: SentLog,
-    producer: Producer,
-    events: Arc<str>,
-    event: EventFn,
-) -> mpsc::Sender<Job> {
+/// What [`start`] needs besides the provider.
+pub(super) struct Setup {
+    pub(super) settings: Sending,
+    pub(super) log: SentLog,
+    /// The bulk lane's sent-log; none: no bulk lane.
+    pub(super) bulk_log: Option<SentLog>,
+    pub(super) producer: Producer,
+    pub(super) events: Arc<str>,
+    pub(super) event: EventFn,
+}
+
+/// Handle to a sink's delivery tasks, to tell them its share of the limits.
+#[derive(Clone)]
+pub(super) struct Shares(Arc<Delivery>);
+
+impl Shares {
+    /// Take the share of the limits that the conversation lane's consumer
+    /// owns of `topic`'s `partitions`.
+    pub(super) fn follow(&self, rebalances: Arc<crate::bus::Rebalances>, topic: Arc<str>, partitions: i32) {
+        let _ = self.0.share.set((rebalances, topic, partitions));
+    }
+}
+
+pub(super) fn start(name: &str, provider: Arc<dyn Provider>, setup: Setup) -> (Queues, Shares) {
+    let settings = &setup.settings;
     let concurrency = settings.concurrency.max(1);
     let batch = provider.batch().max(1);
     let (tx, rx) = mpsc::channel(concurrency * batch);
+    let (bulk_tx, bulk_rx) = match setup.bulk_log {
+        Some(_) => {
+            let (tx, rx) = mpsc::channel(concurrency * batch);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let delivery = Arc::new(Delivery {
         name: name.to_owned(),
         stage: format!("backend:{name}"),
         provider,
-        settings: settings.clone(),
-        log,
-        producer,
-        events,
-        messages: limiter(settings.rate),
-        segments: limiter(settings.segment_rate),
-        rate_turn: tokio::sync::Mutex::new(()),
+        limits: tokio::sync::Mutex::new(Limits::new(settings, 1.0)),
+        settings: setup.settings.clone(),
+        log: setup.log,
+        bulk_log: setup.bulk_log,
+        producer: setup.producer,
+        events: setup.events,
+        share: std::sync::OnceLock::new(),
         reply_latency: metrics().reply_latency.with_label_values(&[name]),
-        event,
+        event: setup.event,
     });
-    tokio::spawn(dispatch(delivery, rx, concurrency, batch));
-    tx
+    tokio::spawn(dispatch(delivery.clone(), rx, bulk_rx, concurrency, batch));
+    (
+        Queues {
+            conversation: tx,
+            bulk: bulk_tx,
+        },
+        Shares(delivery),
+    )
 }
 
-/// Group queued jobs into requests and run them, `concurrency` at a time.
+/// Group queued jobs into requests and run them, `concurrency` at a time;
+/// a conversation message waiting always goes before a bulk one.
 async fn dispatch(
     delivery: Arc<Delivery>,
     mut rx: mpsc::Receiver<Job>,
+    mut bulk: Option<mpsc::Receiver<Job>>,
     concurrency: usize,
     batch: usize,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
-    let mut queued = Vec::with_capacity(batch);
-    while rx.recv_many(&mut queued, batch).await > 0 {
+    let mut conversation = Vec::with_capacity(batch);
+    let mut bulk_jobs = Vec::with_capacity(batch);
+    loop {
+        let lane = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut conversation, batch) => match n {
+                0 => return,
+                _ => Lane::Conversation,
+            },
+            n = async {
+                match bulk.as_mut() {
+                    Some(b) => b.recv_many(&mut bulk_jobs, batch).await,
+                    None => std::future::pending().await,
+                }
+            } => match n {
+                0 => {
+                    bulk = None;
+                    continue;
+                }
+                _ => Lane::Bulk,
+            },
+        };
+        let mut queued = match lane {
+            Lane::Conversation => std::mem::take(&mut conversation),
+            Lane::Bulk => std::mem::take(&mut bulk_jobs),
+        };
         // One request carries one text: group what is waiting by text, in order.
         while !queued.is_empty() {
             let text = queued[0].msg.text.clone();
@@ -103,7 +206,7 @@ async fn dispatch(
             };
             let delivery = delivery.clone();
             tokio::spawn(async move {
-                delivery.deliver(same).await;
+                delivery.deliver(same, lane).await;
                 drop(slot);
             });
         }
@@ -111,7 +214,16 @@ async fn dispatch(
 }
 
 impl Delivery {
-    async fn deliver(&self, jobs: Vec<Job>) {
+    /// The sent-log of `lane`.
+    fn log(&self, lane: Lane) -> &SentLog {
+        match (lane, &self.bulk_log) {
+            (Lane::Bulk, Some(log)) => log,
+            _ => &self.log,
+        }
+    }
+
+    async fn deliver(&self, jobs: Vec<Job>, lane: Lane) {
+        let log = self.log(lane);
         // Every job of a delivery belongs to the same stage: one signal.
         let Some(first) = jobs.first() else { return };
         let waited = tokio::select! {
@@ -123,7 +235,7 @@ impl Delivery {
         if !waited {
             // Not handed over: a restart reads these again and sends them.
             for j in jobs {
-                self.log.release(&j.msg.id);
+                log.release(&j.msg.id);
                 j.later
                     .abandon("shutdown while it waited for the rate limit", Vec::new())
                     .await;
@@ -133,17 +245,17 @@ impl Delivery {
         // Taken for sending now, unless the partition went to another
         // member meanwhile: then its next owner sends it.
         let (jobs, gone): (Vec<Job>, Vec<Job>) =
-            jobs.into_iter().partition(|j| self.log.claim(&j.msg.id));
+            jobs.into_iter().partition(|j| log.claim(&j.msg.id));
         for j in gone {
             j.later.revoked().await;
         }
         if jobs.is_empty() {
             return;
         }
-        let written = self.write_ahead(&jobs).await;
-        self.log.settle(jobs.len());
+        let written = self.write_ahead(&jobs, log).await;
+        log.settle(jobs.len());
         let jobs = match written {
-            true => self.first_claims(jobs).await,
+            true => self.first_claims(jobs, log).await,
             false => jobs,
         };
         let Some(first) = jobs.first() else { return };
@@ -151,16 +263,16 @@ impl Delivery {
             // Dropping the jobs' holds fails the stage: nothing is marked
             // done, a restart tries again.
             for j in &jobs {
-                self.log.release(&j.msg.id);
+                log.release(&j.msg.id);
             }
             return;
         }
         let msgs: Vec<&OutboundMessage> = jobs.iter().map(|j| &j.msg).collect();
         tracing::debug!(backend = %self.name, ids = ?msgs.iter().map(|m| &m.id).collect::<Vec<_>>(), "handing to the provider");
-        let entries = self.attempt(&msgs, &first.later).await;
+        let entries = self.attempt(&msgs, &first.later, log).await;
         for (job, entry) in jobs.into_iter().zip(entries) {
             let msg = &job.msg;
-            let log = self.log.record(&msg.id, entry.clone());
+            let log = log.record(&msg.id, entry.clone());
             if entry.state == State::Retry {
                 tracing::warn!(backend = %self.name, id = %msg.id, error = ?entry.error, "shutdown during back-off: sent again after a restart");
                 let reason = entry.error.as_deref().unwrap_or("shutdown during back-off");
@@ -197,14 +309,14 @@ impl Delivery {
     /// with nothing sent. A claim not read back in time leaves its job
     /// unfinished (the stage stops; a restart reads the claim and reports
     /// the outcome unknown).
-    async fn first_claims(&self, jobs: Vec<Job>) -> Vec<Job> {
+    async fn first_claims(&self, jobs: Vec<Job>, log: &SentLog) -> Vec<Job> {
         let mut mine = Vec::with_capacity(jobs.len());
         for job in jobs {
-            match self.log.first_claim(&job.msg.id).await {
+            match log.first_claim(&job.msg.id).await {
                 Ok(true) => mine.push(job),
                 Ok(false) => {
                     tracing::warn!(backend = %self.name, id = %job.msg.id, "claimed first by another replica: not sent here");
-                    self.log
+                    log
                         .lost_claim(&job.msg.id, &job.msg.connection.identity);
                     job.later.finish(Vec::new()).await;
                 }
@@ -219,15 +331,22 @@ impl Delivery {
 
     /// Wait until the rate limits let these messages (and their segments) go.
     async fn wait_for_rate(&self, jobs: &[Job]) {
-        if self.messages.is_none() && self.segments.is_none() {
+        if self.settings.rate.is_none() && self.settings.segment_rate.is_none() {
             return;
         }
-        let _turn = self.rate_turn.lock().await;
+        let mut limits = self.limits.lock().await;
+        if let Some((rebalances, topic, partitions)) = self.share.get() {
+            let share = rebalances.share(topic, *partitions);
+            if share != limits.share {
+                tracing::info!(backend = %self.name, share, "rate limits follow this replica's share of the partitions");
+                *limits = Limits::new(&self.settings, share);
+            }
+        }
         let started = Instant::now();
         let segments: u32 = jobs.iter().map(|j| j.msg.segments.max(1) as u32).sum();
         for (limiter, n) in [
-            (&self.messages, jobs.len() as u32),
-            (&self.segments, segments),
+            (&limits.messages, jobs.len() as u32),
+            (&limits.segments, segments),
         ] {
             if let Some(l) = limiter {
                 for _ in 0..n {
@@ -246,10 +365,9 @@ impl Delivery {
 
     /// Store `sending` for every message before any request; false when the
     /// bus could not.
-    async fn write_ahead(&self, jobs: &[Job]) -> bool {
+    async fn write_ahead(&self, jobs: &[Job], log: &SentLog) -> bool {
         let records = jobs.iter().map(|j| {
-            self.log
-                .record(&j.msg.id, Entry::sending(&j.msg.connection.identity))
+            log.record(&j.msg.id, Entry::sending(&j.msg.connection.identity))
         });
         self.store(records.collect()).await
     }
@@ -278,17 +396,23 @@ impl Delivery {
         msgs: &[&OutboundMessage],
         pending: &[usize],
         entry: impl Fn(usize) -> Entry,
+        log: &SentLog,
     ) -> bool {
         let records = pending
             .iter()
-            .map(|&i| self.log.durable_only(&msgs[i].id, &entry(i)));
+            .map(|&i| log.durable_only(&msgs[i].id, &entry(i)));
         self.store(records.collect()).await
     }
 
     /// Try until every message has a final outcome, or the tries run out,
     /// or `hold`'s stage is told to stop during a back-off (then what is
     /// left is `retry`).
-    async fn attempt(&self, msgs: &[&OutboundMessage], hold: &Later) -> Vec<Entry> {
+    async fn attempt(
+        &self,
+        msgs: &[&OutboundMessage],
+        hold: &Later,
+        log: &SentLog,
+    ) -> Vec<Entry> {
         let s = &self.settings;
         let mut entries: Vec<Option<Entry>> = vec![None; msgs.len()];
         let mut last_error = vec![String::new(); msgs.len()];
@@ -358,7 +482,7 @@ impl Delivery {
                     )),
                     ..Entry::sending(&msgs[i].connection.identity)
                 };
-                self.store_pending(msgs, &pending, between).await;
+                self.store_pending(msgs, &pending, between, log).await;
                 // Equal jitter: half the backoff, plus up to as much again at random.
                 let jittered = wait / 2 + wait.mul_f64(fastrand::f64() / 2.0);
                 let pause = after.map_or(jittered, |a| a.min(s.max_backoff));
@@ -378,7 +502,7 @@ impl Delivery {
                 // `sending` again before the next request: after a crash
                 // past this point the outcome is unknown once more.
                 let sending = |i: usize| Entry::sending(&msgs[i].connection.identity);
-                if !self.store_pending(msgs, &pending, sending).await {
+                if !self.store_pending(msgs, &pending, sending, log).await {
                     for &i in &pending {
                         entries[i] = Some(Entry {
                             state: State::Retry,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::delivery::{start, EventFn, Job};
+use super::delivery::{start, EventFn, Job, Setup, Shares};
 use super::request::Provider;
 use crate::backends::sent::{Entry, Seen, SentLog, State};
 use crate::bus::{Produce, Producer, Rebalances, Record};
@@ -15,7 +15,8 @@ use crate::metrics::metrics;
 use crate::schema;
 use crate::stage::{decode, encode, HandleError, Handler, Output};
 
-/// The sink stage's handler.
+/// The sink stage's handler (one per lane: conversations, and campaigns'
+/// bulk lane when there is one).
 pub struct ProviderSink {
     name: String,
     log: SentLog,
@@ -26,49 +27,70 @@ pub struct ProviderSink {
     /// The stage consumer's assignment, and the generation of it the
     /// sent-log was last caught up for.
     assignment: Option<(Arc<Rebalances>, u64)>,
+    /// The bulk lane's handler, until [`ProviderSink::bulk_lane`] takes it.
+    bulk: Option<Box<ProviderSink>>,
+    shares: Shares,
 }
+
 impl ProviderSink {
-    /// Start the sink's dispatcher (needs a tokio runtime).
+    /// Start the sink's dispatcher (needs a tokio runtime). With
+    /// `bulk_log`, the sink has a bulk lane too ([`ProviderSink::bulk_lane`]).
     pub fn new(
         name: &str,
         provider: Arc<dyn Provider>,
         settings: &Sending,
         log: SentLog,
+        bulk_log: Option<SentLog>,
         producer: Producer,
         events: Arc<str>,
     ) -> Self {
-        Self::with_events(name, provider, settings, log, producer, events, event)
+        Self::with_events(name, provider, settings, log, bulk_log, producer, events, event)
     }
 
     /// [`ProviderSink::new`] with `event` making the delivery events.
+    #[allow(clippy::too_many_arguments)]
     fn with_events(
         name: &str,
         provider: Arc<dyn Provider>,
         settings: &Sending,
         log: SentLog,
+        bulk_log: Option<SentLog>,
         producer: Producer,
         events: Arc<str>,
         event: EventFn,
     ) -> Self {
-        let jobs = start(
+        let (queues, shares) = start(
             name,
             provider,
-            settings,
-            log.clone(),
-            producer.clone(),
-            events.clone(),
-            event,
+            Setup {
+                settings: settings.clone(),
+                log: log.clone(),
+                bulk_log: bulk_log.clone(),
+                producer: producer.clone(),
+                events: events.clone(),
+                event,
+            },
         );
-        Self {
+        let handler = |log: SentLog, jobs: mpsc::Sender<Job>| ProviderSink {
             name: name.to_owned(),
             log,
-            producer,
-            events,
+            producer: producer.clone(),
+            events: events.clone(),
             jobs,
             duplicates: metrics()
                 .dropped
                 .with_label_values(&[&format!("backend:{name}"), "duplicate"]),
             assignment: None,
+            bulk: None,
+            shares: shares.clone(),
+        };
+        let bulk = match (bulk_log, queues.bulk) {
+            (Some(log), Some(jobs)) => Some(Box::new(handler(log, jobs))),
+            _ => None,
+        };
+        ProviderSink {
+            bulk,
+            ..handler(log, queues.conversation)
         }
     }
 
@@ -80,6 +102,20 @@ impl ProviderSink {
         rebalances.on_revoke(Arc::new(move |partitions| log.revoke(partitions)));
         self.assignment = Some((rebalances, 0));
         self
+    }
+
+    /// Take this replica's share of the backend's rate limits: the part of
+    /// `topic`'s `partitions` that the conversation lane's consumer owns.
+    pub fn share_limits(self, rebalances: Arc<Rebalances>, topic: &str, partitions: i32) -> Self {
+        self.shares.follow(rebalances, Arc::from(topic), partitions);
+        self
+    }
+
+    /// The bulk lane's handler (once): it reads `sms.send.<backend>.bulk`
+    /// with a consumer of its own and hands messages to the same delivery
+    /// tasks, behind conversation messages.
+    pub fn bulk_lane(&mut self) -> Option<ProviderSink> {
+        self.bulk.take().map(|b| *b)
     }
 }
 
@@ -219,6 +255,7 @@ mod tests {
             Arc::new(Accepting),
             &Sending::default(),
             log,
+            None,
             producer.clone(),
             Arc::from("sms.events"),
             unencodable,

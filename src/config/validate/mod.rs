@@ -9,6 +9,7 @@ use crate::config::types::{KafkaMode, Pipeline};
 
 mod apps;
 mod backends;
+mod campaigns;
 mod http;
 mod languages;
 mod rules;
@@ -29,6 +30,7 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
     backends::check(p, root, &mut report);
     apps::check(p, &mut report);
     apps::check_chain(p, &mut report);
+    campaigns::check(p, &mut report);
 }
 
 /// `kafka:`: brokers for Kafka (and only for it), a partition capacity.

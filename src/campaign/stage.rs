@@ -1,0 +1,461 @@
+//! The `campaign` stage: it reads campaigns' frozen audiences
+//! (`sms.campaigns.audience`, a chunk of recipients per record) and
+//! releases each recipient's message to its backend's bulk lane, when the
+//! campaign, the clock and the backend let it:
+//!
+//! - only while the campaign is `running` (a `scheduled` one waits for its
+//!   start, a `paused` one for its resume; `cancelled`, or past its end,
+//!   drops what is left) — checked before every recipient, so a pause
+//!   takes effect at once;
+//! - never more than `campaigns.max_pending` messages ahead of what the
+//!   backend has sent (the bulk lane stays short: a pause holds nearly
+//!   everything, and a reply waits behind little);
+//! - at the campaign's own pace (messages and segments per second), and
+//!   within its daily cap;
+//! - outside quiet hours in the recipient's time zone: a recipient in quiet
+//!   hours waits, in order, while the others of the chunk go on;
+//! - not to a number that opted out (a `suppressed` event instead).
+//!
+//! A message's id derives from the campaign and the number, so a chunk
+//! read again (after a crash, or by another replica after a rebalance)
+//! releases the same messages, which the sink sends once. The chunk's
+//! offset is committed once every recipient in it was dealt with.
+//! Rendering, segment counting and Avro encoding of a chunk run in
+//! parallel (rayon) before the walk.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rayon::prelude::*;
+
+use super::audience::Recipient;
+use super::control::Writer;
+use super::quiet::{next_day_start, parse_zone, sleep_until, zone_for, Clock, QuietHours};
+use super::render::{ContactFields, Texts};
+use crate::bus::{BusError, Produce, Record};
+use crate::message::{
+    campaign_message_id, AudienceRow, Campaign, CampaignState, Connection,
+    DeliveryEvent, DeliveryStatus, OutboundMessage, Priority,
+};
+use crate::schema;
+use crate::sms;
+use crate::stage::{decode, HandleError, Handler, Later, Output};
+use crate::state::campaigns::CampaignBook;
+use crate::state::optout::OptOuts;
+
+/// How long a chunk waits for its campaign's definition to be read.
+const DEFINITION_WAIT: Duration = Duration::from_secs(30);
+/// How often a campaign waiting on its backend looks again.
+const BACKLOG_POLL: Duration = Duration::from_millis(50);
+
+/// What the stage needs from the pipeline.
+pub struct Settings {
+    /// Backend → its bulk lane's topic.
+    pub bulk_topics: HashMap<String, Arc<str>>,
+    pub events: Arc<str>,
+    pub max_pending: u64,
+    pub default_zone: Tz,
+}
+
+/// The `campaign` stage's handler.
+pub struct CampaignStage {
+    book: Arc<CampaignBook>,
+    optouts: Arc<OptOuts>,
+    contacts: Arc<dyn Fn(&str) -> Option<ContactFields> + Send + Sync>,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    writer: Writer,
+    /// Each campaign's own pace.
+    paces: HashMap<String, Pace>,
+}
+
+impl CampaignStage {
+    pub fn new(
+        book: Arc<CampaignBook>,
+        optouts: Arc<OptOuts>,
+        contacts: Arc<dyn Fn(&str) -> Option<ContactFields> + Send + Sync>,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        writer: Writer,
+    ) -> Self {
+        CampaignStage {
+            book,
+            optouts,
+            contacts,
+            settings,
+            clock,
+            writer,
+            paces: HashMap::new(),
+        }
+    }
+}
+
+/// One recipient, ready before the walk.
+struct Item {
+    phone: String,
+    zone: Tz,
+    /// The message's record and its `queued` event's, or the variables the
+    /// recipient lacks.
+    ready: Result<(Produce, OutboundMessage), String>,
+}
+
+/// How a walk over a chunk ended.
+enum Walk {
+    /// Every recipient dealt with (or the campaign ended).
+    Done,
+    /// Shutdown: the chunk is read again after a restart.
+    Stopping,
+}
+
+/// What the campaign's state lets happen now.
+enum Gate {
+    Go,
+    /// Cancelled, completed, gone, or past its end: nothing more.
+    End,
+    Stopping,
+}
+
+impl Handler for CampaignStage {
+    async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
+        let chunk = decode(schema::audience(), record)?;
+        let later = out.later(record, self.writer.producer());
+        let Some(campaign) = self.definition(&chunk.campaign_id, &later).await else {
+            let message = format!(
+                "no campaign {:?} on {} after {DEFINITION_WAIT:?}",
+                chunk.campaign_id,
+                self.book.topic()
+            );
+            later.dead_letter("unknown-campaign", &message, Vec::new()).await;
+            return Ok(());
+        };
+        let Some(topic) = self.settings.bulk_topics.get(&campaign.backend).cloned() else {
+            let message = format!(
+                "campaign {:?}: backend {:?} has no bulk lane in this pipeline",
+                campaign.id, campaign.backend
+            );
+            later.dead_letter("invalid", &message, Vec::new()).await;
+            return Ok(());
+        };
+        let items = self.prepare(&campaign, &topic, chunk.rows);
+        match self.walk(&campaign, items, &later).await {
+            Ok(Walk::Done) => {
+                if chunk.last {
+                    self.completed(&campaign.id).await?;
+                }
+                later.finish(Vec::new()).await;
+            }
+            Ok(Walk::Stopping) => {
+                later
+                    .abandon("shutdown while releasing a campaign's recipients", Vec::new())
+                    .await
+            }
+            Err(e) => {
+                // Dropping the hold fails the stage: the chunk is read again.
+                drop(later);
+                return Err(HandleError::Failed {
+                    kind: "bus",
+                    message: format!("campaign {:?}: {e}", campaign.id),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CampaignStage {
+    /// The campaign's definition; the table may not have it yet when its
+    /// first chunk comes.
+    async fn definition(&self, id: &str, later: &Later) -> Option<Campaign> {
+        let mut changes = self.book.changes();
+        let wait = async {
+            loop {
+                if let Some(c) = self.book.get(id) {
+                    return Some(c);
+                }
+                if changes.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::select! {
+            found = tokio::time::timeout(DEFINITION_WAIT, wait) => found.ok().flatten(),
+            _ = later.stopping() => None,
+        }
+    }
+
+    /// Render, count and encode every recipient of a chunk, in parallel.
+    fn prepare(&self, c: &Campaign, topic: &Arc<str>, rows: Vec<AudienceRow>) -> Vec<Item> {
+        let texts = Texts {
+            texts: c.texts.clone(),
+            default_language: c.default_language.clone(),
+            defaults: c.defaults.clone(),
+        };
+        let zone = parse_zone(&c.timezone).unwrap_or(self.settings.default_zone);
+        let contacts = &self.contacts;
+        rows.into_par_iter()
+            .map(|row| {
+                let zone = zone_for(&row.phone, row.timezone.as_deref(), zone);
+                let contact = contacts(&row.phone);
+                let contact = ContactFields {
+                    name: row.name.clone().or(contact.as_ref().and_then(|c| c.name.clone())),
+                    language: row
+                        .language
+                        .clone()
+                        .or(contact.and_then(|c| c.language)),
+                };
+                let phone = row.phone.clone();
+                let recipient = Recipient {
+                    line: row.line.max(0) as u64,
+                    phone: row.phone,
+                    language: row.language,
+                    vars: row.vars.into_iter().collect(),
+                };
+                let ready = texts
+                    .render_for(&recipient, Some(&contact))
+                    .map_err(|m| format!("no value and no default for {:?}", m.names))
+                    .and_then(|rendered| {
+                        message(c, topic, &recipient.phone, rendered.text)
+                            .map_err(|e| e.to_string())
+                    });
+                Item { phone, zone, ready }
+            })
+            .collect()
+    }
+
+    /// Release the chunk's recipients as the campaign, the clock and the
+    /// backend allow; those in quiet hours after the others, in order.
+    async fn walk(&mut self, c: &Campaign, items: Vec<Item>, later: &Later) -> Result<Walk, BusError> {
+        let quiet = match (&c.quiet_from, &c.quiet_until) {
+            (Some(from), Some(until)) => QuietHours::parse(from, until).ok(),
+            _ => None,
+        };
+        let mut todo: Vec<usize> = (0..items.len()).collect();
+        let mut deferred: Vec<(DateTime<Utc>, usize)> = Vec::new();
+        loop {
+            for i in todo.drain(..) {
+                match self.gate(c, later).await? {
+                    Gate::Go => {}
+                    Gate::End => return Ok(Walk::Done),
+                    Gate::Stopping => return Ok(Walk::Stopping),
+                }
+                let item = &items[i];
+                if let Some(q) = &quiet {
+                    if let Some(open) = q.open_at(self.clock.now(), item.zone) {
+                        deferred.push((open, i));
+                        continue;
+                    }
+                }
+                self.release(c, item, later).await?;
+            }
+            let Some(&(first, _)) = deferred.iter().min_by_key(|(at, _)| *at) else {
+                return Ok(Walk::Done);
+            };
+            tokio::select! {
+                _ = sleep_until(self.clock.as_ref(), first) => {}
+                _ = later.stopping() => return Ok(Walk::Stopping),
+            }
+            let now = self.clock.now();
+            let (due, later_still): (Vec<_>, Vec<_>) = deferred.drain(..).partition(|(at, _)| *at <= now);
+            deferred = later_still;
+            todo = due.into_iter().map(|(_, i)| i).collect();
+            todo.sort_unstable();
+        }
+    }
+
+    /// One recipient: suppressed, or its message and `queued` event.
+    async fn release(&mut self, c: &Campaign, item: &Item, later: &Later) -> Result<(), BusError> {
+        let events = self.settings.events.clone();
+        let connection = Connection::new(&c.backend, &item.phone);
+        let mut probe = OutboundMessage::new(connection.clone(), "");
+        probe.id = campaign_message_id(&c.id, &item.phone);
+        probe.campaign_id = Some(c.id.clone());
+        let (status, error, record) = match &item.ready {
+            _ if self.optouts.is_stopped(&item.phone) => (
+                DeliveryStatus::Suppressed,
+                Some(format!("{} opted out", item.phone)),
+                None,
+            ),
+            Err(missing) => (DeliveryStatus::Failed, Some(missing.clone()), None),
+            Ok((record, msg)) => {
+                self.pace(c, msg.segments).await;
+                probe.segments = msg.segments;
+                (DeliveryStatus::Queued, None, Some(record.clone()))
+            }
+        };
+        if let Some(record) = record {
+            later.produce(record).await?;
+        }
+        let mut event = DeliveryEvent::now(&probe, status);
+        event.error = error;
+        // Counted here at once: the backlog check must see it before the
+        // event is read back (the book counts each message once).
+        self.book.event(&event);
+        let payload = schema::event()
+            .encode(&event)
+            .map_err(|e| BusError::Interrupted(format!("cannot encode an event: {e}")))?;
+        later
+            .produce(Produce::new(events, Bytes::from(connection.key()), payload))
+            .await
+    }
+
+    /// Wait while the campaign may not release its next recipient.
+    async fn gate(&self, c: &Campaign, later: &Later) -> Result<Gate, BusError> {
+        let mut changes = self.book.changes();
+        loop {
+            let Some(now) = self.book.control(&c.id) else {
+                return Ok(Gate::End);
+            };
+            let clock = self.clock.now();
+            let millis = clock.timestamp_millis();
+            // What to wait for, if anything.
+            let until: Option<DateTime<Utc>> = match now.state {
+                CampaignState::Cancelled | CampaignState::Completed => return Ok(Gate::End),
+                _ if now.end_at.is_some_and(|end| millis >= end) => {
+                    let reason = "its end time passed before every recipient was reached";
+                    self.writer
+                        .set_state(&self.book, &c.id, CampaignState::Cancelled, reason)
+                        .await?;
+                    return Ok(Gate::End);
+                }
+                CampaignState::Paused => Some(far_future()),
+                CampaignState::Scheduled => match now.start_at {
+                    Some(start) if millis < start => Some(at_millis(start)),
+                    _ => {
+                        self.writer
+                            .set_state(&self.book, &c.id, CampaignState::Running, "started")
+                            .await?;
+                        continue;
+                    }
+                },
+                CampaignState::Running => {
+                    if c.auto_pause_errors > 0
+                        && now.failures_in_a_row >= c.auto_pause_errors as u32
+                    {
+                        let reason = format!(
+                            "paused after {} provider errors in a row; the last: {}",
+                            now.failures_in_a_row,
+                            now.last_error.as_deref().unwrap_or("(none given)")
+                        );
+                        self.writer
+                            .set_state(&self.book, &c.id, CampaignState::Paused, &reason)
+                            .await?;
+                        continue;
+                    }
+                    if now.queued >= self.settings.max_pending {
+                        Some(clock + chrono::Duration::from_std(BACKLOG_POLL).unwrap_or_default())
+                    } else if let Some(cap) = self.capped(c, clock) {
+                        Some(cap)
+                    } else {
+                        return Ok(Gate::Go);
+                    }
+                }
+            };
+            let until = until.unwrap_or_else(far_future);
+            let backlog = now.state == CampaignState::Running;
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = sleep_until(self.clock.as_ref(), until), if !backlog => {}
+                _ = tokio::time::sleep(BACKLOG_POLL), if backlog => {}
+                _ = later.stopping() => return Ok(Gate::Stopping),
+            }
+        }
+    }
+
+    /// When the campaign's daily cap is reached: the start of its next day.
+    fn capped(&self, c: &Campaign, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let cap = u64::try_from(c.daily_cap?).unwrap_or(0);
+        let zone = parse_zone(&c.timezone).unwrap_or(self.settings.default_zone);
+        let next = next_day_start(now, zone);
+        let today = next - chrono::Duration::days(1);
+        let released = self.book.released_since(&c.id, today.timestamp_millis());
+        (released >= cap).then_some(next)
+    }
+
+    /// Wait for the campaign's own pace.
+    async fn pace(&mut self, c: &Campaign, segments: i32) {
+        let pace = self
+            .paces
+            .entry(c.id.clone())
+            .or_insert_with(|| Pace::new(c.messages_per_second, c.segments_per_second));
+        if let Some(l) = &pace.messages {
+            l.until_ready().await;
+        }
+        if let Some(l) = &pace.segments {
+            for _ in 0..segments.max(1) {
+                l.until_ready().await;
+            }
+        }
+    }
+
+    /// The campaign's last chunk is done: completed, unless it was
+    /// cancelled or paused meanwhile.
+    async fn completed(&self, id: &str) -> Result<(), HandleError> {
+        if self.book.control(id).is_some_and(|c| c.state == CampaignState::Running) {
+            self.writer
+                .set_state(&self.book, id, CampaignState::Completed, "every recipient was reached")
+                .await
+                .map_err(|e| HandleError::Failed {
+                    kind: "bus",
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// A campaign's message to one number: its record on the bulk lane.
+fn message(
+    c: &Campaign,
+    topic: &Arc<str>,
+    phone: &str,
+    text: String,
+) -> Result<(Produce, OutboundMessage), schema::EncodeError> {
+    let mut msg = OutboundMessage::new(Connection::new(&c.backend, phone), text);
+    msg.id = campaign_message_id(&c.id, phone);
+    msg.campaign_id = Some(c.id.clone());
+    msg.app = Some("campaign".into());
+    msg.priority = Priority::Bulk;
+    let (encoding, segments) = sms::analyze(&msg.text);
+    msg.encoding = Some(encoding);
+    msg.segments = segments;
+    let payload = schema::outbound().encode(&msg)?;
+    let record = Produce::new(topic.clone(), Bytes::from(msg.connection.key()), payload);
+    // The text is in the record; the walk needs only the counts.
+    msg.text = String::new();
+    Ok((record, msg))
+}
+
+/// A campaign's own limits, as token buckets.
+struct Pace {
+    messages: Option<DefaultDirectRateLimiter>,
+    segments: Option<DefaultDirectRateLimiter>,
+}
+
+impl Pace {
+    fn new(messages: Option<f64>, segments: Option<f64>) -> Pace {
+        let bucket = |rate: Option<f64>| {
+            let rate = rate.filter(|r| r.is_finite() && *r > 0.0)?;
+            let period = Duration::from_secs_f64(1.0 / rate);
+            Quota::with_period(period).map(|q| RateLimiter::direct(q.allow_burst(NonZeroU32::MIN)))
+        };
+        Pace {
+            messages: bucket(messages),
+            segments: bucket(segments),
+        }
+    }
+}
+
+fn at_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_else(far_future)
+}
+
+/// A time that never comes: a wait that only a change ends.
+fn far_future() -> DateTime<Utc> {
+    DateTime::<Utc>::MAX_UTC
+}
