@@ -307,15 +307,21 @@ fn wait_started(r: &mut Replica) -> Result<(), String> {
 }
 
 /// The last `n` lines of `log`.
-/// Whether a replica's unclean shutdown was the broker's doing: its final
-/// flush timed out (with 12 processes on 2 cores, tansu sometimes stops
-/// answering for seconds).
+/// Whether a replica's unclean shutdown was the broker's doing: it says
+/// its final flush timed out, or that the broker did not answer while it
+/// ran (with 12 processes and the load on 2 cores, tansu sometimes stops
+/// answering for seconds; then a stage cannot drain either).
 fn broker_stalled(log: &Path) -> bool {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
+    let unclean = text
+        .lines()
         .rev()
-        .find(|l| l.contains("shutdown was not clean"))
-        .is_some_and(|l| l.contains("producer flush: kafka: Flush error: OperationTimedOut"))
+        .find(|l| l.contains("shutdown was not clean"));
+    let Some(unclean) = unclean else {
+        return false;
+    };
+    unclean.contains("producer flush: kafka: Flush error: OperationTimedOut")
+        || text.contains("the broker does not answer")
 }
 
 pub fn tail(log: &Path, n: usize) -> String {
