@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use smsflow::apps::messaging::Recipients;
-use smsflow::cli::client::Api;
+use smsflow::cli::client::Server;
 use smsflow::cli::{graph, ops, script};
 use smsflow::config::{self, KafkaMode, Pipeline};
 use smsflow::topology::Topology;
@@ -138,6 +138,11 @@ enum Command {
         #[command(flatten)]
         server: Server,
     },
+    /// Bulk campaigns: preview, start, follow, pause, resume, cancel (docs/campaigns.md).
+    Campaign {
+        #[command(subcommand)]
+        command: smsflow::cli::campaign::CampaignCommand,
+    },
     /// Contacts: import a CSV file of `name, backend, identity` lines.
     Contacts {
         #[command(subcommand)]
@@ -214,23 +219,6 @@ enum ContactsCommand {
         #[command(flatten)]
         server: Server,
     },
-}
-
-/// Where the running pipeline is.
-#[derive(clap::Args)]
-struct Server {
-    /// The running pipeline's admin address (default: its `http.admin.listen`).
-    #[arg(long)]
-    url: Option<String>,
-    /// The admin listener's bearer token (one of `http.admin.tokens`).
-    #[arg(long, env = "SMSFLOW_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-}
-
-impl Server {
-    fn api(self, p: &smsflow::config::Pipeline) -> Api {
-        Api::new(p, self.url.as_deref()).with_token(self.token)
-    }
 }
 
 #[derive(Subcommand)]
@@ -401,6 +389,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             out!("{}", ops::message(&api, &text.join(" "), &to).await?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Campaign { command } => Ok(
+            match smsflow::cli::campaign::run(command, |f| load(f)).await? {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::FAILURE,
+            },
+        ),
         Command::Poll { file, name, server } => {
             let api = server.api(&load(&file)?);
             out!("{}", ops::poll(&api, &name).await?);

@@ -293,6 +293,8 @@ impl CampaignStage {
         }
         let mut event = DeliveryEvent::now(&probe, status);
         event.error = error;
+        // On the stage's clock: a daily cap counts the releases of its days.
+        event.at = self.clock.now().timestamp_millis();
         // Counted here at once: the backlog check must see it before the
         // event is read back (the book counts each message once).
         self.book.event(&event);

@@ -16,6 +16,24 @@ pub struct Api {
     token: Option<String>,
 }
 
+/// Where the running pipeline is (the commands' `--url` and `--token`).
+#[derive(clap::Args)]
+pub struct Server {
+    /// The running pipeline's admin address (default: its `http.admin.listen`).
+    #[arg(long)]
+    url: Option<String>,
+    /// The admin listener's bearer token (one of `http.admin.tokens`).
+    #[arg(long, env = "SMSFLOW_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Server {
+    /// The API of the pipeline `p`, as these arguments reach it.
+    pub fn api(self, p: &Pipeline) -> Api {
+        Api::new(p, self.url.as_deref()).with_token(self.token)
+    }
+}
+
 /// The environment variable holding the admin listener's bearer token.
 pub const TOKEN_VAR: &str = "SMSFLOW_TOKEN";
 

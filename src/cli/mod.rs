@@ -1,9 +1,10 @@
 //! The operator's command line beyond `run`: [`client`] (the admin API as
 //! the CLI sees it), [`ops`] (`smsflow send`, `status`, `tail`), [`dlq`]
-//! (`smsflow dlq list` and `replay`), [`graph`] (the topology as text or
+//! (`smsflow dlq list` and `replay`), [`campaign`] (`smsflow campaign`), [`graph`] (the topology as text or
 //! Graphviz), [`script`] (RapidSMS-style conversation scripts,
 //! `smsflow test`) and [`top`] (consumer lag, live).
 
+pub mod campaign;
 pub mod client;
 pub mod dlq;
 pub mod graph;

@@ -1,16 +1,21 @@
 //! Bulk campaigns on the embedded bus, through the admin API: preview,
-//! start, every recipient's one personalised message, progress.
+//! start, every recipient's one personalised message, progress; pause,
+//! resume, cancel; opt-outs; quiet hours on a fake clock; bad input.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use smsflow::campaign::quiet::Clock;
 use smsflow::config::KafkaMode;
 use smsflow::message::OutboundMessage;
 use smsflow::topology::{Running, Topology};
 
 #[path = "../common/mod.rs"]
 mod common;
+mod input;
+mod lifecycle;
+mod quiet;
 
 const PIPELINE: &str = r#"
 project: campaigns
@@ -38,7 +43,9 @@ apps:
   - type: echo
 "#;
 
-type Sends = Arc<Mutex<Vec<OutboundMessage>>>;
+/// What the discard backend `bulk` was handed, with the campaign clock's
+/// time at that moment.
+type Sends = Arc<Mutex<Vec<(OutboundMessage, chrono::DateTime<chrono::Utc>)>>>;
 
 struct Admin {
     running: Running,
@@ -49,12 +56,19 @@ struct Admin {
 
 impl Admin {
     async fn start(yaml: &str) -> Admin {
+        Admin::start_on(yaml, Arc::new(smsflow::campaign::quiet::SystemClock)).await
+    }
+
+    async fn start_on(yaml: &str, clock: Arc<dyn Clock>) -> Admin {
         let p = common::pipeline_from(yaml, KafkaMode::Embedded);
         let sends: Sends = Arc::default();
         let seen = sends.clone();
+        let at = clock.clone();
+        let hook = move |m: &OutboundMessage| seen.lock().unwrap().push((m.clone(), at.now()));
         let running = Topology::new(p)
             .unwrap()
-            .with_send_hook("bulk", Arc::new(move |m: &OutboundMessage| seen.lock().unwrap().push(m.clone())))
+            .with_clock(clock)
+            .with_send_hook("bulk", Arc::new(hook))
             .start(None, true)
             .await
             .unwrap();
@@ -74,6 +88,19 @@ impl Admin {
 
     async fn get(&self, path: &str) -> (u16, Value) {
         common::json_answer(self.client.get(format!("{}{path}", self.base)).send().await.unwrap()).await
+    }
+
+    /// The messages handed to the backend so far.
+    fn sent(&self) -> Vec<OutboundMessage> {
+        self.sends.lock().unwrap().iter().map(|(m, _)| m.clone()).collect()
+    }
+
+    /// A phone sends `text` through the tester.
+    async fn phone_sends(&self, identity: &str, text: &str) {
+        let (status, body) = self
+            .post("/api/tester/messages", json!({"identity": identity, "text": text}))
+            .await;
+        assert_eq!(status, 202, "{body}");
     }
 
     /// The campaign's progress once `done` holds (fails after 30 s).
@@ -136,7 +163,7 @@ async fn a_csv_audience_gets_one_personalised_message_each() {
     assert_eq!(done["campaign"]["state"], "completed", "{done:#}");
     assert_eq!(done["progress"]["segments"], preview["segments"], "{done:#}");
 
-    let sends = admin.sends.lock().unwrap().clone();
+    let sends = admin.sent();
     let mut texts: Vec<(String, String)> = sends
         .iter()
         .map(|m| (m.connection.identity.clone(), m.text.clone()))
