@@ -21,14 +21,14 @@ const LONGEST_GAP_MINUTES: i64 = 2 * 24 * 60;
 const TIME_PATTERN: &str = r"^([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$";
 
 /// The first instant at which the clocks of `zone` read `local` or later:
-/// the instant itself when `local` happens once; the earlier of two when
-/// clocks are set back through it; and when clocks are set forward over
-/// it (it never happens), the first instant after the jump (for a spring
-/// forward from 02:00 to 03:00, `02:30` gives 03:00).
+/// the instant itself when `local` happens once; the earlier of the two
+/// when clocks are set back through it; and when clocks jump forward over
+/// it, so that it never happens, the first instant after the jump (for a
+/// spring forward from 02:00 to 03:00, `02:30` gives 03:00).
 pub fn first_instant_at_or_after(zone: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     let earliest = |found: LocalResult<DateTime<Tz>>| match found {
         LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-        LocalResult::Ambiguous(a, b) => Some(a.max(b).with_timezone(&Utc)),
+        LocalResult::Ambiguous(a, b) => Some(a.min(b).with_timezone(&Utc)),
         LocalResult::None => None,
     };
     if let Some(t) = earliest(zone.from_local_datetime(&local)) {
@@ -40,7 +40,7 @@ pub fn first_instant_at_or_after(zone: Tz, local: NaiveDateTime) -> DateTime<Utc
         .with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .unwrap_or(local);
-    for _ in 0..0 {
+    for _ in 0..LONGEST_GAP_MINUTES {
         let Some(next) = minute.checked_add_signed(Duration::minutes(1)) else {
             break;
         };
