@@ -551,7 +551,9 @@ async fn test(
     };
     let (mut passed, mut failed) = (0, 0);
     for (path, steps) in &parsed {
-        let mismatches = script::run(&tester, steps, timeout, Duration::from_millis(300)).await;
+        let operator = running.control();
+        let settle = Duration::from_millis(300);
+        let mismatches = script::run_with(&tester, Some(&operator), steps, timeout, settle).await;
         if mismatches.is_empty() {
             passed += 1;
             outln!("ok     {}", path.display());

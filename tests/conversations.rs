@@ -22,8 +22,9 @@ async fn run_all_scripts(pipeline: smsflow::config::Pipeline) {
     for path in common::scripts() {
         let steps = script::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert!(!steps.is_empty(), "{} is empty", path.display());
-        for m in script::run(
+        for m in script::run_with(
             &tester,
+            Some(&running.control()),
             &steps,
             Duration::from_secs(20),
             Duration::from_millis(300),

@@ -164,6 +164,14 @@ impl TesterSink {
     }
 }
 
+impl TesterSink {
+    /// The same tester's sink for the bulk lane (campaigns' messages reach
+    /// the operator's phones too).
+    pub fn bulk_lane(&self) -> TesterSink {
+        TesterSink::new(self.tester.clone(), self.events.clone())
+    }
+}
+
 impl Handler for TesterSink {
     async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
         let msg = decode(schema::outbound(), record)?;

@@ -8,7 +8,9 @@
 //!
 //! Inbound lines are sent through a tester backend in order; an expected
 //! reply waits (up to a timeout) for the next reply to that number and
-//! compares the text exactly. `NUMBER < (nothing)` watches that number for
+//! compares the text exactly. `campaign > {json}` starts a campaign, as
+//! `POST /api/campaigns` would with that body (`{"campaign": {...},
+//! "csv": "..."}`, on one line); its messages are then expected like replies. `NUMBER < (nothing)` watches that number for
 //! the settle time and fails if anything arrives (a message that must not
 //! be sent, such as one to a number that sent STOP). Replies left over at
 //! the end are failures too.
@@ -21,6 +23,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::backends::tester::Tester;
+use crate::campaign::control::{start, Ctx};
+use crate::web::campaigns::Upload;
 
 /// Which way a script line goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +112,25 @@ impl fmt::Display for Mismatch {
     }
 }
 
+/// The script line's "number" that starts a campaign instead.
+pub const CAMPAIGN: &str = "campaign";
+
 /// Run `steps` against a running pipeline's tester. `wait` bounds how long
 /// an expected reply may take; `settle` is how long to watch for extra
 /// replies at the end.
 pub async fn run(
     tester: &Tester,
+    steps: &[Step],
+    wait: Duration,
+    settle: Duration,
+) -> Vec<Mismatch> {
+    run_with(tester, None, steps, wait, settle).await
+}
+
+/// [`run`], with what `campaign >` lines need of the pipeline.
+pub async fn run_with(
+    tester: &Tester,
+    operator: Option<&Ctx<'_>>,
     steps: &[Step],
     wait: Duration,
     settle: Duration,
@@ -124,6 +142,16 @@ pub async fn run(
     for step in steps {
         last_line = step.line;
         match step.direction {
+            Direction::In if step.identity == CAMPAIGN => {
+                if let Err(why) = start_campaign(operator, &step.text).await {
+                    mismatches.push(Mismatch {
+                        line: step.line,
+                        identity: step.identity.clone(),
+                        expected: None,
+                        got: Some(format!("[campaign not started: {why}]")),
+                    });
+                }
+            }
             Direction::In => {
                 if let Err(e) = tester.receive(Some(&step.identity), Some(&step.text)).await {
                     mismatches.push(Mismatch {
@@ -197,6 +225,20 @@ pub async fn run(
         });
     }
     mismatches
+}
+
+/// Start the campaign a `campaign >` line describes.
+async fn start_campaign(operator: Option<&Ctx<'_>>, body: &str) -> Result<(), String> {
+    let Some(ctx) = operator else {
+        return Err("this run cannot start campaigns (no pipeline to start them in)".into());
+    };
+    let upload: Upload = serde_json::from_str(body)
+        .map_err(|e| format!("expected {{\"campaign\": {{...}}, \"csv\": \"...\"}} on one line: {e}"))?;
+    let csv = upload.csv.as_deref().map(str::as_bytes);
+    start(ctx, upload.campaign, upload.file, csv, chrono::Utc::now())
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Queue, per number, the replies that arrive within `settle`.

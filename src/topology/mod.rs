@@ -470,6 +470,7 @@ impl Topology {
             http_addr,
             admin_addr,
             deadline: p.shutdown_timeout,
+            pipeline: Arc::new(p.clone()),
         })
     }
 }

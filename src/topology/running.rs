@@ -144,6 +144,8 @@ impl RunningStage {
 
 /// A started pipeline.
 pub struct Running {
+    /// The pipeline it runs.
+    pub(super) pipeline: Arc<crate::config::Pipeline>,
     pub(super) tables: Tables,
     /// Dropped after the stages (see `shutdown`).
     pub(super) followers: Vec<Follower>,
@@ -164,6 +166,16 @@ pub struct Running {
 
 impl Running {
     /// The tester backend `name`, or the only one when `None`.
+    /// What an operator's campaign commands need of this pipeline
+    /// (conversation scripts start campaigns through it).
+    pub fn control(&self) -> crate::campaign::control::Ctx<'_> {
+        crate::campaign::control::Ctx {
+            pipeline: &self.pipeline,
+            tables: &self.tables,
+            producer: &self.producer,
+        }
+    }
+
     pub fn tester(&self, name: Option<&str>) -> Option<Arc<Tester>> {
         match name {
             Some(n) => self.testers.get(n).cloned(),

@@ -27,10 +27,9 @@ pub(super) fn bulk_sent_topic(t: &Topics, backend: &str) -> String {
     format!("{}.sent", t.bulk(backend))
 }
 
-/// Whether `b` takes campaigns: with `campaigns:`, every backend but the
-/// tester (whose messages go to an operator's page).
-pub(super) fn has_bulk_lane(p: &Pipeline, b: &config::Backend) -> bool {
-    p.campaigns.is_some() && !matches!(b, config::Backend::Tester { .. })
+/// Whether `b` takes campaigns: every backend, with `campaigns:`.
+pub(super) fn has_bulk_lane(p: &Pipeline, _: &config::Backend) -> bool {
+    p.campaigns.is_some()
 }
 
 /// Builds the backends' stages, and keeps what the HTTP servers need of
@@ -82,10 +81,11 @@ impl<'a> Sinks<'a> {
         let source = self.source(backend);
         let bulk = has_bulk_lane(self.p, cfg);
         Ok(Some(match cfg {
-            config::Backend::Tester { name, history } => (
-                StageHandler::Tester(self.tester(name, *history, source)),
-                None,
-            ),
+            config::Backend::Tester { name, history } => {
+                let sink = self.tester(name, *history, source);
+                let lane = bulk.then(|| StageHandler::Tester(sink.bulk_lane()));
+                (StageHandler::Tester(sink), lane)
+            }
             config::Backend::Discard { name, .. } => (
                 StageHandler::Discard(self.discard(cfg, name, source)),
                 bulk.then(|| {

@@ -28,7 +28,6 @@ async fn bad_campaigns_are_refused_naming_what_is_wrong() {
             "not after the start",
         ),
         (with(json!({"backend": "nope"})), csv, 400, "no backend"),
-        (with(json!({"backend": "message_tester"})), csv, 400, "message tester"),
         (with(json!({"quiet_from": "21:00"})), csv, 400, "quiet_until"),
         (with(json!({"timezone": "Mars/Olympus"})), csv, 400, "Mars/Olympus"),
         (with(json!({"messages_per_second": 0})), csv, 400, "above 0"),
