@@ -374,14 +374,11 @@ impl Reports {
             field: "status",
             message: format!("unknown delivery status {:?}", r.provider_status),
         })?;
-        let found = r
-            .provider_id
-            .as_deref()
-            .and_then(|pid| {
-                self.log
-                    .by_provider_id(pid)
-                    .or_else(|| self.bulk_log.as_ref()?.by_provider_id(pid))
-            });
+        let found = r.provider_id.as_deref().and_then(|pid| {
+            self.log
+                .by_provider_id(pid)
+                .or_else(|| self.bulk_log.as_ref()?.by_provider_id(pid))
+        });
         let message_id = match (r.message_id, &found) {
             (Some(id), _) => id,
             (None, Some((id, _))) => id.clone(),

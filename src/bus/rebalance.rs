@@ -74,7 +74,9 @@ impl Rebalances {
         if self.fixed {
             return 1.0;
         }
-        let owned = Self::lock(&self.assigned).get(topic).map_or(0, HashMap::len);
+        let owned = Self::lock(&self.assigned)
+            .get(topic)
+            .map_or(0, HashMap::len);
         (owned as f64 / f64::from(partitions.max(1))).clamp(0.0, 1.0)
     }
 

@@ -375,4 +375,3 @@ fn key(digits: &str) -> Option<u64> {
     // 10^17 < 2^57: the value never reaches the length bits.
     Some(((digits.len() as u64) << 57) | value)
 }
-

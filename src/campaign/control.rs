@@ -120,9 +120,9 @@ impl Writer {
 
     /// Store `c` and keep it in `book` at once.
     pub async fn write(&self, book: &CampaignBook, c: Campaign) -> Result<(), BusError> {
-        let payload = schema::campaign()
-            .encode(&c)
-            .map_err(|e| BusError::Interrupted(format!("cannot encode campaign {:?}: {e}", c.id)))?;
+        let payload = schema::campaign().encode(&c).map_err(|e| {
+            BusError::Interrupted(format!("cannot encode campaign {:?}: {e}", c.id))
+        })?;
         let record = Produce::new(self.topic.clone(), Bytes::from(c.id.clone()), payload);
         self.producer.send_and_wait(record).await?;
         book.put(c);
@@ -201,17 +201,27 @@ fn contact_lookup(ctx: &Ctx, backend: &str) -> impl Fn(&str) -> Option<ContactFi
 fn plan(ctx: &Ctx, new: &NewCampaign, csv: Option<&[u8]>) -> Result<Plan, CampaignError> {
     let p = ctx.pipeline;
     let Some(settings) = &p.campaigns else {
-        return Err(refuse("campaigns", "this pipeline has no `campaigns:` section"));
+        return Err(refuse(
+            "campaigns",
+            "this pipeline has no `campaigns:` section",
+        ));
     };
     if !p.backends.iter().any(|b| b.name() == new.backend) {
         let names: Vec<&str> = p.backends.iter().map(|b| b.name()).collect();
         return Err(refuse(
             "backend",
-            format!("no backend {:?} in this pipeline; its backends are: {}", new.backend, names.join(", ")),
+            format!(
+                "no backend {:?} in this pipeline; its backends are: {}",
+                new.backend,
+                names.join(", ")
+            ),
         ));
     }
     if new.texts.is_empty() {
-        return Err(refuse("texts", "no text: give at least one, in the default language"));
+        return Err(refuse(
+            "texts",
+            "no text: give at least one, in the default language",
+        ));
     }
     let texts = Texts {
         texts: new.texts.clone(),
@@ -222,7 +232,11 @@ fn plan(ctx: &Ctx, new: &NewCampaign, csv: Option<&[u8]>) -> Result<Plan, Campai
         defaults: new.defaults.clone(),
     };
     let region = settings.region.as_deref().and_then(Country::parse);
-    let price = settings.prices.get(&new.backend).cloned().unwrap_or_default();
+    let price = settings
+        .prices
+        .get(&new.backend)
+        .cloned()
+        .unwrap_or_default();
     let prices = Prices {
         per_segment: price.segment,
         prefixes: price.prefixes,
@@ -239,17 +253,27 @@ fn plan(ctx: &Ctx, new: &NewCampaign, csv: Option<&[u8]>) -> Result<Plan, Campai
 /// The CSV with the groups' members as lines after its own (their
 /// other columns empty: the texts' defaults, or the contact's name and
 /// language, fill them in).
-fn audience_csv(ctx: &Ctx, new: &NewCampaign, csv: Option<&[u8]>) -> Result<Vec<u8>, CampaignError> {
+fn audience_csv(
+    ctx: &Ctx,
+    new: &NewCampaign,
+    csv: Option<&[u8]>,
+) -> Result<Vec<u8>, CampaignError> {
     let mut out: Vec<u8> = match csv {
         Some(bytes) if !bytes.is_empty() => bytes.to_vec(),
         _ => b"phone\n".to_vec(),
     };
-    let groups: Vec<&str> = new.groups.iter().map(|g| g.trim()).filter(|g| !g.is_empty()).collect();
+    let groups: Vec<&str> = new
+        .groups
+        .iter()
+        .map(|g| g.trim())
+        .filter(|g| !g.is_empty())
+        .collect();
     if groups.is_empty() {
         return Ok(out);
     }
     let columns = {
-        let audience = CsvAudience::new(out.as_slice(), None).map_err(|e| refuse("audience", e.to_string()))?;
+        let audience = CsvAudience::new(out.as_slice(), None)
+            .map_err(|e| refuse("audience", e.to_string()))?;
         // phone + the variables (+ language): the header's width.
         audience.columns().len() + 1 + usize::from(audience.has_language())
     };
@@ -261,10 +285,17 @@ fn audience_csv(ctx: &Ctx, new: &NewCampaign, csv: Option<&[u8]>) -> Result<Vec<
     for group in groups {
         let members = ctx.tables.contacts.in_group(group);
         if members.is_empty() {
-            return Err(refuse("groups", format!("no contact is in group {group:?}")));
+            return Err(refuse(
+                "groups",
+                format!("no contact is in group {group:?}"),
+            ));
         }
         for contact in members {
-            let Some(c) = contact.connections.iter().find(|c| c.backend == new.backend) else {
+            let Some(c) = contact
+                .connections
+                .iter()
+                .find(|c| c.backend == new.backend)
+            else {
                 continue;
             };
             let mut row = vec![String::new(); columns];
@@ -290,7 +321,9 @@ fn header_position(csv: &[u8]) -> Option<usize> {
     let header = reader.byte_records().next()?.ok()?;
     header.iter().position(|cell| {
         let cell = cell.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(cell);
-        String::from_utf8_lossy(cell).trim().eq_ignore_ascii_case("phone")
+        String::from_utf8_lossy(cell)
+            .trim()
+            .eq_ignore_ascii_case("phone")
     })
 }
 
@@ -299,24 +332,38 @@ fn check_settings(ctx: &Ctx, new: &NewCampaign, now: DateTime<Utc>) -> Result<()
     if let Some(id) = &new.id {
         let valid = !id.is_empty()
             && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
-            return Err(refuse("id", format!("{id:?}: expected 1 to 64 letters, digits, - and _")));
+            return Err(refuse(
+                "id",
+                format!("{id:?}: expected 1 to 64 letters, digits, - and _"),
+            ));
         }
         if ctx.tables.campaigns.get(id).is_some() {
-            return Err(refuse("id", format!("campaign {id:?} exists: a campaign starts once (give another id)")));
+            return Err(refuse(
+                "id",
+                format!("campaign {id:?} exists: a campaign starts once (give another id)"),
+            ));
         }
     }
     // A minute's grace for clocks and slow forms.
     if let Some(start) = new.start_at {
         if start < now - chrono::Duration::minutes(1) {
-            return Err(refuse("start_at", format!("{start} is in the past (now {now})")));
+            return Err(refuse(
+                "start_at",
+                format!("{start} is in the past (now {now})"),
+            ));
         }
     }
     if let Some(end) = new.end_at {
         let start = new.start_at.unwrap_or(now);
         if end <= start {
-            return Err(refuse("end_at", format!("{end} is not after the start ({start})")));
+            return Err(refuse(
+                "end_at",
+                format!("{end} is not after the start ({start})"),
+            ));
         }
     }
     for (field, rate) in [
@@ -338,7 +385,12 @@ fn check_settings(ctx: &Ctx, new: &NewCampaign, now: DateTime<Utc>) -> Result<()
         (Some(from), Some(until)) => {
             QuietHours::parse(from, until).map_err(|e| refuse("quiet_from", e))?;
         }
-        _ => return Err(refuse("quiet_from", "quiet hours need both quiet_from and quiet_until")),
+        _ => {
+            return Err(refuse(
+                "quiet_from",
+                "quiet hours need both quiet_from and quiet_until",
+            ))
+        }
     }
     if let Some(zone) = &new.timezone {
         parse_zone(zone).map_err(|e| refuse("timezone", e))?;
@@ -431,7 +483,9 @@ pub async fn start(
 /// stage counts them suppressed) as chunks; returns how many.
 async fn freeze(ctx: &Ctx<'_>, id: &str, plan: &Plan, chunk: usize) -> Result<u64, BusError> {
     let topic: Arc<str> = Arc::from(ctx.pipeline.topics.audience.as_str());
-    let bad = |e: super::audience::AudienceError| BusError::Interrupted(format!("the audience cannot be read again: {e}"));
+    let bad = |e: super::audience::AudienceError| {
+        BusError::Interrupted(format!("the audience cannot be read again: {e}"))
+    };
     let mut audience = CsvAudience::new(plan.csv.as_slice(), plan.region).map_err(bad)?;
     let mut seen = super::audience::Seen::new();
     let acks = AckGroup::new();
@@ -492,7 +546,12 @@ async fn freeze(ctx: &Ctx<'_>, id: &str, plan: &Plan, chunk: usize) -> Result<u6
     Ok(frozen)
 }
 
-async fn send(producer: &Producer, topic: &Arc<str>, c: &AudienceChunk, acks: &Arc<AckGroup>) -> Result<(), BusError> {
+async fn send(
+    producer: &Producer,
+    topic: &Arc<str>,
+    c: &AudienceChunk,
+    acks: &Arc<AckGroup>,
+) -> Result<(), BusError> {
     let payload = schema::audience()
         .encode(c)
         .map_err(|e| BusError::Interrupted(format!("cannot encode an audience chunk: {e}")))?;
@@ -510,7 +569,14 @@ pub async fn command(ctx: &Ctx<'_>, id: &str, command: Command) -> Result<Campai
     use CampaignState::*;
     let (state, reason) = match (command, c.state) {
         (_, Completed | Cancelled) => {
-            return Err(refuse("state", format!("campaign {id:?} is {}: nothing to {}", c.state.name(), name(command))))
+            return Err(refuse(
+                "state",
+                format!(
+                    "campaign {id:?} is {}: nothing to {}",
+                    c.state.name(),
+                    name(command)
+                ),
+            ))
         }
         (Command::Pause, Running | Scheduled) => (Paused, "paused by an operator"),
         (Command::Resume, Paused) => match c.start_at {

@@ -181,10 +181,7 @@ pub fn preview<R: Read>(input: R, opts: &PreviewOptions<'_>) -> Result<Preview, 
                 Ok(r) => unique.push(r),
             }
         }
-        let outcomes: Vec<Outcome> = unique
-            .par_iter()
-            .map(|r| outcome(r, opts))
-            .collect();
+        let outcomes: Vec<Outcome> = unique.par_iter().map(|r| outcome(r, opts)).collect();
         for (r, o) in unique.iter().zip(outcomes) {
             match o {
                 Outcome::Suppressed => p.suppressed += 1,
@@ -274,7 +271,10 @@ fn problems(p: &Preview) -> Vec<String> {
         ));
     }
     if p.lines == 0 {
-        out.push("the audience has no data lines (an empty file, or a header alone): nothing to send".into());
+        out.push(
+            "the audience has no data lines (an empty file, or a header alone): nothing to send"
+                .into(),
+        );
     } else if p.to_send == 0 && p.missing == 0 {
         out.push(format!(
             "no recipient left to send to: of {} lines, {} invalid, {} duplicates, {} suppressed",
@@ -329,4 +329,3 @@ pub fn prepare_batch(
         })
         .collect()
 }
-

@@ -103,10 +103,11 @@ impl Texts {
                     language: language.clone(),
                 });
             }
-            let names = template::placeholders(text).map_err(|reason| TemplateError::Malformed {
-                language: language.clone(),
-                reason,
-            })?;
+            let names =
+                template::placeholders(text).map_err(|reason| TemplateError::Malformed {
+                    language: language.clone(),
+                    reason,
+                })?;
             for name in names {
                 let known = columns.contains(&name)
                     || BUILT_INS.contains(&name.as_str())
@@ -137,7 +138,13 @@ impl Texts {
             let same = |a: &str, b: &str| {
                 a.len() == b.len()
                     && a.bytes().zip(b.bytes()).all(|(x, y)| {
-                        let norm = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+                        let norm = |c: u8| {
+                            if c == b'_' {
+                                b'-'
+                            } else {
+                                c.to_ascii_lowercase()
+                            }
+                        };
                         norm(x) == norm(y)
                     })
             };
@@ -169,20 +176,18 @@ impl Texts {
             });
         };
         let missing: RefCell<Vec<String>> = RefCell::new(Vec::new());
-        let out = template::render(text, |name| {
-            match value(name).filter(|v| !v.is_empty()) {
-                Some(v) => Some(v.to_owned()),
-                None => match self.defaults.get(name) {
-                    Some(d) => Some(d.clone()),
-                    None => {
-                        let mut missing = missing.borrow_mut();
-                        if !missing.iter().any(|m| m == name) {
-                            missing.push(name.to_owned());
-                        }
-                        None
+        let out = template::render(text, |name| match value(name).filter(|v| !v.is_empty()) {
+            Some(v) => Some(v.to_owned()),
+            None => match self.defaults.get(name) {
+                Some(d) => Some(d.clone()),
+                None => {
+                    let mut missing = missing.borrow_mut();
+                    if !missing.iter().any(|m| m == name) {
+                        missing.push(name.to_owned());
                     }
-                },
-            }
+                    None
+                }
+            },
         });
         let names = missing.into_inner();
         if !names.is_empty() {
@@ -207,7 +212,10 @@ impl Texts {
 
 /// A recipient's language: the audience's `language` value, else its
 /// contact's.
-pub fn language<'a>(recipient: &'a Recipient, contact: Option<&'a ContactFields>) -> Option<&'a str> {
+pub fn language<'a>(
+    recipient: &'a Recipient,
+    contact: Option<&'a ContactFields>,
+) -> Option<&'a str> {
     recipient
         .language
         .as_deref()
@@ -287,7 +295,10 @@ mod tests {
 
         // An empty city takes the default.
         let r = recipient(&[("name", "Amina"), ("city", "")], None);
-        assert_eq!(t.render_for(&r, None).unwrap().text, "Hi Amina, rain in your area");
+        assert_eq!(
+            t.render_for(&r, None).unwrap().text,
+            "Hi Amina, rain in your area"
+        );
 
         // An empty name without a default: missing, never "".
         let r = recipient(&[("name", ""), ("city", "Kisumu")], None);
@@ -334,7 +345,10 @@ mod tests {
             "{err:?}"
         );
         let msg = err.to_string();
-        assert!(msg.contains("Habari {nmae}") && msg.contains("\"city\""), "{msg}");
+        assert!(
+            msg.contains("Habari {nmae}") && msg.contains("\"city\""),
+            "{msg}"
+        );
 
         // No column for city and no default: refused; a default makes it fine.
         let mut t = texts();
@@ -347,14 +361,22 @@ mod tests {
 
         let mut t = texts();
         t.default_language = "sw".into();
-        assert!(matches!(t.check(&columns), Err(TemplateError::NoDefaultText { .. })));
+        assert!(matches!(
+            t.check(&columns),
+            Err(TemplateError::NoDefaultText { .. })
+        ));
 
         let mut t = texts();
         t.texts.insert("de".into(), "Hallo {name".into());
-        assert!(matches!(t.check(&columns), Err(TemplateError::Malformed { language, .. }) if language == "de"));
+        assert!(
+            matches!(t.check(&columns), Err(TemplateError::Malformed { language, .. }) if language == "de")
+        );
 
         let mut t = texts();
         t.texts.insert("de".into(), String::new());
-        assert!(matches!(t.check(&columns), Err(TemplateError::Empty { .. })));
+        assert!(matches!(
+            t.check(&columns),
+            Err(TemplateError::Empty { .. })
+        ));
     }
 }

@@ -39,8 +39,10 @@ use super::control::Writer;
 use super::quiet::{next_day_start, parse_zone, sleep_until, zone_for, Clock, QuietHours};
 use super::render::{ContactFields, Texts};
 use crate::bus::{BusError, Produce, Record};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
 use crate::message::{
-    campaign_message_id, AudienceRow, Campaign, CampaignState, Connection,
+    campaign_message_id, AudienceChunk, AudienceRow, Campaign, CampaignState, Connection,
     DeliveryEvent, DeliveryStatus, OutboundMessage, Priority,
 };
 use crate::schema;
@@ -63,16 +65,33 @@ pub struct Settings {
     pub default_zone: Tz,
 }
 
-/// The `campaign` stage's handler.
-pub struct CampaignStage {
+/// What every campaign's worker shares.
+struct Shared {
     book: Arc<CampaignBook>,
     optouts: Arc<OptOuts>,
     contacts: Arc<dyn Fn(&str) -> Option<ContactFields> + Send + Sync>,
     settings: Settings,
     clock: Arc<dyn Clock>,
     writer: Writer,
-    /// Each campaign's own pace.
-    paces: HashMap<String, Pace>,
+}
+
+/// Recipients of chunks read and not yet released that the stage holds at
+/// most (about 100 bytes each); past it, it reads on only as chunks finish.
+const HELD_ROWS: u32 = 200_000;
+
+/// A chunk handed to its campaign's worker, with the hold on its record and
+/// its part of the memory budget.
+type Parked = (AudienceChunk, Later, OwnedSemaphorePermit);
+
+/// The `campaign` stage's handler. It hands each chunk to its campaign's
+/// worker (a task per campaign, in this process) and reads on: a paused or
+/// scheduled campaign holds up no other campaign. Each chunk's offset is
+/// committed once its worker dealt with every recipient in it (in order,
+/// per partition, as every stage).
+pub struct CampaignStage {
+    shared: Arc<Shared>,
+    workers: HashMap<String, mpsc::UnboundedSender<Parked>>,
+    held: Arc<Semaphore>,
 }
 
 impl CampaignStage {
@@ -85,15 +104,25 @@ impl CampaignStage {
         writer: Writer,
     ) -> Self {
         CampaignStage {
-            book,
-            optouts,
-            contacts,
-            settings,
-            clock,
-            writer,
-            paces: HashMap::new(),
+            shared: Arc::new(Shared {
+                book,
+                optouts,
+                contacts,
+                settings,
+                clock,
+                writer,
+            }),
+            workers: HashMap::new(),
+            held: Arc::new(Semaphore::new(HELD_ROWS as usize)),
         }
     }
+}
+
+/// One campaign's releases in this process: its chunks in the order read.
+struct Worker {
+    shared: Arc<Shared>,
+    /// The campaign's own pace.
+    pace: Option<Pace>,
 }
 
 /// One recipient, ready before the walk.
@@ -124,58 +153,117 @@ enum Gate {
 impl Handler for CampaignStage {
     async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
         let chunk = decode(schema::audience(), record)?;
-        let later = out.later(record, self.writer.producer());
-        let Some(campaign) = self.definition(&chunk.campaign_id, &later).await else {
-            let message = format!(
-                "no campaign {:?} on {} after {DEFINITION_WAIT:?}",
-                chunk.campaign_id,
-                self.book.topic()
-            );
-            later.dead_letter("unknown-campaign", &message, Vec::new()).await;
-            return Ok(());
-        };
-        let Some(topic) = self.settings.bulk_topics.get(&campaign.backend).cloned() else {
-            let message = format!(
-                "campaign {:?}: backend {:?} has no bulk lane in this pipeline",
-                campaign.id, campaign.backend
-            );
-            later.dead_letter("invalid", &message, Vec::new()).await;
-            return Ok(());
-        };
-        let items = self.prepare(&campaign, &topic, chunk.rows);
-        match self.walk(&campaign, items, &later).await {
-            Ok(Walk::Done) => {
-                if chunk.last {
-                    self.completed(&campaign.id).await?;
-                }
-                later.finish(Vec::new()).await;
-            }
-            Ok(Walk::Stopping) => {
-                later
-                    .abandon("shutdown while releasing a campaign's recipients", Vec::new())
-                    .await
-            }
-            Err(e) => {
-                // Dropping the hold fails the stage: the chunk is read again.
-                drop(later);
-                return Err(HandleError::Failed {
-                    kind: "bus",
-                    message: format!("campaign {:?}: {e}", campaign.id),
-                });
-            }
+        let rows = (chunk.rows.len() as u32).clamp(1, HELD_ROWS);
+        let permit = self
+            .held
+            .clone()
+            .acquire_many_owned(rows)
+            .await
+            .map_err(|_| HandleError::Failed {
+                kind: "closed",
+                message: "the campaign stage is stopping".into(),
+            })?;
+        let later = out.later(record, self.shared.writer.producer());
+        let id = chunk.campaign_id.clone();
+        let shared = &self.shared;
+        let worker = self.workers.entry(id).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let worker = Worker {
+                shared: shared.clone(),
+                pace: None,
+            };
+            tokio::spawn(worker.run(rx));
+            tx
+        });
+        if let Err(mpsc::error::SendError((_, later, _))) = worker.send((chunk, later, permit)) {
+            drop(later);
+            return Err(HandleError::Failed {
+                kind: "closed",
+                message: "a campaign's worker stopped".into(),
+            });
         }
         Ok(())
     }
 }
 
-impl CampaignStage {
+impl Worker {
+    async fn run(mut self, mut chunks: mpsc::UnboundedReceiver<Parked>) {
+        while let Some((chunk, later, permit)) = chunks.recv().await {
+            self.chunk(chunk, later).await;
+            drop(permit);
+        }
+    }
+
+    /// Release one chunk's recipients, then mark it done.
+    async fn chunk(&mut self, chunk: AudienceChunk, later: Later) {
+        let Some(campaign) = self.definition(&chunk.campaign_id, &later).await else {
+            if matches!(
+                tokio::time::timeout(Duration::ZERO, later.stopping()).await,
+                Ok(())
+            ) {
+                return later
+                    .abandon("shutdown before the campaign was read", Vec::new())
+                    .await;
+            }
+            let message = format!(
+                "no campaign {:?} on {} after {DEFINITION_WAIT:?}",
+                chunk.campaign_id,
+                self.shared.book.topic()
+            );
+            return later
+                .dead_letter("unknown-campaign", &message, Vec::new())
+                .await;
+        };
+        let Some(topic) = self
+            .shared
+            .settings
+            .bulk_topics
+            .get(&campaign.backend)
+            .cloned()
+        else {
+            let message = format!(
+                "campaign {:?}: backend {:?} has no bulk lane in this pipeline",
+                campaign.id, campaign.backend
+            );
+            return later.dead_letter("invalid", &message, Vec::new()).await;
+        };
+        let items = self.prepare(&campaign, &topic, chunk.rows);
+        match self.walk(&campaign, items, &later).await {
+            Ok(Walk::Done) => {
+                if chunk.last {
+                    if let Err(e) = self.completed(&campaign.id).await {
+                        tracing::error!(campaign = %campaign.id, error = %e, "cannot mark the campaign completed");
+                        // Unfinished: read again after a restart.
+                        return drop(later);
+                    }
+                }
+                later.finish(Vec::new()).await;
+            }
+            Ok(Walk::Stopping) => {
+                later
+                    .abandon(
+                        "shutdown while releasing a campaign's recipients",
+                        Vec::new(),
+                    )
+                    .await
+            }
+            Err(e) => {
+                // Dropping the hold fails the stage: the chunk is read again.
+                tracing::error!(campaign = %campaign.id, error = %e, "cannot release the campaign's messages");
+                drop(later);
+            }
+        }
+    }
+}
+
+impl Worker {
     /// The campaign's definition; the table may not have it yet when its
     /// first chunk comes.
     async fn definition(&self, id: &str, later: &Later) -> Option<Campaign> {
-        let mut changes = self.book.changes();
+        let mut changes = self.shared.book.changes();
         let wait = async {
             loop {
-                if let Some(c) = self.book.get(id) {
+                if let Some(c) = self.shared.book.get(id) {
                     return Some(c);
                 }
                 if changes.changed().await.is_err() {
@@ -196,18 +284,18 @@ impl CampaignStage {
             default_language: c.default_language.clone(),
             defaults: c.defaults.clone(),
         };
-        let zone = parse_zone(&c.timezone).unwrap_or(self.settings.default_zone);
-        let contacts = &self.contacts;
+        let zone = parse_zone(&c.timezone).unwrap_or(self.shared.settings.default_zone);
+        let contacts = &self.shared.contacts;
         rows.into_par_iter()
             .map(|row| {
                 let zone = zone_for(&row.phone, row.timezone.as_deref(), zone);
                 let contact = contacts(&row.phone);
                 let contact = ContactFields {
-                    name: row.name.clone().or(contact.as_ref().and_then(|c| c.name.clone())),
-                    language: row
-                        .language
+                    name: row
+                        .name
                         .clone()
-                        .or(contact.and_then(|c| c.language)),
+                        .or(contact.as_ref().and_then(|c| c.name.clone())),
+                    language: row.language.clone().or(contact.and_then(|c| c.language)),
                 };
                 let phone = row.phone.clone();
                 let recipient = Recipient {
@@ -230,7 +318,12 @@ impl CampaignStage {
 
     /// Release the chunk's recipients as the campaign, the clock and the
     /// backend allow; those in quiet hours after the others, in order.
-    async fn walk(&mut self, c: &Campaign, items: Vec<Item>, later: &Later) -> Result<Walk, BusError> {
+    async fn walk(
+        &mut self,
+        c: &Campaign,
+        items: Vec<Item>,
+        later: &Later,
+    ) -> Result<Walk, BusError> {
         let quiet = match (&c.quiet_from, &c.quiet_until) {
             (Some(from), Some(until)) => QuietHours::parse(from, until).ok(),
             _ => None,
@@ -246,7 +339,7 @@ impl CampaignStage {
                 }
                 let item = &items[i];
                 if let Some(q) = &quiet {
-                    if let Some(open) = q.open_at(self.clock.now(), item.zone) {
+                    if let Some(open) = q.open_at(self.shared.clock.now(), item.zone) {
                         deferred.push((open, i));
                         continue;
                     }
@@ -257,11 +350,12 @@ impl CampaignStage {
                 return Ok(Walk::Done);
             };
             tokio::select! {
-                _ = sleep_until(self.clock.as_ref(), first) => {}
+                _ = sleep_until(self.shared.clock.as_ref(), first) => {}
                 _ = later.stopping() => return Ok(Walk::Stopping),
             }
-            let now = self.clock.now();
-            let (due, later_still): (Vec<_>, Vec<_>) = deferred.drain(..).partition(|(at, _)| *at <= now);
+            let now = self.shared.clock.now();
+            let (due, later_still): (Vec<_>, Vec<_>) =
+                deferred.drain(..).partition(|(at, _)| *at <= now);
             deferred = later_still;
             todo = due.into_iter().map(|(_, i)| i).collect();
             todo.sort_unstable();
@@ -270,13 +364,13 @@ impl CampaignStage {
 
     /// One recipient: suppressed, or its message and `queued` event.
     async fn release(&mut self, c: &Campaign, item: &Item, later: &Later) -> Result<(), BusError> {
-        let events = self.settings.events.clone();
+        let events = self.shared.settings.events.clone();
         let connection = Connection::new(&c.backend, &item.phone);
         let mut probe = OutboundMessage::new(connection.clone(), "");
         probe.id = campaign_message_id(&c.id, &item.phone);
         probe.campaign_id = Some(c.id.clone());
         let (status, error, record) = match &item.ready {
-            _ if self.optouts.is_stopped(&item.phone) => (
+            _ if self.shared.optouts.is_stopped(&item.phone) => (
                 DeliveryStatus::Suppressed,
                 Some(format!("{} opted out", item.phone)),
                 None,
@@ -294,10 +388,10 @@ impl CampaignStage {
         let mut event = DeliveryEvent::now(&probe, status);
         event.error = error;
         // On the stage's clock: a daily cap counts the releases of its days.
-        event.at = self.clock.now().timestamp_millis();
+        event.at = self.shared.clock.now().timestamp_millis();
         // Counted here at once: the backlog check must see it before the
         // event is read back (the book counts each message once).
-        self.book.event(&event);
+        self.shared.book.event(&event);
         let payload = schema::event()
             .encode(&event)
             .map_err(|e| BusError::Interrupted(format!("cannot encode an event: {e}")))?;
@@ -308,20 +402,21 @@ impl CampaignStage {
 
     /// Wait while the campaign may not release its next recipient.
     async fn gate(&self, c: &Campaign, later: &Later) -> Result<Gate, BusError> {
-        let mut changes = self.book.changes();
+        let mut changes = self.shared.book.changes();
         loop {
-            let Some(now) = self.book.control(&c.id) else {
+            let Some(now) = self.shared.book.control(&c.id) else {
                 return Ok(Gate::End);
             };
-            let clock = self.clock.now();
+            let clock = self.shared.clock.now();
             let millis = clock.timestamp_millis();
             // What to wait for, if anything.
             let until: Option<DateTime<Utc>> = match now.state {
                 CampaignState::Cancelled | CampaignState::Completed => return Ok(Gate::End),
                 _ if now.end_at.is_some_and(|end| millis >= end) => {
                     let reason = "its end time passed before every recipient was reached";
-                    self.writer
-                        .set_state(&self.book, &c.id, CampaignState::Cancelled, reason)
+                    self.shared
+                        .writer
+                        .set_state(&self.shared.book, &c.id, CampaignState::Cancelled, reason)
                         .await?;
                     return Ok(Gate::End);
                 }
@@ -329,8 +424,9 @@ impl CampaignStage {
                 CampaignState::Scheduled => match now.start_at {
                     Some(start) if millis < start => Some(at_millis(start)),
                     _ => {
-                        self.writer
-                            .set_state(&self.book, &c.id, CampaignState::Running, "started")
+                        self.shared
+                            .writer
+                            .set_state(&self.shared.book, &c.id, CampaignState::Running, "started")
                             .await?;
                         continue;
                     }
@@ -344,12 +440,13 @@ impl CampaignStage {
                             now.failures_in_a_row,
                             now.last_error.as_deref().unwrap_or("(none given)")
                         );
-                        self.writer
-                            .set_state(&self.book, &c.id, CampaignState::Paused, &reason)
+                        self.shared
+                            .writer
+                            .set_state(&self.shared.book, &c.id, CampaignState::Paused, &reason)
                             .await?;
                         continue;
                     }
-                    if now.queued >= self.settings.max_pending {
+                    if now.queued >= self.shared.settings.max_pending {
                         Some(clock + chrono::Duration::from_std(BACKLOG_POLL).unwrap_or_default())
                     } else if let Some(cap) = self.capped(c, clock) {
                         Some(cap)
@@ -362,7 +459,7 @@ impl CampaignStage {
             let backlog = now.state == CampaignState::Running;
             tokio::select! {
                 _ = changes.changed() => {}
-                _ = sleep_until(self.clock.as_ref(), until), if !backlog => {}
+                _ = sleep_until(self.shared.clock.as_ref(), until), if !backlog => {}
                 _ = tokio::time::sleep(BACKLOG_POLL), if backlog => {}
                 _ = later.stopping() => return Ok(Gate::Stopping),
             }
@@ -372,19 +469,21 @@ impl CampaignStage {
     /// When the campaign's daily cap is reached: the start of its next day.
     fn capped(&self, c: &Campaign, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let cap = u64::try_from(c.daily_cap?).unwrap_or(0);
-        let zone = parse_zone(&c.timezone).unwrap_or(self.settings.default_zone);
+        let zone = parse_zone(&c.timezone).unwrap_or(self.shared.settings.default_zone);
         let next = next_day_start(now, zone);
         let today = next - chrono::Duration::days(1);
-        let released = self.book.released_since(&c.id, today.timestamp_millis());
+        let released = self
+            .shared
+            .book
+            .released_since(&c.id, today.timestamp_millis());
         (released >= cap).then_some(next)
     }
 
     /// Wait for the campaign's own pace.
     async fn pace(&mut self, c: &Campaign, segments: i32) {
         let pace = self
-            .paces
-            .entry(c.id.clone())
-            .or_insert_with(|| Pace::new(c.messages_per_second, c.segments_per_second));
+            .pace
+            .get_or_insert_with(|| Pace::new(c.messages_per_second, c.segments_per_second));
         if let Some(l) = &pace.messages {
             l.until_ready().await;
         }
@@ -397,15 +496,22 @@ impl CampaignStage {
 
     /// The campaign's last chunk is done: completed, unless it was
     /// cancelled or paused meanwhile.
-    async fn completed(&self, id: &str) -> Result<(), HandleError> {
-        if self.book.control(id).is_some_and(|c| c.state == CampaignState::Running) {
-            self.writer
-                .set_state(&self.book, id, CampaignState::Completed, "every recipient was reached")
-                .await
-                .map_err(|e| HandleError::Failed {
-                    kind: "bus",
-                    message: e.to_string(),
-                })?;
+    async fn completed(&self, id: &str) -> Result<(), BusError> {
+        if self
+            .shared
+            .book
+            .control(id)
+            .is_some_and(|c| c.state == CampaignState::Running)
+        {
+            self.shared
+                .writer
+                .set_state(
+                    &self.shared.book,
+                    id,
+                    CampaignState::Completed,
+                    "every recipient was reached",
+                )
+                .await?;
         }
         Ok(())
     }
@@ -454,7 +560,9 @@ impl Pace {
 }
 
 fn at_millis(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_else(far_future)
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or_else(far_future)
 }
 
 /// A time that never comes: a wait that only a change ends.

@@ -152,9 +152,9 @@ impl Spec {
         texts.insert(language.clone(), self.text);
         let (quiet_from, quiet_until) = match &self.quiet {
             Some(q) => {
-                let (from, until) = q
-                    .split_once('-')
-                    .with_context(|| format!("--quiet {q:?}: expected FROM-UNTIL, e.g. 21:00-08:00"))?;
+                let (from, until) = q.split_once('-').with_context(|| {
+                    format!("--quiet {q:?}: expected FROM-UNTIL, e.g. 21:00-08:00")
+                })?;
                 (Some(from.trim().to_owned()), Some(until.trim().to_owned()))
             }
             None => (None, None),
@@ -179,7 +179,8 @@ impl Spec {
         };
         let mut body = json!({ "campaign": campaign });
         if let Some(path) = &self.csv {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             // Text when it is all UTF-8; its bytes otherwise, so that each
             // bad line is reported.
             match String::from_utf8(bytes) {
@@ -199,11 +200,17 @@ fn file_name(path: &Path) -> String {
 }
 
 /// Run a `campaign` command against the pipeline `load`ed from its file.
-pub async fn run(command: CampaignCommand, load: impl Fn(&Path) -> anyhow::Result<Pipeline>) -> anyhow::Result<bool> {
+pub async fn run(
+    command: CampaignCommand,
+    load: impl Fn(&Path) -> anyhow::Result<Pipeline>,
+) -> anyhow::Result<bool> {
     match command {
         CampaignCommand::Preview { file, spec, server } => {
             let p = load(&file)?;
-            let preview = server.api(&p).post_json("/api/campaigns/preview", &spec.upload(&p)?).await?;
+            let preview = server
+                .api(&p)
+                .post_json("/api/campaigns/preview", &spec.upload(&p)?)
+                .await?;
             outln!("{}", describe_preview(&preview));
             Ok(preview["problems"].as_array().is_none_or(|a| a.is_empty()))
         }
@@ -216,7 +223,10 @@ pub async fn run(command: CampaignCommand, load: impl Fn(&Path) -> anyhow::Resul
             let p = load(&file)?;
             let api = server.api(&p);
             let started = api.post_json("/api/campaigns", &spec.upload(&p)?).await?;
-            let id = started["campaign"]["id"].as_str().unwrap_or_default().to_owned();
+            let id = started["campaign"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             outln!("{}", describe_preview(&started["preview"]));
             outln!("campaign {id} started");
             if watch {
@@ -248,17 +258,26 @@ pub async fn run(command: CampaignCommand, load: impl Fn(&Path) -> anyhow::Resul
             }
             Ok(true)
         }
-        CampaignCommand::Pause { file, id, server } => act(&load(&file)?, server, &id, "pause").await,
-        CampaignCommand::Resume { file, id, server } => act(&load(&file)?, server, &id, "resume").await,
-        CampaignCommand::Cancel { file, id, server } => act(&load(&file)?, server, &id, "cancel").await,
+        CampaignCommand::Pause { file, id, server } => {
+            act(&load(&file)?, server, &id, "pause").await
+        }
+        CampaignCommand::Resume { file, id, server } => {
+            act(&load(&file)?, server, &id, "resume").await
+        }
+        CampaignCommand::Cancel { file, id, server } => {
+            act(&load(&file)?, server, &id, "cancel").await
+        }
     }
 }
 
 async fn act(p: &Pipeline, server: Server, id: &str, command: &str) -> anyhow::Result<bool> {
     let api = server.api(p);
     let v: CampaignView = serde_json::from_value(
-        api.post_json(&format!("/api/campaigns/{}/{command}", encode(id)), &json!({}))
-            .await?,
+        api.post_json(
+            &format!("/api/campaigns/{}/{command}", encode(id)),
+            &json!({}),
+        )
+        .await?,
     )?;
     outln!("{}", describe(&v));
     Ok(true)
@@ -277,7 +296,10 @@ fn encode(id: &str) -> String {
 /// the campaign is completed or cancelled.
 async fn follow(api: &Api, id: &str) -> anyhow::Result<()> {
     let first = view(api, id).await?;
-    let bar = ProgressBar::with_draw_target(Some(first.progress.recipients), ProgressDrawTarget::stderr());
+    let bar = ProgressBar::with_draw_target(
+        Some(first.progress.recipients),
+        ProgressDrawTarget::stderr(),
+    );
     let style = ProgressStyle::with_template("{bar:40} {percent:>3}% {pos}/{len} {msg} ETA {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
@@ -332,7 +354,13 @@ fn summary(v: &CampaignView) -> String {
 pub fn describe(v: &CampaignView) -> String {
     let c = &v.campaign;
     let p = &v.progress;
-    let mut out = format!("campaign {} ({}) on {}: {}", c.id, c.name, c.backend, c.state.name());
+    let mut out = format!(
+        "campaign {} ({}) on {}: {}",
+        c.id,
+        c.name,
+        c.backend,
+        c.state.name()
+    );
     if let Some(why) = &c.state_reason {
         out.push_str(&format!(" ({why})"));
     }
@@ -352,9 +380,9 @@ pub fn describe(v: &CampaignView) -> String {
     let rate = p
         .delivery_rate
         .map_or("—".to_owned(), |r| format!("{:.1}%", r * 100.0));
-    let eta = p
-        .eta_seconds
-        .map_or("—".to_owned(), |s| humantime::format_duration(Duration::from_secs(s)).to_string());
+    let eta = p.eta_seconds.map_or("—".to_owned(), |s| {
+        humantime::format_duration(Duration::from_secs(s)).to_string()
+    });
     out.push_str(&format!(
         "\n  segments {}, cost {:.4}, delivery rate {rate}, {}/min now, ETA {eta}",
         p.segments, p.cost, p.per_minute_now
@@ -396,8 +424,10 @@ pub fn describe_preview(p: &Value) -> String {
         }
     }
     for problem in p["problems"].as_array().into_iter().flatten() {
-        out.push_str(&format!("\n  problem: {}", problem.as_str().unwrap_or_default()));
+        out.push_str(&format!(
+            "\n  problem: {}",
+            problem.as_str().unwrap_or_default()
+        ));
     }
     out
 }
-

@@ -232,8 +232,9 @@ async fn start_campaign(operator: Option<&Ctx<'_>>, body: &str) -> Result<(), St
     let Some(ctx) = operator else {
         return Err("this run cannot start campaigns (no pipeline to start them in)".into());
     };
-    let upload: Upload = serde_json::from_str(body)
-        .map_err(|e| format!("expected {{\"campaign\": {{...}}, \"csv\": \"...\"}} on one line: {e}"))?;
+    let upload: Upload = serde_json::from_str(body).map_err(|e| {
+        format!("expected {{\"campaign\": {{...}}, \"csv\": \"...\"}} on one line: {e}")
+    })?;
     let csv = upload.csv.as_deref().map(str::as_bytes);
     start(ctx, upload.campaign, upload.file, csv, chrono::Utc::now())
         .await

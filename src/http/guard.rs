@@ -69,9 +69,17 @@ impl Guard {
             Some((max, timeout))
                 if path.starts_with("/api/campaigns") || path.starts_with("/campaigns") =>
             {
-                (max, timeout.max(self.request_timeout), "campaigns.max_upload_bytes")
+                (
+                    max,
+                    timeout.max(self.request_timeout),
+                    "campaigns.max_upload_bytes",
+                )
             }
-            _ => (self.max_body, self.request_timeout, "http.limits.max_body_bytes"),
+            _ => (
+                self.max_body,
+                self.request_timeout,
+                "http.limits.max_body_bytes",
+            ),
         }
     }
 

@@ -383,7 +383,10 @@ mod tests {
             created_at: now_millis(),
             updated_at: now_millis(),
         };
-        assert_eq!(campaign().decode(&campaign().encode(&k).unwrap()).unwrap(), k);
+        assert_eq!(
+            campaign().decode(&campaign().encode(&k).unwrap()).unwrap(),
+            k
+        );
 
         let chunk = AudienceChunk {
             campaign_id: k.id.clone(),
@@ -398,7 +401,12 @@ mod tests {
                 vars: [("city".to_string(), "Nyeri".to_string())].into(),
             }],
         };
-        assert_eq!(audience().decode(&audience().encode(&chunk).unwrap()).unwrap(), chunk);
+        assert_eq!(
+            audience()
+                .decode(&audience().encode(&chunk).unwrap())
+                .unwrap(),
+            chunk
+        );
     }
 
     #[test]

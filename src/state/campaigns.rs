@@ -239,7 +239,9 @@ impl CampaignBook {
     /// moves it; a delivery report names no campaign and is counted for
     /// the campaign its message was released for.
     pub fn event(&self, e: &DeliveryEvent) {
-        let id = uuid::Uuid::parse_str(&e.message_id).ok().map(|u| u.as_u128());
+        let id = uuid::Uuid::parse_str(&e.message_id)
+            .ok()
+            .map(|u| u.as_u128());
         let mut inner = self.write();
         let known = id.and_then(|id| inner.messages.get(&id).copied());
         let campaign = match (&e.campaign_id, known) {
@@ -275,7 +277,8 @@ impl CampaignBook {
         }
         let inner_id = inner.ids[campaign as usize].clone();
         let p = &mut inner.progress[campaign as usize];
-        let billed = |s: DeliveryStatus| matches!(s, DeliveryStatus::Sent | DeliveryStatus::Delivered);
+        let billed =
+            |s: DeliveryStatus| matches!(s, DeliveryStatus::Sent | DeliveryStatus::Delivered);
         if billed(e.status) && !before.is_some_and(|(_, s, _)| billed(s)) {
             p.segments += u64::from(segments);
         }
@@ -372,7 +375,10 @@ mod tests {
             (p.queued, p.sent, p.delivered, p.failed, p.suppressed),
             (0, 0, 2, 1, 1)
         );
-        assert_eq!(p.segments, 4, "two messages of 2 segments reached the phone");
+        assert_eq!(
+            p.segments, 4,
+            "two messages of 2 segments reached the phone"
+        );
         assert_eq!(p.reached(), 4);
         assert_eq!(p.released(), 3);
         assert_eq!(p.failures_in_a_row, 1);

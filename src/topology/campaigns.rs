@@ -22,7 +22,12 @@ pub(super) struct Campaigns<'a> {
 }
 
 impl<'a> Campaigns<'a> {
-    pub(super) fn new(p: &'a Pipeline, tables: &'a Tables, producer: &'a Producer, clock: Option<Arc<dyn Clock>>) -> Self {
+    pub(super) fn new(
+        p: &'a Pipeline,
+        tables: &'a Tables,
+        producer: &'a Producer,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Self {
         Campaigns {
             p,
             tables,

@@ -2,9 +2,9 @@
 
 use crate::apps::runner::AppStage;
 use crate::backends::discard::DiscardSink;
-use crate::campaign::stage::CampaignStage;
 use crate::backends::provider::ProviderSink;
 use crate::backends::tester::TesterSink;
+use crate::campaign::stage::CampaignStage;
 use crate::router::{RouterIn, RouterOut};
 use crate::stage::{self, Handler};
 

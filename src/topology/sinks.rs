@@ -110,7 +110,9 @@ impl<'a> Sinks<'a> {
     /// Follow the bulk lane consumer's assignment with its sent-log.
     pub(super) fn follow_bulk(handler: StageHandler, rebalances: Arc<Rebalances>) -> StageHandler {
         match handler {
-            StageHandler::Provider(sink) => StageHandler::Provider(sink.follow_assignment(rebalances)),
+            StageHandler::Provider(sink) => {
+                StageHandler::Provider(sink.follow_assignment(rebalances))
+            }
             other => other,
         }
     }
@@ -178,7 +180,9 @@ impl<'a> Sinks<'a> {
                 Some(
                     SentLog::restore(self.bus, self.producer, bulk, &group, timeout)
                         .await
-                        .with_context(|| format!("cannot read the bulk lane's sent-log of {name}"))?,
+                        .with_context(|| {
+                            format!("cannot read the bulk lane's sent-log of {name}")
+                        })?,
                 )
             }
             false => None,

@@ -57,13 +57,15 @@ impl Upload {
                 message: "give csv or csv_base64, not both".into(),
             }),
             (Some(text), None) => Ok(Some(text.as_bytes().to_vec())),
-            (None, Some(b64)) => BASE64_STANDARD
-                .decode(b64.trim())
-                .map(Some)
-                .map_err(|e| CampaignError {
-                    field: "csv_base64",
-                    message: format!("not base64: {e}"),
-                }),
+            (None, Some(b64)) => {
+                BASE64_STANDARD
+                    .decode(b64.trim())
+                    .map(Some)
+                    .map_err(|e| CampaignError {
+                        field: "csv_base64",
+                        message: format!("not base64: {e}"),
+                    })
+            }
             (None, None) => Ok(None),
         }
     }
@@ -102,7 +104,8 @@ fn parse(body: &[u8]) -> Result<Upload, Box<Response>> {
             format!(r#"expected {{"campaign": {{"backend": ..., "texts": {{"en": ...}}, ...}}, "csv": ...}}: {}"#, e.inner()),
         ))
     })?;
-    de.end().map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, Some("body"), e.to_string())))?;
+    de.end()
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, Some("body"), e.to_string())))?;
     Ok(upload)
 }
 
@@ -124,7 +127,11 @@ async fn preview(State(s): S, body: Bytes) -> Response {
     match done {
         Ok(Ok(p)) => Json(p).into_response(),
         Ok(Err(e)) => refused(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, None, format!("the preview failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("the preview failed: {e}"),
+        ),
     }
 }
 
@@ -139,7 +146,9 @@ async fn start(State(s): S, body: Bytes) -> Response {
     };
     let now = chrono::Utc::now();
     match control::start(&ctx(&s), upload.campaign, upload.file, csv.as_deref(), now).await {
-        Ok((campaign, preview)) => (StatusCode::CREATED, Json(Started { campaign, preview })).into_response(),
+        Ok((campaign, preview)) => {
+            (StatusCode::CREATED, Json(Started { campaign, preview })).into_response()
+        }
         Err(e) => refused(e),
     }
 }

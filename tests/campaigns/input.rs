@@ -19,8 +19,18 @@ async fn bad_campaigns_are_refused_naming_what_is_wrong() {
     let admin = Admin::start(PIPELINE).await;
     let csv = "phone,name\n+254700300001,A\n";
     let cases: Vec<(Value, &str, u16, &str)> = vec![
-        (with(json!({"texts": {"en": "Hi {nickname}"}})), csv, 400, "nickname"),
-        (with(json!({"start_at": "2020-01-01T00:00:00Z"})), csv, 400, "in the past"),
+        (
+            with(json!({"texts": {"en": "Hi {nickname}"}})),
+            csv,
+            400,
+            "nickname",
+        ),
+        (
+            with(json!({"start_at": "2020-01-01T00:00:00Z"})),
+            csv,
+            400,
+            "in the past",
+        ),
         (
             with(json!({"start_at": "2099-01-02T00:00:00Z", "end_at": "2099-01-01T00:00:00Z"})),
             csv,
@@ -28,24 +38,53 @@ async fn bad_campaigns_are_refused_naming_what_is_wrong() {
             "not after the start",
         ),
         (with(json!({"backend": "nope"})), csv, 400, "no backend"),
-        (with(json!({"quiet_from": "21:00"})), csv, 400, "quiet_until"),
-        (with(json!({"timezone": "Mars/Olympus"})), csv, 400, "Mars/Olympus"),
+        (
+            with(json!({"quiet_from": "21:00"})),
+            csv,
+            400,
+            "quiet_until",
+        ),
+        (
+            with(json!({"timezone": "Mars/Olympus"})),
+            csv,
+            400,
+            "Mars/Olympus",
+        ),
         (with(json!({"messages_per_second": 0})), csv, 400, "above 0"),
-        (with(json!({"id": "has space"})), csv, 400, "letters, digits"),
+        (
+            with(json!({"id": "has space"})),
+            csv,
+            400,
+            "letters, digits",
+        ),
         (with(json!({})), "phone,name\n", 400, "no data lines"),
-        (with(json!({})), "number,name\n+254700300001,A\n", 400, "phone"),
+        (
+            with(json!({})),
+            "number,name\n+254700300001,A\n",
+            400,
+            "phone",
+        ),
     ];
     for (campaign, csv, status, words) in cases {
         let (got, body) = admin
-            .post("/api/campaigns", json!({"campaign": campaign.clone(), "csv": csv}))
+            .post(
+                "/api/campaigns",
+                json!({"campaign": campaign.clone(), "csv": csv}),
+            )
             .await;
         let text = body.to_string();
         assert_eq!(got, status, "{campaign}: {text}");
-        assert!(text.contains(words), "{campaign}: expected {words:?} in {text}");
+        assert!(
+            text.contains(words),
+            "{campaign}: expected {words:?} in {text}"
+        );
     }
     // Unknown fields are named.
     let (got, body) = admin
-        .post("/api/campaigns", json!({"campaign": with(json!({"colour": "red"})), "csv": csv}))
+        .post(
+            "/api/campaigns",
+            json!({"campaign": with(json!({"colour": "red"})), "csv": csv}),
+        )
         .await;
     assert_eq!(got, 400, "{body}");
     assert!(body.to_string().contains("colour"), "{body}");
@@ -63,23 +102,37 @@ async fn a_missing_variable_fails_the_preview_with_line_numbers() {
     let csv = "phone,name,city\n+254700300001,A,Nyeri\n+254700300002,B,\n+254700300003,C,Kisumu\n";
     let campaign = with(json!({"texts": {"en": "Hi {name} of {city}"}}));
     let (status, preview) = admin
-        .post("/api/campaigns/preview", json!({"campaign": campaign, "csv": csv}))
+        .post(
+            "/api/campaigns/preview",
+            json!({"campaign": campaign, "csv": csv}),
+        )
         .await;
     assert_eq!(status, 200, "{preview}");
     assert_eq!(preview["missing"], 1, "{preview:#}");
     assert_eq!(preview["missing_lines"][0]["line"], 3, "{preview:#}");
-    assert!(!preview["problems"].as_array().unwrap().is_empty(), "{preview:#}");
+    assert!(
+        !preview["problems"].as_array().unwrap().is_empty(),
+        "{preview:#}"
+    );
     // Never an empty string sent: the start is refused.
     let (status, body) = admin
         .post("/api/campaigns", json!({"campaign": campaign, "csv": csv}))
         .await;
     assert_eq!(status, 400, "{body}");
     // With a default it goes.
-    let campaign = with(json!({"texts": {"en": "Hi {name} of {city}"}, "defaults": {"city": "your town"}}));
+    let campaign =
+        with(json!({"texts": {"en": "Hi {name} of {city}"}, "defaults": {"city": "your town"}}));
     let (status, preview) = admin
-        .post("/api/campaigns/preview", json!({"campaign": campaign, "csv": csv}))
+        .post(
+            "/api/campaigns/preview",
+            json!({"campaign": campaign, "csv": csv}),
+        )
         .await;
-    assert_eq!((status, preview["to_send"].clone()), (200, json!(3)), "{preview:#}");
+    assert_eq!(
+        (status, preview["to_send"].clone()),
+        (200, json!(3)),
+        "{preview:#}"
+    );
 }
 
 #[tokio::test]
@@ -100,7 +153,10 @@ async fn an_audience_with_bad_lines_keeps_its_good_ones() {
     assert_eq!(preview["invalid_lines"][1]["line"], 4, "{preview:#}");
     assert_eq!(preview["to_send"], 2, "{preview:#}");
     let (status, body) = admin
-        .post("/api/campaigns/preview", json!({"campaign": campaign, "csv_base64": "%%%"}))
+        .post(
+            "/api/campaigns/preview",
+            json!({"campaign": campaign, "csv_base64": "%%%"}),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["field"], "csv_base64");

@@ -87,18 +87,33 @@ impl Admin {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        common::json_answer(self.client.get(format!("{}{path}", self.base)).send().await.unwrap()).await
+        common::json_answer(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// The messages handed to the backend so far.
     fn sent(&self) -> Vec<OutboundMessage> {
-        self.sends.lock().unwrap().iter().map(|(m, _)| m.clone()).collect()
+        self.sends
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(m, _)| m.clone())
+            .collect()
     }
 
     /// A phone sends `text` through the tester.
     async fn phone_sends(&self, identity: &str, text: &str) {
         let (status, body) = self
-            .post("/api/tester/messages", json!({"identity": identity, "text": text}))
+            .post(
+                "/api/tester/messages",
+                json!({"identity": identity, "text": text}),
+            )
             .await;
         assert_eq!(status, 202, "{body}");
     }
@@ -112,7 +127,10 @@ impl Admin {
             if done(&v["progress"]) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "campaign {id} never got there: {v:#}");
+            assert!(
+                Instant::now() < deadline,
+                "campaign {id} never got there: {v:#}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -143,25 +161,37 @@ fn campaign(id: &str) -> Value {
 async fn a_csv_audience_gets_one_personalised_message_each() {
     let admin = Admin::start(PIPELINE).await;
     let (status, preview) = admin
-        .post("/api/campaigns/preview", json!({"campaign": campaign("harvest"), "csv": AUDIENCE}))
+        .post(
+            "/api/campaigns/preview",
+            json!({"campaign": campaign("harvest"), "csv": AUDIENCE}),
+        )
         .await;
     assert_eq!(status, 200, "{preview}");
     assert_eq!(preview["lines"], 6, "{preview:#}");
     assert_eq!(preview["invalid"], 1, "{preview:#}");
     // FIXME(line numbers) assert_eq!(preview["invalid_lines"][0]["line"], 5, "{preview:#}");
-    assert_eq!(preview["duplicates"], 1, "+254712345678 and 0712345678 (KE) are one: {preview:#}");
+    assert_eq!(
+        preview["duplicates"], 1,
+        "+254712345678 and 0712345678 (KE) are one: {preview:#}"
+    );
     assert_eq!(preview["to_send"], 4, "{preview:#}");
     assert_eq!(preview["languages"]["sw"], 1, "{preview:#}");
 
     let (status, started) = admin
-        .post("/api/campaigns", json!({"campaign": campaign("harvest"), "csv": AUDIENCE, "file": "harvest.csv"}))
+        .post(
+            "/api/campaigns",
+            json!({"campaign": campaign("harvest"), "csv": AUDIENCE, "file": "harvest.csv"}),
+        )
         .await;
     assert_eq!(status, 201, "{started}");
     let done = admin
         .progress_until("harvest", |p| p["sent"].as_u64() == Some(4))
         .await;
     assert_eq!(done["campaign"]["state"], "completed", "{done:#}");
-    assert_eq!(done["progress"]["segments"], preview["segments"], "{done:#}");
+    assert_eq!(
+        done["progress"]["segments"], preview["segments"],
+        "{done:#}"
+    );
 
     let sends = admin.sent();
     let mut texts: Vec<(String, String)> = sends
@@ -172,12 +202,26 @@ async fn a_csv_audience_gets_one_personalised_message_each() {
     assert_eq!(
         texts,
         vec![
-            ("+254700000001".to_string(), "Hello Otieno, the market in Kisumu opens at 8.".to_string()),
-            ("+254700000002".to_string(), "Hello friend, the market in Mombasa opens at 8.".to_string()),
-            ("+254700000003".to_string(), "Hello Amina, the market in town opens at 8.".to_string()),
-            ("+254712345678".to_string(), "Habari Wanjiru, soko la Nyeri linafunguliwa saa mbili.".to_string()),
+            (
+                "+254700000001".to_string(),
+                "Hello Otieno, the market in Kisumu opens at 8.".to_string()
+            ),
+            (
+                "+254700000002".to_string(),
+                "Hello friend, the market in Mombasa opens at 8.".to_string()
+            ),
+            (
+                "+254700000003".to_string(),
+                "Hello Amina, the market in town opens at 8.".to_string()
+            ),
+            (
+                "+254712345678".to_string(),
+                "Habari Wanjiru, soko la Nyeri linafunguliwa saa mbili.".to_string()
+            ),
         ]
     );
-    assert!(sends.iter().all(|m| m.campaign_id.as_deref() == Some("harvest")));
+    assert!(sends
+        .iter()
+        .all(|m| m.campaign_id.as_deref() == Some("harvest")));
     drop(admin.running);
 }

@@ -37,9 +37,13 @@ async fn recipients_in_quiet_hours_wait_for_their_own_morning_across_a_dst_switc
         "quiet_from": "21:00",
         "quiet_until": "08:00",
     });
-    let (status, body) = admin.post("/api/campaigns", json!({"campaign": campaign, "csv": csv})).await;
+    let (status, body) = admin
+        .post("/api/campaigns", json!({"campaign": campaign, "csv": csv}))
+        .await;
     assert_eq!(status, 201, "{body}");
-    admin.progress_until("morning", |p| p["sent"].as_u64() == Some(2)).await;
+    admin
+        .progress_until("morning", |p| p["sent"].as_u64() == Some(2))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(admin.sent().len(), 2, "only Nairobi is awake");
 
@@ -47,14 +51,18 @@ async fn recipients_in_quiet_hours_wait_for_their_own_morning_across_a_dst_switc
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(admin.sent().len(), 2, "London still quiet at 07:59");
     clock.set(at("2026-03-08T08:00:00Z"));
-    admin.progress_until("morning", |p| p["sent"].as_u64() == Some(4)).await;
+    admin
+        .progress_until("morning", |p| p["sent"].as_u64() == Some(4))
+        .await;
 
     // 11:59 UTC is 07:59 EDT: New York still quiet (on EST it would be 06:59).
     clock.set(at("2026-03-08T11:59:00Z"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(admin.sent().len(), 4, "New York still quiet at 07:59 EDT");
     clock.set(at("2026-03-08T12:00:00Z"));
-    let done = admin.progress_until("morning", |p| p["sent"].as_u64() == Some(6)).await;
+    let done = admin
+        .progress_until("morning", |p| p["sent"].as_u64() == Some(6))
+        .await;
     assert_eq!(done["campaign"]["state"], "completed");
 
     // Every message went out in its recipient's sending hours, by the clock.

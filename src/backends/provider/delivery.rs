@@ -118,7 +118,12 @@ pub(super) struct Shares(Arc<Delivery>);
 impl Shares {
     /// Take the share of the limits that the conversation lane's consumer
     /// owns of `topic`'s `partitions`.
-    pub(super) fn follow(&self, rebalances: Arc<crate::bus::Rebalances>, topic: Arc<str>, partitions: i32) {
+    pub(super) fn follow(
+        &self,
+        rebalances: Arc<crate::bus::Rebalances>,
+        topic: Arc<str>,
+        partitions: i32,
+    ) {
         let _ = self.0.share.set((rebalances, topic, partitions));
     }
 }
@@ -316,8 +321,7 @@ impl Delivery {
                 Ok(true) => mine.push(job),
                 Ok(false) => {
                     tracing::warn!(backend = %self.name, id = %job.msg.id, "claimed first by another replica: not sent here");
-                    log
-                        .lost_claim(&job.msg.id, &job.msg.connection.identity);
+                    log.lost_claim(&job.msg.id, &job.msg.connection.identity);
                     job.later.finish(Vec::new()).await;
                 }
                 Err(e) => {
@@ -366,9 +370,9 @@ impl Delivery {
     /// Store `sending` for every message before any request; false when the
     /// bus could not.
     async fn write_ahead(&self, jobs: &[Job], log: &SentLog) -> bool {
-        let records = jobs.iter().map(|j| {
-            log.record(&j.msg.id, Entry::sending(&j.msg.connection.identity))
-        });
+        let records = jobs
+            .iter()
+            .map(|j| log.record(&j.msg.id, Entry::sending(&j.msg.connection.identity)));
         self.store(records.collect()).await
     }
 
@@ -407,12 +411,7 @@ impl Delivery {
     /// Try until every message has a final outcome, or the tries run out,
     /// or `hold`'s stage is told to stop during a back-off (then what is
     /// left is `retry`).
-    async fn attempt(
-        &self,
-        msgs: &[&OutboundMessage],
-        hold: &Later,
-        log: &SentLog,
-    ) -> Vec<Entry> {
+    async fn attempt(&self, msgs: &[&OutboundMessage], hold: &Later, log: &SentLog) -> Vec<Entry> {
         let s = &self.settings;
         let mut entries: Vec<Option<Entry>> = vec![None; msgs.len()];
         let mut last_error = vec![String::new(); msgs.len()];

@@ -44,7 +44,9 @@ impl ProviderSink {
         producer: Producer,
         events: Arc<str>,
     ) -> Self {
-        Self::with_events(name, provider, settings, log, bulk_log, producer, events, event)
+        Self::with_events(
+            name, provider, settings, log, bulk_log, producer, events, event,
+        )
     }
 
     /// [`ProviderSink::new`] with `event` making the delivery events.

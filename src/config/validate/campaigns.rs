@@ -70,7 +70,9 @@ pub(super) fn check(p: &Pipeline, report: &mut impl FnMut(Path, String)) {
             {
                 report(
                     path.key("prefixes").key(prefix),
-                    format!("{prefix:?} is not a number prefix: expected + and digits, such as +254"),
+                    format!(
+                        "{prefix:?} is not a number prefix: expected + and digits, such as +254"
+                    ),
                 );
             }
         }
