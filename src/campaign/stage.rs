@@ -16,12 +16,15 @@
 //!   hours waits, in order, while the others of the chunk go on;
 //! - not to a number that opted out (a `suppressed` event instead).
 //!
+//! Each campaign has a worker task in the process that reads its chunks,
+//! so a paused or scheduled campaign holds up no other; the chunks read and
+//! not yet released are held within a budget ([`HELD_ROWS`] recipients).
 //! A message's id derives from the campaign and the number, so a chunk
 //! read again (after a crash, or by another replica after a rebalance)
-//! releases the same messages, which the sink sends once. The chunk's
-//! offset is committed once every recipient in it was dealt with.
-//! Rendering, segment counting and Avro encoding of a chunk run in
-//! parallel (rayon) before the walk.
+//! releases the same messages, which the sink sends once. A chunk's offset
+//! is committed once every recipient in it was dealt with. Rendering,
+//! segment counting and Avro encoding of a chunk run in parallel (rayon)
+//! before the walk.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -38,7 +41,7 @@ use super::audience::Recipient;
 use super::control::Writer;
 use super::quiet::{next_day_start, parse_zone, sleep_until, zone_for, Clock, QuietHours};
 use super::render::{ContactFields, Texts};
-use crate::bus::{BusError, Produce, Record};
+use crate::bus::{BusError, Produce, Rebalances, Record};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::message::{
@@ -53,6 +56,9 @@ use crate::state::optout::OptOuts;
 
 /// How long a chunk waits for its campaign's definition to be read.
 const DEFINITION_WAIT: Duration = Duration::from_secs(30);
+/// How often a waiting campaign looks whether its chunk is still this
+/// replica's.
+const OWNER_CHECK: Duration = Duration::from_secs(1);
 /// How often a campaign waiting on its backend looks again.
 const BACKLOG_POLL: Duration = Duration::from_millis(50);
 
@@ -63,6 +69,8 @@ pub struct Settings {
     pub events: Arc<str>,
     pub max_pending: u64,
     pub default_zone: Tz,
+    /// `filters.blocked`: numbers never sent to.
+    pub blocked: std::collections::HashSet<String>,
 }
 
 /// What every campaign's worker shares.
@@ -73,15 +81,21 @@ struct Shared {
     settings: Settings,
     clock: Arc<dyn Clock>,
     writer: Writer,
+    /// The stage consumer's assignment: a worker stops a chunk whose
+    /// partition went to another replica (which reads it again).
+    assignment: std::sync::OnceLock<Arc<Rebalances>>,
 }
 
 /// Recipients of chunks read and not yet released that the stage holds at
 /// most (about 100 bytes each); past it, it reads on only as chunks finish.
-const HELD_ROWS: u32 = 200_000;
+pub const HELD_ROWS: u32 = 200_000;
 
 /// A chunk handed to its campaign's worker, with the hold on its record and
 /// its part of the memory budget.
-type Parked = (AudienceChunk, Later, OwnedSemaphorePermit);
+type Parked = (AudienceChunk, Later, OwnedSemaphorePermit, Owner);
+
+/// The assignment a chunk was read under: its topic, partition and epoch.
+type Owner = Option<(Arc<str>, i32, Option<u64>)>;
 
 /// The `campaign` stage's handler. It hands each chunk to its campaign's
 /// worker (a task per campaign, in this process) and reads on: a paused or
@@ -111,10 +125,20 @@ impl CampaignStage {
                 settings,
                 clock,
                 writer,
+                assignment: std::sync::OnceLock::new(),
             }),
             workers: HashMap::new(),
             held: Arc::new(Semaphore::new(HELD_ROWS as usize)),
         }
+    }
+}
+
+impl CampaignStage {
+    /// Follow the stage consumer's assignment: a chunk whose partition is
+    /// taken away is left to its next owner.
+    pub fn follow_assignment(self, rebalances: Arc<Rebalances>) -> Self {
+        let _ = self.shared.assignment.set(rebalances);
+        self
     }
 }
 
@@ -123,6 +147,8 @@ struct Worker {
     shared: Arc<Shared>,
     /// The campaign's own pace.
     pace: Option<Pace>,
+    /// The assignment the chunk being walked was read under.
+    owner: Owner,
 }
 
 /// One recipient, ready before the walk.
@@ -140,6 +166,8 @@ enum Walk {
     Done,
     /// Shutdown: the chunk is read again after a restart.
     Stopping,
+    /// The chunk's partition went to another replica, which reads it again.
+    Revoked,
 }
 
 /// What the campaign's state lets happen now.
@@ -148,6 +176,7 @@ enum Gate {
     /// Cancelled, completed, gone, or past its end: nothing more.
     End,
     Stopping,
+    Revoked,
 }
 
 impl Handler for CampaignStage {
@@ -164,6 +193,10 @@ impl Handler for CampaignStage {
                 message: "the campaign stage is stopping".into(),
             })?;
         let later = out.later(record, self.shared.writer.producer());
+        let owner = self.shared.assignment.get().map(|r| {
+            let epoch = r.epoch(&record.topic, record.partition);
+            (record.topic.clone(), record.partition, epoch)
+        });
         let id = chunk.campaign_id.clone();
         let shared = &self.shared;
         let worker = self.workers.entry(id).or_insert_with(|| {
@@ -171,11 +204,14 @@ impl Handler for CampaignStage {
             let worker = Worker {
                 shared: shared.clone(),
                 pace: None,
+                owner: None,
             };
             tokio::spawn(worker.run(rx));
             tx
         });
-        if let Err(mpsc::error::SendError((_, later, _))) = worker.send((chunk, later, permit)) {
+        if let Err(mpsc::error::SendError((_, later, _, _))) =
+            worker.send((chunk, later, permit, owner))
+        {
             drop(later);
             return Err(HandleError::Failed {
                 kind: "closed",
@@ -188,9 +224,19 @@ impl Handler for CampaignStage {
 
 impl Worker {
     async fn run(mut self, mut chunks: mpsc::UnboundedReceiver<Parked>) {
-        while let Some((chunk, later, permit)) = chunks.recv().await {
+        while let Some((chunk, later, permit, owner)) = chunks.recv().await {
+            self.owner = owner;
             self.chunk(chunk, later).await;
             drop(permit);
+        }
+    }
+
+    /// Whether the chunk's partition is still this replica's, under the
+    /// assignment it was read under.
+    fn owned(&self) -> bool {
+        match (&self.owner, self.shared.assignment.get()) {
+            (Some((topic, partition, epoch)), Some(r)) => r.epoch(topic, *partition) == *epoch,
+            _ => true,
         }
     }
 
@@ -336,6 +382,7 @@ impl Worker {
                     Gate::Go => {}
                     Gate::End => return Ok(Walk::Done),
                     Gate::Stopping => return Ok(Walk::Stopping),
+                    Gate::Revoked => return Ok(Walk::Revoked),
                 }
                 let item = &items[i];
                 if let Some(q) = &quiet {
@@ -352,6 +399,13 @@ impl Worker {
             tokio::select! {
                 _ = sleep_until(self.shared.clock.as_ref(), first) => {}
                 _ = later.stopping() => return Ok(Walk::Stopping),
+                // Look at the assignment now and then.
+                _ = tokio::time::sleep(OWNER_CHECK) => {
+                    if !self.owned() {
+                        return Ok(Walk::Revoked);
+                    }
+                    continue;
+                }
             }
             let now = self.shared.clock.now();
             let (due, later_still): (Vec<_>, Vec<_>) =
@@ -373,6 +427,11 @@ impl Worker {
             _ if self.shared.optouts.is_stopped(&item.phone) => (
                 DeliveryStatus::Suppressed,
                 Some(format!("{} opted out", item.phone)),
+                None,
+            ),
+            _ if self.shared.settings.blocked.contains(&item.phone) => (
+                DeliveryStatus::Suppressed,
+                Some(format!("{} is blocked (filters.blocked)", item.phone)),
                 None,
             ),
             Err(missing) => (DeliveryStatus::Failed, Some(missing.clone()), None),
@@ -404,6 +463,9 @@ impl Worker {
     async fn gate(&self, c: &Campaign, later: &Later) -> Result<Gate, BusError> {
         let mut changes = self.shared.book.changes();
         loop {
+            if !self.owned() {
+                return Ok(Gate::Revoked);
+            }
             let Some(now) = self.shared.book.control(&c.id) else {
                 return Ok(Gate::End);
             };
@@ -461,6 +523,7 @@ impl Worker {
                 _ = changes.changed() => {}
                 _ = sleep_until(self.shared.clock.as_ref(), until), if !backlog => {}
                 _ = tokio::time::sleep(BACKLOG_POLL), if backlog => {}
+                _ = tokio::time::sleep(OWNER_CHECK), if !backlog => {}
                 _ = later.stopping() => return Ok(Gate::Stopping),
             }
         }

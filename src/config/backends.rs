@@ -259,9 +259,12 @@ impl Default for HttpParams {
 #[serde(deny_unknown_fields, default)]
 pub struct Sending {
     /// Messages per second, at most: a token bucket of one token, so requests
-    /// are spaced evenly; messages wait, never dropped. Default: no limit.
+    /// are spaced evenly; messages wait, never dropped. The backend's rate,
+    /// shared by its replicas (each takes its share of the partitions) and
+    /// by both lanes (replies first, then campaigns). Default: no limit.
     pub rate: Option<f64>,
-    /// SMS segments per second, at most (operators count parts). Default: no limit.
+    /// SMS segments per second, at most (operators count parts), shared as
+    /// `rate` is. Default: no limit.
     pub segment_rate: Option<f64>,
     /// Provider requests in flight at once.
     pub concurrency: usize,

@@ -67,6 +67,7 @@ impl<'a> Campaigns<'a> {
                 events: Arc::from(t.events.as_str()),
                 max_pending: settings.max_pending as u64,
                 default_zone: parse_zone(&settings.timezone).unwrap_or(chrono_tz::UTC),
+                blocked: p.filters.blocked.iter().cloned().collect(),
             },
             self.clock.clone(),
             Writer::new(self.producer.clone(), &t.campaigns),

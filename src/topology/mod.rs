@@ -395,7 +395,9 @@ impl Topology {
                     Some(stage) => StageHandler::App(stage),
                     None => continue,
                 },
-                StageKind::Campaign => StageHandler::Campaign(campaigns.stage()),
+                StageKind::Campaign => StageHandler::Campaign(
+                    campaigns.stage().follow_assignment(consumer.rebalances()),
+                ),
                 StageKind::Backend { backend } => {
                     match sinks.stage(backend, &group, consumer.rebalances()).await? {
                         Some((handler, lane)) => {

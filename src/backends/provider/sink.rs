@@ -313,4 +313,107 @@ mod tests {
             .unwrap()
             .unwrap();
     }
+
+    /// Records the texts it is handed, in order.
+    #[derive(Default)]
+    struct Recording(std::sync::Mutex<Vec<String>>);
+    impl Provider for Recording {
+        fn send_one<'a>(&'a self, m: &'a OutboundMessage) -> BoxFuture<'a, Attempt> {
+            self.0.lock().unwrap().push(m.text.clone());
+            async {
+                Attempt::Accepted {
+                    provider_id: None,
+                    status: "accepted".into(),
+                }
+            }
+            .boxed()
+        }
+    }
+
+    /// A reply written while the bulk lane holds a campaign's messages at
+    /// the backend's rate goes to the provider before them.
+    #[tokio::test]
+    async fn a_reply_goes_before_the_bulk_lane_at_the_same_rate() {
+        use crate::bus::{Bus, TopicSpec};
+        use crate::stage::{run, StageContext, StageControl};
+        let names = ["sms.send.gw", "sms.send.gw.bulk", "sms.send.gw.sent", "sms.send.gw.bulk.sent", "sms.events", "sms.dlq"];
+        let topics: Vec<TopicSpec> = names
+            .into_iter()
+            .map(|name| TopicSpec {
+                name: name.into(),
+                partitions: 1,
+                replication: 1,
+                compacted: false,
+                retention: None,
+            })
+            .collect();
+        let bus = Bus::connect(
+            &crate::config::Kafka::with_mode(crate::config::KafkaMode::Embedded),
+            &topics,
+        )
+        .await
+        .unwrap();
+        let producer = bus.producer().unwrap();
+        let provider = Arc::new(Recording::default());
+        let settings = Sending {
+            rate: Some(20.0),
+            concurrency: 1,
+            ..Sending::default()
+        };
+        let mut sink = ProviderSink::new(
+            "gw",
+            provider.clone(),
+            &settings,
+            SentLog::new("gw", Arc::from("sms.send.gw.sent"), 1000),
+            Some(SentLog::new("gw", Arc::from("sms.send.gw.bulk.sent"), 1000)),
+            producer.clone(),
+            Arc::from("sms.events"),
+        );
+        let bulk = sink.bulk_lane().expect("a bulk lane");
+        let ctx = |name: &str| StageContext {
+            name: Arc::from(name),
+            dlq: Arc::from("sms.dlq"),
+        };
+        let control = StageControl::default();
+        let conversation = bus.consumer("g", &["sms.send.gw"]).unwrap();
+        let lane = bus.consumer("g.bulk", &["sms.send.gw.bulk"]).unwrap();
+        let a = tokio::spawn(run(ctx("backend:gw"), conversation, producer.clone(), sink, control.clone()));
+        let b = tokio::spawn(run(ctx("backend:gw:bulk"), lane, producer.clone(), bulk, control.clone()));
+        let send = |topic: &'static str, text: String| {
+            let producer = producer.clone();
+            async move {
+                let msg = OutboundMessage::new(crate::message::Connection::new("gw", "+1555"), text);
+                let payload = schema::outbound().encode(&msg).unwrap();
+                let key = bytes::Bytes::from(msg.connection.key());
+                producer
+                    .send_and_wait(Produce::new(Arc::from(topic), key, payload))
+                    .await
+                    .unwrap();
+            }
+        };
+        for i in 0..40 {
+            send("sms.send.gw.bulk", format!("bulk {i}")).await;
+        }
+        // A few bulk messages go out (20/s), then a reply comes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        send("sms.send.gw", "reply".to_owned()).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let order = loop {
+            let order = provider.0.lock().unwrap().clone();
+            if order.iter().any(|t| t == "reply") {
+                break order;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the reply never went: {order:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let at = order.iter().position(|t| t == "reply").unwrap();
+        let bulk_before = at;
+        // Sent before it: what went in the 300 ms, and at most the
+        // bulk messages already handed over (concurrency 1, so one).
+        assert!(bulk_before <= 9, "the reply waited behind {bulk_before} bulk messages: {order:?}");
+        assert!(bulk_before >= 2, "the bulk lane was sending before: {order:?}");
+        control.drain.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), a).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), b).await;
+    }
 }
