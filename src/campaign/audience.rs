@@ -177,7 +177,7 @@ impl<R: Read> CsvAudience<R> {
         max: usize,
     ) -> Result<Vec<Result<Recipient, BadLine>>, AudienceError> {
         let raw = self.next_raw(max)?;
-        Ok(self.parse_batch(&raw))
+        Ok(self.parse_batch(raw))
     }
 
     /// The next at most `max` records (at least one), unparsed; empty at the
@@ -198,12 +198,13 @@ impl<R: Read> CsvAudience<R> {
 
     /// Parse and normalise records read by [`CsvAudience::next_raw`], in
     /// order, in parallel on rayon's current pool when there are many.
-    pub fn parse_batch(&self, raw: &[ByteRecord]) -> Vec<Result<Recipient, BadLine>> {
+    /// Each record is dropped once parsed.
+    pub fn parse_batch(&self, raw: Vec<ByteRecord>) -> Vec<Result<Recipient, BadLine>> {
         let layout = &self.layout;
         if raw.len() < PARALLEL_FROM {
-            raw.iter().map(|r| layout.parse(r)).collect()
+            raw.into_iter().map(|r| layout.parse(&r)).collect()
         } else {
-            raw.par_iter().map(|r| layout.parse(r)).collect()
+            raw.into_par_iter().map(|r| layout.parse(&r)).collect()
         }
     }
 }

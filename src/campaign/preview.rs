@@ -20,7 +20,7 @@ use super::audience::{AudienceError, BadLine, CsvAudience, Recipient, Seen};
 use super::render::{language, values, ContactFields, Missing, TemplateError, Texts};
 
 /// How many lines the preview reads, renders and counts at once.
-pub const BATCH: usize = 32 * 1024;
+pub const BATCH: usize = 16 * 1024;
 
 /// How many bad lines (invalid, or missing a variable) a preview lists.
 pub const LISTED: usize = 20;
