@@ -136,6 +136,10 @@ not-a-number,X,Y,\n\
         p.missing_lines[0].reason
     );
     assert_eq!(p.to_send, 4);
+    assert_eq!(
+        p.lines,
+        p.invalid + p.duplicates + p.suppressed + p.missing + p.to_send
+    );
     // The first line of +254712345678 wins: Swahili, not English.
     assert_eq!(
         p.languages,
