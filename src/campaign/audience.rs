@@ -12,12 +12,12 @@ use std::io::{self, Read};
 
 use csv::ByteRecord;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sms::numbers::{normalize, Country};
 
 /// One data line of the audience.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
     /// The line the record starts on, 1-based; the header is line 1.
     pub line: u64,
@@ -30,7 +30,7 @@ pub struct Recipient {
 }
 
 /// A data line that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadLine {
     /// The line the record starts on, 1-based; the header is line 1.
     pub line: u64,

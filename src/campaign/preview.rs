@@ -56,14 +56,14 @@ impl Prices {
 }
 
 /// Messages per encoding.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Encodings {
     pub gsm7: u64,
     pub ucs2: u64,
 }
 
 /// What a campaign would send.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Preview {
     /// The audience's variables (its header but `phone` and `language`).
     pub columns: Vec<String>,

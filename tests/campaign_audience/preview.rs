@@ -151,6 +151,9 @@ not-a-number,X,Y,\n\
     // +2547… pays 0.25 (the longest prefix), +25473… 0.25 too, +255 the default.
     assert_eq!(p.cost, 0.25 + 0.25 + 1.0 + 1.0);
     assert!(!p.ok());
+    // The API's JSON reads back the same.
+    let back: Preview = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
+    assert_eq!(back, p);
     assert_eq!(p.problems.len(), 1);
     assert!(
         p.problems[0].contains("1 recipients lack"),
