@@ -12,12 +12,12 @@ use std::io::{self, Read};
 
 use csv::ByteRecord;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sms::numbers::{normalize, Country};
 
 /// One data line of the audience.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
     /// The line the record starts on, 1-based; the header is line 1.
     pub line: u64,
@@ -30,7 +30,7 @@ pub struct Recipient {
 }
 
 /// A data line that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadLine {
     /// The line the record starts on, 1-based; the header is line 1.
     pub line: u64,
@@ -98,12 +98,17 @@ impl<R: Read> CsvAudience<R> {
     /// national numbers of `region` (when given) and written in E.164.
     /// An empty file or a header alone is an audience of 0 recipients.
     pub fn new(input: R, region: Option<Country>) -> Result<Self, AudienceError> {
+        // Records end at `\n` only, and a `\r` before it is dropped by
+        // `read_line`: with the csv crate's CRLF terminator a record ends at
+        // the `\r` and its `\n` is counted in the next record's position,
+        // so every line number after a CRLF would be one too small.
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(SkipBom::new(input));
         let mut raw = ByteRecord::new();
-        let got_header = reader.read_byte_record(&mut raw)?;
+        let got_header = read_line(&mut reader, &mut raw)?;
         let mut header = Vec::with_capacity(raw.len());
         for (column, cell) in raw.iter().enumerate() {
             let text = std::str::from_utf8(cell).map_err(|e| AudienceError::HeaderNotUtf8 {
@@ -172,7 +177,7 @@ impl<R: Read> CsvAudience<R> {
         max: usize,
     ) -> Result<Vec<Result<Recipient, BadLine>>, AudienceError> {
         let raw = self.next_raw(max)?;
-        Ok(self.parse_batch(&raw))
+        Ok(self.parse_batch(raw))
     }
 
     /// The next at most `max` records (at least one), unparsed; empty at the
@@ -182,7 +187,7 @@ impl<R: Read> CsvAudience<R> {
         let mut out = Vec::new();
         while !self.done && out.len() < max.max(1) {
             let mut record = ByteRecord::new();
-            if self.reader.read_byte_record(&mut record)? {
+            if read_line(&mut self.reader, &mut record)? {
                 out.push(record);
             } else {
                 self.done = true;
@@ -193,12 +198,37 @@ impl<R: Read> CsvAudience<R> {
 
     /// Parse and normalise records read by [`CsvAudience::next_raw`], in
     /// order, in parallel on rayon's current pool when there are many.
-    pub fn parse_batch(&self, raw: &[ByteRecord]) -> Vec<Result<Recipient, BadLine>> {
+    /// Each record is dropped once parsed.
+    pub fn parse_batch(&self, raw: Vec<ByteRecord>) -> Vec<Result<Recipient, BadLine>> {
         let layout = &self.layout;
         if raw.len() < PARALLEL_FROM {
-            raw.iter().map(|r| layout.parse(r)).collect()
+            raw.into_iter().map(|r| layout.parse(&r)).collect()
         } else {
-            raw.par_iter().map(|r| layout.parse(r)).collect()
+            raw.into_par_iter().map(|r| layout.parse(&r)).collect()
+        }
+    }
+}
+
+/// Read the next record that is not a blank line into `record`, without
+/// the `\r` of a CRLF line end; false at the end of the input.
+fn read_line<R: Read>(
+    reader: &mut csv::Reader<R>,
+    record: &mut ByteRecord,
+) -> Result<bool, csv::Error> {
+    loop {
+        if !reader.read_byte_record(record)? {
+            return Ok(false);
+        }
+        let last = record.len().saturating_sub(1);
+        if let Some(field) = record.get(last).and_then(|f| f.strip_suffix(b"\r")) {
+            let field = field.to_vec();
+            record.truncate(last);
+            record.push_field(&field);
+        }
+        // A line holding only `\r` (an empty line of a CRLF file); the csv
+        // reader skips the empty lines of an LF file itself.
+        if !(record.len() == 1 && record[0].is_empty()) {
+            return Ok(true);
         }
     }
 }

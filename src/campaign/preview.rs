@@ -20,7 +20,7 @@ use super::audience::{AudienceError, BadLine, CsvAudience, Recipient, Seen};
 use super::render::{language, values, ContactFields, Missing, TemplateError, Texts};
 
 /// How many lines the preview reads, renders and counts at once.
-pub const BATCH: usize = 32 * 1024;
+pub const BATCH: usize = 16 * 1024;
 
 /// How many bad lines (invalid, or missing a variable) a preview lists.
 pub const LISTED: usize = 20;
@@ -56,14 +56,14 @@ impl Prices {
 }
 
 /// Messages per encoding.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Encodings {
     pub gsm7: u64,
     pub ucs2: u64,
 }
 
 /// What a campaign would send.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Preview {
     /// The audience's variables (its header but `phone` and `language`).
     pub columns: Vec<String>,
