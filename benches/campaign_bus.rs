@@ -89,8 +89,14 @@ fn campaign(id: &str) -> NewCampaign {
         id: Some(id.into()),
         backend: "bulk".into(),
         texts: [
-            ("en".to_string(), "Hello {name}, the {city} market opens at 8 on Saturday.".to_string()),
-            ("sw".to_string(), "Habari {name}, soko la {city} linafunguliwa Jumamosi.".to_string()),
+            (
+                "en".to_string(),
+                "Hello {name}, the {city} market opens at 8 on Saturday.".to_string(),
+            ),
+            (
+                "sw".to_string(),
+                "Habari {name}, soko la {city} linafunguliwa Jumamosi.".to_string(),
+            ),
         ]
         .into(),
         ..NewCampaign::default()
@@ -118,9 +124,15 @@ struct Phases {
 async fn run_campaign(running: &Running, n: usize, csv: &[u8]) -> Phases {
     let ctx = running.control();
     let started = Instant::now();
-    let (c, preview) = control::start(&ctx, campaign("bench"), Some("bench.csv".into()), Some(csv), chrono::Utc::now())
-        .await
-        .unwrap_or_else(|e| panic!("the campaign did not start: {e}"));
+    let (c, preview) = control::start(
+        &ctx,
+        campaign("bench"),
+        Some("bench.csv".into()),
+        Some(csv),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the campaign did not start: {e}"));
     assert_eq!(preview.to_send as usize, n, "{preview:?}");
     let freeze = started.elapsed();
     let book = &ctx.tables.campaigns;
@@ -134,7 +146,10 @@ async fn run_campaign(running: &Running, n: usize, csv: &[u8]) -> Phases {
         if (p.sent + p.delivered) as usize >= n {
             break;
         }
-        assert!(Instant::now() < deadline, "not every recipient was sent to: {p:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not every recipient was sent to: {p:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Phases {
@@ -164,7 +179,10 @@ async fn embedded(n: usize, csv: &[u8]) -> f64 {
     let phases = run_campaign(&running, n, csv).await;
     let threads = rayon::current_num_threads();
     let secs = report(&format!("embedded, {threads} rayon thread(s)"), n, &phases);
-    println!("embedded: peak RSS of the whole pipeline (bus included) {:.0} MB", peak_rss("self"));
+    println!(
+        "embedded: peak RSS of the whole pipeline (bus included) {:.0} MB",
+        peak_rss("self")
+    );
     running.shutdown().await.unwrap();
     secs
 }
@@ -185,26 +203,45 @@ fn stage_process(file: &std::path::Path) -> Child {
 async fn on_tansu(n: usize, csv: &[u8]) {
     let tansu = broker::Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let yaml = pipeline_yaml(0).replace("kafka: embedded", &format!("kafka: {{mode: kafka, brokers: \"{}\"}}", tansu.brokers()));
+    let yaml = pipeline_yaml(0).replace(
+        "kafka: embedded",
+        &format!("kafka: {{mode: kafka, brokers: \"{}\"}}", tansu.brokers()),
+    );
     let file = dir.path().join("campaign.yaml");
-    std::fs::write(&file, yaml.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\n  admin: {listen: 127.0.0.1:0}")).unwrap();
+    std::fs::write(
+        &file,
+        yaml.replace(
+            "listen: 127.0.0.1:0",
+            "listen: 127.0.0.1:0\n  admin: {listen: 127.0.0.1:0}",
+        ),
+    )
+    .unwrap();
     let p = smsflow::topology::load_file(&file).unwrap();
     // This process: the operator's side (the tables, the producer) and the
     // sink; the campaign stage runs in its own.
-    let running = Topology::new(p).unwrap().start(Some("backend:bulk"), false).await.unwrap();
+    let running = Topology::new(p)
+        .unwrap()
+        .start(Some("backend:bulk"), false)
+        .await
+        .unwrap();
     let mut stage = stage_process(&file);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let phases = run_campaign(&running, n, csv).await;
     report("tansu, the campaign stage in its own process", n, &phases);
     let pid = stage.id().to_string();
-    println!("tansu: peak RSS of the campaign stage's process {:.0} MB", peak_rss(&pid));
+    println!(
+        "tansu: peak RSS of the campaign stage's process {:.0} MB",
+        peak_rss(&pid)
+    );
     let _ = stage.kill();
     let _ = stage.wait();
     running.shutdown().await.unwrap();
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +251,13 @@ async fn main() {
     let n: usize = arg(&args, "--recipients")
         .and_then(|v| v.parse().ok())
         .unwrap_or(if bench { 1_000_000 } else { 20_000 });
-    let buses = arg(&args, "--bus").unwrap_or_else(|| if bench { "embedded,kafka".into() } else { "embedded".into() });
+    let buses = arg(&args, "--bus").unwrap_or_else(|| {
+        if bench {
+            "embedded,kafka".into()
+        } else {
+            "embedded".into()
+        }
+    });
     let csv = audience(n);
     if std::env::var_os(CHILD).is_some() {
         embedded(n, &csv).await;
@@ -238,7 +281,10 @@ async fn main() {
                 .and_then(|r| r.split(' ').next())
                 .and_then(|s| s.parse::<f64>().ok());
             if let Some(one) = one {
-                println!("rayon: {:.2}× faster to release with every core than with one thread", one / full);
+                println!(
+                    "rayon: {:.2}× faster to release with every core than with one thread",
+                    one / full
+                );
             }
         }
     }

@@ -159,11 +159,20 @@ mod tests {
     fn a_member_takes_its_partitions_share_of_a_budget() {
         let r = Rebalances::default();
         assert_eq!(r.share("t", 8), 0.0, "nothing owned yet");
-        r.assigned(&[("t".into(), 0), ("t".into(), 3), ("t".into(), 5), ("u".into(), 1)]);
+        r.assigned(&[
+            ("t".into(), 0),
+            ("t".into(), 3),
+            ("t".into(), 5),
+            ("u".into(), 1),
+        ]);
         assert_eq!(r.share("t", 8), 3.0 / 8.0);
         r.revoking(&[("t".into(), 3)]);
         assert_eq!(r.share("t", 8), 2.0 / 8.0);
         assert_eq!(r.share("t", 1), 1.0, "never more than the whole");
-        assert_eq!(Rebalances::fixed().share("t", 8), 1.0, "one process owns all");
+        assert_eq!(
+            Rebalances::fixed().share("t", 8),
+            1.0,
+            "one process owns all"
+        );
     }
 }

@@ -10,14 +10,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::audience::CsvAudience;
+use super::freeze::freeze;
 use super::preview::{preview as count, Preview, PreviewError, PreviewOptions, Prices};
 use super::quiet::{parse_zone, QuietHours};
 use super::render::{ContactFields, Texts};
-use crate::bus::{AckGroup, BusError, Produce, Producer};
+use crate::bus::{BusError, Produce, Producer};
 use crate::config::Pipeline;
-use crate::message::{
-    Audience, AudienceChunk, AudienceRow, Campaign, CampaignState, Connection, Fields,
-};
+use crate::message::{Audience, Campaign, CampaignState, Connection};
 use crate::schema;
 use crate::sms::numbers::Country;
 use crate::state::campaigns::CampaignBook;
@@ -462,7 +461,8 @@ pub async fn start(
         .write(&ctx.tables.campaigns, campaign.clone())
         .await
         .map_err(|e| refuse("bus", e.to_string()))?;
-    let frozen = freeze(ctx, &id, &plan, chunk)
+    let topic = &p.topics.audience;
+    let frozen = freeze(ctx.producer, topic, &id, &plan.csv, plan.region, chunk)
         .await
         .map_err(|e| refuse("bus", e.to_string()))?;
     if frozen != recipients {
@@ -477,86 +477,6 @@ pub async fn start(
             .map_err(|e| refuse("bus", e.to_string()))?;
     }
     Ok((campaign, preview))
-}
-
-/// Write the audience's valid, unique recipients (opted-out ones too: the
-/// stage counts them suppressed) as chunks; returns how many.
-async fn freeze(ctx: &Ctx<'_>, id: &str, plan: &Plan, chunk: usize) -> Result<u64, BusError> {
-    let topic: Arc<str> = Arc::from(ctx.pipeline.topics.audience.as_str());
-    let bad = |e: super::audience::AudienceError| {
-        BusError::Interrupted(format!("the audience cannot be read again: {e}"))
-    };
-    let mut audience = CsvAudience::new(plan.csv.as_slice(), plan.region).map_err(bad)?;
-    let mut seen = super::audience::Seen::new();
-    let acks = AckGroup::new();
-    let mut rows: Vec<AudienceRow> = Vec::with_capacity(chunk);
-    let mut held: Option<AudienceChunk> = None;
-    let mut index = 0;
-    let mut frozen = 0u64;
-    loop {
-        let batch = audience.next_batch(64 * 1024).map_err(bad)?;
-        let end = batch.is_empty();
-        for r in batch.into_iter().flatten() {
-            if !seen.first(&r.phone) {
-                continue;
-            }
-            let vars: Fields = r.vars.into_iter().collect();
-            rows.push(AudienceRow {
-                line: r.line as i64,
-                timezone: vars.get("timezone").filter(|z| !z.is_empty()).cloned(),
-                name: None,
-                phone: r.phone,
-                language: r.language,
-                vars,
-            });
-            frozen += 1;
-            if rows.len() == chunk {
-                let next = AudienceChunk {
-                    campaign_id: id.to_owned(),
-                    index,
-                    last: false,
-                    rows: std::mem::replace(&mut rows, Vec::with_capacity(chunk)),
-                };
-                index += 1;
-                if let Some(c) = held.replace(next) {
-                    send(ctx.producer, &topic, &c, &acks).await?;
-                }
-            }
-        }
-        if end {
-            break;
-        }
-    }
-    if !rows.is_empty() {
-        let next = AudienceChunk {
-            campaign_id: id.to_owned(),
-            index,
-            last: false,
-            rows,
-        };
-        if let Some(c) = held.replace(next) {
-            send(ctx.producer, &topic, &c, &acks).await?;
-        }
-    }
-    if let Some(mut last) = held {
-        last.last = true;
-        send(ctx.producer, &topic, &last, &acks).await?;
-    }
-    acks.wait().await?;
-    Ok(frozen)
-}
-
-async fn send(
-    producer: &Producer,
-    topic: &Arc<str>,
-    c: &AudienceChunk,
-    acks: &Arc<AckGroup>,
-) -> Result<(), BusError> {
-    let payload = schema::audience()
-        .encode(c)
-        .map_err(|e| BusError::Interrupted(format!("cannot encode an audience chunk: {e}")))?;
-    let record = Produce::new(topic.clone(), Bytes::from(c.campaign_id.clone()), payload);
-    producer.send_in(record, Some(acks)).await
 }
 
 /// Pause, resume or cancel campaign `id`; the campaign as it is now.

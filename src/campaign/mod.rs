@@ -11,6 +11,8 @@
 
 pub mod audience;
 pub mod control;
+mod expand;
+mod freeze;
 pub mod preview;
 pub mod quiet;
 pub mod render;

@@ -27,29 +27,24 @@
 //! before the walk.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rayon::prelude::*;
-
-use super::audience::Recipient;
-use super::control::Writer;
-use super::quiet::{next_day_start, parse_zone, sleep_until, zone_for, Clock, QuietHours};
-use super::render::{ContactFields, Texts};
-use crate::bus::{BusError, Produce, Rebalances, Record};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use super::control::Writer;
+use super::expand::{prepare, Item, Pace};
+use super::quiet::{next_day_start, parse_zone, sleep_until, Clock, QuietHours};
+use super::render::ContactFields;
+use crate::bus::{BusError, Produce, Rebalances, Record};
 use crate::message::{
-    campaign_message_id, AudienceChunk, AudienceRow, Campaign, CampaignState, Connection,
-    DeliveryEvent, DeliveryStatus, OutboundMessage, Priority,
+    campaign_message_id, AudienceChunk, Campaign, CampaignState, Connection, DeliveryEvent,
+    DeliveryStatus, OutboundMessage,
 };
 use crate::schema;
-use crate::sms;
 use crate::stage::{decode, HandleError, Handler, Later, Output};
 use crate::state::campaigns::CampaignBook;
 use crate::state::optout::OptOuts;
@@ -149,15 +144,6 @@ struct Worker {
     pace: Option<Pace>,
     /// The assignment the chunk being walked was read under.
     owner: Owner,
-}
-
-/// One recipient, ready before the walk.
-struct Item {
-    phone: String,
-    zone: Tz,
-    /// The message's record and its `queued` event's, or the variables the
-    /// recipient lacks.
-    ready: Result<(Produce, OutboundMessage), String>,
 }
 
 /// How a walk over a chunk ended.
@@ -273,7 +259,9 @@ impl Worker {
             );
             return later.dead_letter("invalid", &message, Vec::new()).await;
         };
-        let items = self.prepare(&campaign, &topic, chunk.rows);
+        let zone = self.shared.settings.default_zone;
+        let contacts = self.shared.contacts.as_ref();
+        let items = prepare(&campaign, &topic, chunk.rows, zone, contacts);
         match self.walk(&campaign, items, &later).await {
             Ok(Walk::Done) => {
                 if chunk.last {
@@ -292,6 +280,10 @@ impl Worker {
                         Vec::new(),
                     )
                     .await
+            }
+            Ok(Walk::Revoked) => {
+                tracing::info!(campaign = %campaign.id, "its partition went to another replica: left to it");
+                later.revoked().await
             }
             Err(e) => {
                 // Dropping the hold fails the stage: the chunk is read again.
@@ -321,45 +313,6 @@ impl Worker {
             found = tokio::time::timeout(DEFINITION_WAIT, wait) => found.ok().flatten(),
             _ = later.stopping() => None,
         }
-    }
-
-    /// Render, count and encode every recipient of a chunk, in parallel.
-    fn prepare(&self, c: &Campaign, topic: &Arc<str>, rows: Vec<AudienceRow>) -> Vec<Item> {
-        let texts = Texts {
-            texts: c.texts.clone(),
-            default_language: c.default_language.clone(),
-            defaults: c.defaults.clone(),
-        };
-        let zone = parse_zone(&c.timezone).unwrap_or(self.shared.settings.default_zone);
-        let contacts = &self.shared.contacts;
-        rows.into_par_iter()
-            .map(|row| {
-                let zone = zone_for(&row.phone, row.timezone.as_deref(), zone);
-                let contact = contacts(&row.phone);
-                let contact = ContactFields {
-                    name: row
-                        .name
-                        .clone()
-                        .or(contact.as_ref().and_then(|c| c.name.clone())),
-                    language: row.language.clone().or(contact.and_then(|c| c.language)),
-                };
-                let phone = row.phone.clone();
-                let recipient = Recipient {
-                    line: row.line.max(0) as u64,
-                    phone: row.phone,
-                    language: row.language,
-                    vars: row.vars.into_iter().collect(),
-                };
-                let ready = texts
-                    .render_for(&recipient, Some(&contact))
-                    .map_err(|m| format!("no value and no default for {:?}", m.names))
-                    .and_then(|rendered| {
-                        message(c, topic, &recipient.phone, rendered.text)
-                            .map_err(|e| e.to_string())
-                    });
-                Item { phone, zone, ready }
-            })
-            .collect()
     }
 
     /// Release the chunk's recipients as the campaign, the clock and the
@@ -577,48 +530,6 @@ impl Worker {
                 .await?;
         }
         Ok(())
-    }
-}
-
-/// A campaign's message to one number: its record on the bulk lane.
-fn message(
-    c: &Campaign,
-    topic: &Arc<str>,
-    phone: &str,
-    text: String,
-) -> Result<(Produce, OutboundMessage), schema::EncodeError> {
-    let mut msg = OutboundMessage::new(Connection::new(&c.backend, phone), text);
-    msg.id = campaign_message_id(&c.id, phone);
-    msg.campaign_id = Some(c.id.clone());
-    msg.app = Some("campaign".into());
-    msg.priority = Priority::Bulk;
-    let (encoding, segments) = sms::analyze(&msg.text);
-    msg.encoding = Some(encoding);
-    msg.segments = segments;
-    let payload = schema::outbound().encode(&msg)?;
-    let record = Produce::new(topic.clone(), Bytes::from(msg.connection.key()), payload);
-    // The text is in the record; the walk needs only the counts.
-    msg.text = String::new();
-    Ok((record, msg))
-}
-
-/// A campaign's own limits, as token buckets.
-struct Pace {
-    messages: Option<DefaultDirectRateLimiter>,
-    segments: Option<DefaultDirectRateLimiter>,
-}
-
-impl Pace {
-    fn new(messages: Option<f64>, segments: Option<f64>) -> Pace {
-        let bucket = |rate: Option<f64>| {
-            let rate = rate.filter(|r| r.is_finite() && *r > 0.0)?;
-            let period = Duration::from_secs_f64(1.0 / rate);
-            Quota::with_period(period).map(|q| RateLimiter::direct(q.allow_burst(NonZeroU32::MIN)))
-        };
-        Pace {
-            messages: bucket(messages),
-            segments: bucket(segments),
-        }
     }
 }
 

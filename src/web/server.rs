@@ -82,10 +82,13 @@ fn probes() -> Router<Arc<HttpState>> {
         .route("/readyz", get(readyz))
 }
 
-/// `router` behind `guard`, its extractors allowed the guard's body limit.
-fn guarded(router: Router, guard: Guard, max_body: usize) -> Router {
+/// `router` behind `guard`. The guard reads every body within its limit
+/// (`http.limits.max_body_bytes`, or `campaigns.max_upload_bytes` for a
+/// campaign's upload) before any handler, so the extractors add none of
+/// their own (axum's would cut an upload at the smaller one).
+fn guarded(router: Router, guard: Guard) -> Router {
     router
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(guard),
             guard::guard,
@@ -108,9 +111,8 @@ pub fn serve(
 ) -> anyhow::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     let p = state.pipeline.clone();
     let limits = p.http.limits.clone();
-    let max = limits.max_body_bytes;
-    let public = guarded(public_router(state.clone()), Guard::public(&p), max);
-    let admin = guarded(admin_router(state), Guard::admin(&p)?, max);
+    let public = guarded(public_router(state.clone()), Guard::public(&p));
+    let admin = guarded(admin_router(state), Guard::admin(&p)?);
     Ok(async move {
         let (a, b) = tokio::join!(
             serve::serve(

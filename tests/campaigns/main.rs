@@ -169,7 +169,7 @@ async fn a_csv_audience_gets_one_personalised_message_each() {
     assert_eq!(status, 200, "{preview}");
     assert_eq!(preview["lines"], 6, "{preview:#}");
     assert_eq!(preview["invalid"], 1, "{preview:#}");
-    // FIXME(line numbers) assert_eq!(preview["invalid_lines"][0]["line"], 5, "{preview:#}");
+    assert_eq!(preview["invalid_lines"][0]["line"], 5, "{preview:#}");
     assert_eq!(
         preview["duplicates"], 1,
         "+254712345678 and 0712345678 (KE) are one: {preview:#}"

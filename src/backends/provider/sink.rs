@@ -336,7 +336,14 @@ mod tests {
     async fn a_reply_goes_before_the_bulk_lane_at_the_same_rate() {
         use crate::bus::{Bus, TopicSpec};
         use crate::stage::{run, StageContext, StageControl};
-        let names = ["sms.send.gw", "sms.send.gw.bulk", "sms.send.gw.sent", "sms.send.gw.bulk.sent", "sms.events", "sms.dlq"];
+        let names = [
+            "sms.send.gw",
+            "sms.send.gw.bulk",
+            "sms.send.gw.sent",
+            "sms.send.gw.bulk.sent",
+            "sms.events",
+            "sms.dlq",
+        ];
         let topics: Vec<TopicSpec> = names
             .into_iter()
             .map(|name| TopicSpec {
@@ -377,12 +384,25 @@ mod tests {
         let control = StageControl::default();
         let conversation = bus.consumer("g", &["sms.send.gw"]).unwrap();
         let lane = bus.consumer("g.bulk", &["sms.send.gw.bulk"]).unwrap();
-        let a = tokio::spawn(run(ctx("backend:gw"), conversation, producer.clone(), sink, control.clone()));
-        let b = tokio::spawn(run(ctx("backend:gw:bulk"), lane, producer.clone(), bulk, control.clone()));
+        let a = tokio::spawn(run(
+            ctx("backend:gw"),
+            conversation,
+            producer.clone(),
+            sink,
+            control.clone(),
+        ));
+        let b = tokio::spawn(run(
+            ctx("backend:gw:bulk"),
+            lane,
+            producer.clone(),
+            bulk,
+            control.clone(),
+        ));
         let send = |topic: &'static str, text: String| {
             let producer = producer.clone();
             async move {
-                let msg = OutboundMessage::new(crate::message::Connection::new("gw", "+1555"), text);
+                let msg =
+                    OutboundMessage::new(crate::message::Connection::new("gw", "+1555"), text);
                 let payload = schema::outbound().encode(&msg).unwrap();
                 let key = bytes::Bytes::from(msg.connection.key());
                 producer
@@ -403,15 +423,24 @@ mod tests {
             if order.iter().any(|t| t == "reply") {
                 break order;
             }
-            assert!(tokio::time::Instant::now() < deadline, "the reply never went: {order:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the reply never went: {order:?}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         let at = order.iter().position(|t| t == "reply").unwrap();
         let bulk_before = at;
         // Sent before it: what went in the 300 ms, and at most the
         // bulk messages already handed over (concurrency 1, so one).
-        assert!(bulk_before <= 9, "the reply waited behind {bulk_before} bulk messages: {order:?}");
-        assert!(bulk_before >= 2, "the bulk lane was sending before: {order:?}");
+        assert!(
+            bulk_before <= 9,
+            "the reply waited behind {bulk_before} bulk messages: {order:?}"
+        );
+        assert!(
+            bulk_before >= 2,
+            "the bulk lane was sending before: {order:?}"
+        );
         control.drain.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), a).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), b).await;
