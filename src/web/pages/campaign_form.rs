@@ -420,7 +420,8 @@ pub(super) async fn submit(State(s): S, req: Request) -> Response {
         Ok(n) => n,
         Err((field, message)) => return refused(&s, &form, CampaignError { field, message }, None),
     };
-    let csv = (!form.csv.trim().is_empty()).then(|| form.csv.clone().into_bytes());
+    // Browsers send a textarea's line ends as CRLF whatever the file had.
+    let csv = (!form.csv.trim().is_empty()).then(|| form.csv.replace("\r\n", "\n").into_bytes());
     if action == "start" {
         let started = control::start(&ctx(&s), new.clone(), None, csv.as_deref(), Utc::now()).await;
         return match started {
