@@ -311,6 +311,16 @@ async fn pause_resume_and_cancel_buttons_follow_the_state() {
         "{page}"
     );
     assert_eq!(text_of(&page, "state").as_deref(), Some("running"));
+    assert_eq!(
+        web.refresh("/campaigns/slow-1").await.as_deref(),
+        Some("2"),
+        "a running campaign's page reloads itself"
+    );
+    assert_eq!(
+        web.refresh("/campaigns/").await.as_deref(),
+        Some("2"),
+        "and so does the list"
+    );
 
     let (status, location, html) = web.post("/campaigns/slow-1/pause", &[]).await;
     assert_eq!(
@@ -338,6 +348,11 @@ async fn pause_resume_and_cancel_buttons_follow_the_state() {
     assert_eq!(status, 303);
     let (_, page) = web.get("/campaigns/slow-1").await;
     assert_eq!(text_of(&page, "state").as_deref(), Some("cancelled"));
+    assert_eq!(
+        web.refresh("/campaigns/slow-1").await,
+        None,
+        "nothing moves any more"
+    );
     assert!(!page.contains("id=\"commands\""), "{page}");
     let sent: u64 = text_of(&page, "count-reached").unwrap().parse().unwrap();
     assert!(

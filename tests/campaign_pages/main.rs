@@ -102,6 +102,19 @@ impl Pages {
         (res.status().as_u16(), res.text().await.unwrap())
     }
 
+    /// The `Refresh` header of a page, if it has one.
+    async fn refresh(&self, path: &str) -> Option<String> {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let refresh = res.headers().get("refresh")?;
+        Some(refresh.to_str().unwrap().to_owned())
+    }
+
     /// A form as the browser posts it (with the CSRF token): status,
     /// `Location`, HTML.
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {

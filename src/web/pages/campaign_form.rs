@@ -39,6 +39,8 @@ struct CampaignForm {
     timezone: String,
     auto_pause_errors: String,
     csv: String,
+    /// The name of the file the picker read (kept with the campaign).
+    file: String,
 }
 
 /// A field's label, for messages that name it.
@@ -137,6 +139,7 @@ impl CampaignForm {
             timezone: f.get("timezone"),
             auto_pause_errors: f.get("auto_pause_errors"),
             csv: f.get("csv"),
+            file: f.get("file"),
         }
     }
 
@@ -294,10 +297,12 @@ fn form_page(
         "\n<fieldset id=\"audience-fields\"><legend>Audience</legend>{}\n\
          <p>A CSV file (UTF-8) with a <code>phone</code> column, and any columns the texts use; a <code>language</code> column picks each recipient's text, \
          a <code>timezone</code> column their quiet hours. Its contents are sent with the form: a file over the upload limit \
-         (<code>campaigns.max_upload_bytes</code>, {} bytes as sent) goes through <code>smsflow campaign</code> or the API instead.</p>\n\
-         <label><span class=\"label\">CSV file</span><input type=\"file\" id=\"file\" accept=\".csv,text/csv,text/plain\"></label>\n{}\n{}\n</fieldset>\n",
+         (<code>campaigns.max_upload_bytes</code>, {} bytes as sent, where a comma or a letter beyond ASCII takes 3 bytes or more) goes through <code>smsflow campaign</code> or the API instead.</p>\n\
+         <label><span class=\"label\">CSV file</span><input type=\"file\" id=\"file\" accept=\".csv,text/csv,text/plain\"></label>\n\
+         <input type=\"hidden\" id=\"file-name\" name=\"file\" value=\"{}\">{}\n{}\n</fieldset>\n",
         field_error("audience", errors.get("audience")),
         s.pipeline.campaigns.as_ref().map_or(0, |c| c.max_upload_bytes),
+        esc(&form.file),
         textarea("csv", "Or paste its lines", &form.csv, errors, " rows=\"10\" placeholder=\"phone,name,language\""),
         input("groups", "Contact groups <span class=\"muted\">(comma separated; their members on this backend are recipients too)</span>", &form.groups, errors, ""),
     );
@@ -423,7 +428,14 @@ pub(super) async fn submit(State(s): S, req: Request) -> Response {
     // Browsers send a textarea's line ends as CRLF whatever the file had.
     let csv = (!form.csv.trim().is_empty()).then(|| form.csv.replace("\r\n", "\n").into_bytes());
     if action == "start" {
-        let started = control::start(&ctx(&s), new.clone(), None, csv.as_deref(), Utc::now()).await;
+        let started = control::start(
+            &ctx(&s),
+            new.clone(),
+            optional(&form.file),
+            csv.as_deref(),
+            Utc::now(),
+        )
+        .await;
         return match started {
             Ok((c, _)) => {
                 Redirect::to(&format!("/campaigns/{}?done=started", url(&c.id))).into_response()
