@@ -202,6 +202,7 @@ async fn a_campaign_is_created_from_a_csv_file_and_followed_to_the_end_in_a_real
     s.wait_for("#campaigns td.sent", |t| t == ["5"]).await;
     assert_eq!(s.text("#campaigns td.name a").await, name);
     assert_eq!(s.text("#campaigns .percent").await, "100 %");
+    s.screenshot("campaign-list.b64").await;
 
     // The provider stub: exactly one message per recipient, in their language.
     let mut got: Vec<(String, String)> = sends
