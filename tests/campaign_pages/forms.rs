@@ -57,8 +57,10 @@ async fn a_campaign_is_previewed_started_and_followed_on_its_pages() {
     );
     assert!(html.contains("<option value=\"bulk\""), "{html}");
     assert!(
-        !html.contains("<option value=\"message_tester\""),
-        "the tester takes no campaigns: {html}"
+        html.contains(
+            "<option value=\"bulk\" selected>bulk</option><option value=\"message_tester\">"
+        ),
+        "every backend, a provider's (here discard) first and chosen: {html}"
     );
     assert!(html.contains("type=\"datetime-local\"") && html.contains("Start (UTC)"));
     assert!(html.contains("<script src=\"/static/import.js\"></script>"));
@@ -181,7 +183,7 @@ async fn a_refused_form_keeps_the_input_and_names_the_field() {
         (vec![("messages_per_second", "-1")], "messages_per_second", "Messages per second: expected a number above 0"),
         (vec![("quiet_from", "22:00")], "quiet_from", "Quiet hours from: quiet hours need both"),
         (vec![("timezone", "Mars/Olympus")], "timezone", "Time zone: "),
-        (vec![("backend", "message_tester")], "backend", "is the message tester"),
+        (vec![("backend", "nope")], "backend", "Backend: no backend &quot;nope&quot; in this pipeline"),
         (vec![("id", "no spaces")], "id", "Id: \"no spaces\": expected 1 to 64 letters"),
         (vec![("csv", "name\nx\n")], "audience", "Audience: the audience has no `phone` column"),
         (vec![("text-en", "Hi {nickname}")], "texts", "Texts: the campaign&#39;s &quot;en&quot; text &quot;Hi {nickname}&quot; uses {nickname}"),

@@ -200,12 +200,13 @@ impl CampaignForm {
     }
 }
 
-/// The backends a campaign can go out on: all but the message tester.
+/// The backends a campaign can go out on: every one (the campaign's own
+/// checks say why one cannot), a provider or discard one first, being what
+/// a campaign is for; the message tester last.
 fn campaign_backends(s: &HttpState) -> Vec<(String, String)> {
-    s.pipeline
-        .backends
-        .iter()
-        .filter(|b| !matches!(b, Backend::Tester { .. }))
+    let mut all: Vec<&Backend> = s.pipeline.backends.iter().collect();
+    all.sort_by_key(|b| matches!(b, Backend::Tester { .. }));
+    all.iter()
         .map(|b| (b.name().to_owned(), b.name().to_owned()))
         .collect()
 }
@@ -253,8 +254,7 @@ fn form_page(
     }
     let backends = campaign_backends(s);
     if backends.is_empty() {
-        body += "<p class=\"notice\" id=\"no-backend\">This pipeline has no backend a campaign can go out on \
-                 (the message tester cannot): add a provider or a discard backend.</p>\n";
+        body += "<p class=\"notice\" id=\"no-backend\">This pipeline has no backend: add one to send a campaign.</p>\n";
     }
     let langs = languages(s);
     let default = s.tables.texts.default_language();
