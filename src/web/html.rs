@@ -34,14 +34,26 @@ pub fn url(text: &str) -> String {
 }
 
 /// The nav bar's pages, in order.
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/tester/", "Message tester"),
     ("/log/", "Message log"),
     ("/contacts/", "Contacts"),
     ("/messaging/", "Send a message"),
+    ("/campaigns/", "Campaigns"),
     ("/polls/", "Polls"),
     ("/status/", "Message status"),
 ];
+
+tokio::task_local! {
+    /// Whether the pipeline answering has `campaigns:` (the nav links the
+    /// campaigns page only then).
+    static CAMPAIGNS: bool;
+}
+
+/// `answer` made with the nav linking the campaigns page when `campaigns`.
+pub async fn with_campaigns<F: std::future::Future>(campaigns: bool, answer: F) -> F::Output {
+    CAMPAIGNS.scope(campaigns, answer).await
+}
 
 /// The pages' style sheet, served at `/static/style.css`.
 /// The contact import page's file picker, served at `/static/import.js`.
@@ -62,7 +74,11 @@ pub fn csrf_field() -> String {
 /// the nav entry's path.
 pub fn page(status: StatusCode, title: &str, active: &str, body: &str) -> Response {
     let mut nav = String::new();
+    let campaigns = CAMPAIGNS.try_with(|c| *c).unwrap_or(false);
     for (path, label) in NAV {
+        if path == "/campaigns/" && !campaigns {
+            continue;
+        }
         let current = if path == active {
             " aria-current=\"page\""
         } else {

@@ -45,7 +45,7 @@ pub fn public_router(state: Arc<HttpState>) -> Router {
 pub fn admin_router(state: Arc<HttpState>) -> Router {
     let web = api::routes()
         .merge(campaigns::routes())
-        .merge(pages::routes())
+        .merge(pages::routes(&state))
         .with_state(state.clone());
     probes()
         .route("/", get(|| async { Redirect::to("/tester/") }))
