@@ -203,10 +203,13 @@ fn stage_process(file: &std::path::Path) -> Child {
 async fn on_tansu(n: usize, csv: &[u8]) {
     let tansu = broker::Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let yaml = pipeline_yaml(0).replace(
-        "kafka: embedded",
-        &format!("kafka: {{mode: kafka, brokers: \"{}\"}}", tansu.brokers()),
+    // The campaign stage's consumer prefetches at most 16 MB of audience
+    // (librdkafka's default is 64 MB), as docs/campaigns.md advises.
+    let kafka = format!(
+        "kafka: {{mode: kafka, brokers: \"{}\", consumer: {{queued.max.messages.kbytes: '16384'}}}}",
+        tansu.brokers()
     );
+    let yaml = pipeline_yaml(0).replace("kafka: embedded", &kafka);
     let file = dir.path().join("campaign.yaml");
     std::fs::write(
         &file,

@@ -340,6 +340,12 @@ fn check_settings(ctx: &Ctx, new: &NewCampaign, now: DateTime<Utc>) -> Result<()
                 format!("{id:?}: expected 1 to 64 letters, digits, - and _"),
             ));
         }
+        if id == "new" || id == "preview" {
+            return Err(refuse(
+                "id",
+                format!("{id:?} names a page and an API call (/campaigns/{id}): choose another id"),
+            ));
+        }
         if ctx.tables.campaigns.get(id).is_some() {
             return Err(refuse(
                 "id",

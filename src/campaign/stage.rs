@@ -83,7 +83,7 @@ struct Shared {
 
 /// Recipients of chunks read and not yet released that the stage holds at
 /// most (about 100 bytes each); past it, it reads on only as chunks finish.
-pub const HELD_ROWS: u32 = 200_000;
+pub const HELD_ROWS: u32 = 10_000;
 
 /// A chunk handed to its campaign's worker, with the hold on its record and
 /// its part of the memory budget.
