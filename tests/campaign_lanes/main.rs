@@ -25,8 +25,8 @@ use serde_json::json;
 #[path = "../common/mod.rs"]
 mod common;
 #[allow(dead_code)]
-#[path = "../chaos/replicas.rs"]
-mod replicas;
+#[path = "../campaign_faults/fleet.rs"]
+mod fleet;
 // Shared with the other campaign test: each uses part of them.
 #[allow(dead_code)]
 #[path = "../campaign_faults/stub.rs"]
@@ -35,7 +35,7 @@ mod stub;
 #[path = "../campaign_faults/world.rs"]
 mod world;
 
-use replicas::{Fleet, BACKEND};
+use fleet::{Fleet, BACKEND};
 use stub::Stub;
 use world::{quantile, Admin, Audience};
 
@@ -100,7 +100,7 @@ async fn a_reply_during_a_campaign_at_the_rate_limit_takes_under_two_seconds() {
     );
     println!("{}: {} processes up", at(), fleet.replicas.len());
     let admin = Admin::of_port(fleet.replicas[fleet.of("router-in")[0]].port);
-    let webhook = format!("{}/backend/gateway/", fleet.endpoints.lock().unwrap()[0]);
+    let webhook = format!("{}/backend/gateway/", fleet.base_url(BACKEND));
 
     // A campaign with no pace of its own: the provider's limit is its pace.
     let audience = Audience::new(n);
