@@ -438,14 +438,22 @@ async fn mark_done(
     in_flight: Arc<AtomicUsize>,
 ) -> Result<(), BusError> {
     // The last finished offset per partition, stored once per burst: every
-    // record that is waiting already, or DONE_BATCH of them.
+    // record that is waiting already, or DONE_BATCH of them, or what is
+    // finished before a record that is not (a campaign chunk held for
+    // minutes must not keep the chunks before it unstored).
     let mut last: Vec<(Arc<str>, i32, i64)> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         let mut count = 0;
         while let Some(p) = next.take() {
             let acked = match &p.acks {
-                Some(acks) => acks.wait().await,
+                Some(acks) => {
+                    if !acks.is_done() && !last.is_empty() {
+                        store(&committer, &last)?;
+                        last.clear();
+                    }
+                    acks.wait().await
+                }
                 None => Ok(()),
             };
             count += 1;
