@@ -141,7 +141,7 @@ enum Command {
     /// Bulk campaigns: preview, start, follow, pause, resume, cancel (docs/campaigns.md).
     Campaign {
         #[command(subcommand)]
-        command: smsflow::cli::campaign::CampaignCommand,
+        command: Box<smsflow::cli::campaign::CampaignCommand>,
     },
     /// Contacts: import a CSV file of `name, backend, identity` lines.
     Contacts {
@@ -389,12 +389,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             out!("{}", ops::message(&api, &text.join(" "), &to).await?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Campaign { command } => Ok(
-            match smsflow::cli::campaign::run(command, |f| load(f)).await? {
+        Command::Campaign { command } => {
+            Ok(match smsflow::cli::campaign::run(*command, load).await? {
                 true => ExitCode::SUCCESS,
                 false => ExitCode::FAILURE,
-            },
-        ),
+            })
+        }
         Command::Poll { file, name, server } => {
             let api = server.api(&load(&file)?);
             out!("{}", ops::poll(&api, &name).await?);

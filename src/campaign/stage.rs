@@ -68,11 +68,14 @@ pub struct Settings {
     pub blocked: std::collections::HashSet<String>,
 }
 
+/// A number's contact fields (name, language), if it is a contact.
+pub type Contacts = Arc<dyn Fn(&str) -> Option<ContactFields> + Send + Sync>;
+
 /// What every campaign's worker shares.
 struct Shared {
     book: Arc<CampaignBook>,
     optouts: Arc<OptOuts>,
-    contacts: Arc<dyn Fn(&str) -> Option<ContactFields> + Send + Sync>,
+    contacts: Contacts,
     settings: Settings,
     clock: Arc<dyn Clock>,
     writer: Writer,
@@ -107,7 +110,7 @@ impl CampaignStage {
     pub fn new(
         book: Arc<CampaignBook>,
         optouts: Arc<OptOuts>,
-        contacts: Arc<dyn Fn(&str) -> Option<ContactFields> + Send + Sync>,
+        contacts: Contacts,
         settings: Settings,
         clock: Arc<dyn Clock>,
         writer: Writer,

@@ -242,12 +242,10 @@ impl CampaignBook {
     /// moves it; a delivery report names no campaign and is counted for
     /// the campaign its message was released for.
     pub fn event(&self, e: &DeliveryEvent) {
-        let id = uuid::Uuid::parse_str(&e.message_id)
-            .ok()
-            .map(|u| {
-                let v = u.as_u128();
-                (v >> 64) as u64 ^ v as u64
-            });
+        let id = uuid::Uuid::parse_str(&e.message_id).ok().map(|u| {
+            let v = u.as_u128();
+            (v >> 64) as u64 ^ v as u64
+        });
         let mut inner = self.write();
         let known = id.and_then(|id| inner.messages.get(&id).copied());
         let campaign = match (&e.campaign_id, known) {

@@ -175,7 +175,9 @@ async fn a_campaign_is_previewed_started_and_followed_on_its_pages() {
 async fn a_refused_form_keeps_the_input_and_names_the_field() {
     let web = Pages::start(PIPELINE).await;
     let csv = "phone,city\n+254700000001,<i>Nyeri</i>\n";
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    // The fields changed, the field named, the words of the refusal.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("text-en", ""), ("text-sw", "")], "texts", "Texts: no text"),
         (vec![("start_at", "tomorrow")], "start_at", "Start (UTC): \"tomorrow\" is not a date and time"),
         (vec![("start_at", "2020-01-01T08:00")], "start_at", "Start (UTC): 2020-01-01 08:00:00 UTC is in the past"),
