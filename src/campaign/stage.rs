@@ -379,6 +379,12 @@ impl Worker {
         let mut probe = OutboundMessage::new(connection.clone(), "");
         probe.id = campaign_message_id(&c.id, &item.phone);
         probe.campaign_id = Some(c.id.clone());
+        if self.shared.book.past_queued(&probe.id) {
+            // A chunk read again (a takeover, a restart): this one was sent
+            // (or failed, or suppressed) already; only the sink would tell
+            // so again, after waiting for the pace.
+            return Ok(());
+        }
         let (status, error, record) = match &item.ready {
             _ if self.shared.optouts.is_stopped(&item.phone) => (
                 DeliveryStatus::Suppressed,

@@ -354,10 +354,13 @@ fn summary(v: &CampaignView) -> String {
 pub fn describe(v: &CampaignView) -> String {
     let c = &v.campaign;
     let p = &v.progress;
+    let name = match c.name.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", c.name),
+    };
     let mut out = format!(
-        "campaign {} ({}) on {}: {}",
+        "campaign {}{name} on {}: {}",
         c.id,
-        c.name,
         c.backend,
         c.state.name()
     );

@@ -232,6 +232,20 @@ impl CampaignBook {
             .unwrap_or_default()
     }
 
+    /// Whether message `id` got further than `queued`: a sink sent it (or
+    /// failed it), or it was suppressed. A message only `queued` may not
+    /// have reached its topic (its event and itself go to different
+    /// partitions), so it is released again; the sink sends it once.
+    pub fn past_queued(&self, id: &str) -> bool {
+        let Some(key) = key(id) else {
+            return false;
+        };
+        self.read()
+            .messages
+            .get(&key)
+            .is_some_and(|(m, _)| m.rank > Rank::Queued)
+    }
+
     /// Apply a record of `sms.events`.
     pub fn apply_event(&self, payload: &[u8]) -> Result<(), DecodeError> {
         self.event(&schema::event().decode(payload)?);
@@ -242,10 +256,7 @@ impl CampaignBook {
     /// moves it; a delivery report names no campaign and is counted for
     /// the campaign its message was released for.
     pub fn event(&self, e: &DeliveryEvent) {
-        let id = uuid::Uuid::parse_str(&e.message_id).ok().map(|u| {
-            let v = u.as_u128();
-            (v >> 64) as u64 ^ v as u64
-        });
+        let id = key(&e.message_id);
         let mut inner = self.write();
         let known = id.and_then(|id| inner.messages.get(&id).copied());
         let campaign = match (&e.campaign_id, known) {
@@ -322,6 +333,12 @@ impl CampaignBook {
     }
 }
 
+/// A message id as the book keys it: its UUID's halves XORed.
+fn key(id: &str) -> Option<u64> {
+    let v = uuid::Uuid::parse_str(id).ok()?.as_u128();
+    Some((v >> 64) as u64 ^ v as u64)
+}
+
 fn count(p: &mut Progress, status: DeliveryStatus) -> &mut u64 {
     match status {
         DeliveryStatus::Queued => &mut p.queued,
@@ -387,5 +404,17 @@ mod tests {
         assert_eq!(p.released(), 3);
         assert_eq!(p.failures_in_a_row, 1);
         assert_eq!(p.per_minute.values().sum::<u64>(), 1);
+        // Released again after a takeover: only what got no further.
+        let id = |phone: &str| campaign_message_id("c1", phone);
+        assert!(book.past_queued(&id("+1")), "delivered");
+        assert!(book.past_queued(&id("+3")), "failed");
+        assert!(book.past_queued(&id("+4")), "suppressed");
+        book.event(&event("+6", DeliveryStatus::Queued, true));
+        assert!(
+            !book.past_queued(&id("+6")),
+            "only queued: its record may be lost"
+        );
+        assert!(!book.past_queued(&id("+7")), "never seen");
+        assert!(!book.past_queued("not-a-uuid"));
     }
 }
