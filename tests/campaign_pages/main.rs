@@ -13,33 +13,7 @@ use smsflow::topology::{Running, Topology};
 mod common;
 mod forms;
 
-/// A discard backend `bulk` whose sends a hook sees, a tester, two
-/// languages, campaigns in Kenya.
-pub const PIPELINE: &str = r#"
-project: campaign pages
-kafka: embedded
-http:
-  listen: 127.0.0.1:0
-backends:
-  - type: tester
-  - type: discard
-    name: bulk
-    receive: {insecure: true}
-optout: {}
-languages:
-  default: en
-  available:
-    - {code: en, name: English}
-    - {code: sw, name: Swahili}
-campaigns:
-  region: KE
-  prices:
-    bulk: {segment: 0.01, prefixes: {"+254": 0.005}}
-routes:
-  - app: echo
-apps:
-  - type: echo
-"#;
+pub const PIPELINE: &str = common::CAMPAIGN_PIPELINE;
 
 type Sends = Arc<Mutex<Vec<OutboundMessage>>>;
 

@@ -17,31 +17,7 @@ mod input;
 mod lifecycle;
 mod quiet;
 
-const PIPELINE: &str = r#"
-project: campaigns
-kafka: embedded
-http:
-  listen: 127.0.0.1:0
-backends:
-  - type: tester
-  - type: discard
-    name: bulk
-    receive: {insecure: true}
-optout: {}
-languages:
-  default: en
-  available:
-    - {code: en, name: English}
-    - {code: sw, name: Swahili}
-campaigns:
-  region: KE
-  prices:
-    bulk: {segment: 0.01, prefixes: {"+254": 0.005}}
-routes:
-  - app: echo
-apps:
-  - type: echo
-"#;
+const PIPELINE: &str = common::CAMPAIGN_PIPELINE;
 
 /// What the discard backend `bulk` was handed, with the campaign clock's
 /// time at that moment.

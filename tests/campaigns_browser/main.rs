@@ -20,33 +20,7 @@ mod driver;
 
 use driver::{Driver, Session};
 
-/// A discard backend `bulk` (the provider stub: a hook sees its sends), a
-/// tester, two languages, campaigns reading national numbers as Kenyan.
-const PIPELINE: &str = r#"
-project: campaigns in a browser
-kafka: embedded
-http:
-  listen: 127.0.0.1:0
-backends:
-  - type: tester
-  - type: discard
-    name: bulk
-    receive: {insecure: true}
-optout: {}
-languages:
-  default: en
-  available:
-    - {code: en, name: English}
-    - {code: sw, name: Swahili}
-campaigns:
-  region: KE
-  prices:
-    bulk: {segment: 0.01, prefixes: {"+254": 0.005}}
-routes:
-  - app: echo
-apps:
-  - type: echo
-"#;
+const PIPELINE: &str = common::CAMPAIGN_PIPELINE;
 
 /// Seven lines: 0712345678 is +254712345678 again (KE), line 5 is no
 /// number; five recipients, two of them in Swahili.

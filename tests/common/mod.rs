@@ -282,3 +282,33 @@ apps:
     choices: [pizza, salad, soup]
   - type: default
 "#;
+
+/// The campaign tests' pipeline (`tests/campaigns/`, `tests/campaign_pages/`,
+/// `tests/campaigns_browser/`): a discard backend `bulk` whose sends a hook
+/// sees, a tester, STOP, two languages, campaigns reading national numbers
+/// as Kenyan, a price per segment.
+pub const CAMPAIGN_PIPELINE: &str = r#"
+project: campaigns
+kafka: embedded
+http:
+  listen: 127.0.0.1:0
+backends:
+  - type: tester
+  - type: discard
+    name: bulk
+    receive: {insecure: true}
+optout: {}
+languages:
+  default: en
+  available:
+    - {code: en, name: English}
+    - {code: sw, name: Swahili}
+campaigns:
+  region: KE
+  prices:
+    bulk: {segment: 0.01, prefixes: {"+254": 0.005}}
+routes:
+  - app: echo
+apps:
+  - type: echo
+"#;

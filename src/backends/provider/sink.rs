@@ -203,6 +203,22 @@ mod tests {
     use futures::FutureExt;
     use std::time::Duration;
 
+    /// An embedded bus with `names` as one-partition topics.
+    async fn embedded(names: &[&str]) -> crate::bus::Bus {
+        let topics: Vec<crate::bus::TopicSpec> = names
+            .iter()
+            .map(|name| crate::bus::TopicSpec {
+                name: (*name).into(),
+                partitions: 1,
+                replication: 1,
+                compacted: false,
+                retention: None,
+            })
+            .collect();
+        let kafka = crate::config::Kafka::with_mode(crate::config::KafkaMode::Embedded);
+        crate::bus::Bus::connect(&kafka, &topics).await.unwrap()
+    }
+
     /// Accepts everything.
     struct Accepting;
     impl Provider for Accepting {
@@ -223,24 +239,8 @@ mod tests {
     /// repeats the event once the cause is fixed.
     #[tokio::test]
     async fn an_event_that_does_not_encode_dead_letters_the_message() {
-        use crate::bus::{Bus, TopicSpec};
         use crate::stage::{run, StageContext, StageControl};
-        let topics: Vec<TopicSpec> = ["sms.send.gw", "sms.send.gw.sent", "sms.events", "sms.dlq"]
-            .into_iter()
-            .map(|name| TopicSpec {
-                name: name.into(),
-                partitions: 1,
-                replication: 1,
-                compacted: false,
-                retention: None,
-            })
-            .collect();
-        let bus = Bus::connect(
-            &crate::config::Kafka::with_mode(crate::config::KafkaMode::Embedded),
-            &topics,
-        )
-        .await
-        .unwrap();
+        let bus = embedded(&["sms.send.gw", "sms.send.gw.sent", "sms.events", "sms.dlq"]).await;
         let producer = bus.producer().unwrap();
         let mut dlq = bus.consumer("test.dlq", &["sms.dlq"]).unwrap();
         let mut sent = bus.consumer("test.sent", &["sms.send.gw.sent"]).unwrap();
@@ -334,32 +334,16 @@ mod tests {
     /// the backend's rate goes to the provider before them.
     #[tokio::test]
     async fn a_reply_goes_before_the_bulk_lane_at_the_same_rate() {
-        use crate::bus::{Bus, TopicSpec};
         use crate::stage::{run, StageContext, StageControl};
-        let names = [
+        let bus = embedded(&[
             "sms.send.gw",
             "sms.send.gw.bulk",
             "sms.send.gw.sent",
             "sms.send.gw.bulk.sent",
             "sms.events",
             "sms.dlq",
-        ];
-        let topics: Vec<TopicSpec> = names
-            .into_iter()
-            .map(|name| TopicSpec {
-                name: name.into(),
-                partitions: 1,
-                replication: 1,
-                compacted: false,
-                retention: None,
-            })
-            .collect();
-        let bus = Bus::connect(
-            &crate::config::Kafka::with_mode(crate::config::KafkaMode::Embedded),
-            &topics,
-        )
-        .await
-        .unwrap();
+        ])
+        .await;
         let producer = bus.producer().unwrap();
         let provider = Arc::new(Recording::default());
         let settings = Sending {
