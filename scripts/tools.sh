@@ -125,6 +125,16 @@ if ! "$SMSFLOW_PYTHON" -c "import sys, confluent_kafka, fastavro; sys.exit(confl
       "confluent-kafka==$confluent_kafka_version" "fastavro==$fastavro_version"
 fi
 
+chdb_version=4.4.0
+duckdb_version=2.0.1
+pyarrow_version=26.0.1
+pandas_version=3.1.1
+if ! "$SMSFLOW_PYTHON" -c "import sys; from importlib.metadata import version as v; sys.exit((v('chdb'), v('duckdb'), v('pyarrow'), v('pandas')) != ('$chdb_version', '$duckdb_version', '$pyarrow_version', '$pandas_version'))" 2>/dev/null; then
+  echo "==> installing chdb $chdb_version, duckdb $duckdb_version, pyarrow $pyarrow_version and pandas $pandas_version into $cache/venv (PyPI)"
+  "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check \
+      "chdb==$chdb_version" "duckdb==$duckdb_version" "pyarrow==$pyarrow_version" "pandas==$pandas_version"
+fi
+
 kubernetes_validate_version=1.37.0
 jsonschema_version=4.26.0
 if ! "$SMSFLOW_PYTHON" -c "import sys, jsonschema, kubernetes_validate.version as k; from importlib.metadata import version; sys.exit(k.__version__ != '$kubernetes_validate_version' or version('jsonschema') != '$jsonschema_version')" 2>/dev/null; then

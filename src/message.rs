@@ -339,6 +339,178 @@ pub struct AudienceChunk {
     pub rows: Vec<AudienceRow>,
 }
 
+/// A statistics window's length (`sms.stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatsWindow {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl StatsWindow {
+    /// The window's length in milliseconds.
+    pub fn millis(self) -> i64 {
+        match self {
+            StatsWindow::Minute => 60_000,
+            StatsWindow::Hour => 3_600_000,
+            StatsWindow::Day => 86_400_000,
+        }
+    }
+
+    /// The window as the schema writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatsWindow::Minute => "minute",
+            StatsWindow::Hour => "hour",
+            StatsWindow::Day => "day",
+        }
+    }
+
+    /// The start of the window holding `at` (ms since the epoch, UTC).
+    pub fn start_of(self, at: i64) -> i64 {
+        at - at.rem_euclid(self.millis())
+    }
+}
+
+/// What statistics are grouped by (`sms.stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatsDimension {
+    Total,
+    Backend,
+    App,
+    Keyword,
+    Campaign,
+}
+
+impl StatsDimension {
+    /// The dimension as the schema writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatsDimension::Total => "total",
+            StatsDimension::Backend => "backend",
+            StatsDimension::App => "app",
+            StatsDimension::Keyword => "keyword",
+            StatsDimension::Campaign => "campaign",
+        }
+    }
+}
+
+/// Upper bounds (ms) of the latency histogram's buckets: 1-2-3-5-7 per
+/// decade up to a day; one more bucket holds everything above.
+pub const LATENCY_BOUNDS_MS: [i64; 40] = [
+    1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, 200, 300, 500, 700, 1_000, 2_000, 3_000, 5_000, 7_000,
+    10_000, 20_000, 30_000, 50_000, 70_000, 100_000, 200_000, 300_000, 500_000, 700_000, 1_000_000,
+    2_000_000, 3_000_000, 5_000_000, 7_000_000, 10_000_000, 20_000_000, 30_000_000, 50_000_000,
+    86_400_000,
+];
+
+/// A latency histogram over [`LATENCY_BOUNDS_MS`], mergeable across partitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub count: i64,
+    pub sum_ms: i64,
+    pub max_ms: i64,
+    /// `buckets[i]` counts latencies in `(bound[i-1], bound[i]]`; the last
+    /// one (index 40) everything above a day.
+    pub buckets: Vec<i64>,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            sum_ms: 0,
+            max_ms: 0,
+            buckets: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+        }
+    }
+}
+
+impl Latency {
+    /// Count one latency (negative ones, from skewed clocks, count as 0).
+    pub fn record(&mut self, ms: i64) {
+        let ms = ms.max(0);
+        let i = LATENCY_BOUNDS_MS.partition_point(|&b| b < ms);
+        self.buckets.resize(LATENCY_BOUNDS_MS.len() + 1, 0);
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.sum_ms += ms;
+        self.max_ms = self.max_ms.max(ms);
+    }
+
+    /// Add `other`'s counts to these.
+    pub fn merge(&mut self, other: &Latency) {
+        self.buckets.resize(LATENCY_BOUNDS_MS.len() + 1, 0);
+        for (i, n) in other.buckets.iter().enumerate().take(self.buckets.len()) {
+            self.buckets[i] += n;
+        }
+        self.count += other.count;
+        self.sum_ms += other.sum_ms;
+        self.max_ms = self.max_ms.max(other.max_ms);
+    }
+
+    /// The `q`-quantile (0.0..=1.0) as its bucket's upper bound (the
+    /// largest latency seen for the top bucket), or `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<i64> {
+        if self.count <= 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as i64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let bound = LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(self.max_ms);
+                return Some(bound.min(self.max_ms));
+            }
+        }
+        Some(self.max_ms)
+    }
+}
+
+/// The counts of one window for one dimension value, as far as one source
+/// partition goes (`sms.stats`, compacted). Readers sum over partitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub window: StatsWindow,
+    pub start: i64,
+    pub dimension: StatsDimension,
+    pub value: String,
+    pub topic: String,
+    pub partition: i32,
+    pub through_offset: i64,
+    pub inbound: i64,
+    pub outbound: i64,
+    pub queued: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub expired: i64,
+    pub suppressed: i64,
+    pub segments: i64,
+    pub accepted_to_sent: Latency,
+    pub sent_to_delivered: Latency,
+    pub closed: bool,
+    pub updated_at: i64,
+}
+
+impl Stats {
+    /// The compacted topic's key of this record.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}/{}/{}",
+            self.window.name(),
+            self.start,
+            self.dimension.name(),
+            self.value,
+            self.topic,
+            self.partition
+        )
+    }
+}
+
 /// The id of campaign `campaign`'s message to `phone`: the same on every
 /// run and every replica, so no recipient is sent one twice.
 pub fn campaign_message_id(campaign: &str, phone: &str) -> String {

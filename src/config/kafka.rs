@@ -197,6 +197,8 @@ pub struct Topics {
     pub campaigns: String,
     /// Campaigns' frozen audiences (key = campaign id).
     pub audience: String,
+    /// Statistics per window (compacted; written by the `analytics` stage).
+    pub stats: String,
     /// Suffix of each backend's bulk lane: campaigns' messages go to
     /// `<send topic><suffix>`, read by the backend's sink after its own.
     pub bulk_suffix: String,
@@ -232,6 +234,7 @@ impl Default for Topics {
             dlq: "sms.dlq".into(),
             campaigns: "sms.campaigns".into(),
             audience: "sms.campaigns.audience".into(),
+            stats: "sms.stats".into(),
             bulk_suffix: ".bulk".into(),
             partitions: 8,
             replication: 1,

