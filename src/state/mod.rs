@@ -1,13 +1,14 @@
 //! State kept from topics: every process that needs a table restores it
 //! from its topic at start-up and keeps following it while it runs
-//! ([`table`]). The contacts, the opt-out list, poll answers, message status
-//! and the message log; [`Tables`] holds a pipeline's set.
+//! ([`table`]). The contacts, the opt-out list, poll answers, message status,
+//! the message log and the statistics; [`Tables`] holds a pipeline's set.
 
 pub mod campaigns;
 pub mod contacts;
 pub mod messagelog;
 pub mod optout;
 pub mod polls;
+pub mod stats;
 pub mod status;
 pub mod table;
 
@@ -21,6 +22,7 @@ use contacts::ContactBook;
 use messagelog::MessageLog;
 use optout::OptOuts;
 use polls::PollBook;
+use stats::StatsBook;
 use status::StatusBook;
 use table::{table, Follower};
 
@@ -38,16 +40,20 @@ pub struct Tables {
     /// `None` when the pipeline has no `messagelog:` section.
     log: Option<Arc<MessageLog>>,
     status: Arc<StatusBook>,
+    /// The statistics from `sms.stats`, for the dashboard.
+    stats: Arc<StatsBook>,
     views: Arc<Views>,
 }
 
-/// The tables only questions need (message status, the log): followed from
+/// The tables only questions need (message status, the log, the
+/// statistics): followed from
 /// the first question on Kafka, so that stage processes nobody asks do not
 /// read every event; from the start on the embedded bus, where a late reader
 /// would not see what was written before it joined.
 #[derive(Default)]
 struct Views {
     followers: tokio::sync::OnceCell<Vec<Follower>>,
+    stats: tokio::sync::OnceCell<Follower>,
     source: Mutex<Option<(Bus, Producer, Pipeline)>>,
 }
 
@@ -65,6 +71,7 @@ impl Tables {
             campaigns: CampaignBook::new(&p.topics.campaigns),
             log: p.messagelog.as_ref().map(|m| MessageLog::new(m.keep)),
             status: StatusBook::new(),
+            stats: StatsBook::new(),
             views: Arc::default(),
         }
     }
@@ -83,13 +90,36 @@ impl Tables {
         Ok(self.log.as_deref())
     }
 
-    async fn views(&self) -> Result<(), BusError> {
-        let source = self
-            .views
+    /// The statistics (the first call on Kafka reads `sms.stats` up to now).
+    pub async fn stats(&self) -> Result<&StatsBook, BusError> {
+        let source = self.source();
+        self.views
+            .stats
+            .get_or_try_init(|| async {
+                let Some((bus, producer, p)) = source else {
+                    return Err(BusError::Closed);
+                };
+                let book = self.stats.clone();
+                table(&bus, &producer, &p, &p.topics.stats, move |r| {
+                    book.apply(&r.payload)
+                        .map_err(|e| format!("not a statistics record: {e}"))
+                })
+                .await
+            })
+            .await?;
+        Ok(&self.stats)
+    }
+
+    fn source(&self) -> Option<(Bus, Producer, Pipeline)> {
+        self.views
             .source
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .clone()
+    }
+
+    async fn views(&self) -> Result<(), BusError> {
+        let source = self.source();
         self.views
             .followers
             .get_or_try_init(|| async {
@@ -186,6 +216,7 @@ impl Tables {
             Some((bus.clone(), producer.clone(), p.clone()));
         if let Bus::Embedded(_) = bus {
             self.views().await?;
+            self.stats().await?;
         }
         Ok(followers)
     }

@@ -282,7 +282,8 @@ impl Topology {
                 specs.push(plain(t.bulk(b.name())));
             }
         }
-        let mut tables = vec![&t.contacts, &t.optouts, &t.polls];
+        // sms.stats: read by the dashboard (written by the analytics stage).
+        let mut tables = vec![&t.contacts, &t.optouts, &t.polls, &t.stats];
         if p.campaigns.is_some() {
             tables.push(&t.campaigns);
             specs.push(plain(t.audience.clone()));

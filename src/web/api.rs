@@ -45,6 +45,7 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/api/polls/{name}/send", post(send_poll))
         .route("/api/log", get(search_log))
         .route("/api/optouts", get(optouts))
+        .merge(super::stats::routes())
 }
 
 fn refused(r: Refused) -> Response {

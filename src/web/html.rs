@@ -34,7 +34,7 @@ pub fn url(text: &str) -> String {
 }
 
 /// The nav bar's pages, in order.
-const NAV: [(&str, &str); 7] = [
+const NAV: [(&str, &str); 8] = [
     ("/tester/", "Message tester"),
     ("/log/", "Message log"),
     ("/contacts/", "Contacts"),
@@ -42,6 +42,7 @@ const NAV: [(&str, &str); 7] = [
     ("/campaigns/", "Campaigns"),
     ("/polls/", "Polls"),
     ("/status/", "Message status"),
+    ("/dashboard/", "Dashboard"),
 ];
 
 tokio::task_local! {

@@ -14,3 +14,4 @@ pub mod campaigns;
 mod html;
 mod pages;
 pub mod server;
+pub mod stats;

@@ -1,5 +1,6 @@
 //! The web pages, rendered on the server: the message log, contacts (list,
-//! add, edit, delete, CSV import), send a message, polls, message status.
+//! add, edit, delete, CSV import), send a message, polls, message status,
+//! the statistics' dashboard.
 //!
 //! The campaigns pages are there only when the pipeline has `campaigns:`
 //! (the nav links them then; without it they answer 404 saying so).
@@ -24,6 +25,8 @@ mod campaign_form;
 mod campaign_preview;
 mod campaigns;
 mod contacts;
+mod dashboard;
+mod dashboard_chart;
 mod form;
 mod log;
 mod messaging;
@@ -58,6 +61,7 @@ pub fn routes(state: &Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/polls/{name}", get(messaging::poll_page))
         .route("/polls/{name}/send", post(messaging::send_poll))
         .route("/status/", get(status::status_page))
+        .route("/dashboard/", get(dashboard::dashboard_page))
         .route("/campaigns/", get(campaigns::list_page))
         .route(
             "/campaigns/new",
@@ -73,6 +77,7 @@ pub fn routes(state: &Arc<HttpState>) -> Router<Arc<HttpState>> {
         "/polls",
         "/status",
         "/campaigns",
+        "/dashboard",
     ] {
         r = r.route(
             path,
