@@ -270,6 +270,7 @@ fn latency_section(d: &Data) -> String {
                 }
             })
             .collect();
+        out += &format!("<h3>{what}</h3>\n");
         out += &bar_chart(
             &format!("chart-latency-{id}"),
             &format!("Latency {what}, per backend"),
@@ -386,14 +387,13 @@ pub(super) async fn dashboard_page(State(s): S, RawQuery(raw): RawQuery) -> Resp
     };
     let now = now_millis();
     let d = data(book, v, now);
-    let mut body =
-        String::from("<h1>Dashboard</h1>\n<nav class=\"pages\" aria-label=\"time range\">");
+    // Not a <nav>: the style sheet draws the first <nav> as the site's bar.
+    let mut body = String::from(
+        "<h1>Dashboard</h1>\n<div class=\"actions\" id=\"ranges\" role=\"navigation\" aria-label=\"time range\">",
+    );
     for other in &VIEWS {
         body += &match other.name == v.name {
-            true => format!(
-                "<span class=\"current\" aria-current=\"page\">{}</span>",
-                other.label
-            ),
+            true => format!("<strong aria-current=\"page\">{}</strong>", other.label),
             false => format!(
                 "<a href=\"/dashboard/?range={}\">{}</a>",
                 other.name, other.label
@@ -401,7 +401,7 @@ pub(super) async fn dashboard_page(State(s): S, RawQuery(raw): RawQuery) -> Resp
         };
     }
     body += &format!(
-        "</nav>\n<p class=\"muted\" id=\"updated\">Statistics from <code>{}</code> by event time, as of {} UTC; \
+        "</div>\n<p class=\"muted\" id=\"updated\">Statistics from <code>{}</code> by event time, as of {} UTC; \
          this page reloads every {} s.</p>\n",
         esc(&s.pipeline.topics.stats),
         time(now),
