@@ -243,12 +243,15 @@ fn rate_section(d: &Data, v: &View) -> String {
     )
 }
 
+/// One of a total's latency histograms.
+type LatencyOf = fn(&Totals) -> &crate::message::Latency;
+
 fn latency_section(d: &Data) -> String {
     let mut out = String::from(
         "<section id=\"latency\"><h2>Latency per backend</h2>\n<p class=\"muted\">Percentiles from the merged \
          histograms: each is its bucket's upper bound (1-2-3-5-7 per decade).</p>\n",
     );
-    let kinds: [(&str, &str, fn(&Totals) -> &crate::message::Latency); 2] = [
+    let kinds: [(&str, &str, LatencyOf); 2] = [
         ("sent", "accepted → sent", |t| &t.accepted_to_sent),
         ("delivered", "sent → delivered", |t| &t.sent_to_delivered),
     ];
