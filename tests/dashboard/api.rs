@@ -129,5 +129,24 @@ async fn the_json_api_sums_partitions_and_names_bad_parameters() {
             "{body}"
         );
     }
+    // The page: /dashboard leads to it; an unknown range is a 400 saying so.
+    let res = reqwest::get(format!("{base}/dashboard")).await.unwrap();
+    assert_eq!(res.url().path(), "/dashboard/");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["refresh"], "5");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("<td class=\"number\" id=\"total-inbound\">19</td>"),
+        "{html}"
+    );
+    let res = reqwest::get(format!("{base}/dashboard/?range=week"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("No range &quot;week&quot;"));
     running.shutdown().await.unwrap();
 }

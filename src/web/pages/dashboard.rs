@@ -371,9 +371,9 @@ pub(super) async fn dashboard_page(State(s): S, RawQuery(raw): RawQuery) -> Resp
     let asked = f.get("range");
     let Some(v) = VIEWS.iter().find(|v| asked.is_empty() || v.name == asked) else {
         let body = format!(
-            "<h1>Dashboard</h1>\n<p class=\"error\" id=\"error\">No range {:?}: choose hour, day or month.</p>\n\
+            "<h1>Dashboard</h1>\n<p class=\"error\" id=\"error\">No range {}: choose hour, day or month.</p>\n\
              <p><a href=\"/dashboard/\">The last hour</a></p>",
-            esc(&asked)
+            esc(&format!("{asked:?}"))
         );
         return page(StatusCode::BAD_REQUEST, "Dashboard", NAV, &body);
     };
