@@ -150,3 +150,41 @@ async fn the_json_api_sums_partitions_and_names_bad_parameters() {
         .contains("No range &quot;week&quot;"));
     running.shutdown().await.unwrap();
 }
+
+/// On Kafka (librdkafka's mock cluster) the statistics are read at the
+/// first question: what was written before it is there at once, and what
+/// comes after is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_the_statistics_are_read_at_the_first_question_and_followed() {
+    let p = common::pipeline_from(common::WEB_PIPELINE, smsflow::config::KafkaMode::Mock);
+    let running = smsflow::topology::Topology::new(p)
+        .unwrap()
+        .start(None, true)
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.admin_addr().unwrap());
+    let m2 = minute(2);
+    write(
+        &running,
+        &[
+            record(m2, Total, "", 0, 10, 4, 100, 2_000),
+            record(m2, Total, "", 1, 6, 6, 500, 2_000),
+        ],
+    )
+    .await;
+    // The first question restores the table to the topic's end first.
+    let (status, body) = get(&base, "/api/stats").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"]["inbound"], 16, "{body}");
+    write(&running, &[record(m2, Total, "", 0, 12, 8, 100, 2_000)]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = get(&base, "/api/stats").await;
+        if body["total"]["inbound"] == 18 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.shutdown().await.unwrap();
+}
