@@ -11,6 +11,7 @@ pub mod polls;
 pub mod stats;
 pub mod status;
 pub mod table;
+pub mod totals;
 
 use std::sync::{Arc, Mutex};
 
