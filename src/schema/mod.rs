@@ -10,6 +10,7 @@
 //! framings: see [`framing`].
 
 mod framing;
+pub mod registry;
 
 pub use framing::{
     by_file, by_id, fingerprint, id_of, known, learn_id, reframe, split, DecodeError, Framing,

@@ -13,4 +13,5 @@ mod api;
 pub mod campaigns;
 mod html;
 mod pages;
+mod registry;
 pub mod server;
