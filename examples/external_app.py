@@ -105,6 +105,10 @@ class Codec:
         self.header = SINGLE_OBJECT_MARKER + bytes.fromhex(
             fingerprint(to_parsing_canonical_form(raw), "CRC-64-AVRO")
         )
+        # With `kafka.framing: confluent` smsflow writes 00 + this id instead:
+        # the fingerprint's first four bytes, big-endian, top bit cleared.
+        own_id = int.from_bytes(self.header[2:6], "big") & 0x7FFFFFFF
+        self.confluent_header = b"\x00" + own_id.to_bytes(4, "big")
 
     def encode(self, record: dict) -> bytes:
         out = io.BytesIO()
@@ -113,6 +117,15 @@ class Codec:
         return out.getvalue()
 
     def decode(self, payload: bytes | None) -> dict:
+        if payload is not None and payload[:1] == b"\x00":
+            # Confluent framing (smsflow's own ids; an external registry's
+            # ids would be looked up there).
+            if payload[:5] != self.confluent_header:
+                raise NotDecodable(
+                    f"Confluent-framed with schema id {int.from_bytes(payload[1:5], 'big')},"
+                    f" {self.name} is {int.from_bytes(self.confluent_header[1:], 'big')}"
+                )
+            payload = self.header + payload[5:]
         if payload is None or len(payload) < len(self.header):
             size = 0 if payload is None else len(payload)
             raise NotDecodable(f"{size} bytes, too short for single-object framing")

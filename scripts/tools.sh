@@ -119,10 +119,11 @@ fi
 
 confluent_kafka_version=2.16.1
 fastavro_version=1.13.1
-if ! "$SMSFLOW_PYTHON" -c "import sys, confluent_kafka, fastavro; sys.exit(confluent_kafka.__version__ != '$confluent_kafka_version' or fastavro.__version__ != '$fastavro_version')" 2>/dev/null; then
-  echo "==> installing confluent-kafka $confluent_kafka_version and fastavro $fastavro_version into $cache/venv (PyPI)"
+# With its schema-registry extras: the AvroDeserializer the registry test reads with.
+if ! "$SMSFLOW_PYTHON" -c "import sys, confluent_kafka, fastavro, confluent_kafka.schema_registry.avro; sys.exit(confluent_kafka.__version__ != '$confluent_kafka_version' or fastavro.__version__ != '$fastavro_version')" 2>/dev/null; then
+  echo "==> installing confluent-kafka[avro,schemaregistry] $confluent_kafka_version and fastavro $fastavro_version into $cache/venv (PyPI)"
   "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check \
-      "confluent-kafka==$confluent_kafka_version" "fastavro==$fastavro_version"
+      "confluent-kafka[avro,schemaregistry]==$confluent_kafka_version" "fastavro==$fastavro_version"
 fi
 
 chdb_version=4.4.0

@@ -47,12 +47,14 @@ pub fn check_data_dir(dir: &Path) -> Result<(), String> {
 /// The certificates of a PEM file, or an error naming the file (never its
 /// contents).
 pub fn ca_certificates(path: &str) -> anyhow::Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("send.ca_file {path:?} cannot be read: {e}"))?;
+    let pem =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("ca_file {path:?} cannot be read: {e}"))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| anyhow::anyhow!("send.ca_file {path:?} is not PEM certificates: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("ca_file {path:?} is not PEM certificates: {e}"))?;
     if certs.is_empty() {
-        anyhow::bail!("send.ca_file {path:?} holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)");
+        anyhow::bail!(
+            "ca_file {path:?} holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)"
+        );
     }
     Ok(certs)
 }

@@ -80,6 +80,64 @@ pub struct Kafka {
     /// marked done are kept per partition (ordinary topics). Default: no cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_records: Option<u64>,
+    /// How Avro records are framed on Kafka topics: `single_object` (Avro's
+    /// own `C3 01` + fingerprint) or `confluent` (`00` + schema registry id:
+    /// what Kafka Connect, ksqlDB, ClickHouse and Confluent's serdes read).
+    /// Every stage reads both, so a topic can be switched while it holds
+    /// records of the other. The embedded buses always keep single-object.
+    #[serde(default)]
+    pub framing: Framing,
+    /// Per-topic framing, over `framing` (a topic name to `single_object`
+    /// or `confluent`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topic_framing: BTreeMap<String, Framing>,
+    /// An external Confluent-compatible schema registry to register
+    /// smsflow's schemas in (subject `<topic>-value`) and take their ids
+    /// from. Without it the ids are smsflow's own, served read-only by the
+    /// admin listener (`/schemas/ids/{id}`, `/subjects`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<SchemaRegistry>,
+}
+
+/// How Avro records are framed on a Kafka topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(transform = or_interpolated)]
+pub enum Framing {
+    /// Avro single-object encoding: `C3 01`, the schema's 8-byte
+    /// CRC-64-AVRO fingerprint, the datum.
+    #[default]
+    SingleObject,
+    /// The Confluent wire format: `00`, the 4-byte big-endian schema id, the datum.
+    Confluent,
+}
+
+/// `kafka.schema_registry:` — an external Confluent-compatible registry.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistry {
+    /// Its base URL (`https://registry.example:8081`).
+    pub url: String,
+    /// Basic-auth user (Confluent Cloud: the API key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Basic-auth password (Confluent Cloud: the API secret); use `${VAR}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// A PEM file of the certificate authorities to trust for an
+    /// `https://` registry, beyond the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+impl Kafka {
+    /// The framing of records written to `topic`.
+    pub fn framing_of(&self, topic: &str) -> Framing {
+        self.topic_framing
+            .get(topic)
+            .copied()
+            .unwrap_or(self.framing)
+    }
 }
 
 impl Kafka {
@@ -99,6 +157,9 @@ impl Kafka {
             fsync_interval: default_fsync_interval(),
             retention: default_retention(),
             retention_records: None,
+            framing: Framing::default(),
+            topic_framing: BTreeMap::new(),
+            schema_registry: None,
         }
     }
 }

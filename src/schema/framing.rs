@@ -105,15 +105,8 @@ pub enum DecodeError {
     },
 }
 
-/// How records are framed when written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Framing {
-    /// Avro single-object encoding (`C3 01` + fingerprint).
-    #[default]
-    SingleObject,
-    /// The Confluent wire format (`00` + registry id).
-    Confluent,
-}
+/// How records are framed when written (`kafka.framing`).
+pub use crate::config::Framing;
 
 /// One schema smsflow knows: a compiled-in `.avsc` file.
 #[derive(Debug)]

@@ -10,6 +10,7 @@
 //! framings: see [`framing`].
 
 mod framing;
+pub mod registry;
 
 pub use framing::{
     by_file, by_id, fingerprint, id_of, known, learn_id, reframe, split, DecodeError, Framing,
@@ -453,6 +454,9 @@ mod tests {
 
     #[test]
     fn own_ids_are_distinct_positive_and_follow_the_fingerprint() {
+        // The fingerprint's first four bytes, big-endian, top bit cleared
+        // (what examples/external_app.py and docs/analytics.md compute).
+        assert_eq!(by_file("inbound_message.avsc").unwrap().id, 0x1b55_7ac9);
         let mut ids: Vec<u32> = known().iter().map(|k| k.id).collect();
         assert!(ids.iter().all(|&id| id > 0 && id <= i32::MAX as u32));
         ids.sort();

@@ -489,5 +489,12 @@ async fn connect(p: &Pipeline, topics: &[TopicSpec]) -> anyhow::Result<Bus> {
             p.kafka.mode
         );
     }
+    // Before any record is written: Confluent-framed records carry the
+    // registry's ids.
+    if let Some(registry) = &p.kafka.schema_registry {
+        crate::schema::registry::register(p, registry)
+            .await
+            .context("cannot register the schemas")?;
+    }
     Ok(bus)
 }

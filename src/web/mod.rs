@@ -13,5 +13,6 @@ mod api;
 pub mod campaigns;
 mod html;
 mod pages;
+mod registry;
 pub mod server;
 pub mod stats;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::actions::HttpState;
 use super::html::{IMPORT_SCRIPT, STYLE};
-use super::{api, campaigns, pages};
+use super::{api, campaigns, pages, registry};
 use crate::backends::tester::Tester;
 use crate::backends::webhook::source_error;
 use crate::http::guard::{self, Guard};
@@ -45,6 +45,7 @@ pub fn public_router(state: Arc<HttpState>) -> Router {
 pub fn admin_router(state: Arc<HttpState>) -> Router {
     let web = api::routes()
         .merge(campaigns::routes())
+        .merge(registry::routes())
         .merge(pages::routes(&state))
         .with_state(state.clone());
     probes()

@@ -143,7 +143,11 @@ impl Tool {
     fn modules(self) -> &'static [&'static str] {
         match self {
             Tool::PythonTwilio => &["twilio"],
-            Tool::PythonKafka => &["confluent_kafka", "fastavro"],
+            Tool::PythonKafka => &[
+                "confluent_kafka",
+                "fastavro",
+                "confluent_kafka.schema_registry.avro",
+            ],
             Tool::PythonAnalytics => &["chdb", "duckdb", "pyarrow", "pandas", "fastavro"],
             Tool::KubernetesValidate => &["kubernetes_validate", "jsonschema", "yaml"],
             _ => &[],

@@ -21,6 +21,7 @@ pub(super) mod mock;
 mod producer;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -36,7 +37,7 @@ use crate::config::{self, KafkaMode};
 pub use consumer::{read_to_end, GroupContext, KafkaCommitter, KafkaConsumer};
 use error::kafka_error;
 use mock::MockCluster;
-pub use producer::{AckContext, KafkaProducer};
+pub use producer::{AckContext, KafkaProducer, TopicFraming};
 
 /// A connection to a cluster (its settings; clients are made per stage).
 pub struct KafkaBus {
@@ -49,6 +50,8 @@ pub struct KafkaBus {
     /// Present in mock mode: the thread that owns librdkafka's mock cluster.
     mock: Option<MockCluster>,
     group_prefix: String,
+    /// Producers' framing of Avro records (`None`: the codecs' own).
+    framing: Option<Arc<TopicFraming>>,
 }
 
 /// `base` with `defaults` where `overrides` says nothing, then `overrides`.
@@ -120,6 +123,7 @@ impl KafkaBus {
             instance_id: cfg.instance_id.clone(),
             mock,
             group_prefix: format!("{}.", cfg.group),
+            framing: TopicFraming::of(cfg),
         };
         if bus.mock.is_none() && !topics.is_empty() {
             bus.create_topics(topics).await?;
@@ -207,7 +211,7 @@ impl KafkaBus {
     }
 
     pub fn producer(&self) -> Result<KafkaProducer, BusError> {
-        KafkaProducer::new(&self.producer)
+        KafkaProducer::new(&self.producer, self.framing.clone())
     }
 
     /// Join `group` on `topics` as a stage's member: static (with this

@@ -12,6 +12,7 @@ mod backends;
 mod campaigns;
 mod http;
 mod languages;
+mod registry;
 mod rules;
 
 use rules::{project_only, topic_name};
@@ -22,6 +23,7 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
         errors.push(ConfigError::new(line, column, path, message));
     };
     check_kafka(p, &mut report);
+    registry::check(p, &mut report);
     http::check(p, &mut report);
     check_topics(p, &mut report);
     languages::check(p, &mut report);
@@ -108,6 +110,7 @@ fn check_topics(p: &Pipeline, report: &mut impl FnMut(Path, String)) {
         ("log", &t.log),
         ("polls", &t.polls),
         ("dlq", &t.dlq),
+        ("stats", &t.stats),
     ] {
         let prefix = key.ends_with("_prefix");
         if let Err(why) = topic_name(name, prefix) {
