@@ -217,21 +217,25 @@ mod tests {
 
     #[test]
     fn a_sink_sent_then_a_failure_report_is_one_outbound_one_sent_one_failed() {
-        let sent = event(&sample(DeliveryStatus::Sent, false));
+        let sent_e = sample(DeliveryStatus::Sent, false);
+        let sent = event(&sent_e);
         assert_eq!(
             (sent.delta.outbound, sent.delta.sent, sent.delta.segments),
             (1, 1, 2)
         );
         assert_eq!(sent.delta.accepted_to_sent, Some(4_000));
-        let failed = event(&sample(DeliveryStatus::Failed, true));
+        let failed_e = sample(DeliveryStatus::Failed, true);
+        let failed = event(&failed_e);
         assert_eq!((failed.delta.outbound, failed.delta.failed), (0, 1));
-        let progress = event(&sample(DeliveryStatus::Sent, true));
+        let progress_e = sample(DeliveryStatus::Sent, true);
+        let progress = event(&progress_e);
         assert_eq!(
             progress.delta,
             Delta::default(),
             "a report's sent is a note"
         );
-        let delivered = event(&sample(DeliveryStatus::Delivered, true));
+        let delivered_e = sample(DeliveryStatus::Delivered, true);
+        let delivered = event(&delivered_e);
         assert_eq!(delivered.delta.delivered, 1);
         assert_eq!(delivered.delta.sent_to_delivered, Some(2_000));
         assert_eq!(delivered.delta.outbound, 0);
