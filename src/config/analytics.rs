@@ -12,8 +12,11 @@ use super::value::{humantime_serde_compat, HumanDuration};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AnalyticsWindow {
+    /// From each whole minute.
     Minute,
+    /// From each whole hour (UTC).
     Hour,
+    /// From each midnight UTC.
     Day,
 }
 
