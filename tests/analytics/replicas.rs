@@ -56,7 +56,7 @@ const PER_ROUND: i64 = 1_000;
 
 /// Record `i`: an inbound message, a sink's `sent`, or a delivery report
 /// (delivered or failed), 150 ms of event time after record `i - 1`.
-fn record(i: i64, want: &mut BTreeMap<super::Cell, Counts>) -> Produce {
+pub(super) fn record(i: i64, want: &mut BTreeMap<super::Cell, Counts>) -> Produce {
     let at = T0 + i * 150;
     let phone = format!("+1444{:04}", i % 53);
     if i % 3 == 0 {
