@@ -323,6 +323,10 @@ impl Handler for AnalyticsStage {
                 }
                 *seen = generation;
             }
+            if rebalances.epoch(&record.topic, record.partition).is_none() {
+                // Read before its partition went elsewhere: the next owner counts it.
+                return Ok(());
+            }
         }
         let m = metrics();
         let decoded = match self.decode(record) {
