@@ -192,6 +192,15 @@ pub struct DeliveryEvent {
     pub campaign_id: Option<String>,
     /// The message's segments; 0 when not known (delivery reports).
     pub segments: i32,
+    /// The app that wrote the message (reports: from the sent-log, if known).
+    pub app: Option<String>,
+    /// The message's `created_at` (ms); 0 when not known (reports).
+    pub accepted_at: i64,
+    /// When the provider accepted it (ms): a `sent` event's own time; on
+    /// reports, from the sink's sent-log; 0 when not known.
+    pub sent_at: i64,
+    /// Said by a provider's delivery report, not by a stage of smsflow.
+    pub report: bool,
 }
 
 impl DeliveryEvent {
@@ -207,6 +216,10 @@ impl DeliveryEvent {
             provider_status: None,
             campaign_id: msg.campaign_id.clone(),
             segments: msg.segments,
+            app: msg.app.clone(),
+            accepted_at: msg.created_at,
+            sent_at: 0,
+            report: false,
         }
     }
 }

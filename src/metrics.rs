@@ -41,6 +41,14 @@ pub struct Metrics {
     /// process counts them from `sms.events` (label values: campaign ids,
     /// which operators choose).
     pub campaign_messages: IntGaugeVec,
+    /// Messages the `analytics` stage counted, by backend, direction and status.
+    pub analytics_messages: IntCounterVec,
+    /// Accepted → sent and sent → delivered, by backend (the `analytics` stage).
+    pub analytics_latency: HistogramVec,
+    /// Events that came after their window closed (not counted in it).
+    pub analytics_late: IntCounterVec,
+    /// Records the `analytics` stage wrote to `topics.stats`, by window.
+    pub analytics_records: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -139,8 +147,35 @@ fn build() -> Result<Metrics, prometheus::Error> {
             ),
             &["campaign", "status"],
         )?,
+        analytics_messages: counter(
+            "smsflow_analytics_messages_total",
+            "Messages the analytics stage counted: direction in (status received) from sms.inbound, out (the event's status) from sms.events",
+            &["backend", "direction", "status"],
+        )?,
+        analytics_latency: HistogramVec::new(
+            HistogramOpts::new(
+                "smsflow_analytics_latency_seconds",
+                "Outbound latency by phase: accepted_to_sent (creation to the provider accepting it), sent_to_delivered (to the delivery report)",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+                86400.0,
+            ]),
+            &["backend", "phase"],
+        )?,
+        analytics_late: counter(
+            "smsflow_analytics_late_events_total",
+            "Events read after their window closed (its end plus the grace, by the partition's stream time): not counted in that window",
+            &["topic", "window"],
+        )?,
+        analytics_records: counter(
+            "smsflow_analytics_records_total",
+            "Statistics records written to topics.stats, by window",
+            &["window"],
+        )?,
         registry,
     };
+    m.registry.register(Box::new(m.analytics_latency.clone()))?;
     m.registry.register(Box::new(m.campaign_messages.clone()))?;
     m.registry.register(Box::new(m.sent_log_entries.clone()))?;
     m.registry.register(Box::new(m.latency.clone()))?;

@@ -50,6 +50,7 @@ impl Handler for DiscardSink {
         if let Some(events) = &self.events {
             let mut event = DeliveryEvent::now(&msg, DeliveryStatus::Sent);
             event.provider_status = Some("discarded".into());
+            event.sent_at = event.at;
             out.push(encode(schema::event(), events, &msg.connection, &event)?);
         }
         Ok(())

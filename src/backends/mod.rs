@@ -387,10 +387,13 @@ impl Reports {
                 String::new()
             }
         };
+        // What the sent-log knows of it: the phone, when it was sent, its campaign and app.
+        let entry = found.and_then(|(_, entry)| entry);
         let identity = r
             .identity
-            .or_else(|| found.map(|(_, identity)| identity))
+            .or_else(|| entry.as_ref().map(|e| e.identity.clone()))
             .unwrap_or_default();
+        let sent = entry.filter(|e| e.state == sent::State::Sent);
         let event = DeliveryEvent {
             message_id,
             connection: Connection::new(&self.backend, identity),
@@ -399,8 +402,12 @@ impl Reports {
             provider_id: r.provider_id,
             error: r.error,
             provider_status: Some(r.provider_status),
-            campaign_id: None,
+            campaign_id: sent.as_ref().and_then(|e| e.campaign_id.clone()),
             segments: 0,
+            app: sent.as_ref().and_then(|e| e.app.clone()),
+            accepted_at: 0,
+            sent_at: sent.as_ref().map_or(0, |e| e.at),
+            report: true,
         };
         let key = format!(
             "{}/{}/{}",

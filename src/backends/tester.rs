@@ -192,7 +192,9 @@ impl Handler for TesterSink {
             return Ok(());
         }
         observe_since(&self.reply_latency, msg.created_at);
-        let event = DeliveryEvent::now(&msg, DeliveryStatus::Delivered);
+        // Sent and delivered at once: no report follows.
+        let mut event = DeliveryEvent::now(&msg, DeliveryStatus::Delivered);
+        event.sent_at = event.at;
         out.push(encode(
             schema::event(),
             &self.events,

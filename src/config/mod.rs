@@ -5,6 +5,7 @@
 //! path, the offending value and what was expected.
 
 pub mod access;
+pub mod analytics;
 pub mod backends;
 mod error;
 pub mod files;

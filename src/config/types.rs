@@ -14,6 +14,7 @@ use std::time::Duration;
 use schemars::{json_schema, JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
+pub use super::analytics::*;
 use super::backends::Backend;
 pub use super::http::*;
 pub use super::kafka::*;
@@ -66,6 +67,11 @@ pub struct Pipeline {
     /// `campaigns:` alone (or `{}`) turns them on with every setting at its
     /// default.
     pub campaigns: Option<Campaigns>,
+    /// Statistics: the `analytics` stage counts messages in event-time
+    /// windows (per backend, app, keyword and campaign) and writes them to
+    /// `topics.stats`. Off unless the section is given; `analytics:` alone
+    /// (or `{}`) turns it on with every setting at its default.
+    pub analytics: Option<Analytics>,
     /// Backends (providers), each a source and a sink.
     pub backends: Vec<Backend>,
     /// The route table, first match wins.

@@ -253,6 +253,10 @@ mod tests {
             provider_status: Some("2".into()),
             campaign_id: Some("spring".into()),
             segments: 2,
+            app: Some("echo".into()),
+            accepted_at: 5,
+            sent_at: 7,
+            report: true,
         };
         assert_eq!(event().decode(&event().encode(&e).unwrap()).unwrap(), e);
 

@@ -1,5 +1,6 @@
 //! The handler of each kind of stage: a closed set, dispatched in one place.
 
+use crate::analytics::AnalyticsStage;
 use crate::apps::runner::AppStage;
 use crate::backends::discard::DiscardSink;
 use crate::backends::provider::ProviderSink;
@@ -19,6 +20,7 @@ pub(super) enum StageHandler {
     Tester(TesterSink),
     Provider(ProviderSink),
     Discard(DiscardSink),
+    Analytics(AnalyticsStage),
 }
 
 impl Handler for StageHandler {
@@ -35,6 +37,7 @@ impl Handler for StageHandler {
             StageHandler::Tester(h) => h.handle(record, out).await,
             StageHandler::Provider(h) => h.handle(record, out).await,
             StageHandler::Discard(h) => h.handle(record, out).await,
+            StageHandler::Analytics(h) => h.handle(record, out).await,
         }
     }
 }

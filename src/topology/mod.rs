@@ -20,6 +20,7 @@ use crate::router::RouteTable;
 use crate::stage::{self, StageContext, StageControl};
 use crate::web::actions::HttpState;
 
+mod analytics;
 mod app_stages;
 mod campaigns;
 mod handler;
@@ -56,6 +57,9 @@ pub enum StageKind {
     Backend {
         backend: String,
     },
+    /// Statistics: `sms.inbound`, the app topics and `sms.events` counted
+    /// in windows, written to `topics.stats`.
+    Analytics,
 }
 
 /// A stage, with the topics it reads and writes.
@@ -233,6 +237,15 @@ impl Topology {
                 writes: vec![t.inbound.clone(), t.events.clone(), t.dlq.clone()],
             });
         }
+        // Last: it reads what every other stage writes, and drains after them.
+        if p.analytics.is_some() {
+            stages.push(StageInfo {
+                name: "analytics".into(),
+                kind: StageKind::Analytics,
+                reads: analytics::reads(p),
+                writes: vec![t.stats.clone()],
+            });
+        }
         stages
     }
 
@@ -282,7 +295,8 @@ impl Topology {
                 specs.push(plain(t.bulk(b.name())));
             }
         }
-        // sms.stats: read by the dashboard (written by the analytics stage).
+        // sms.stats: written by the analytics stage (with `analytics:`),
+        // read by the dashboard in every pipeline.
         let mut tables = vec![&t.contacts, &t.optouts, &t.polls, &t.stats];
         if p.campaigns.is_some() {
             tables.push(&t.campaigns);
@@ -398,6 +412,11 @@ impl Topology {
                 },
                 StageKind::Campaign => StageHandler::Campaign(
                     campaigns.stage().follow_assignment(consumer.rebalances()),
+                ),
+                StageKind::Analytics => StageHandler::Analytics(
+                    analytics::stage(p, &bus, &producer, &group, consumer.rebalances())
+                        .await
+                        .context("cannot start the analytics stage")?,
                 ),
                 StageKind::Backend { backend } => {
                     match sinks.stage(backend, &group, consumer.rebalances()).await? {

@@ -437,6 +437,8 @@ impl Delivery {
                             state: State::Sent,
                             provider_id,
                             provider_status: Some(status),
+                            campaign_id: msgs[i].campaign_id.clone(),
+                            app: msgs[i].app.clone(),
                             ..Entry::sending(identity)
                         });
                         "accepted"

@@ -187,6 +187,11 @@ fn event(events: &Arc<str>, msg: &OutboundMessage, entry: &Entry) -> Result<Prod
     };
     let event = DeliveryEvent {
         at: entry.at,
+        sent_at: if status == DeliveryStatus::Sent {
+            entry.at
+        } else {
+            0
+        },
         provider_id: entry.provider_id.clone(),
         provider_status: entry.provider_status.clone(),
         error: entry.error.clone(),

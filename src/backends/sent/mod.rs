@@ -69,6 +69,12 @@ pub struct Entry {
     pub error: Option<String>,
     #[serde(default)]
     pub at: i64,
+    /// The message's campaign and app (on `sent`: delivery reports that
+    /// name only the provider id carry them on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     /// The process that wrote it (a token of its own per run): of two
     /// replicas that both claim a message (`sending`), the one whose claim
     /// the log holds first sends it.
@@ -85,6 +91,8 @@ impl Entry {
             provider_status: None,
             error: None,
             at: now_millis(),
+            campaign_id: None,
+            app: None,
             by: None,
         }
     }
@@ -453,15 +461,17 @@ impl SentLog {
         self.inner().put(id, Slot::Known(entry));
     }
 
-    /// Our message id and its phone for the provider's id `provider_id`.
-    pub fn by_provider_id(&self, provider_id: &str) -> Option<(String, String)> {
+    /// Our message id for the provider's id `provider_id`, and its entry
+    /// when this process knows it (the phone, when it was sent, its
+    /// campaign and app).
+    pub fn by_provider_id(&self, provider_id: &str) -> Option<(String, Option<Entry>)> {
         let inner = self.inner();
         let id = inner.by_provider.get(provider_id)?;
-        let identity = match inner.ids.get(id) {
-            Some(Slot::Known(e)) => e.identity.clone(),
-            _ => String::new(),
+        let entry = match inner.ids.get(id) {
+            Some(Slot::Known(e)) => Some(e.clone()),
+            _ => None,
         };
-        Some((id.clone(), identity))
+        Some((id.clone(), entry))
     }
 
     /// Apply one record read from the topic (written by any replica, this

@@ -21,7 +21,10 @@ fn states_follow_the_records() {
         ..sent
     };
     assert_eq!(log.check("m1", 0), Seen::Recorded(sent.clone()));
-    assert_eq!(log.by_provider_id("SM1"), Some(("m1".into(), "+1".into())));
+    let found = log
+        .by_provider_id("SM1")
+        .map(|(id, e)| (id, e.map(|e| e.identity)));
+    assert_eq!(found, Some(("m1".into(), Some("+1".into()))));
 
     // A restart reads the topic back: a bare `sending` is now unknown.
     let after = SentLog::new("t", Arc::from("t.sent"), 100);

@@ -7,6 +7,7 @@ use crate::config::node::{Node, Path};
 use crate::config::read::locate;
 use crate::config::types::{KafkaMode, Pipeline};
 
+mod analytics;
 mod apps;
 mod backends;
 mod campaigns;
@@ -33,6 +34,7 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
     apps::check(p, &mut report);
     apps::check_chain(p, &mut report);
     campaigns::check(p, &mut report);
+    analytics::check(p, &mut report);
 }
 
 /// `kafka:`: brokers for Kafka (and only for it), a partition capacity.
