@@ -5,6 +5,7 @@
 //! - `pipeline`: the embedded bus, the tester backend and the echo app
 //!   (a keyword app): a few thousand inbound messages with explicit
 //!   timestamps, their replies, and a late event counted in the metric.
+//! - `config`: the `analytics:` section's defaults and errors.
 //! - `replicas`: several `analytics` processes on tansu, one SIGKILLed and
 //!   started again mid-run: every count still exact.
 
@@ -14,6 +15,7 @@ mod common;
 #[allow(dead_code)]
 mod fleet;
 
+mod config;
 mod pipeline;
 mod replicas;
 
