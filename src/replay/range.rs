@@ -235,8 +235,15 @@ mod tests {
                 end: 6
             }]
         );
-        let spans = resolve("t", &Start::Time(0), &End::Now, &parts).unwrap();
+        // A start time before every record: all of them; after: none.
+        let from_first = parts.map(|i| PartitionInfo {
+            from_time: Some(i.low),
+            ..i
+        });
+        let spans = resolve("t", &Start::Time(0), &End::Now, &from_first).unwrap();
         assert_eq!(spans.iter().map(Span::len).sum::<i64>(), 14);
+        let e = resolve("t", &Start::Time(0), &End::Now, &parts).unwrap_err();
+        assert!(e.to_string().contains("nothing to replay"), "{e}");
     }
 
     #[test]
