@@ -40,6 +40,9 @@ pub struct Args {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Delete the replay --id's topics (`replay.<id>.*`) and consumer groups, instead of replaying.
+    #[arg(long, requires = "id", conflicts_with_all = ["from", "from_offset", "to", "to_offset"])]
+    pub delete: bool,
 }
 
 impl Args {
@@ -79,6 +82,19 @@ pub async fn run(
     args: Args,
     load: impl Fn(&Path) -> anyhow::Result<Pipeline>,
 ) -> anyhow::Result<ExitCode> {
+    if args.delete {
+        let id = args.id.as_deref().unwrap_or_default();
+        let gone = what_if::delete(&load(&args.file)?, id).await?;
+        match args.json {
+            true => outln!("{}", serde_json::to_string(&gone)?),
+            false => outln!(
+                "deleted replay {id}: {} topics, {} consumer groups",
+                gone.topics.len(),
+                gone.groups.len()
+            ),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let opts = args.options(crate::message::now_millis())?;
     let p = load(&args.file)?;
     let report = what_if::run(&p, &opts).await?;

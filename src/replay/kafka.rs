@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -212,6 +214,62 @@ impl Cluster {
             }
         })
         .await
+    }
+
+    /// The topics whose names start with `prefix`, and the consumer groups.
+    pub async fn named(
+        &self,
+        prefix: &str,
+        group_prefix: &str,
+    ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+        let (prefix, group_prefix) = (prefix.to_owned(), group_prefix.to_owned());
+        self.blocking(move |c| {
+            let md = c
+                .fetch_metadata(None, TIMEOUT)
+                .context("cannot list the cluster's topics")?;
+            let topics = md
+                .topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .filter(|t| t.starts_with(&prefix))
+                .collect();
+            let groups = c
+                .fetch_group_list(None, TIMEOUT)
+                .context("cannot list the cluster's consumer groups")?
+                .groups()
+                .iter()
+                .map(|g| g.name().to_owned())
+                .filter(|g| g.starts_with(&group_prefix))
+                .collect();
+            Ok((topics, groups))
+        })
+        .await
+    }
+
+    /// Delete `topics` and the consumer groups `groups`.
+    pub async fn delete(&self, topics: &[String], groups: &[String]) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .config
+            .create()
+            .context("cannot make a Kafka admin client with the pipeline's settings")?;
+        let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if !names.is_empty() {
+            for r in admin.delete_topics(&names, &opts).await? {
+                if let Err((name, code)) = r {
+                    bail!("cannot delete topic {name}: {code}");
+                }
+            }
+        }
+        let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+        if !names.is_empty() {
+            for r in admin.delete_groups(&names, &opts).await? {
+                if let Err((name, code)) = r {
+                    bail!("cannot delete consumer group {name}: {code}");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every record `topic` holds now (none when it does not exist).

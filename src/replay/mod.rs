@@ -81,29 +81,61 @@ pub fn renamed(topics: &Topics, prefix: &str) -> Topics {
     t
 }
 
-/// Replay `opts`' range of `p`'s inbound topic through `p` and compare.
-pub async fn run(p: &Pipeline, opts: &Options) -> anyhow::Result<Report> {
-    check_id(&opts.id)?;
+/// The cluster of `p` (replay reads and writes Kafka only), with a client
+/// named for replay `id`.
+fn cluster(p: &Pipeline, id: &str) -> anyhow::Result<Cluster> {
     let brokers = match p.kafka.mode {
         KafkaMode::Kafka => p.kafka.brokers.clone().unwrap_or_default(),
         KafkaMode::Mock => bail!("replay needs a Kafka cluster: `kafka: mock` is librdkafka's mock cluster inside the `smsflow run` process, which another process cannot read"),
-        KafkaMode::Embedded if p.kafka.data_dir.is_some() => bail!("replay needs a Kafka cluster: the durable embedded bus (kafka.data_dir) belongs to one `smsflow run` process, and replay does not read it (its records carry no timestamps for a time range); run the pipeline on Kafka to replay it"),
+        KafkaMode::Embedded if p.kafka.data_dir.is_some() => bail!("replay needs a Kafka cluster: the durable embedded bus (kafka.data_dir) is open to one process at a time (`smsflow run` holds it), and it cannot delete topics, so a replay's topics would stay in the pipeline's data for ever; its records carry no timestamps for a time range either"),
         KafkaMode::Embedded => bail!("replay needs a Kafka cluster: the in-memory embedded bus lives inside the `smsflow run` process and ends with it, so there is nothing to replay"),
     };
-    let prefix = format!("replay.{}.", opts.id);
-    let t = &p.topics;
-    let cluster = Cluster::new(
+    Ok(Cluster::new(
         &p.kafka,
         &brokers,
-        &format!("{}.replay.{}.reader", p.kafka.group, opts.id),
-    );
+        &format!("{}.replay.{id}.reader", p.kafka.group),
+    ))
+}
+
+/// What [`delete`] removed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Deleted {
+    pub topics: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// Delete replay `id`'s topics (`replay.<id>.*`) and consumer groups
+/// (`<group>.replay.<id>.*`).
+pub async fn delete(p: &Pipeline, id: &str) -> anyhow::Result<Deleted> {
+    check_id(id)?;
+    let cluster = cluster(p, id)?;
+    let (topics, groups) = cluster
+        .named(
+            &format!("replay.{id}."),
+            &format!("{}.replay.{id}.", p.kafka.group),
+        )
+        .await?;
+    if topics.is_empty() && groups.is_empty() {
+        bail!("--id {id}: no topic replay.{id}.* nor consumer group of that replay on the cluster");
+    }
+    cluster.delete(&topics, &groups).await?;
+    Ok(Deleted { topics, groups })
+}
+
+/// Replay `opts`' range of `p`'s inbound topic through `p` and compare.
+pub async fn run(p: &Pipeline, opts: &Options) -> anyhow::Result<Report> {
+    check_id(&opts.id)?;
+    let prefix = format!("replay.{}.", opts.id);
+    let t = &p.topics;
+    let cluster = cluster(p, &opts.id)?;
 
     // The range of the real inbound topic.
     let marks = cluster.watermarks(&t.inbound).await?;
     if marks.is_empty() {
         bail!(
-            "topic {} does not exist on {brokers}: nothing to replay",
-            t.inbound
+            "topic {} does not exist on {}: nothing to replay",
+            t.inbound,
+            p.kafka.brokers.as_deref().unwrap_or_default()
         );
     }
     let replay_inbound = format!("{prefix}{}", t.inbound);
@@ -169,7 +201,7 @@ pub async fn run(p: &Pipeline, opts: &Options) -> anyhow::Result<Report> {
     let stages = topology.stages();
     seed(&rp, &topology.topics(), &cluster, t, &records).await?;
 
-    let running = topology
+    let mut running = topology
         .start(None, false)
         .await
         .context("cannot start the replay")?;
@@ -193,7 +225,14 @@ pub async fn run(p: &Pipeline, opts: &Options) -> anyhow::Result<Report> {
         }
         anyhow::Ok(())
     };
-    let waited = tokio::time::timeout(opts.timeout, waited).await;
+    // Until every stage has finished the range, a stage stops on an
+    // error, or the time is up.
+    let waited = tokio::select! {
+        w = tokio::time::timeout(opts.timeout, waited) => w,
+        stage = running.failed() => Ok(Err(anyhow::anyhow!(
+            "the replay's stage {stage} stopped on an error (the log says why); its topics are {prefix}*"
+        ))),
+    };
     let stopped = running.shutdown().await;
     match waited {
         Err(_) => bail!(

@@ -191,4 +191,30 @@ async fn a_changed_pipeline_replayed_reports_each_difference_and_sends_nothing()
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(sent.lock().unwrap().len(), 5, "{:?}", sent.lock().unwrap());
     running.shutdown().await.unwrap();
+
+    // Deleting a replay removes its topics and groups, and no other's.
+    let gone = report(&[v2, "--delete", "--id", "all", "--json"]);
+    let topics: Vec<&str> = gone["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(topics.contains(&"replay.all.sms.inbound"), "{gone}");
+    assert!(
+        topics.iter().all(|t| t.starts_with("replay.all.")),
+        "{gone}"
+    );
+    assert!(
+        gone["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g.as_str().unwrap().starts_with("replaytest.replay.all.")),
+        "{gone}"
+    );
+    let e = refused(&[v2, "--delete", "--id", "all"]);
+    assert!(e.contains("no topic replay.all.*"), "{e}");
+    let again = report(&[v2, "--from", "1h", "--id", "all", "--json"]);
+    assert_eq!(counts(&again), counts(&all), "{again:#}");
 }
