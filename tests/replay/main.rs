@@ -5,7 +5,7 @@
 //! picks the right messages; bad arguments are refused naming them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use smsflow::bus::kafka::KafkaBus;
 use smsflow::bus::{Produce, TopicSpec};
 use smsflow::message::{Connection, InboundMessage};
 use smsflow::schema;
+use tokio::process::Command;
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -96,19 +97,26 @@ async fn inbound(brokers: &str, texts: &[&str]) -> Vec<String> {
     ids
 }
 
-/// `smsflow replay ARGS...`.
-fn replay(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smsflow"))
+/// `smsflow replay ARGS...` (killed, failing the test, after 3 minutes).
+async fn replay(args: &[&str]) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_smsflow"))
         .arg("replay")
         .args(args)
         .env("RUST_LOG", "warn")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("smsflow replay {args:?} did not finish within 3 minutes"))
         .unwrap()
 }
 
 /// The JSON report of a replay that succeeded.
-fn report(args: &[&str]) -> Value {
-    let out = replay(args);
+async fn report(args: &[&str]) -> Value {
+    let out = replay(args).await;
     assert!(
         out.status.success(),
         "replay {args:?} failed: {}",
@@ -118,8 +126,8 @@ fn report(args: &[&str]) -> Value {
 }
 
 /// The error a refused replay printed (and that it was refused).
-fn refused(args: &[&str]) -> String {
-    let out = replay(args);
+async fn refused(args: &[&str]) -> String {
+    let out = replay(args).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "replay {args:?} succeeded: {stderr}");
     stderr

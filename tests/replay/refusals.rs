@@ -15,7 +15,7 @@ async fn bad_arguments_are_refused_naming_them() {
     let p = file.to_str().unwrap();
 
     // No inbound topic yet.
-    let e = refused(&[p, "--from", "1h"]);
+    let e = refused(&[p, "--from", "1h"]).await;
     assert!(e.contains("topic sms.inbound does not exist"), "{e}");
 
     inbound(&brokers, &["echo a", "echo b"]).await;
@@ -58,13 +58,13 @@ async fn bad_arguments_are_refused_naming_them() {
     for (args, want) in cases {
         let mut all = vec![p];
         all.extend_from_slice(args);
-        let e = refused(&all);
+        let e = refused(&all).await;
         assert!(e.contains(want), "{args:?}: {e}");
     }
     // An empty range: after every message.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let now = chrono::Utc::now().to_rfc3339();
-    let e = refused(&[p, "--from", &now]);
+    let e = refused(&[p, "--from", &now]).await;
     assert!(
         e.contains("the range holds no message of sms.inbound"),
         "{e}"
@@ -82,7 +82,7 @@ async fn bad_arguments_are_refused_naming_them() {
         let yaml = format!("kafka: {kafka}\nbackends:\n  - type: tester\nroutes:\n  - app: echo\napps:\n  - type: echo\n");
         let path = dir.path().join("embedded.yaml");
         std::fs::write(&path, yaml).unwrap();
-        let e = refused(&[path.to_str().unwrap(), "--from", "1h"]);
+        let e = refused(&[path.to_str().unwrap(), "--from", "1h"]).await;
         assert!(e.contains(want), "{kafka}: {e}");
     }
 }

@@ -92,7 +92,7 @@ async fn a_changed_pipeline_replayed_reports_each_difference_and_sends_nothing()
     wait_sent(&sent, 5).await;
 
     let v2 = v2.to_str().unwrap();
-    let all = report(&[v2, "--from", "1h", "--id", "all", "--json"]);
+    let all = report(&[v2, "--from", "1h", "--id", "all", "--json"]).await;
     let want = BTreeMap::from([
         ("messages", 7),
         ("messages_unchanged", 2),
@@ -141,7 +141,7 @@ async fn a_changed_pipeline_replayed_reports_each_difference_and_sends_nothing()
     assert_eq!(all["not_run"], Value::Array(vec![]));
 
     // A time range: only the two later messages.
-    let late = report(&[v2, "--from", &later, "--id", "late", "--json"]);
+    let late = report(&[v2, "--from", &later, "--id", "late", "--json"]).await;
     let want = BTreeMap::from([
         ("messages", 2),
         ("messages_unchanged", 1),
@@ -159,11 +159,12 @@ async fn a_changed_pipeline_replayed_reports_each_difference_and_sends_nothing()
     // ... and the earlier ones: up to that time.
     let early = report(&[
         v2, "--from", "1h", "--to", &later, "--id", "early", "--json",
-    ]);
+    ])
+    .await;
     assert_eq!(early["messages"], 5, "{early:#}");
 
     // The text report names each difference.
-    let out = replay(&[v2, "--from", "1h", "--id", "text"]);
+    let out = replay(&[v2, "--from", "1h", "--id", "text"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -180,7 +181,7 @@ async fn a_changed_pipeline_replayed_reports_each_difference_and_sends_nothing()
     );
 
     // An id is used once.
-    let e = refused(&[v2, "--from", "1h", "--id", "all"]);
+    let e = refused(&[v2, "--from", "1h", "--id", "all"]).await;
     assert!(
         e.contains("--id all: topic replay.all.sms.inbound exists already"),
         "{e}"
@@ -193,7 +194,7 @@ async fn a_changed_pipeline_replayed_reports_each_difference_and_sends_nothing()
     running.shutdown().await.unwrap();
 
     // Deleting a replay removes its topics and groups, and no other's.
-    let gone = report(&[v2, "--delete", "--id", "all", "--json"]);
+    let gone = report(&[v2, "--delete", "--id", "all", "--json"]).await;
     let topics: Vec<&str> = gone["topics"]
         .as_array()
         .unwrap()
@@ -213,8 +214,8 @@ async fn a_changed_pipeline_replayed_reports_each_difference_and_sends_nothing()
             .all(|g| g.as_str().unwrap().starts_with("replaytest.replay.all.")),
         "{gone}"
     );
-    let e = refused(&[v2, "--delete", "--id", "all"]);
+    let e = refused(&[v2, "--delete", "--id", "all"]).await;
     assert!(e.contains("no topic replay.all.*"), "{e}");
-    let again = report(&[v2, "--from", "1h", "--id", "all", "--json"]);
+    let again = report(&[v2, "--from", "1h", "--id", "all", "--json"]).await;
     assert_eq!(counts(&again), counts(&all), "{again:#}");
 }
