@@ -190,7 +190,8 @@ async fn a_changed_pipeline_replayed_reports_each_difference_and_sends_nothing()
     // Nothing reached the provider, nor the topics version 1 reads:
     // version 1 still runs and its sink would have sent anything written there.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(sent.lock().unwrap().len(), 5, "{:?}", sent.lock().unwrap());
+    let texts = sent.lock().unwrap().clone();
+    assert_eq!(texts.len(), 5, "the provider was sent {texts:?}");
     running.shutdown().await.unwrap();
 
     // Deleting a replay removes its topics and groups, and no other's.
