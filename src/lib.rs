@@ -27,6 +27,9 @@
 //! - [`router`]: incoming phases and the route table; the outgoing phase.
 //! - [`web`]: the HTTP servers (webhooks, probes) and the operator pages and JSON API.
 //! - [`topology`]: a pipeline turned into running stages, and their shutdown order.
+//! - [`replay`]: `smsflow replay`: a range of `sms.inbound` run again
+//!   through the router and apps into `replay.<id>.` topics, compared with
+//!   what was sent at the time.
 //! - [`k8s`]: a pipeline turned into Kubernetes manifests (`smsflow k8s render`).
 //! - [`cli`]: the operator's commands beyond `run` (send, status, tail,
 //!   dlq, graph, conversation scripts).
@@ -62,6 +65,8 @@ pub mod router;
 pub mod web;
 
 pub mod topology;
+
+pub mod replay;
 
 pub mod k8s;
 

@@ -143,6 +143,8 @@ enum Command {
         #[command(subcommand)]
         command: Box<smsflow::cli::campaign::CampaignCommand>,
     },
+    /// A what-if run: replay a range of sms.inbound through PIPELINE into replay.<id>.* topics, sending nothing, and report what differs.
+    Replay(Box<smsflow::cli::replay::Args>),
     /// Contacts: import a CSV file of `name, backend, identity` lines.
     Contacts {
         #[command(subcommand)]
@@ -389,6 +391,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             out!("{}", ops::message(&api, &text.join(" "), &to).await?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Replay(args) => smsflow::cli::replay::run(*args, load).await,
         Command::Campaign { command } => {
             Ok(match smsflow::cli::campaign::run(*command, load).await? {
                 true => ExitCode::SUCCESS,

@@ -1,8 +1,9 @@
 //! The operator's command line beyond `run`: [`client`] (the admin API as
 //! the CLI sees it), [`ops`] (`smsflow send`, `status`, `tail`), [`dlq`]
-//! (`smsflow dlq list` and `replay`), [`campaign`] (`smsflow campaign`), [`graph`] (the topology as text or
-//! Graphviz), [`script`] (RapidSMS-style conversation scripts,
-//! `smsflow test`) and [`top`] (consumer lag, live).
+//! (`smsflow dlq list` and `replay`), [`campaign`] (`smsflow campaign`),
+//! [`graph`] (the topology as text or Graphviz), [`replay`] (`smsflow
+//! replay`, a what-if run), [`script`] (RapidSMS-style conversation
+//! scripts, `smsflow test`) and [`top`] (consumer lag, live).
 
 pub mod campaign;
 pub mod client;
@@ -10,5 +11,6 @@ pub mod dlq;
 pub mod graph;
 pub mod ops;
 pub mod output;
+pub mod replay;
 pub mod script;
 pub mod top;

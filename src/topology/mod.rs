@@ -80,6 +80,8 @@ pub struct Topology {
     hooks: HashMap<String, SendHook>,
     /// The campaign stage's clock (a test's fake one); the system's by default.
     clock: Option<Arc<dyn crate::campaign::quiet::Clock>>,
+    /// Whether the backends' sinks and the campaign stage run (not in a replay).
+    sinks: bool,
 }
 
 impl Topology {
@@ -100,12 +102,20 @@ impl Topology {
             custom: HashMap::new(),
             hooks: HashMap::new(),
             clock: None,
+            sinks: true,
         })
     }
 
     /// Run the campaign stage on `clock` (tests: a fake one).
     pub fn with_clock(mut self, clock: Arc<dyn crate::campaign::quiet::Clock>) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Start no backend sink and no campaign stage: nothing leaves for a
+    /// provider (`smsflow replay` runs the router and the apps only).
+    pub fn without_sinks(mut self) -> Self {
+        self.sinks = false;
         self
     }
 
@@ -362,7 +372,10 @@ impl Topology {
     pub async fn start(self, only: Option<&str>, http: bool) -> anyhow::Result<Running> {
         let p = &self.pipeline;
         let t = &p.topics;
-        let stages = self.selected(only)?;
+        let mut stages = self.selected(only)?;
+        if !self.sinks {
+            stages.retain(|s| !matches!(s.kind, StageKind::Backend { .. } | StageKind::Campaign));
+        }
         let bus = connect(p, &self.topics()).await?;
         let producer = bus.producer()?;
         // Tables before stages: on the embedded bus they must join before
