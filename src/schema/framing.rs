@@ -108,11 +108,36 @@ pub enum DecodeError {
 /// How records are framed when written (`kafka.framing`).
 pub use crate::config::Framing;
 
-/// One schema smsflow knows: a compiled-in `.avsc` file.
+/// Earlier versions of the schema files, as released: records they wrote
+/// are still on the topics after an upgrade, and are read by resolving them
+/// against today's file (the fields added since take their defaults).
+/// When a schema changes, its previous text goes here, numbered after the
+/// ones before it (`tests::history_is_backward_compatible` checks that the
+/// new one can read it).
+pub const HISTORY: [(&str, u32, &str); 2] = [
+    (
+        "delivery_event.avsc",
+        1,
+        include_str!("../../schemas/history/delivery_event.1.avsc"),
+    ),
+    (
+        "delivery_event.avsc",
+        2,
+        include_str!("../../schemas/history/delivery_event.2.avsc"),
+    ),
+];
+
+/// One schema smsflow knows: a compiled-in `.avsc` file, or an earlier
+/// version of one.
 #[derive(Debug)]
 pub struct Known {
-    /// The file name, such as `delivery_event.avsc`.
+    /// The file name, such as `delivery_event.avsc` (for an earlier
+    /// version, the file it is a version of).
     pub file: &'static str,
+    /// 1 for the first version; today's file has the highest.
+    pub version: u32,
+    /// Today's version of the file, which codecs decode into.
+    pub latest: bool,
     /// The record's full name, such as `smsflow.DeliveryEvent`.
     pub name: String,
     /// The file's text.
@@ -125,10 +150,18 @@ pub struct Known {
     pub id: u32,
 }
 
+/// Today's schemas first, in [`SCHEMA_FILES`] order, then [`HISTORY`].
 static KNOWN: LazyLock<Vec<Known>> = LazyLock::new(|| {
-    SCHEMA_FILES
+    let latest = SCHEMA_FILES.iter().map(|(file, json)| {
+        let version = 1 + HISTORY.iter().filter(|(f, ..)| f == file).count() as u32;
+        (*file, version, *json, true)
+    });
+    let older = HISTORY
         .iter()
-        .map(|(file, json)| {
+        .map(|(file, version, json)| (*file, *version, *json, false));
+    latest
+        .chain(older)
+        .map(|(file, version, json, latest)| {
             // Infallible in practice: the files are compiled in and
             // `tests::every_schema_parses` parses them on every test run.
             let schema = Schema::parse_str(json).expect("compiled-in schema parses");
@@ -139,6 +172,8 @@ static KNOWN: LazyLock<Vec<Known>> = LazyLock::new(|| {
             };
             Known {
                 file,
+                version,
+                latest,
                 name,
                 json,
                 schema,
@@ -157,14 +192,21 @@ fn own_id(fp: &[u8; 8]) -> u32 {
     u32::from_be_bytes([fp[0], fp[1], fp[2], fp[3]]) & 0x7fff_ffff
 }
 
-/// Every schema smsflow knows, in [`SCHEMA_FILES`] order.
+/// Today's schemas, in [`SCHEMA_FILES`] order.
 pub fn known() -> &'static [Known] {
-    &KNOWN
+    &KNOWN[..SCHEMA_FILES.len()]
 }
 
-/// The known schema of `file` (such as `stats.avsc`).
+/// Today's version of `file` (such as `stats.avsc`).
 pub fn by_file(file: &str) -> Option<&'static Known> {
-    KNOWN.iter().find(|k| k.file == file)
+    known().iter().find(|k| k.file == file)
+}
+
+/// Every version of `file`, the first first.
+pub fn versions(file: &str) -> Vec<&'static Known> {
+    let mut all: Vec<&Known> = KNOWN.iter().filter(|k| k.file == file).collect();
+    all.sort_by_key(|k| k.version);
+    all
 }
 
 /// The known schema with registry id `id`: smsflow's own, or one learned.
@@ -247,4 +289,62 @@ pub fn reframe(mut payload: Vec<u8>, framing: Framing) -> Vec<u8> {
 
 pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::schema_compatibility::SchemaCompatibility;
+
+    use super::*;
+
+    #[test]
+    fn history_is_backward_compatible_and_on_disk() {
+        for (file, version, _) in HISTORY {
+            let old = KNOWN
+                .iter()
+                .find(|k| k.file == file && k.version == version)
+                .unwrap();
+            let today = by_file(file).unwrap();
+            assert!(today.version > version, "{file} {version}");
+            assert_ne!(old.fingerprint, today.fingerprint, "{file} {version}");
+            SchemaCompatibility::can_read(&old.schema, &today.schema).unwrap_or_else(|e| {
+                panic!("today's {file} cannot read version {version}'s records: {e}")
+            });
+        }
+        // Each version once, numbered 1, 2, ... up to today's.
+        for k in known() {
+            let numbers: Vec<u32> = versions(k.file).iter().map(|v| v.version).collect();
+            assert_eq!(numbers, (1..=k.version).collect::<Vec<_>>(), "{}", k.file);
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/history");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        on_disk.sort();
+        let mut compiled: Vec<String> = HISTORY
+            .iter()
+            .map(|(file, version, _)| file.replace(".avsc", &format!(".{version}.avsc")))
+            .collect();
+        compiled.sort();
+        assert_eq!(
+            on_disk, compiled,
+            "every file in schemas/history is compiled in"
+        );
+    }
+
+    #[test]
+    fn an_incompatible_edit_is_caught() {
+        // A new field without a default: today's reader could not read the
+        // old records (the check the history test runs for each version).
+        let old = Schema::parse_str(
+            r#"{"type":"record","name":"E","fields":[{"name":"a","type":"string"}]}"#,
+        )
+        .unwrap();
+        let new = Schema::parse_str(
+            r#"{"type":"record","name":"E","fields":[{"name":"a","type":"string"},{"name":"b","type":"long"}]}"#,
+        )
+        .unwrap();
+        assert!(SchemaCompatibility::can_read(&old, &new).is_err());
+    }
 }

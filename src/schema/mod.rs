@@ -13,8 +13,8 @@ mod framing;
 pub mod registry;
 
 pub use framing::{
-    by_file, by_id, fingerprint, id_of, known, learn_id, reframe, split, DecodeError, Framing,
-    Known, SCHEMA_FILES,
+    by_file, by_id, fingerprint, id_of, known, learn_id, reframe, split, versions, DecodeError,
+    Framing, Known, HISTORY, SCHEMA_FILES,
 };
 
 use std::io::Cursor;
@@ -46,17 +46,32 @@ pub struct Codec<T> {
     header: [u8; 10],
     writer: GenericDatumWriter<'static>,
     reader: GenericDatumReader<'static>,
+    /// Readers of the file's earlier versions ([`HISTORY`]), resolving
+    /// their records into today's schema: fingerprint → reader.
+    older: Vec<([u8; 8], GenericDatumReader<'static>)>,
     _type: PhantomData<fn() -> T>,
 }
 
 impl<T: Serialize + DeserializeOwned> Codec<T> {
-    fn new(name: &'static str, json: &str) -> Result<Self, apache_avro::Error> {
+    fn new(name: &'static str, file: &str, json: &str) -> Result<Self, apache_avro::Error> {
         // Codecs live for the whole process (they sit in statics below), so the
         // schema does too; leaking it lets the writer and reader borrow it.
         let schema: &'static Schema = Box::leak(Box::new(Schema::parse_str(json)?));
         let mut header = [0xC3, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
         header[2..].copy_from_slice(&fingerprint(json)?);
+        let older = versions(file)
+            .into_iter()
+            .filter(|k| !k.latest)
+            .map(|k| {
+                let reader = GenericDatumReader::builder(&k.schema)
+                    .reader_schema(schema)
+                    .human_readable(false)
+                    .build()?;
+                Ok((k.fingerprint, reader))
+            })
+            .collect::<Result<_, apache_avro::Error>>()?;
         Ok(Self {
+            older,
             name,
             header,
             writer: GenericDatumWriter::builder(schema)
@@ -93,30 +108,44 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
     }
 
     /// Decode a record written by [`Codec::encode`], or by any Avro writer
-    /// using the same schema in single-object or Confluent framing.
+    /// using the same schema or one of its earlier versions, in
+    /// single-object or Confluent framing.
     pub fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
-        let datum = match bytes.get(..10) {
-            Some(header) if header == self.header => &bytes[10..],
+        let invalid = |e: apache_avro::Error| DecodeError::Invalid {
+            schema: self.name,
+            reason: e.to_string(),
+        };
+        let (datum, older) = match bytes.get(..10) {
+            Some(header) if header == self.header => (&bytes[10..], None),
             _ => {
                 let (known, datum) = split(bytes)?;
-                if known.fingerprint != self.header[2..] {
+                if known.fingerprint == self.header[2..] {
+                    (datum, None)
+                } else if let Some((_, older)) =
+                    self.older.iter().find(|(fp, _)| *fp == known.fingerprint)
+                {
+                    (datum, Some(older))
+                } else {
                     return Err(DecodeError::OtherSchema {
                         schema: self.name,
                         found: format!("{} ({})", framing::hex(&known.fingerprint), known.file),
                         expected: framing::hex(&self.header[2..10]),
                     });
                 }
-                datum
             }
         };
         let mut cursor = Cursor::new(datum);
-        let value = self
-            .reader
-            .read_deser(&mut cursor)
-            .map_err(|e| DecodeError::Invalid {
-                schema: self.name,
-                reason: e.to_string(),
-            })?;
+        let value = match older {
+            // Today's schema: straight into the type.
+            None => self.reader.read_deser(&mut cursor).map_err(invalid)?,
+            // An earlier version: resolved into today's schema first (the
+            // fields added since take their defaults). apache-avro resolves
+            // only through its `Value`, so this path is slower.
+            Some(older) => {
+                apache_avro::from_value(&older.read_value(&mut cursor).map_err(invalid)?)
+                    .map_err(invalid)?
+            }
+        };
         let left = datum.len() - cursor.position() as usize;
         if left != 0 {
             return Err(DecodeError::Invalid {
@@ -135,7 +164,8 @@ macro_rules! codec {
             static CODEC: LazyLock<Codec<$ty>> = LazyLock::new(|| {
                 // Infallible in practice: the file is compiled in and
                 // `tests::every_schema_parses` parses it on every test run.
-                Codec::new($name, SCHEMA_FILES[$index].1).expect("compiled-in schema parses")
+                let (file, json) = SCHEMA_FILES[$index];
+                Codec::new($name, file, json).expect("compiled-in schema parses")
             });
             &CODEC
         }
@@ -379,6 +409,64 @@ mod tests {
         merged.merge(&latency);
         merged.merge(&latency);
         assert_eq!((merged.count, merged.quantile(0.6)), (10, Some(5)));
+    }
+
+    #[test]
+    fn records_of_an_earlier_version_are_read_with_the_fields_added_since_defaulted() {
+        /// `DeliveryEvent` as version 2 of its schema wrote it (issue 15).
+        #[derive(Serialize)]
+        struct Version2<'a> {
+            message_id: &'a str,
+            connection: Connection,
+            status: DeliveryStatus,
+            at: i64,
+            provider_id: Option<&'a str>,
+            error: Option<&'a str>,
+            provider_status: Option<&'a str>,
+            campaign_id: Option<&'a str>,
+            segments: i32,
+        }
+        let v2 = versions("delivery_event.avsc")
+            .into_iter()
+            .find(|k| k.version == 2)
+            .unwrap();
+        let mut bytes = vec![0xC3, 0x01];
+        bytes.extend_from_slice(&v2.fingerprint);
+        GenericDatumWriter::builder(&v2.schema)
+            .human_readable(false)
+            .build()
+            .unwrap()
+            .write_ser(
+                &mut bytes,
+                &Version2 {
+                    message_id: "m1",
+                    connection: Connection::new("kannel", "+2547"),
+                    status: DeliveryStatus::Sent,
+                    at: 1_700_000_000_000,
+                    provider_id: Some("p1"),
+                    error: None,
+                    provider_status: None,
+                    campaign_id: Some("spring"),
+                    segments: 2,
+                },
+            )
+            .unwrap();
+        let e = event().decode(&bytes).unwrap();
+        assert_eq!((e.message_id.as_str(), e.segments), ("m1", 2));
+        assert_eq!(e.campaign_id.as_deref(), Some("spring"));
+        assert_eq!(
+            (&e.app, e.accepted_at, e.sent_at, e.report),
+            (&None, 0, 0, false)
+        );
+        // Also in Confluent framing, with version 2's own id.
+        let confluent = reframe(bytes.clone(), Framing::Confluent);
+        assert_eq!(&confluent[1..5], &v2.id.to_be_bytes());
+        assert_eq!(event().decode(&confluent).unwrap(), e);
+        // Another file's schema is still refused.
+        assert!(matches!(
+            inbound().decode(&bytes),
+            Err(DecodeError::OtherSchema { .. })
+        ));
     }
 
     #[test]

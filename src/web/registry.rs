@@ -4,8 +4,8 @@
 //! can resolve the ids without a registry of their own.
 //!
 //! Subjects are `<topic>-value` for every Avro topic of the pipeline
-//! ([`crate::schema::registry::subjects`]), each with one version: the
-//! schema compiled into this binary. Ids are smsflow's own (from the
+//! ([`crate::schema::registry::subjects`]); their versions are the schema
+//! file's released versions (`schemas/history/`, then today's). Ids are smsflow's own (from the
 //! schema's fingerprint), or the external registry's when
 //! `kafka.schema_registry` is set. Writes answer 405.
 
@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::actions::HttpState;
 use crate::schema::registry::{subjects, Subject};
-use crate::schema::{by_id, id_of, Known};
+use crate::schema::{by_id, id_of, versions, Known};
 
 type S = State<Arc<HttpState>>;
 
@@ -114,8 +114,8 @@ async fn versions_of_id(State(state): S, Path(id): Path<String>) -> Answer {
     let known = schema(&id)?;
     let uses: Vec<Value> = subjects(&state.pipeline)
         .iter()
-        .filter(|s| std::ptr::eq(s.known, known))
-        .map(|s| json!({"subject": s.name(), "version": 1}))
+        .filter(|s| s.known.file == known.file)
+        .map(|s| json!({"subject": s.name(), "version": known.version}))
         .collect();
     Ok(answer(Value::Array(uses)))
 }
@@ -128,10 +128,9 @@ async fn list_subjects(State(state): S) -> Response {
     answer(json!(names))
 }
 
-/// The subject `subject`, at `version` when one is given: every subject has
-/// one version, `1` (also `latest` or `-1`).
-fn find(state: &HttpState, subject: &str, version: Option<&str>) -> Result<Subject, Refusal> {
-    let found = subjects(&state.pipeline)
+/// The subject `subject`.
+fn find(state: &HttpState, subject: &str) -> Result<Subject, Refusal> {
+    subjects(&state.pipeline)
         .into_iter()
         .find(|s| s.name() == subject)
         .ok_or_else(|| {
@@ -140,40 +139,73 @@ fn find(state: &HttpState, subject: &str, version: Option<&str>) -> Result<Subje
                 40401,
                 format!("subject {subject:?} not found: subjects are <topic>-value for the pipeline's Avro topics (GET /subjects lists them)"),
             )
-        })?;
-    match version {
-        None | Some("1" | "latest" | "-1") => Ok(found),
-        Some(v) if v.parse::<i64>().is_ok() => Err(Refusal(
+        })
+}
+
+/// Version `version` of `subject`'s schema: 1, 2, ... (the schema files'
+/// released versions, `schemas/history/`), `latest` or `-1`.
+fn version_of(
+    state: &HttpState,
+    subject: &str,
+    version: &str,
+) -> Result<(Subject, &'static Known), Refusal> {
+    let s = find(state, subject)?;
+    let all = versions(s.known.file);
+    let found = match version {
+        "latest" | "-1" => all.last().copied(),
+        v => match v.parse::<u32>() {
+            Ok(n) => all.iter().copied().find(|k| k.version == n),
+            Err(_) if v.parse::<i64>().is_ok() => None,
+            Err(_) => {
+                return Err(Refusal(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    42202,
+                    format!("version {v:?} is not a version: expected a number or `latest`"),
+                ))
+            }
+        },
+    };
+    let known = found.ok_or_else(|| {
+        Refusal(
             StatusCode::NOT_FOUND,
             40402,
-            format!("version {v} not found: each subject has version 1 only"),
-        )),
-        Some(v) => Err(Refusal(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            42202,
-            format!("version {v:?} is not a version: expected a number or `latest`"),
-        )),
+            format!(
+                "version {version} not found: {subject} has versions 1 to {}",
+                all.len()
+            ),
+        )
+    })?;
+    Ok((s, known))
+}
+
+/// The id records of `known` carry: the external registry's for today's
+/// version when one is set, else smsflow's own.
+fn id(known: &'static Known) -> u32 {
+    match known.latest {
+        true => id_of(known),
+        false => known.id,
     }
 }
 
 async fn subject_versions(State(state): S, Path(subject): Path<String>) -> Answer {
-    find(&state, &subject, None)?;
-    Ok(answer(json!([1])))
+    let s = find(&state, &subject)?;
+    let numbers: Vec<u32> = versions(s.known.file).iter().map(|k| k.version).collect();
+    Ok(answer(json!(numbers)))
 }
 
 async fn subject_version(
     State(state): S,
     Path((subject, version)): Path<(String, String)>,
 ) -> Answer {
-    let s = find(&state, &subject, Some(&version))?;
+    let (s, known) = version_of(&state, &subject, &version)?;
     Ok(answer(json!({
         "subject": s.name(),
-        "version": 1,
-        "id": id_of(s.known),
-        "schema": s.known.json,
+        "version": known.version,
+        "id": id(known),
+        "schema": known.json,
     })))
 }
 
 async fn subject_raw(State(state): S, Path((subject, version)): Path<(String, String)>) -> Answer {
-    Ok(raw(find(&state, &subject, Some(&version))?.known))
+    Ok(raw(version_of(&state, &subject, &version)?.1))
 }

@@ -60,22 +60,44 @@ async fn the_registry_serves_every_avro_topic_of_the_pipeline_and_nothing_else()
     )
     .await;
     assert_eq!(status, 200);
+    // DeliveryEvent is at version 3 (schemas/history/ has 1 and 2): records
+    // of the earlier ones are still on the topic after an upgrade.
     assert_eq!(latest["subject"], "sms.events-value");
-    assert_eq!(latest["version"], 1);
+    assert_eq!(latest["version"], 3);
     assert_eq!(latest["id"], events.id);
     assert_eq!(latest["schema"], events.json);
-    let (_, one) = get(
+    let (_, three) = get(
         &client,
-        format!("{base}/subjects/sms.events-value/versions/1"),
+        format!("{base}/subjects/sms.events-value/versions/3"),
     )
     .await;
-    assert_eq!(one, latest);
+    assert_eq!(three, latest);
     let (_, versions) = get(
         &client,
         format!("{base}/subjects/sms.events-value/versions"),
     )
     .await;
-    assert_eq!(versions, serde_json::json!([1]));
+    assert_eq!(versions, serde_json::json!([1, 2, 3]));
+    let (status, two) = get(
+        &client,
+        format!("{base}/subjects/sms.events-value/versions/2"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v2 = schema::versions("delivery_event.avsc")[1];
+    assert_eq!(two["id"], v2.id);
+    assert_eq!(two["schema"], v2.json);
+    let (_, old) = get(&client, format!("{base}/schemas/ids/{}/versions", v2.id)).await;
+    assert_eq!(
+        old,
+        serde_json::json!([{"subject": "sms.events-value", "version": 2}])
+    );
+    let (_, inbound) = get(
+        &client,
+        format!("{base}/subjects/sms.inbound-value/versions"),
+    )
+    .await;
+    assert_eq!(inbound, serde_json::json!([1]));
 
     let (status, by_id) = get(&client, format!("{base}/schemas/ids/{}", events.id)).await;
     assert_eq!(status, 200);
@@ -89,7 +111,7 @@ async fn the_registry_serves_every_avro_topic_of_the_pipeline_and_nothing_else()
     .await;
     assert_eq!(
         uses,
-        serde_json::json!([{"subject": "sms.events-value", "version": 1}])
+        serde_json::json!([{"subject": "sms.events-value", "version": 3}])
     );
     let (status, types) = get(&client, format!("{base}/schemas/types")).await;
     assert_eq!((status, types), (200, serde_json::json!(["AVRO"])));
@@ -104,7 +126,7 @@ async fn the_registry_serves_every_avro_topic_of_the_pipeline_and_nothing_else()
             40401,
         ),
         (
-            format!("{base}/subjects/sms.events-value/versions/2"),
+            format!("{base}/subjects/sms.events-value/versions/4"),
             404,
             40402,
         ),
@@ -144,7 +166,7 @@ async fn the_registry_serves_every_avro_topic_of_the_pipeline_and_nothing_else()
         format!("{base}/subjects/sms.events-value/versions"),
     )
     .await;
-    assert_eq!(again, serde_json::json!([1]));
+    assert_eq!(again, serde_json::json!([1, 2, 3]));
     running.shutdown().await.unwrap();
 }
 
