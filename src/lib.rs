@@ -17,6 +17,8 @@
 //!   (authentication, CSRF, limits), form parsing, JSON errors.
 //! - [`state`]: tables kept from topics: contacts, opt-outs, poll answers,
 //!   message status, the message log.
+//! - [`export`]: topics to Parquet and Avro files in a Hive-style layout,
+//!   exactly once (the `export` stage, `smsflow export`).
 //! - [`apps`]: the [`apps::App`] trait, the built-in apps, their stage and
 //!   messaging (sending to contacts and groups).
 //! - [`campaign`]: bulk campaigns: audiences, personalised texts, quiet
@@ -46,6 +48,8 @@ pub mod stage;
 pub mod http;
 
 pub mod state;
+
+pub mod export;
 
 pub mod apps;
 

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod backends;
 mod error;
+pub mod export;
 pub mod files;
 pub mod http;
 pub mod kafka;

@@ -10,7 +10,7 @@ use super::files;
 use super::node::{Kind, Node, Path, Step};
 use super::types::{self, *};
 
-pub(super) const TOP_LEVEL: [&str; 17] = [
+pub(super) const TOP_LEVEL: [&str; 18] = [
     "project",
     "kafka",
     "topics",
@@ -20,6 +20,7 @@ pub(super) const TOP_LEVEL: [&str; 17] = [
     "languages",
     "messagelog",
     "campaigns",
+    "export",
     "backends",
     "routes",
     "default_app",
@@ -86,6 +87,7 @@ impl Reader<'_> {
         let languages = self.optional(&top.key("languages")).unwrap_or_default();
         let messagelog = self.section(&top.key("messagelog"));
         let campaigns = self.section(&top.key("campaigns"));
+        let export = self.section(&top.key("export"));
         let backends = self.list(&top.key("backends"), true);
         let routes = self.routes(&top);
         let default_app: Option<String> = self.optional(&top.key("default_app"));
@@ -113,6 +115,7 @@ impl Reader<'_> {
             languages,
             messagelog,
             campaigns,
+            export,
             backends,
             routes,
             default_app,

@@ -15,6 +15,7 @@ use schemars::{json_schema, JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::backends::Backend;
+pub use super::export::*;
 pub use super::http::*;
 pub use super::kafka::*;
 use super::value::{humantime_serde_compat, HumanDuration};
@@ -66,6 +67,9 @@ pub struct Pipeline {
     /// `campaigns:` alone (or `{}`) turns them on with every setting at its
     /// default.
     pub campaigns: Option<Campaigns>,
+    /// Topics to Parquet or Avro files, exactly once: the `export` stage.
+    /// Off unless the section is given.
+    pub export: Option<Export>,
     /// Backends (providers), each a source and a sink.
     pub backends: Vec<Backend>,
     /// The route table, first match wins.

@@ -10,6 +10,7 @@ use crate::config::types::{KafkaMode, Pipeline};
 mod apps;
 mod backends;
 mod campaigns;
+mod export;
 mod http;
 mod languages;
 mod rules;
@@ -31,6 +32,7 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
     apps::check(p, &mut report);
     apps::check_chain(p, &mut report);
     campaigns::check(p, &mut report);
+    export::check(p, &mut report);
 }
 
 /// `kafka:`: brokers for Kafka (and only for it), a partition capacity.
