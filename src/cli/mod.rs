@@ -7,6 +7,7 @@
 pub mod campaign;
 pub mod client;
 pub mod dlq;
+pub mod export;
 pub mod graph;
 pub mod ops;
 pub mod output;

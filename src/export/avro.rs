@@ -99,7 +99,8 @@ pub fn write<'a>(
 /// the record name of its schema.
 pub fn count(path: &Path) -> Result<(u64, String), String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let reader = apache_avro::Reader::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
+    let reader =
+        apache_avro::Reader::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
     let name = match reader.writer_schema() {
         apache_avro::Schema::Record(r) => r.name.fullname(None),
         other => format!("{other:?}"),

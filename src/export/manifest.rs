@@ -101,10 +101,11 @@ pub fn append(root: &Path, entry: &Entry) -> std::io::Result<()> {
     fs::create_dir_all(&dir)?;
     let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
     line.push('\n');
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path(root, &entry.topic, entry.partition))?;
+    let mut f = OpenOptions::new().create(true).append(true).open(path(
+        root,
+        &entry.topic,
+        entry.partition,
+    ))?;
     f.write_all(line.as_bytes())?;
     f.sync_data()?;
     Ok(())

@@ -19,8 +19,8 @@ pub struct ExportMetrics {
 }
 
 fn counter(name: &str, help: &str) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), &["topic"])
-        .expect("a valid metric definition");
+    let c =
+        IntCounterVec::new(Opts::new(name, help), &["topic"]).expect("a valid metric definition");
     // Registered once (this runs once); a clash would be a bug caught by tests.
     let _ = metrics().registry.register(Box::new(c.clone()));
     c

@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 
 use super::manifest::Entry;
 use super::metrics::{closed as count_closed, export_metrics};
-use super::{ExportError, Exporter, Pushed};
+use super::writer::{ExportError, Exporter, Pushed};
 use crate::bus::{BusError, Committer, Consumer, Producer, Rebalances, Record};
 use crate::metrics::metrics;
 use crate::stage::{dead_letter, StageContext, StageControl};

@@ -9,10 +9,13 @@ use ::parquet::basic::{LogicalType, TimeUnit};
 use ::parquet::file::reader::{FileReader, SerializedFileReader};
 use sha2::Digest;
 
+use super::avro::AvroCodec;
+use super::layout;
 use super::layout::FileName;
 use super::manifest::{self, Entry};
 use super::recover;
-use super::*;
+use super::settings::{Format, Settings};
+use super::writer::{Exporter, Pushed};
 use crate::message::{Connection, DeliveryEvent, DeliveryStatus};
 use crate::schema;
 
@@ -80,7 +83,9 @@ fn files_rotate_by_records_by_day_and_by_time() {
     // The next day closes the open file of the day before.
     let closed = push(&mut x, 25..27, T0 + DAY);
     assert_eq!(ranges(&closed), [(20, 24, 5)]);
-    assert!(closed[0].file.starts_with("topic=sms.events/dt=2026-03-02/"));
+    assert!(closed[0]
+        .file
+        .starts_with("topic=sms.events/dt=2026-03-02/"));
     // Time: nothing is due before rotate_interval, then the open file closes.
     let mut closed = Vec::new();
     x.tick(Instant::now(), |_, _| Some(0), &mut closed).unwrap();
@@ -118,7 +123,10 @@ fn parquet_columns_have_utc_millisecond_timestamps_and_string_enums() {
         column("at").logical_type_ref(),
         Some(&LogicalType::timestamp(true, TimeUnit::MILLIS))
     );
-    assert_eq!(column("status").logical_type_ref(), Some(&LogicalType::String));
+    assert_eq!(
+        column("status").logical_type_ref(),
+        Some(&LogicalType::String)
+    );
     assert!(column("provider_id").self_type().is_optional());
     assert!(!column("message_id").self_type().is_optional());
     assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
@@ -130,7 +138,7 @@ fn a_restart_resumes_after_the_last_closed_file_and_removes_temporary_files() {
     let mut x = Exporter::new(settings(d.path(), Format::Avro, 10));
     push(&mut x, 0..25, T0);
     drop(x); // a crash: 20..24 were only in memory
-    // A temporary file left by a writer that died mid-write.
+             // A temporary file left by a writer that died mid-write.
     let day = layout::day_dir(d.path(), "sms.events", layout::day_of(T0));
     let leftover = day.join(layout::temp_name("sms.events", 0, 20));
     std::fs::write(&leftover, b"half a file").unwrap();
@@ -160,7 +168,12 @@ fn a_file_renamed_without_its_manifest_line_is_added_to_the_manifest() {
     let repaired = &entries[1];
     assert!(repaired.repaired);
     assert_eq!(
-        (&repaired.file, repaired.records, repaired.bytes, &repaired.sha256),
+        (
+            &repaired.file,
+            repaired.records,
+            repaired.bytes,
+            &repaired.sha256
+        ),
         (&second.file, second.records, second.bytes, &second.sha256)
     );
     // Recovering again changes nothing.
@@ -246,7 +259,10 @@ fn poison_is_reported_and_a_new_schema_starts_a_new_file() {
     let p = x
         .push(&topic(), 0, 1, Some(0), b"{\"json\": true}", &mut closed)
         .unwrap();
-    assert!(matches!(p, Pushed::Poison(ref why) if !why.is_empty()), "{p:?}");
+    assert!(
+        matches!(p, Pushed::Poison(ref why) if !why.is_empty()),
+        "{p:?}"
+    );
     let log = crate::message::LogEntry {
         message_id: "m2".into(),
         direction: crate::message::Direction::In,
@@ -259,7 +275,8 @@ fn poison_is_reported_and_a_new_schema_starts_a_new_file() {
         in_response_to: None,
     };
     let bytes = schema::log().encode(&log).unwrap();
-    x.push(&topic(), 0, 2, Some(0), &bytes, &mut closed).unwrap();
+    x.push(&topic(), 0, 2, Some(0), &bytes, &mut closed)
+        .unwrap();
     assert_eq!(ranges(&closed), [(0, 0, 1)], "the schema changed");
     x.close_all(&mut closed).unwrap();
     assert_eq!(ranges(&closed), [(0, 0, 1), (2, 2, 1)]);

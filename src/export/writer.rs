@@ -25,7 +25,8 @@ use super::decode::{self, Row};
 use super::layout::{self, Ext, FileName};
 use super::manifest::{self, Entry, Lock};
 use super::recover::{self, hex};
-use super::{avro, parquet, Format, Settings};
+use super::settings::{Format, Settings};
+use super::{avro, parquet};
 use crate::schema::Known;
 
 /// What became of one record.
@@ -157,7 +158,10 @@ impl Exporter {
             Ok(row) => row,
             Err(reason) => return Ok(Pushed::Poison(reason)),
         };
-        let dt = layout::day_of(row.millis.unwrap_or_else(|| chrono::Utc::now().timestamp_millis()));
+        let dt = layout::day_of(
+            row.millis
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+        );
         let rotate = part
             .open
             .as_ref()
@@ -244,7 +248,8 @@ impl Exporter {
                 return Ok(()); // every record was exported by another writer
             };
             let dir = layout::day_dir(&root, topic, open.dt);
-            make_dirs(&root, &dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+            make_dirs(&root, &dir)
+                .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
             let tmp = dir.join(layout::temp_name(topic, partition, first));
             let written = write_file(&tmp, &open, &self.settings)
                 .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())));
@@ -264,7 +269,14 @@ impl Exporter {
                 drop(lock);
                 let _ = fs::remove_file(&tmp);
                 let p = r.position.unwrap_or(-1);
-                tracing::warn!(topic, partition, position = p, first, last, "offsets already exported by another writer; leaving them out");
+                tracing::warn!(
+                    topic,
+                    partition,
+                    position = p,
+                    first,
+                    last,
+                    "offsets already exported by another writer; leaving them out"
+                );
                 open.after(p);
                 part.position = r.position;
                 continue;

@@ -22,6 +22,7 @@ use crate::web::actions::HttpState;
 
 mod app_stages;
 mod campaigns;
+mod export;
 mod handler;
 mod load;
 mod routers;
@@ -56,6 +57,8 @@ pub enum StageKind {
     Backend {
         backend: String,
     },
+    /// Topics to Parquet or Avro files (`export:`).
+    Export,
 }
 
 /// A stage, with the topics it reads and writes.
@@ -233,6 +236,14 @@ impl Topology {
                 writes: vec![t.inbound.clone(), t.events.clone(), t.dlq.clone()],
             });
         }
+        if p.export.is_some() {
+            stages.push(StageInfo {
+                name: export::NAME.into(),
+                kind: StageKind::Export,
+                reads: export::reads(p),
+                writes: vec![t.dlq.clone()],
+            });
+        }
         stages
     }
 
@@ -387,6 +398,18 @@ impl Topology {
                 _ => None,
             };
             let consumer = bus.consumer(&group, &reads)?;
+            if s.kind == StageKind::Export {
+                let control = StageControl {
+                    drain_until_idle: only.is_none(),
+                    ..StageControl::default()
+                };
+                let ctx = ctx.clone();
+                if let Some(stage) = export::spawn(p, ctx, consumer, &producer, control, &health) {
+                    info!(stage = %s.name, reads = ?s.reads, "stage started");
+                    started.push(stage);
+                }
+                continue;
+            }
             let mut bulk = None;
             let handler = match &s.kind {
                 StageKind::RouterIn => StageHandler::RouterIn(routers.incoming(&ctx.name, &dlq)),
@@ -398,6 +421,7 @@ impl Topology {
                 StageKind::Campaign => StageHandler::Campaign(
                     campaigns.stage().follow_assignment(consumer.rebalances()),
                 ),
+                StageKind::Export => continue,
                 StageKind::Backend { backend } => {
                     match sinks.stage(backend, &group, consumer.rebalances()).await? {
                         Some((handler, lane)) => {
