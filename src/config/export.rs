@@ -22,6 +22,8 @@ pub struct Export {
     /// `parquet` or `avro` (Avro object container files).
     pub format: ExportFormat,
     /// The codec of Avro files: `null` (none) or `deflate`.
+    #[serde(deserialize_with = "null_codec")]
+    #[schemars(with = "Option<ExportAvroCodec>")]
     pub avro_codec: ExportAvroCodec,
     /// The topics to export, by name. Default: the events, inbound and
     /// message-log topics (`topics.events`, `topics.inbound`, `topics.log`).
@@ -46,6 +48,11 @@ impl Default for Export {
             rotate_interval: Duration::from_secs(600),
         }
     }
+}
+
+/// `avro_codec: null` (YAML's null, as Avro names the codec) is the null codec.
+fn null_codec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ExportAvroCodec, D::Error> {
+    Ok(Option::<ExportAvroCodec>::deserialize(d)?.unwrap_or(ExportAvroCodec::Null))
 }
 
 /// The format of exported files.
