@@ -363,7 +363,13 @@ impl Topology {
         let producer = bus.producer()?;
         // Tables before stages: on the embedded bus they must join before
         // anything is written.
-        let (tables, followers) = tables::follow(&bus, &producer, p).await?;
+        // A process running only the export stage reads no table (its
+        // files, not the tables, are its state): it does not wait for
+        // `sms.events` to be read to its end first.
+        let (tables, followers) = match stages.iter().all(|s| s.kind == StageKind::Export) {
+            true => (crate::state::Tables::new(p), Vec::new()),
+            false => tables::follow(&bus, &producer, p).await?,
+        };
         let services = Services::of(&tables);
         self.check_chain()?;
         let apps = Apps::build(p, &self.custom, &tables, &self.chained_names());

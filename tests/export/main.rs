@@ -7,7 +7,7 @@
 //! - stage: the continuous stage rotates by time and by records and
 //!   dead-letters poison;
 //! - config: a bad `export:` section is refused, naming the field;
-//! - crash: kill -9 the exporter 5 times during 1,000,000 records on tansu.
+//! - crash: kill -9 the exporter 5 times during the export on tansu.
 
 #[path = "../common/mod.rs"]
 mod common;
