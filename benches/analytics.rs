@@ -84,7 +84,14 @@ fn export_case(name: &'static str, format: Format, codec: AvroCodec) -> Case {
                 });
                 let mut closed = Vec::new();
                 receive(&mut consumer, n, |r| {
-                    x.push(&r.topic, r.partition, r.offset, Some(0), &r.payload, &mut closed)?;
+                    x.push(
+                        &r.topic,
+                        r.partition,
+                        r.offset,
+                        Some(0),
+                        &r.payload,
+                        &mut closed,
+                    )?;
                     Ok(())
                 })
                 .await?;
@@ -136,14 +143,14 @@ fn event(i: usize) -> DeliveryEvent {
     ];
     DeliveryEvent {
         message_id: format!("{:08x}-bench-{i}", i * 2_654_435_761 % (1 << 32)),
-        connection: Connection::new("kannel", &format!("+2547{:08}", i % 50_000)),
+        connection: Connection::new("kannel", format!("+2547{:08}", i % 50_000)),
         status: statuses[i % 4],
         // A day of events, in order.
         at: 1_772_409_600_000 + (i as i64 * 86_400_000 / 1_000_000),
-        provider_id: (i % 2 == 0).then(|| format!("kannel-{i}")),
+        provider_id: i.is_multiple_of(2).then(|| format!("kannel-{i}")),
         error: (i % 4 == 2).then(|| "rejected by the SMSC".to_owned()),
         provider_status: None,
-        campaign_id: (i % 3 == 0).then(|| "spring-promo".to_owned()),
+        campaign_id: i.is_multiple_of(3).then(|| "spring-promo".to_owned()),
         segments: 1 + (i % 3) as i32,
     }
 }
@@ -180,7 +187,11 @@ async fn main() -> anyhow::Result<()> {
         let payload = schema::event().encode(&e)?;
         bytes += payload.len();
         producer
-            .send(Produce::new(topic.clone(), Bytes::from(e.connection.key()), payload))
+            .send(Produce::new(
+                topic.clone(),
+                Bytes::from(e.connection.key()),
+                payload,
+            ))
             .await?;
     }
     println!(

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::bail;
 
 use crate::bus::kafka::{read_to_end, KafkaBus};
-use crate::config::{self, KafkaMode, Pipeline};
+use crate::config::{KafkaMode, Pipeline};
 use crate::export::manifest::Entry;
 use crate::export::metrics::closed as count_closed;
 use crate::export::stage::fixed_epoch;
@@ -98,7 +98,7 @@ pub struct Summary {
 /// The settings: the pipeline's `export:` section (or its defaults) with
 /// the command line's overrides.
 pub fn settings(p: &Pipeline, o: &Options) -> anyhow::Result<Settings> {
-    let section = p.export.clone().unwrap_or_else(config::Export::default);
+    let section = p.export.clone().unwrap_or_default();
     let mut s = Settings::of(&section);
     if let Some(out) = &o.out {
         s.dir = out.clone();
@@ -175,7 +175,7 @@ pub async fn run(p: &Pipeline, o: &Options) -> anyhow::Result<Summary> {
                 Pushed::Buffered => {}
             }
             seen += 1;
-            if seen % 10_000 == 0 {
+            if seen.is_multiple_of(10_000) {
                 exporter.tick(Instant::now(), fixed_epoch, &mut closed)?;
             }
             commit(&mut closed, &mut summary)

@@ -40,7 +40,7 @@ pub fn event(i: i64) -> DeliveryEvent {
         message_id: format!("m{i}"),
         connection: Connection::new(
             ["tester", "kannel"][(i % 2) as usize],
-            &format!("+2547{i:08}"),
+            format!("+2547{i:08}"),
         ),
         status: STATUSES[(i % 4) as usize],
         at: T0 + i * 60_000,
