@@ -62,7 +62,7 @@ fn is_pattern(i: usize) -> bool {
 
 fn keyword(i: usize) -> String {
     let w = word(i);
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         format!("{w}|{w}er|{}", word(500 + i))
     } else {
         w

@@ -19,6 +19,8 @@
 //!   message status, the message log.
 //! - [`analytics`]: statistics: event-time windows of message counts per
 //!   backend, app, keyword and campaign, written to `sms.stats`.
+//! - [`export`]: topics to Parquet and Avro files in a Hive-style layout,
+//!   exactly once (the `export` stage, `smsflow export`).
 //! - [`apps`]: the [`apps::App`] trait, the built-in apps, their stage and
 //!   messaging (sending to contacts and groups).
 //! - [`campaign`]: bulk campaigns: audiences, personalised texts, quiet
@@ -53,6 +55,7 @@ pub mod http;
 pub mod state;
 
 pub mod analytics;
+pub mod export;
 
 pub mod apps;
 

@@ -166,6 +166,8 @@ enum Command {
         #[arg(long)]
         count: Option<usize>,
     },
+    /// Export topics to Parquet or Avro files up to their current end, exactly once (needs Kafka).
+    Export(smsflow::cli::export::Args),
     /// Every stage's consumer lag per partition, with rates, live (needs Kafka).
     Top {
         file: PathBuf,
@@ -453,6 +455,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             ops::tail(&p, &topic, from_beginning, count).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export(args) => smsflow::cli::export::main(args, load).await,
         Command::Top {
             file,
             interval,

@@ -206,7 +206,7 @@ fn decode_text(raw: &[u8], params: &HashMap<String, Vec<u8>>) -> Result<String, 
         "" | "UTF-8" | "UTF8" if coding != b"1" => String::from_utf8(raw.to_vec())
             .map_err(|e| bad(format!("text is not the UTF-8 its charset says: {e}"))),
         "UTF-16BE" | "UTF-16" | "UCS-2" | "UCS2" => {
-            if raw.len() % 2 != 0 {
+            if !raw.len().is_multiple_of(2) {
                 return Err(bad(format!(
                     "text in {charset} has an odd number of bytes ({})",
                     raw.len()

@@ -8,6 +8,7 @@
 pub mod campaign;
 pub mod client;
 pub mod dlq;
+pub mod export;
 pub mod graph;
 pub mod ops;
 pub mod output;

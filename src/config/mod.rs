@@ -8,6 +8,7 @@ pub mod access;
 pub mod analytics;
 pub mod backends;
 mod error;
+pub mod export;
 pub mod files;
 pub mod http;
 pub mod kafka;

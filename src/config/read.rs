@@ -10,7 +10,7 @@ use super::files;
 use super::node::{Kind, Node, Path, Step};
 use super::types::{self, *};
 
-pub(super) const TOP_LEVEL: [&str; 18] = [
+pub(super) const TOP_LEVEL: [&str; 19] = [
     "project",
     "kafka",
     "topics",
@@ -21,6 +21,7 @@ pub(super) const TOP_LEVEL: [&str; 18] = [
     "messagelog",
     "campaigns",
     "analytics",
+    "export",
     "backends",
     "routes",
     "default_app",
@@ -88,6 +89,7 @@ impl Reader<'_> {
         let messagelog = self.section(&top.key("messagelog"));
         let campaigns = self.section(&top.key("campaigns"));
         let analytics = self.section(&top.key("analytics"));
+        let export = self.section(&top.key("export"));
         let backends = self.list(&top.key("backends"), true);
         let routes = self.routes(&top);
         let default_app: Option<String> = self.optional(&top.key("default_app"));
@@ -116,6 +118,7 @@ impl Reader<'_> {
             messagelog,
             campaigns,
             analytics,
+            export,
             backends,
             routes,
             default_app,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::analytics::*;
 use super::backends::Backend;
+pub use super::export::*;
 pub use super::http::*;
 pub use super::kafka::*;
 use super::value::{humantime_serde_compat, HumanDuration};
@@ -72,6 +73,9 @@ pub struct Pipeline {
     /// `topics.stats`. Off unless the section is given; `analytics:` alone
     /// (or `{}`) turns it on with every setting at its default.
     pub analytics: Option<Analytics>,
+    /// Topics to Parquet or Avro files, exactly once: the `export` stage.
+    /// Off unless the section is given.
+    pub export: Option<Export>,
     /// Backends (providers), each a source and a sink.
     pub backends: Vec<Backend>,
     /// The route table, first match wins.

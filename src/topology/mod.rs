@@ -23,6 +23,7 @@ use crate::web::actions::HttpState;
 mod analytics;
 mod app_stages;
 mod campaigns;
+mod export;
 mod handler;
 mod load;
 mod routers;
@@ -60,6 +61,8 @@ pub enum StageKind {
     /// Statistics: `sms.inbound`, the app topics and `sms.events` counted
     /// in windows, written to `topics.stats`.
     Analytics,
+    /// Topics to Parquet or Avro files (`export:`).
+    Export,
 }
 
 /// A stage, with the topics it reads and writes.
@@ -247,6 +250,14 @@ impl Topology {
                 writes: vec![t.inbound.clone(), t.events.clone(), t.dlq.clone()],
             });
         }
+        if p.export.is_some() {
+            stages.push(StageInfo {
+                name: export::NAME.into(),
+                kind: StageKind::Export,
+                reads: export::reads(p),
+                writes: vec![t.dlq.clone()],
+            });
+        }
         // Last: it reads what every other stage writes, and drains after them.
         if p.analytics.is_some() {
             stages.push(StageInfo {
@@ -380,7 +391,13 @@ impl Topology {
         let producer = bus.producer()?;
         // Tables before stages: on the embedded bus they must join before
         // anything is written.
-        let (tables, followers) = tables::follow(&bus, &producer, p).await?;
+        // A process running only the export stage reads no table (its
+        // files, not the tables, are its state): it does not wait for
+        // `sms.events` to be read to its end first.
+        let (tables, followers) = match stages.iter().all(|s| s.kind == StageKind::Export) {
+            true => (crate::state::Tables::new(p), Vec::new()),
+            false => tables::follow(&bus, &producer, p).await?,
+        };
         let services = Services::of(&tables);
         self.check_chain()?;
         let apps = Apps::build(p, &self.custom, &tables, &self.chained_names());
@@ -415,6 +432,18 @@ impl Topology {
                 _ => None,
             };
             let consumer = bus.consumer(&group, &reads)?;
+            if s.kind == StageKind::Export {
+                let control = StageControl {
+                    drain_until_idle: only.is_none(),
+                    ..StageControl::default()
+                };
+                let ctx = ctx.clone();
+                if let Some(stage) = export::spawn(p, ctx, consumer, &producer, control, &health) {
+                    info!(stage = %s.name, reads = ?s.reads, "stage started");
+                    started.push(stage);
+                }
+                continue;
+            }
             let mut bulk = None;
             let handler = match &s.kind {
                 StageKind::RouterIn => StageHandler::RouterIn(routers.incoming(&ctx.name, &dlq)),
@@ -431,6 +460,7 @@ impl Topology {
                         .await
                         .context("cannot start the analytics stage")?,
                 ),
+                StageKind::Export => continue,
                 StageKind::Backend { backend } => {
                     match sinks.stage(backend, &group, consumer.rebalances()).await? {
                         Some((handler, lane)) => {

@@ -11,6 +11,7 @@ mod analytics;
 mod apps;
 mod backends;
 mod campaigns;
+mod export;
 mod http;
 mod languages;
 mod registry;
@@ -35,6 +36,7 @@ pub(super) fn check(p: &Pipeline, root: &Node, errors: &mut Vec<ConfigError>) {
     apps::check_chain(p, &mut report);
     campaigns::check(p, &mut report);
     analytics::check(p, &mut report);
+    export::check(p, &mut report);
 }
 
 /// `kafka:`: brokers for Kafka (and only for it), a partition capacity.

@@ -360,7 +360,7 @@ fn guess_encoding(b: &[u8]) -> Encoding {
         {
             Encoding::Utf8
         }
-        _ if b.len() % 2 == 0 => Encoding::Utf16Be,
+        _ if b.len().is_multiple_of(2) => Encoding::Utf16Be,
         _ => Encoding::Utf8,
     }
 }
