@@ -8,6 +8,8 @@
 //! - `config`: the `analytics:` section's defaults and errors.
 //! - `replicas`: several `analytics` processes on tansu, one SIGKILLed and
 //!   started again mid-run: every count still exact.
+//! - `oracle`: the same counts from DuckDB SQL over `smsflow export`'s
+//!   Parquet files (tests/helpers/analytics_oracle.py), window by window.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -16,6 +18,7 @@ mod common;
 mod fleet;
 
 mod config;
+mod oracle;
 mod pipeline;
 mod replicas;
 
