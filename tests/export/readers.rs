@@ -234,3 +234,40 @@ async fn avro_files_are_read_by_fastavro_and_chdb_with_either_codec() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_files_are_read_by_spark_as_the_docs_say() {
+    require_tools!(common::Tool::Spark);
+    let cluster = Mock::new(1).unwrap();
+    let p = produced(&cluster, "readers-spark").await;
+    let dir = tempfile::tempdir().unwrap();
+    export(&p, dir.path(), Format::Parquet).await;
+    let out = std::process::Command::new(common::Tool::Spark.path())
+        .arg(common::root().join("tests/helpers/spark_read.py"))
+        .arg(dir.path())
+        .arg("2026-03-03")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "spark_read.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["count"], EVENTS);
+    let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
+    for row in r["by_day_status"].as_array().unwrap() {
+        *by_status
+            .entry(row[1].as_str().unwrap().into())
+            .or_default() += row[2].as_i64().unwrap();
+    }
+    assert_eq!(by_status, self::by_status());
+    // UTC timestamps, strings, and the Hive partition as a date column.
+    assert_eq!(
+        r["types"],
+        serde_json::json!({"at": "timestamp", "status": "string", "dt": "date"})
+    );
+    // Events a minute apart from T0 = 2026-03-02 00:00 UTC: 1440 on the 3rd.
+    assert_eq!(r["one_day"], 1440);
+    assert_eq!(r["one_day_dts"], serde_json::json!(["2026-03-03"]));
+}
