@@ -6,11 +6,17 @@
 //! - **parquet**, **avro-null**, **avro-deflate**: the `export` stage's
 //!   work ([`smsflow::export::Exporter`]): decode check, buffer, and files
 //!   written, synced, renamed and listed in the manifest
-//!   (`flush_size` 100,000, one partition per 1/8 of the records).
+//!   (`flush_size` 100,000, one partition per 1/8 of the records);
+//! - **stats**: the `analytics` stage's work per record: Avro decode, what
+//!   the event counts ([`smsflow::analytics::observe`]), the minute, hour
+//!   and day windows of each dimension value counted
+//!   ([`smsflow::analytics::Aggregator`], one source per partition), and
+//!   every 1,024 records the changed windows flushed and encoded as
+//!   `sms.stats` records (not produced: the bus's cost is the baseline's).
+//!   `benches/stats.rs` measures the stage on the embedded bus too.
 //!
 //! Each case prints records/s and its ratio to the baseline. Cases are a
-//! list of named closures ([`cases`]): a new one (the statistics stage)
-//! is one more entry.
+//! list of named closures ([`cases`]).
 //!
 //! ```text
 //! cargo bench --bench analytics                    # 200,000 events
@@ -28,10 +34,12 @@ use anyhow::ensure;
 use bytes::Bytes;
 use clap::Parser;
 use futures::future::BoxFuture;
+use smsflow::analytics::aggregate::Source;
+use smsflow::analytics::{observe, Aggregator, Settings as AggregatorSettings};
 use smsflow::bus::{Bus, Consumer, Produce, TopicSpec};
 use smsflow::config::{Kafka, KafkaMode};
 use smsflow::export::{AvroCodec, Exporter, Format, Settings};
-use smsflow::message::{Connection, DeliveryEvent, DeliveryStatus};
+use smsflow::message::{Connection, DeliveryEvent, DeliveryStatus, StatsWindow};
 use smsflow::schema;
 
 #[derive(Parser, Debug)]
@@ -131,6 +139,47 @@ fn cases() -> Vec<Case> {
         export_case("parquet", Format::Parquet, AvroCodec::Null),
         export_case("avro-null", Format::Avro, AvroCodec::Null),
         export_case("avro-deflate", Format::Avro, AvroCodec::Deflate),
+        Case {
+            name: "stats",
+            run: Box::new(|mut consumer, n, _| {
+                Box::pin(async move {
+                    let mut agg = Aggregator::new(AggregatorSettings {
+                        windows: vec![StatsWindow::Minute, StatsWindow::Hour, StatsWindow::Day],
+                        grace_ms: 300_000,
+                    });
+                    let mut sources: Vec<Source> = Vec::new();
+                    let (mut count, mut written) = (0u64, 0u64);
+                    receive(&mut consumer, n, |r| {
+                        let e = schema::event().decode(&r.payload)?;
+                        let source = match sources.iter().find(|s| s.1 == r.partition) {
+                            Some(s) => s.clone(),
+                            None => {
+                                sources.push((r.topic.clone(), r.partition));
+                                sources[sources.len() - 1].clone()
+                            }
+                        };
+                        agg.record(&source, r.offset, &observe::event(&e));
+                        count += 1;
+                        if count.is_multiple_of(1024) {
+                            for s in agg.flush(0) {
+                                written += schema::stats().encode(&s)?.len() as u64;
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                    for s in agg.flush(0) {
+                        written += schema::stats().encode(&s)?.len() as u64;
+                    }
+                    ensure!(written > 0, "no statistics written");
+                    println!(
+                        "    stats: {:.1} MB of sms.stats records",
+                        written as f64 / 1e6
+                    );
+                    Ok(count)
+                })
+            }),
+        },
     ]
 }
 
