@@ -62,6 +62,22 @@ impl Drop for Pods {
     }
 }
 
+/// A free local port this test has not handed out yet, nor its neighbour
+/// (the kernel can give a port released by one pick to the next: two pods
+/// then collide on it).
+fn unused_port() -> u16 {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = common::free_port();
+        if !(port - 1..=port + 1).any(|p| given.contains(&p)) {
+            given.insert(port);
+            return port;
+        }
+    }
+}
+
 /// A `GET` on a local port: the status and body, or None when nothing answers.
 fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -162,7 +178,7 @@ fn start(
     let mut port_names = BTreeMap::new();
     for p in c["ports"].as_array().unwrap() {
         let container = p["containerPort"].as_u64().unwrap();
-        ports.insert(container, common::free_port());
+        ports.insert(container, unused_port());
         port_names.insert(p["name"].as_str().unwrap().to_owned(), container);
     }
     let mut env = BTreeMap::new();
