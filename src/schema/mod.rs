@@ -7,7 +7,7 @@
 //! A codec writes Avro *single-object encoding* (`C3 01`, fingerprint,
 //! datum); the bus turns that into the Confluent wire format on the way out
 //! when the pipeline asks for it (`kafka.framing`). Every codec reads both
-//! framings: see [`framing`].
+//! framings: see [`split`] and [`reframe`].
 
 mod framing;
 pub mod registry;
