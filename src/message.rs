@@ -510,6 +510,40 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// A record of one window, dimension value and source partition with
+    /// nothing counted yet (`through_offset` -1: no record read).
+    pub fn empty(
+        window: StatsWindow,
+        start: i64,
+        dimension: StatsDimension,
+        value: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Stats {
+        Stats {
+            window,
+            start,
+            dimension,
+            value: value.to_owned(),
+            topic: topic.to_owned(),
+            partition,
+            through_offset: -1,
+            inbound: 0,
+            outbound: 0,
+            queued: 0,
+            sent: 0,
+            delivered: 0,
+            failed: 0,
+            expired: 0,
+            suppressed: 0,
+            segments: 0,
+            accepted_to_sent: Latency::default(),
+            sent_to_delivered: Latency::default(),
+            closed: false,
+            updated_at: 0,
+        }
+    }
+
     /// The compacted topic's key of this record.
     pub fn key(&self) -> String {
         format!(

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::observe::{Delta, Observation};
-use crate::message::{Latency, Stats, StatsDimension, StatsWindow};
+use crate::message::{Stats, StatsDimension, StatsWindow};
 
 /// The windows counted and their grace.
 #[derive(Debug, Clone)]
@@ -101,28 +101,7 @@ fn empty(
     value: &str,
     source: &Source,
 ) -> Stats {
-    Stats {
-        window,
-        start,
-        dimension,
-        value: value.to_owned(),
-        topic: source.0.to_string(),
-        partition: source.1,
-        through_offset: -1,
-        inbound: 0,
-        outbound: 0,
-        queued: 0,
-        sent: 0,
-        delivered: 0,
-        failed: 0,
-        expired: 0,
-        suppressed: 0,
-        segments: 0,
-        accepted_to_sent: Latency::default(),
-        sent_to_delivered: Latency::default(),
-        closed: false,
-        updated_at: 0,
-    }
+    Stats::empty(window, start, dimension, value, &source.0, source.1)
 }
 
 fn add(s: &mut Stats, d: &Delta) {

@@ -70,30 +70,21 @@ impl Restored {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Latency, StatsDimension, StatsWindow};
+    use crate::message::{StatsDimension, StatsWindow};
 
     fn stats(start: i64, through: i64, closed: bool) -> Stats {
         Stats {
-            window: StatsWindow::Minute,
-            start,
-            dimension: StatsDimension::Total,
-            value: String::new(),
-            topic: "sms.inbound".into(),
-            partition: 2,
             through_offset: through,
             inbound: through + 1,
-            outbound: 0,
-            queued: 0,
-            sent: 0,
-            delivered: 0,
-            failed: 0,
-            expired: 0,
-            suppressed: 0,
-            segments: 0,
-            accepted_to_sent: Latency::default(),
-            sent_to_delivered: Latency::default(),
             closed,
-            updated_at: 0,
+            ..Stats::empty(
+                StatsWindow::Minute,
+                start,
+                StatsDimension::Total,
+                "",
+                "sms.inbound",
+                2,
+            )
         }
     }
 
