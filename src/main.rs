@@ -353,7 +353,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             from,
             backend,
             text,
-        } => send(&file, &from, backend.as_deref(), &text.join(" ")).await,
+        } => {
+            let id = ops::send(&load(&file)?, backend.as_deref(), &from, &text.join(" ")).await?;
+            outln!("{id}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dlq {
             command: DlqCommand::List { file, filter },
         } => {
@@ -579,24 +583,4 @@ async fn test(
     } else {
         ExitCode::FAILURE
     })
-}
-
-async fn send(
-    file: &Path,
-    from: &str,
-    backend: Option<&str>,
-    text: &str,
-) -> anyhow::Result<ExitCode> {
-    let p = load(file)?;
-    let backend = match backend {
-        Some(b) => b.to_owned(),
-        None => p
-            .backends
-            .first()
-            .map(|b| b.name().to_owned())
-            .context("the pipeline has no backend")?,
-    };
-    let id = ops::send(&p, &backend, from, text).await?;
-    outln!("{id}");
-    Ok(ExitCode::SUCCESS)
 }

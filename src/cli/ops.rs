@@ -16,12 +16,26 @@ use crate::config::{KafkaMode, Pipeline};
 use crate::message::{Connection, InboundMessage};
 use crate::schema;
 
-/// Inject a message from `from` on `backend`; returns its id.
+/// Inject a message from `from` on `backend` (the pipeline's first when
+/// `None`); returns its id.
 ///
 /// On Kafka it is written to the inbound topic directly. The embedded bus
 /// lives inside `smsflow run`, so there it is posted to the running
 /// process's message tester API (`http.listen`).
-pub async fn send(p: &Pipeline, backend: &str, from: &str, text: &str) -> anyhow::Result<String> {
+pub async fn send(
+    p: &Pipeline,
+    backend: Option<&str>,
+    from: &str,
+    text: &str,
+) -> anyhow::Result<String> {
+    let backend = match backend {
+        Some(b) => b,
+        None => p
+            .backends
+            .first()
+            .map(|b| b.name())
+            .context("the pipeline has no backend")?,
+    };
     let from = check_identity(from)?;
     if !p.backends.iter().any(|b| b.name() == backend) {
         bail!("no backend {backend:?} in the pipeline");
