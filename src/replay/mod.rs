@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use futures::future::try_join_all;
 
 use crate::bus::{Bus, TopicSpec};
 use crate::config::{KafkaMode, Pipeline, Topics};
@@ -208,21 +209,19 @@ pub async fn run(p: &Pipeline, opts: &Options) -> anyhow::Result<Report> {
     let Bus::Kafka(bus) = running.bus().clone() else {
         bail!("the replay's bus is not Kafka");
     };
+    // Step by step along the flow (a step's input is complete once the
+    // step before has finished), the apps side by side.
+    let step = |is: fn(&StageKind) -> bool| {
+        try_join_all(stages.iter().filter(|s| is(&s.kind)).map(|s| {
+            let group = format!("{}.{}", rp.kafka.group, s.name);
+            let (bus, cluster) = (&bus, &cluster);
+            async move { wait_consumed(bus, cluster, &group, &s.reads[0]).await }
+        }))
+    };
     let waited = async {
-        for s in &stages {
-            if matches!(
-                s.kind,
-                StageKind::RouterIn | StageKind::App { .. } | StageKind::RouterOut
-            ) {
-                wait_consumed(
-                    &bus,
-                    &cluster,
-                    &format!("{}.{}", rp.kafka.group, s.name),
-                    &s.reads[0],
-                )
-                .await?;
-            }
-        }
+        step(|k| matches!(k, StageKind::RouterIn)).await?;
+        step(|k| matches!(k, StageKind::App { .. })).await?;
+        step(|k| matches!(k, StageKind::RouterOut)).await?;
         anyhow::Ok(())
     };
     // Until every stage has finished the range, a stage stops on an
@@ -250,18 +249,24 @@ pub async fn run(p: &Pipeline, opts: &Options) -> anyhow::Result<Report> {
         .min()
         .unwrap_or(0)
         - 60_000;
-    let mut before = Vec::new();
-    let mut after = Vec::new();
-    for b in &p.backends {
-        before.extend(replies(&cluster, &t.send(b.name()), b.name(), Some(since)).await?);
-        after.extend(replies(&cluster, &rp.topics.send(b.name()), b.name(), None).await?);
-    }
-    let dlq = cluster
-        .read_all(&rp.topics.dlq)
-        .await?
-        .iter()
-        .map(|r| dead_letter(r, &rp.topics))
-        .collect();
+    // Read at once, as each read waits for its topic to be quiet.
+    let (before, after, dlq) = tokio::try_join!(
+        try_join_all(p.backends.iter().map(|b| replies(
+            &cluster,
+            t.send(b.name()),
+            b.name(),
+            Some(since)
+        ))),
+        try_join_all(p.backends.iter().map(|b| replies(
+            &cluster,
+            rp.topics.send(b.name()),
+            b.name(),
+            None
+        ))),
+        cluster.read_all(&rp.topics.dlq),
+    )?;
+    let (before, after) = (before.concat(), after.concat());
+    let dlq = dlq.iter().map(|r| dead_letter(r, &rp.topics)).collect();
     let head = report::Head {
         id: opts.id.clone(),
         prefix,
@@ -316,13 +321,17 @@ async fn seed(
     let producer = bus.producer()?;
     let mut acks = Vec::new();
     let r = &rp.topics;
-    for (from, to) in [
+    // The tables are read at once: each read waits for its topic to be
+    // quiet (Cluster::read).
+    let tables = [
         (&real.contacts, &r.contacts),
         (&real.optouts, &r.optouts),
         (&real.polls, &r.polls),
-    ] {
+    ];
+    let read = try_join_all(tables.iter().map(|(from, _)| cluster.read_all(from))).await?;
+    for ((_, to), recs) in tables.iter().zip(read) {
         let to: Arc<str> = Arc::from(to.as_str());
-        for rec in cluster.read_all(from).await? {
+        for rec in recs {
             acks.push(producer.send(rec.to(&to)).await?);
         }
     }
@@ -368,13 +377,13 @@ async fn wait_consumed(
 /// The replies on a send topic (from `since`, a time, or all of it).
 async fn replies(
     cluster: &Cluster,
-    topic: &str,
+    topic: String,
     backend: &str,
     since: Option<i64>,
 ) -> anyhow::Result<Vec<Reply>> {
-    let marks = cluster.watermarks(topic).await?;
+    let marks = cluster.watermarks(&topic).await?;
     let starts = match since {
-        Some(ms) if !marks.is_empty() => cluster.offsets_for_time(topic, ms).await?,
+        Some(ms) if !marks.is_empty() => cluster.offsets_for_time(&topic, ms).await?,
         _ => HashMap::new(),
     };
     let spans: Vec<(i32, i64, i64)> = marks
@@ -388,7 +397,7 @@ async fn replies(
         })
         .collect();
     Ok(cluster
-        .read(topic, &spans, true)
+        .read(&topic, &spans, true)
         .await?
         .into_iter()
         .filter_map(|r| schema::outbound().decode(&r.payload).ok())
