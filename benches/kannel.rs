@@ -65,9 +65,13 @@ struct Args {
 }
 
 fn pipeline(port: u16, k: &Kannel) -> anyhow::Result<config::Pipeline> {
+    // Chosen now that Kannel holds its own ports: it could have taken the
+    // default admin port (`port` + 1).
+    let admin = free_port();
     let yaml = format!(
         "http:
   listen: 127.0.0.1:{port}
+  admin: {{listen: 127.0.0.1:{admin}}}
 backends:
   - type: kannel
     sendsms_url: {url}

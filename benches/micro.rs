@@ -4,7 +4,9 @@
 //! and the throughput in records (elements) per second; a filter after `--`
 //! runs one group (`cargo bench --bench micro -- router`):
 //!
-//! - `codec/*`: Avro encoding and decoding of each record type, SMS-sized;
+//! - `codec/*`: Avro encoding and decoding of each record type, SMS-sized
+//!   (serde_avro_fast, smsflow's codec) and `codec/apache_avro/*`: the same
+//!   with apache-avro's serde path, the codec before (same bytes);
 //! - `router/*`: the incoming router's whole handler on one `sms.inbound`
 //!   record (decode → filter → a 200-route table → encode the routed message)
 //!   for a message that matches an early route, a late route, a pattern route,
@@ -32,8 +34,9 @@ use futures::FutureExt;
 use smsflow::bus::{AckGroup, Bus, Produce, Record, TopicSpec};
 use smsflow::config::{self, Pipeline};
 use smsflow::message::{
-    Connection, Contact, DeliveryEvent, DeliveryStatus, Encoding, InboundMessage, OutboundMessage,
-    RoutedMessage,
+    AudienceChunk, AudienceRow, Connection, Contact, DeliveryEvent, DeliveryStatus, Direction,
+    Encoding, InboundMessage, LogEntry, OutboundMessage, RoutedMessage, Stats, StatsDimension,
+    StatsWindow,
 };
 use smsflow::router::{RouteTable, RouterIn};
 use smsflow::schema::{self, Codec};
@@ -172,6 +175,15 @@ where
     g.bench_function(format!("decode/{name}"), |b| {
         b.iter(|| codec.decode(black_box(&bytes)).unwrap())
     });
+    // The same with apache-avro's serde path, the codec before.
+    let reference = codec.reference();
+    assert_eq!(reference.encode(&value).unwrap(), bytes);
+    g.bench_function(format!("apache_avro/encode/{name}"), |b| {
+        b.iter(|| reference.encode(black_box(&value)).unwrap())
+    });
+    g.bench_function(format!("apache_avro/decode/{name}"), |b| {
+        b.iter(|| reference.decode(black_box(&bytes)).unwrap())
+    });
     g.finish();
 }
 
@@ -196,9 +208,52 @@ fn codec(c: &mut Criterion) {
     event.provider_id = Some("SMd2f1a9c3b8e74f60".into());
     codec_pair(c, "inbound", schema::inbound(), msg);
     codec_pair(c, "routed", schema::routed(), routed);
-    codec_pair(c, "outbound", schema::outbound(), out);
+    codec_pair(c, "outbound", schema::outbound(), out.clone());
     codec_pair(c, "event", schema::event(), event);
     codec_pair(c, "contact", schema::contact(), contact());
+    let log = LogEntry {
+        message_id: out.id.clone(),
+        direction: Direction::Out,
+        connection: out.connection.clone(),
+        contact_id: Some(contact().id),
+        contact_name: "Ada Nakato".into(),
+        text: out.text.clone(),
+        at: out.created_at,
+        app: out.app.clone(),
+        in_response_to: out.in_response_to.clone(),
+    };
+    codec_pair(c, "log", schema::log(), log);
+    // A chunk of an uploaded audience: 500 rows, as the campaign stage writes.
+    let rows = (0..500)
+        .map(|i| AudienceRow {
+            line: i + 2,
+            phone: format!("+2547{:08}", 12_000_000 + i),
+            name: Some("Wanjiru".into()),
+            language: Some("sw".into()),
+            timezone: None,
+            vars: [("city".to_owned(), "Nyeri".to_owned())].into(),
+        })
+        .collect();
+    let chunk = AudienceChunk {
+        campaign_id: "spring-2026".into(),
+        index: 3,
+        last: false,
+        rows,
+    };
+    codec_pair(c, "audience_500_rows", schema::audience(), chunk);
+    let mut stats = Stats::empty(
+        StatsWindow::Minute,
+        1_700_000_040_000,
+        StatsDimension::Backend,
+        "twilio",
+        "sms.events",
+        3,
+    );
+    (stats.outbound, stats.delivered, stats.segments) = (120, 117, 130);
+    for ms in [180, 220, 260, 900, 4_000] {
+        stats.accepted_to_sent.record(ms);
+    }
+    codec_pair(c, "stats", schema::stats(), stats);
 }
 
 fn router(c: &mut Criterion) {

@@ -24,9 +24,13 @@ async fn kannel_and_pipeline(port: u16) -> (Arc<Kannel>, String) {
     let k = tokio::task::spawn_blocking(move || Kannel::start(&get_url))
         .await
         .unwrap();
+    // Chosen now that Kannel holds its own ports: it could have taken the
+    // default admin port (`port` + 1).
+    let admin = common::free_port();
     let yaml = format!(
         "http:
   listen: 127.0.0.1:{port}
+  admin: {{listen: 127.0.0.1:{admin}}}
   accept_timeout: 2s
 backends:
   - type: kannel
