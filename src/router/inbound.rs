@@ -24,9 +24,9 @@ use super::routes::{Matched, RouteTable};
 use crate::apps::{runner::replies, App, Services};
 use crate::bus::{Produce, Record};
 use crate::config::Pipeline;
-use crate::message::{derived_id, Contact, InboundMessage, OutboundMessage, RoutedMessage};
+use crate::message::{derived_id, Contact, Fields, InboundMessage, OutboundMessage, RoutedMessage};
 use crate::metrics::metrics;
-use crate::schema;
+use crate::schema::{self, Routing};
 use crate::stage::{self, decode, encode, HandleError, Handler, Output};
 use crate::state::messagelog;
 use crate::state::optout::{Keywords, OptOuts, Request, REPLY_FIELD};
@@ -275,10 +275,13 @@ impl RouterIn {
     }
 
     /// Hand `routed` to its app: on its topic, or to the app itself when chained.
+    /// Route `msg`, read from `record`, to `app`: to its topic, or through
+    /// the chain when the app runs in this process.
     fn deliver(
         &self,
         record: &Record,
-        routed: RoutedMessage,
+        msg: &InboundMessage,
+        routing: &Routing,
         app: &Arc<str>,
         out: &mut Vec<Produce>,
     ) -> Result<(), HandleError> {
@@ -287,6 +290,7 @@ impl RouterIn {
             .as_ref()
             .and_then(|c| Some((c, c.apps.get(app)?)))
         {
+            let routed = routing.to_routed(msg.clone());
             return chain.run(chained, &routed, &self.services, record, out);
         }
         // Validation guarantees every routed app has a topic.
@@ -295,12 +299,19 @@ impl RouterIn {
             .get(app)
             .cloned()
             .unwrap_or_else(|| app.clone());
-        out.push(encode(
-            schema::routed(),
-            &topic,
-            &routed.message.connection,
-            &routed,
-        )?);
+        // The inbound record's datum as it came, and what the router added.
+        let payload = schema::encode_routed(&record.payload, msg, routing).map_err(|e| {
+            HandleError::Failed {
+                kind: "encode",
+                message: e.to_string(),
+            }
+        })?;
+        // Keyed by its connection, as the inbound record mostly is already.
+        let key = match &record.key {
+            Some(key) if msg.connection.is_key(key) => key.clone(),
+            _ => Bytes::from(msg.connection.key()),
+        };
+        out.push(Produce::new(topic, key, payload));
         Ok(())
     }
 
@@ -362,51 +373,31 @@ impl Handler for RouterIn {
                 .map(|app| (app, "default".to_owned(), Matched::default())),
         };
         let handled_by = target.as_ref().map(|(app, _, _)| app.clone());
-        // taps see everything that passed the filters, once each.
-        let taps: Vec<&Arc<str>> = self
-            .table
-            .taps
-            .iter()
-            .filter(|tap| handled_by.as_ref() != Some(*tap))
-            .collect();
-        // The message is moved into the last routed copy, cloned for the others.
-        let mut msg = Some(msg);
-        let mut copies = usize::from(target.is_some()) + taps.len();
-        let mut next = || {
-            copies -= 1;
-            if copies == 0 {
-                msg.take()
-            } else {
-                msg.clone()
-            }
-        };
-        match target {
+        match &target {
             Some((app, route, matched)) => {
-                if let Some(message) = next() {
-                    let routed = RoutedMessage {
-                        message,
-                        app: app.to_string(),
-                        route,
-                        rest: matched.rest,
-                        captures: matched.captures,
-                        contact: contact.clone(),
-                    };
-                    self.deliver(record, routed, &app, out)?;
-                }
+                let routing = Routing {
+                    app,
+                    route,
+                    rest: matched.rest.as_deref(),
+                    captures: &matched.captures,
+                    contact: contact.as_ref(),
+                };
+                self.deliver(record, &msg, &routing, app, out)?;
             }
             None => self.drop("unrouted"),
         }
-        for tap in taps {
-            if let Some(message) = next() {
-                let routed = RoutedMessage {
-                    message,
-                    app: tap.to_string(),
-                    route: "tap".to_owned(),
+        // taps see everything that passed the filters, once each.
+        let no_captures = Fields::new();
+        for tap in &self.table.taps {
+            if handled_by.as_ref() != Some(tap) {
+                let routing = Routing {
+                    app: tap,
+                    route: "tap",
                     rest: None,
-                    captures: Default::default(),
-                    contact: contact.clone(),
+                    captures: &no_captures,
+                    contact: contact.as_ref(),
                 };
-                self.deliver(record, routed, tap, out)?;
+                self.deliver(record, &msg, &routing, tap, out)?;
             }
         }
         Ok(())

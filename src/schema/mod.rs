@@ -17,11 +17,13 @@
 
 mod framing;
 pub mod registry;
+mod routed;
 
 pub use framing::{
     by_file, by_id, fingerprint, id_of, known, learn_id, reframe, split, versions, DecodeError,
     Framing, Known, HISTORY, SCHEMA_FILES,
 };
+pub use routed::{encode_routed, Routing};
 
 use std::io::Cursor;
 use std::marker::PhantomData;
