@@ -24,6 +24,10 @@ pub struct Args {
     /// Messages per pipeline and ceiling run. Default 1,000,000 (20,000 with --quick).
     #[arg(long)]
     pub messages: Option<u64>,
+    /// Rounds of the pipeline and ceiling parts, interleaved (pipeline,
+    /// ceiling, pipeline, ...), each on a fresh broker. Default 3 (1 with --quick).
+    #[arg(long)]
+    pub rounds: Option<usize>,
     /// Also run the pipeline unchained: echo and the outgoing router as stages of their own.
     #[arg(long)]
     pub unchained: bool,

@@ -1,7 +1,7 @@
 //! The `ceiling` part (Kafka only): plain rdkafka relaying the same records
 //! over the same topics, what the pipeline is measured against.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,9 @@ use crate::load::{phone, BACKEND, PHONES};
 /// Plain rdkafka over `hops` topics: a producer writes `n` records (the
 /// same keys and Avro payload size as the pipeline's) to the first topic,
 /// a consume → produce relay per further topic, a consumer reads the last.
-/// Returns messages per second, first produce to last consume.
+/// Every relay and the last consumer have their partitions assigned, and
+/// [`WARM_UP`] records went through the whole chain (not counted), before the
+/// clock starts. Returns messages per second, first produce to last consume.
 pub async fn ceiling(brokers: &str, n: u64, hops: usize) -> anyhow::Result<f64> {
     let topics: Vec<String> = (0..hops).map(|i| format!("ceiling.{i}")).collect();
     let mut base = ClientConfig::new();
@@ -61,6 +63,7 @@ pub async fn ceiling(brokers: &str, n: u64, hops: usize) -> anyhow::Result<f64> 
     };
     let stop = Arc::new(AtomicBool::new(false));
     let run = uuid::Uuid::new_v4().simple().to_string();
+    let joined = Arc::new(AtomicUsize::new(0));
     let mut threads = Vec::new();
     for pair in topics.windows(2) {
         let consumer: BaseConsumer =
@@ -69,7 +72,15 @@ pub async fn ceiling(brokers: &str, n: u64, hops: usize) -> anyhow::Result<f64> 
         let producer: ThreadedProducer<DefaultProducerContext> = producer_config.create()?;
         let to = pair[1].clone();
         let stop = stop.clone();
+        let joined = joined.clone();
         threads.push(std::thread::spawn(move || {
+            // Nothing is produced before every relay joined: polling loses nothing.
+            while !stop.load(Ordering::Relaxed)
+                && consumer.assignment().map_or(0, |a| a.count()) == 0
+            {
+                consumer.poll(Duration::from_millis(100));
+            }
+            joined.fetch_add(1, Ordering::AcqRel);
             while !stop.load(Ordering::Relaxed) {
                 let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
                     continue;
@@ -88,13 +99,13 @@ pub async fn ceiling(brokers: &str, n: u64, hops: usize) -> anyhow::Result<f64> 
     }
     let last: BaseConsumer = consumer_config(&format!("{run}.last")).create()?;
     last.subscribe(&[topics.last().context("at least one hop")?.as_str()])?;
-    // Join the groups before producing (the pipeline's stages joined before its clock started too).
+    // Every group joined before producing.
     let join_deadline = Instant::now() + Duration::from_secs(30);
-    while last.assignment()?.count() == 0 {
-        ensure!(
-            Instant::now() < join_deadline,
-            "the ceiling consumer did not join"
-        );
+    while last.assignment()?.count() == 0 || joined.load(Ordering::Acquire) < threads.len() {
+        if Instant::now() >= join_deadline {
+            stop.store(true, Ordering::Relaxed);
+            anyhow::bail!("the ceiling consumers did not join");
+        }
         last.poll(Duration::from_millis(100));
     }
     let payload = schema::inbound()
@@ -108,6 +119,29 @@ pub async fn ceiling(brokers: &str, n: u64, hops: usize) -> anyhow::Result<f64> 
         .collect();
     let producer: ThreadedProducer<DefaultProducerContext> = producer_config.create()?;
     let first = topics[0].clone();
+    // Warm up: records through the whole chain, not counted.
+    for i in 0..WARM_UP {
+        let rec = BaseRecord::to(&first)
+            .key(keys[(i % PHONES) as usize].as_bytes())
+            .payload(payload.as_slice());
+        send_waiting(&producer, rec)?;
+    }
+    let _ = producer.flush(Duration::from_secs(30));
+    let (last, warmed) = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut count = 0;
+        while count < WARM_UP && Instant::now() < deadline {
+            if let Some(Ok(_)) = last.poll(Duration::from_millis(100)) {
+                count += 1;
+            }
+        }
+        (last, count)
+    })
+    .await?;
+    if warmed < WARM_UP {
+        stop.store(true, Ordering::Relaxed);
+        anyhow::bail!("the ceiling warm-up received {warmed} of {WARM_UP} records");
+    }
     let started = Instant::now();
     let gen = std::thread::spawn(move || {
         for i in 0..n {
@@ -144,6 +178,9 @@ pub async fn ceiling(brokers: &str, n: u64, hops: usize) -> anyhow::Result<f64> 
     );
     Ok(n as f64 / secs)
 }
+
+/// Records through the chain before the clock starts (as many as the pipeline part's).
+pub const WARM_UP: u64 = 100;
 
 /// Enqueue `rec`, waiting while librdkafka's queue is full.
 fn send_waiting(

@@ -8,7 +8,7 @@
 //! ```text
 //! cargo bench --bench e2e                    # everything, full size
 //! cargo bench --bench e2e -- --quick         # a smoke run, well under a minute
-//! cargo bench --bench e2e -- --bus kafka --part pipeline,ceiling --messages 2000000
+//! cargo bench --bench e2e -- --bus kafka --part pipeline,ceiling --messages 300000 --rounds 5
 //! cargo bench --bench e2e -- --bus embedded,durable --part pipeline
 //! ```
 //!
@@ -98,25 +98,56 @@ async fn run_bus(args: &Args, bus: BusKind, report: &mut Report) -> anyhow::Resu
     };
     for &chained in chains {
         let label = format!("{bus:?}{}", if chained { "" } else { ", unchained" }).to_lowercase();
-        let mut pipeline_rate = None;
-        if args.part.contains(&Part::Pipeline) {
-            let broker = (bus == BusKind::Kafka).then(|| RunBroker::start(args));
-            let (p, _dir) = loadtest(args, bus, broker.as_ref(), chained)?;
-            let r = pipeline(p, n, args.window, broker.as_ref()).await?;
-            pipeline_rate = Some(r.rate);
-            report.line(format!("pipeline [{label}] {r}"));
-        }
-        if bus == BusKind::Kafka && args.part.contains(&Part::Ceiling) {
-            let broker = RunBroker::start(args);
-            let hops = if chained { 2 } else { 4 };
-            let rate = ceiling(&broker.brokers, n, hops).await?;
-            let mut line = format!(
-                "ceiling [{label}] plain rdkafka over {hops} topics: {n} messages, {rate:.0} msg/s"
-            );
-            if let Some(p) = pipeline_rate {
-                let _ = write!(line, "; pipeline = {:.0}% of it", 100.0 * p / rate);
+        let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+        let mut pipeline_rates = Vec::new();
+        let mut ceiling_rates = Vec::new();
+        // Interleaved, each measured run on a fresh broker (an empty store):
+        // both see the same volume and the same broker state.
+        for round in 1..=rounds {
+            let mut pipeline_rate = None;
+            if args.part.contains(&Part::Pipeline) {
+                let broker = (bus == BusKind::Kafka).then(|| RunBroker::start(args));
+                let (p, _dir) = loadtest(args, bus, broker.as_ref(), chained)?;
+                let r = pipeline(p, n, args.window, broker.as_ref()).await?;
+                pipeline_rate = Some(r.rate);
+                pipeline_rates.push(r.rate);
+                report.line(format!("pipeline [{label}] round {round}/{rounds}: {r}"));
             }
-            report.line(line);
+            if bus == BusKind::Kafka && args.part.contains(&Part::Ceiling) {
+                let broker = RunBroker::start(args);
+                let hops = if chained { 2 } else { 4 };
+                let rate = ceiling(&broker.brokers, n, hops).await?;
+                ceiling_rates.push(rate);
+                let mut line = format!(
+                    "ceiling [{label}] round {round}/{rounds}: plain rdkafka over {hops} topics: {n} messages, {rate:.0} msg/s"
+                );
+                if let Some(p) = pipeline_rate {
+                    let _ = write!(line, "; pipeline = {:.0}% of it", 100.0 * p / rate);
+                }
+                report.line(line);
+            }
+        }
+        let mut summary = Vec::new();
+        if let Some(s) = Spread::of(&mut pipeline_rates) {
+            summary.push(format!("pipeline {s}"));
+        }
+        if let Some(s) = Spread::of(&mut ceiling_rates) {
+            summary.push(format!("ceiling {s}"));
+        }
+        if let (Some(p), Some(c)) = (
+            Spread::of(&mut pipeline_rates),
+            Spread::of(&mut ceiling_rates),
+        ) {
+            summary.push(format!(
+                "pipeline = {:.0}% of the ceiling (ratio of the medians)",
+                100.0 * p.median / c.median
+            ));
+        }
+        if !summary.is_empty() {
+            report.line(format!(
+                "summary [{label}] over {rounds} round(s), msg/s median (min–max): {}",
+                summary.join("; ")
+            ));
         }
     }
     if args.part.contains(&Part::Http) {
@@ -132,6 +163,39 @@ async fn run_bus(args: &Args, bus: BusKind, report: &mut Report) -> anyhow::Resu
         report.line(format!("latency [{bus:?}] {line}").to_lowercase());
     }
     Ok(())
+}
+
+/// The median and the range of a few rates.
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(rates: &mut [f64]) -> Option<Spread> {
+        if rates.is_empty() {
+            return None;
+        }
+        rates.sort_by(f64::total_cmp);
+        let mid = rates.len() / 2;
+        let median = if rates.len().is_multiple_of(2) {
+            (rates[mid - 1] + rates[mid]) / 2.0
+        } else {
+            rates[mid]
+        };
+        Some(Spread {
+            median,
+            min: rates[0],
+            max: rates[rates.len() - 1],
+        })
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.0} ({:.0}–{:.0})", self.median, self.min, self.max)
+    }
 }
 
 /// `pipelines/loadtest.yaml` on `bus` (and the durable bus's directory).

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use smsflow::config::Pipeline;
 
+use crate::ceiling::WARM_UP;
 use crate::load::{inbound, start, Observed};
 use crate::measure::{self_cpu, RssSampler};
 use crate::run_broker::RunBroker;
@@ -59,12 +60,12 @@ pub async fn pipeline(
     let observed = Observed::new(window);
     let topic: Arc<str> = Arc::from(p.topics.inbound.as_str());
     let running = start(p, &observed, false).await?;
-    // Warm up (connections, group joins) before measuring.
+    // Warm up (connections, group joins) before measuring, as the ceiling does.
     let producer = running.bus().producer()?;
-    for i in 0..100 {
+    for i in 0..WARM_UP {
         producer.send(inbound(&topic, i, "echo warm up")).await?;
     }
-    observed.wait_for(100, Duration::from_secs(60)).await?;
+    observed.wait_for(WARM_UP, Duration::from_secs(60)).await?;
     let base = observed.seen.load(Ordering::Acquire);
 
     let rss = RssSampler::start();
