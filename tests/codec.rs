@@ -17,12 +17,15 @@ use smsflow::schema::{self, Codec};
 
 mod common;
 
+/// Whether smsflow reads these bytes as the sample's value.
+type Same = Box<dyn Fn(&[u8]) -> bool>;
+
 /// One record of a type: its schema file, its bytes, and a check that
 /// smsflow reads `bytes` as the same value.
 struct Sample {
     file: &'static str,
     bytes: Vec<u8>,
-    same: Box<dyn Fn(&[u8]) -> bool>,
+    same: Same,
 }
 
 fn sample<T>(file: &'static str, codec: &'static Codec<T>, value: T) -> Sample
