@@ -41,15 +41,6 @@ impl Connection {
         key.push_str(&self.identity);
         key
     }
-
-    /// Whether `key` is [`Connection::key`] (without making that string).
-    pub fn is_key(&self, key: &[u8]) -> bool {
-        let (b, i) = (self.backend.as_bytes(), self.identity.as_bytes());
-        key.len() == b.len() + 1 + i.len()
-            && key.starts_with(b)
-            && key[b.len()] == b':'
-            && key.ends_with(i)
-    }
 }
 
 impl fmt::Display for Connection {
@@ -604,26 +595,4 @@ pub fn now_millis() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_is_recognised_only_when_it_is_the_connections() {
-        let c = Connection::new("kannel", "+2567");
-        assert!(c.is_key(c.key().as_bytes()));
-        for other in [
-            "kannel:+25678",
-            "kannel+2567",
-            "kannel;+2567",
-            "kanne:+2567",
-            "",
-            ":",
-        ] {
-            assert!(!c.is_key(other.as_bytes()), "{other}");
-        }
-        assert!(Connection::new("", "").is_key(b":"));
-    }
 }

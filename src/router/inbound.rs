@@ -24,9 +24,12 @@ use super::routes::{Matched, RouteTable};
 use crate::apps::{runner::replies, App, Services};
 use crate::bus::{Produce, Record};
 use crate::config::Pipeline;
-use crate::message::{derived_id, Contact, Fields, InboundMessage, OutboundMessage, RoutedMessage};
+use crate::message::{
+    derived_id, Connection, Contact, Fields, InboundMessage, OutboundMessage, RoutedMessage,
+};
 use crate::metrics::metrics;
-use crate::schema::{self, Routing};
+use crate::schema;
+use crate::schema::splice::{encode_routed, Routing};
 use crate::stage::{self, decode, encode, HandleError, Handler, Output};
 use crate::state::messagelog;
 use crate::state::optout::{Keywords, OptOuts, Request, REPLY_FIELD};
@@ -300,15 +303,14 @@ impl RouterIn {
             .cloned()
             .unwrap_or_else(|| app.clone());
         // The inbound record's datum as it came, and what the router added.
-        let payload = schema::encode_routed(&record.payload, msg, routing).map_err(|e| {
-            HandleError::Failed {
+        let payload =
+            encode_routed(&record.payload, msg, routing).map_err(|e| HandleError::Failed {
                 kind: "encode",
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         // Keyed by its connection, as the inbound record mostly is already.
         let key = match &record.key {
-            Some(key) if msg.connection.is_key(key) => key.clone(),
+            Some(key) if is_key(&msg.connection, key) => key.clone(),
             _ => Bytes::from(msg.connection.key()),
         };
         out.push(Produce::new(topic, key, payload));
@@ -321,6 +323,18 @@ impl RouterIn {
             .with_label_values(&[&self.stage, reason])
             .inc();
     }
+}
+
+/// Whether `key` is `connection`'s Kafka key (without making that string).
+fn is_key(connection: &Connection, key: &[u8]) -> bool {
+    let (b, i) = (
+        connection.backend.as_bytes(),
+        connection.identity.as_bytes(),
+    );
+    key.len() == b.len() + 1 + i.len()
+        && key.starts_with(b)
+        && key[b.len()] == b':'
+        && key.ends_with(i)
 }
 
 /// Content checks a decodable record must pass.
@@ -401,5 +415,27 @@ impl Handler for RouterIn {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_recognised_only_when_it_is_the_connections() {
+        let c = Connection::new("kannel", "+2567");
+        assert!(is_key(&c, c.key().as_bytes()));
+        for other in [
+            "kannel:+25678",
+            "kannel+2567",
+            "kannel;+2567",
+            "kanne:+2567",
+            "",
+            ":",
+        ] {
+            assert!(!is_key(&c, other.as_bytes()), "{other}");
+        }
+        assert!(is_key(&Connection::new("", ""), b":"));
     }
 }
