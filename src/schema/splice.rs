@@ -5,7 +5,7 @@
 //! after the other. So the router copies the inbound record's datum as it
 //! came and encodes only what it decided ([`Routing`]) against the routed
 //! schema's remaining fields, derived from `schemas/routed_message.avsc` at
-//! start-up ([`tail_schema`]). The bytes are those of encoding the whole
+//! start-up (`tail_schema`). The bytes are those of encoding the whole
 //! `RoutedMessage` (`tests::spliced_bytes_are_the_whole_encoding`).
 
 use std::collections::HashSet;
