@@ -14,6 +14,13 @@ use smsflow::topology::Topology;
 use smsflow::{out, outln};
 use tracing::info;
 
+/// mimalloc rather than glibc's malloc: the hot path allocates and frees a
+/// few small strings per message on several threads, and with mimalloc the
+/// pipeline on Kafka needs about a quarter less CPU per message (see
+/// docs/benchmarks.md, "The hot path").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "smsflow",

@@ -37,6 +37,9 @@ pub struct Args {
     /// Seconds of `wrk` for the HTTP part; seconds at 1,000/s for the latency part.
     #[arg(long)]
     pub seconds: Option<u64>,
+    /// Open connections of `wrk` in the HTTP part, one run each (`--connections 64,256`).
+    #[arg(long, value_delimiter = ',', default_value = "64,256")]
+    pub connections: Vec<u32>,
     /// librdkafka settings for the pipeline's clients (`key=value`, repeatable),
     /// as `kafka.config` in a pipeline file: `--set linger.ms=1`.
     #[arg(long = "set", value_parser = parse_setting)]

@@ -9,8 +9,9 @@ use smsflow::config::Pipeline;
 use crate::load::{phone, start, Observed, BACKEND, PHONES};
 use crate::measure::which;
 
-/// `wrk` against the discard backend's GET inbound for `seconds`.
-pub async fn http_ingress(p: Pipeline, seconds: u64) -> anyhow::Result<String> {
+/// `wrk` with `connections` open connections against the discard
+/// backend's GET inbound for `seconds`.
+pub async fn http_ingress(p: Pipeline, seconds: u64, connections: u32) -> anyhow::Result<String> {
     let wrk = which("wrk").context(
         "wrk is not installed: `apt-get install wrk` (scripts/bench and scripts/test install it)",
     )?;
@@ -34,7 +35,8 @@ end
         ),
     )?;
     let out = tokio::process::Command::new(wrk)
-        .args(["-t1", "-c64", &format!("-d{seconds}s"), "--latency", "-s"])
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
+        .args(["--latency", "-s"])
         .arg(&script)
         .arg(format!("http://{addr}/"))
         .output()
@@ -77,7 +79,7 @@ end
         "{refused} of {total} requests were refused:\n{text}"
     );
     Ok(format!(
-        "wrk -t1 -c64 {seconds}s: {total} requests, {rate:.0} req/s, p99 {p99}, all {total} at the sink"
+        "wrk -t1 -c{connections} {seconds}s: {total} requests, {rate:.0} req/s, p99 {p99}, all {total} at the sink"
     ))
 }
 

@@ -50,6 +50,10 @@ mod tools;
 
 use std::fmt::Write as _;
 
+/// The allocator the `smsflow` command uses, so the numbers are the command's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use smsflow::config::{Chain, KafkaMode, Pipeline};
 
@@ -151,10 +155,12 @@ async fn run_bus(args: &Args, bus: BusKind, report: &mut Report) -> anyhow::Resu
         }
     }
     if args.part.contains(&Part::Http) {
-        let broker = (bus == BusKind::Kafka).then(|| RunBroker::start(args));
-        let (p, _dir) = loadtest(args, bus, broker.as_ref(), true)?;
-        let line = http_ingress(p, seconds).await?;
-        report.line(format!("http [{bus:?}] {line}").to_lowercase());
+        for &connections in &args.connections {
+            let broker = (bus == BusKind::Kafka).then(|| RunBroker::start(args));
+            let (p, _dir) = loadtest(args, bus, broker.as_ref(), true)?;
+            let line = http_ingress(p, seconds, connections).await?;
+            report.line(format!("http [{bus:?}] {line}").to_lowercase());
+        }
     }
     if args.part.contains(&Part::Latency) {
         let broker = (bus == BusKind::Kafka).then(|| RunBroker::start(args));

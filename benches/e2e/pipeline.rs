@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use smsflow::config::Pipeline;
 
 use crate::ceiling::WARM_UP;
@@ -76,6 +77,8 @@ pub async fn pipeline(
     let gen_observed = observed.clone();
     let topic = topic.clone();
     let generator = tokio::spawn(async move {
+        // One group for every record: the first failed produce, if any.
+        let acks = smsflow::bus::AckGroup::new();
         for i in 0..n {
             gen_observed
                 .window
@@ -86,13 +89,21 @@ pub async fn pipeline(
             let text = gen_observed.stamp();
             // Acknowledgements are not awaited one by one: the window
             // bounds what is in flight, and the sink's count proves delivery.
-            producer.send(inbound(&topic, i, &text)).await?;
+            producer
+                .send_in(inbound(&topic, i, &text), Some(&acks))
+                .await?;
         }
-        anyhow::Ok(())
+        acks.wait().await.context("the generator's records")
     });
     for tenth in 1..=10u64 {
         let limit = Duration::from_secs(60 + n / 1000);
-        observed.wait_for(base + n * tenth / 10, limit).await?;
+        if let Err(e) = observed.wait_for(base + n * tenth / 10, limit).await {
+            // A record the broker refused never reaches the sink: say so.
+            if generator.is_finished() {
+                generator.await??;
+            }
+            return Err(e);
+        }
         rss_by_tenth.push(rss.current_mb());
     }
     let secs = started.elapsed().as_secs_f64();
