@@ -14,7 +14,17 @@
 //! - `router_apps/*`: the same with the apps' router work switched on: the
 //!   sender is a registered contact (looked up and attached), opt-out
 //!   keywords are checked, and the message is logged (one more record);
+//! - `router_threads/<case>/<n>`: `router/*` on `n` threads at once, each
+//!   with its own handler (as `n` replicas or partitions' workers of the
+//!   stage would be): messages/s of them all, to size a deployment;
 //! - `route/*`: the same table deciding alone (`RouteTable::first_match`);
+//! - `batch/<op>/<seq|rayon>/<n>`: encoding `n` outbound messages (what the
+//!   campaign stage does with an audience chunk) and decoding `n` inbound
+//!   records (a burst a consuming stage reads), one after another or with
+//!   rayon across the cores (order kept): where rayon starts to pay;
+//! - `ids/*`: a reply's derived id (`message::derived_id`, SHA-1 with the
+//!   CPU's SHA instructions) next to `uuid::Uuid::new_v5` (the same id, its
+//!   portable SHA-1: what `derived_id` called before);
 //! - `sms/*`: GSM-7 / UCS-2 detection and segment counting of one text;
 //! - `bus/*`: the embedded bus alone, in memory and durable (`data_dir`,
 //!   `fsync: always` and `fsync: interval`), side by side: one producer
@@ -42,6 +52,10 @@ use smsflow::router::{RouteTable, RouterIn};
 use smsflow::schema::{self, Codec};
 use smsflow::sms;
 use smsflow::stage::{Handler, Output};
+
+/// The allocator the `smsflow` command uses, so the numbers are the command's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const IDENTITY: &str = "+256772123456";
 
@@ -148,6 +162,18 @@ fn inbound(text: &str) -> InboundMessage {
     let mut m = InboundMessage::new(Connection::new("message_tester", IDENTITY), text);
     m.external_id = Some("SM5f2c8e0b9d7a4c1e".into());
     m
+}
+
+/// `msg` as the `sms.inbound` record a source writes.
+fn inbound_record(msg: &InboundMessage) -> Record {
+    Record {
+        topic: Arc::from("sms.inbound"),
+        partition: 0,
+        offset: 0,
+        key: Some(Bytes::from(msg.connection.key())),
+        payload: Bytes::from(schema::inbound().encode(msg).unwrap()),
+        headers: Vec::new(),
+    }
 }
 
 fn contact() -> Contact {
@@ -304,15 +330,7 @@ fn bench_router(
     g.throughput(Throughput::Elements(1));
     let mut out = Output::default();
     for (name, text, app) in router_cases() {
-        let msg = inbound(&text);
-        let record = Record {
-            topic: Arc::from("sms.inbound"),
-            partition: 0,
-            offset: 0,
-            key: Some(Bytes::from(msg.connection.key())),
-            payload: Bytes::from(schema::inbound().encode(&msg).unwrap()),
-            headers: Vec::new(),
-        };
+        let record = inbound_record(&inbound(&text));
         // The handler never awaits: one poll finishes it.
         let mut handle = |out: &mut Output| {
             out.clear();
@@ -341,6 +359,115 @@ fn route(c: &mut Criterion) {
             b.iter(|| table.first_match(black_box(&msg)).is_some())
         });
     }
+    g.finish();
+}
+
+fn router_threads(c: &mut Criterion) {
+    let p = pipeline();
+    let routers = |n: usize| -> Vec<RouterIn> {
+        (0..n)
+            .map(|_| {
+                let table = RouteTable::build(&p).unwrap();
+                let services = smsflow::apps::Services::of(&smsflow::state::Tables::new(&p));
+                RouterIn::new(Arc::from("router-in"), &p, table, services)
+            })
+            .collect()
+    };
+    let mut g = c.benchmark_group("router_threads");
+    for (name, text, _) in router_cases() {
+        if !matches!(name, "early" | "default") {
+            continue;
+        }
+        let record = inbound_record(&inbound(&text));
+        for n in [1, 2] {
+            let mut routers = routers(n);
+            g.throughput(Throughput::Elements(n as u64));
+            g.bench_function(format!("{name}/{n}"), |b| {
+                // Each thread handles `iters` records: n × iters in all.
+                b.iter_custom(|iters| {
+                    let started = std::time::Instant::now();
+                    std::thread::scope(|s| {
+                        for router in routers.iter_mut() {
+                            let record = &record;
+                            s.spawn(move || {
+                                let mut out = Output::default();
+                                for _ in 0..iters {
+                                    out.clear();
+                                    router
+                                        .handle(black_box(record), &mut out)
+                                        .now_or_never()
+                                        .expect("the router does not await")
+                                        .unwrap();
+                                }
+                            });
+                        }
+                    });
+                    started.elapsed()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn batch(c: &mut Criterion) {
+    use rayon::prelude::*;
+    let mut out = OutboundMessage::new(Connection::new("message_tester", IDENTITY), "");
+    out.text = "Hello Ada, your appointment is on Tuesday at 10:00. Reply STOP to opt out.".into();
+    let inbound = schema::inbound()
+        .encode(&inbound("echo hello there"))
+        .unwrap();
+    let mut g = c.benchmark_group("batch");
+    for n in [4usize, 16, 64, 256, 1024] {
+        let messages = vec![out.clone(); n];
+        let records = vec![inbound.clone(); n];
+        g.throughput(Throughput::Elements(n as u64));
+        let encode = |m: &OutboundMessage| schema::outbound().encode(m).unwrap();
+        let decode = |r: &Vec<u8>| schema::inbound().decode(r).unwrap();
+        g.bench_function(format!("encode/seq/{n}"), |b| {
+            b.iter(|| black_box(&messages).iter().map(encode).collect::<Vec<_>>())
+        });
+        g.bench_function(format!("encode/rayon/{n}"), |b| {
+            b.iter(|| {
+                black_box(&messages)
+                    .par_iter()
+                    .map(encode)
+                    .collect::<Vec<_>>()
+            })
+        });
+        g.bench_function(format!("decode/seq/{n}"), |b| {
+            b.iter(|| black_box(&records).iter().map(decode).collect::<Vec<_>>())
+        });
+        g.bench_function(format!("decode/rayon/{n}"), |b| {
+            b.iter(|| {
+                black_box(&records)
+                    .par_iter()
+                    .map(decode)
+                    .collect::<Vec<_>>()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn ids(c: &mut Criterion) {
+    let cause = smsflow::message::new_id();
+    let namespace = uuid::Uuid::from_u128(0x5f1c_0c3e_8a4b_4d2e_9b1a_5d6f_7e8f_9a0b);
+    let mut g = c.benchmark_group("ids");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("derived_id", |b| {
+        b.iter(|| smsflow::message::derived_id(black_box(&cause), "echo", 0))
+    });
+    g.bench_function("uuid_new_v5", |b| {
+        b.iter(|| {
+            let name = format!("{}/echo/0", black_box(&cause));
+            uuid::Uuid::new_v5(&namespace, name.as_bytes()).to_string()
+        })
+    });
+    assert_eq!(
+        smsflow::message::derived_id(&cause, "echo", 0),
+        uuid::Uuid::new_v5(&namespace, format!("{cause}/echo/0").as_bytes()).to_string()
+    );
     g.finish();
 }
 
@@ -479,5 +606,16 @@ fn bus(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, router, router_apps, route, sms, bus);
+criterion_group!(
+    benches,
+    codec,
+    router,
+    router_apps,
+    router_threads,
+    route,
+    batch,
+    ids,
+    sms,
+    bus
+);
 criterion_main!(benches);

@@ -8,11 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::sms::Encoding;
+
+mod ids;
+pub use ids::{campaign_message_id, derived_id, inbound_id, new_id, now_millis};
 
 /// Free-form metadata (RapidSMS `msg.fields`). Sorted, so encoding is stable.
 pub type Fields = BTreeMap<String, String>;
@@ -556,43 +558,4 @@ impl Stats {
             self.partition
         )
     }
-}
-
-/// The id of campaign `campaign`'s message to `phone`: the same on every
-/// run and every replica, so no recipient is sent one twice.
-pub fn campaign_message_id(campaign: &str, phone: &str) -> String {
-    derived_id(phone, &format!("campaign:{campaign}"), 0)
-}
-
-/// A fresh message id: a random UUID in hyphenated text form.
-pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// The id of the `n`-th message `app` wrote in answer to message `cause`:
-/// a UUID v5 of the three, so that handling the same message again (after a
-/// crash, at least once) writes the same ids, and sinks can tell a repeat
-/// from a new message.
-pub fn derived_id(cause: &str, app: &str, n: usize) -> String {
-    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5f1c_0c3e_8a4b_4d2e_9b1a_5d6f_7e8f_9a0b);
-    uuid::Uuid::new_v5(&NAMESPACE, format!("{cause}/{app}/{n}").as_bytes()).to_string()
-}
-
-/// The id of the inbound message that backend `backend`'s provider calls
-/// `external_id` (Kannel's `%I`, Twilio's `MessageSid`, ...): a provider
-/// that sends the same message again (it got no answer: smsflow was killed
-/// after storing it) gives it the same id, so the replies derived from it
-/// are the same messages and each sink sends them once, also after a
-/// restart has emptied the dedupe window's memory.
-pub fn inbound_id(backend: &str, external_id: &str) -> String {
-    derived_id(external_id, &format!("inbound:{backend}"), 0)
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_millis() -> i64 {
-    // A clock before 1970 is a broken machine, not input: read it as 0.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -1,6 +1,7 @@
 //! What the campaign stage prepares before it walks a chunk: each
 //! recipient's text rendered, its segments counted and its message encoded
-//! (in parallel, with rayon), and a campaign's own pace.
+//! (in parallel, with rayon, when the chunk is big enough to pay), and a
+//! campaign's own pace.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -30,8 +31,15 @@ pub(super) struct Item {
     pub(super) ready: Result<(Produce, OutboundMessage), String>,
 }
 
-/// Render, count and encode every recipient of a chunk, in parallel (in
-/// order): each one's zone, and its message's record or why it has none.
+/// Chunks of at least this many rows are prepared with rayon. Below it,
+/// handing the work to the pool costs more than it saves: encoding 64
+/// outbound messages took 17 µs in order and 20 µs with rayon on two cores,
+/// 256 took 67 and 47 µs (`cargo bench --bench micro -- batch`).
+const PARALLEL_FROM: usize = 128;
+
+/// Render, count and encode every recipient of a chunk, in order (in
+/// parallel from [`PARALLEL_FROM`] rows): each one's zone, and its
+/// message's record or why it has none.
 pub(super) fn prepare(
     c: &Campaign,
     topic: &Arc<str>,
@@ -45,33 +53,35 @@ pub(super) fn prepare(
         defaults: c.defaults.clone(),
     };
     let zone = parse_zone(&c.timezone).unwrap_or(default_zone);
-    rows.into_par_iter()
-        .map(|row| {
-            let zone = zone_for(&row.phone, row.timezone.as_deref(), zone);
-            let contact = contacts(&row.phone);
-            let contact = ContactFields {
-                name: row
-                    .name
-                    .clone()
-                    .or(contact.as_ref().and_then(|c| c.name.clone())),
-                language: row.language.clone().or(contact.and_then(|c| c.language)),
-            };
-            let phone = row.phone.clone();
-            let recipient = Recipient {
-                line: row.line.max(0) as u64,
-                phone: row.phone,
-                language: row.language,
-                vars: row.vars.into_iter().collect(),
-            };
-            let ready = texts
-                .render_for(&recipient, Some(&contact))
-                .map_err(|m| format!("no value and no default for {:?}", m.names))
-                .and_then(|rendered| {
-                    message(c, topic, &recipient.phone, rendered.text).map_err(|e| e.to_string())
-                });
-            Item { phone, zone, ready }
-        })
-        .collect()
+    let one = |row: AudienceRow| {
+        let zone = zone_for(&row.phone, row.timezone.as_deref(), zone);
+        let contact = contacts(&row.phone);
+        let contact = ContactFields {
+            name: row
+                .name
+                .clone()
+                .or(contact.as_ref().and_then(|c| c.name.clone())),
+            language: row.language.clone().or(contact.and_then(|c| c.language)),
+        };
+        let phone = row.phone.clone();
+        let recipient = Recipient {
+            line: row.line.max(0) as u64,
+            phone: row.phone,
+            language: row.language,
+            vars: row.vars.into_iter().collect(),
+        };
+        let ready = texts
+            .render_for(&recipient, Some(&contact))
+            .map_err(|m| format!("no value and no default for {:?}", m.names))
+            .and_then(|rendered| {
+                message(c, topic, &recipient.phone, rendered.text).map_err(|e| e.to_string())
+            });
+        Item { phone, zone, ready }
+    };
+    match rows.len() >= PARALLEL_FROM {
+        true => rows.into_par_iter().map(one).collect(),
+        false => rows.into_iter().map(one).collect(),
+    }
 }
 
 /// A campaign's message to one number: its record on the bulk lane.
