@@ -14,11 +14,13 @@
 //! same as with the extra hops.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tracing::error;
 
+use super::index::Fnv;
 use super::outbound::RouterOut;
 use super::routes::{Matched, RouteTable};
 use crate::apps::{runner::replies, App, Services};
@@ -39,7 +41,8 @@ pub struct RouterIn {
     stage: Arc<str>,
     table: RouteTable,
     blocked: HashSet<String>,
-    app_topics: HashMap<Arc<str>, Arc<str>>,
+    /// Each app's topic; FNV, as the route index, for a lookup per message.
+    app_topics: HashMap<Arc<str>, Arc<str>, BuildHasherDefault<Fnv>>,
     backends: HashSet<String>,
     chain: Option<Chain>,
     services: Services,
@@ -379,14 +382,14 @@ impl Handler for RouterIn {
 
         // handle: first match wins; default: only when nothing matched.
         let target = match self.table.first_match(&msg) {
-            Some((rule, matched)) => Some((rule.app.clone(), rule.name.to_string(), matched)),
+            Some((rule, matched)) => Some((&rule.app, &*rule.name, matched)),
             None => self
                 .table
                 .default_app
-                .clone()
-                .map(|app| (app, "default".to_owned(), Matched::default())),
+                .as_ref()
+                .map(|app| (app, "default", Matched::default())),
         };
-        let handled_by = target.as_ref().map(|(app, _, _)| app.clone());
+        let handled_by = target.as_ref().map(|&(app, _, _)| app);
         match &target {
             Some((app, route, matched)) => {
                 let routing = Routing {
@@ -403,7 +406,7 @@ impl Handler for RouterIn {
         // taps see everything that passed the filters, once each.
         let no_captures = Fields::new();
         for tap in &self.table.taps {
-            if handled_by.as_ref() != Some(tap) {
+            if handled_by != Some(tap) {
                 let routing = Routing {
                     app: tap,
                     route: "tap",

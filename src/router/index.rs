@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use regex::{RegexSet, RegexSetBuilder};
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 use super::rule::Rule;
 use crate::message::{Fields, InboundMessage};
@@ -45,16 +46,84 @@ pub(super) const MAX_WORD: usize = 64;
 pub(super) fn fold_word<'b>(word: &str, buf: &'b mut [u8; MAX_WORD]) -> Option<&'b [u8]> {
     let mut n = 0;
     for c in word.chars() {
-        let b = match c {
-            '\u{212A}' => b'k',
-            '\u{17F}' => b's',
-            c if c.is_ascii() => (c as u8).to_ascii_lowercase(),
-            _ => return None,
-        };
-        *buf.get_mut(n)? = b;
+        *buf.get_mut(n)? = fold_char(c)?;
         n += 1;
     }
     Some(&buf[..n])
+}
+
+/// Fold one character as [`fold_word`] does: the byte every character that a
+/// case-insensitive ASCII letter, digit or sign matches folds to.
+fn fold_char(c: char) -> Option<u8> {
+    match c {
+        '\u{212A}' => Some(b'k'),
+        '\u{17F}' => Some(b's'),
+        c if c.is_ascii() => Some((c as u8).to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+/// Longest literal prefix a pattern is indexed by, in bytes.
+const MAX_PREFIX: usize = 16;
+
+/// The literal start of a compiled pattern, folded ([`fold_char`]), at most
+/// [`MAX_PREFIX`] bytes: every text the regex matches starts with characters
+/// that fold to these bytes. Empty when the pattern does not start with a
+/// literal (`\s*`, an alternation, a class such as `[aä]`).
+fn pattern_prefix(regex: &str) -> Vec<u8> {
+    let mut prefix = Vec::new();
+    if let Ok(hir) = regex_syntax::Parser::new().parse(regex) {
+        literal_start(&hir, &mut prefix);
+    }
+    prefix.truncate(MAX_PREFIX);
+    prefix
+}
+
+/// Push the folded bytes that `hir` starts with; whether all of `hir` was
+/// such bytes (so that what follows it may extend the prefix).
+fn literal_start(hir: &Hir, out: &mut Vec<u8>) -> bool {
+    match hir.kind() {
+        HirKind::Look(Look::Start) => out.is_empty(),
+        HirKind::Literal(lit) => {
+            for &b in lit.0.iter() {
+                if !b.is_ascii() {
+                    return false;
+                }
+                out.push(b.to_ascii_lowercase());
+            }
+            true
+        }
+        HirKind::Class(class) => match class_fold(class) {
+            Some(b) => {
+                out.push(b);
+                true
+            }
+            None => false,
+        },
+        HirKind::Capture(cap) => literal_start(&cap.sub, out),
+        HirKind::Concat(items) => items.iter().all(|item| literal_start(item, out)),
+        _ => false,
+    }
+}
+
+/// The byte every character of `class` folds to, if they all fold to one
+/// (`[Kk\u{212A}]` is `k`; `[aä]`, `\d` are not one).
+fn class_fold(class: &Class) -> Option<u8> {
+    let mut chars: Vec<char> = Vec::new();
+    match class {
+        Class::Unicode(c) => {
+            for r in c.ranges() {
+                chars.extend((r.start()..=r.end()).take(4));
+            }
+        }
+        Class::Bytes(c) => {
+            for r in c.ranges() {
+                chars.extend((r.start()..=r.end()).take(4).map(char::from));
+            }
+        }
+    }
+    let first = fold_char(*chars.first()?)?;
+    (chars.len() <= 3 && chars.iter().all(|&c| fold_char(c) == Some(first))).then_some(first)
 }
 
 /// FNV-1a, for [`Index::by_word`]: its keys are a few hundred short words
@@ -82,19 +151,57 @@ impl Hasher for Fnv {
 
 pub(super) type Words = HashMap<Box<[u8]>, Vec<usize>, BuildHasherDefault<Fnv>>;
 
+/// Pattern rules by the first bytes of their literal start: each with its
+/// position and its whole literal start ([`pattern_prefix`]).
+pub(super) type Prefixes = HashMap<Box<[u8]>, Vec<(usize, Box<[u8]>)>, BuildHasherDefault<Fnv>>;
+
+/// The first characters of a text (at most [`MAX_PREFIX`]), folded
+/// ([`fold_char`]) up to the first that does not fold.
+struct FoldedStart {
+    buf: [u8; MAX_PREFIX],
+    len: usize,
+}
+
+impl FoldedStart {
+    fn new(text: &str, chars: usize) -> FoldedStart {
+        let mut buf = [0; MAX_PREFIX];
+        let mut len = 0;
+        for c in text.chars().take(chars.min(MAX_PREFIX)) {
+            let Some(b) = fold_char(c) else { break };
+            buf[len] = b;
+            len += 1;
+        }
+        FoldedStart { buf, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 /// Which rules can match a text, found without running each rule's regex.
 ///
-/// Rules fall in three kinds: keywords that are plain ASCII words (most
-/// keywords: `join|reg|register`), looked up by the text's first word; any
-/// other regex (patterns, other keywords), all decided by one [`RegexSet`]
-/// pass over the text; and the rest (any text, exact text), checked as they
-/// are. Each kind gives its candidates in table order; the first candidate
-/// whose conditions hold wins, as when every rule is tried in turn.
+/// Rules fall in four kinds: keywords that are plain ASCII words (most
+/// keywords: `join|reg|register`), looked up by the text's first word;
+/// patterns that start with a literal (`price\s+(\w+)`), looked up by the
+/// text's first characters and then run; any other regex (other patterns and
+/// keywords), all decided by one [`RegexSet`] pass over the text; and the
+/// rest (any text, exact text), checked as they are. Each kind gives its
+/// candidates in table order; the first candidate whose conditions hold
+/// wins, as when every rule is tried in turn.
 #[derive(Debug, Clone)]
 pub(super) struct Index {
     /// Positions of the plain-word keyword rules, ascending, by each of their
     /// words folded ([`fold_word`]).
     pub(super) by_word: Words,
+    /// The patterns with a literal start ([`pattern_prefix`]), ascending, by
+    /// that start cut to 1, 2, 4 or 8 bytes: the keys of `by_prefix[k]` are
+    /// `1 << k` bytes long.
+    pub(super) by_prefix: [Prefixes; 4],
+    /// The position of the first rule in `by_prefix`.
+    prefix_first: usize,
+    /// The longest literal start in `by_prefix`: how much of a text to fold.
+    prefix_longest: usize,
     /// The position of the rule whose regex is pattern `i` of `set`; ascending.
     pub(super) set_rules: Vec<usize>,
     /// The regexes of those rules, the same expressions, so that the set
@@ -109,6 +216,9 @@ pub(super) struct Index {
 impl Index {
     pub(super) fn build(rules: &[Rule]) -> Index {
         let mut by_word = Words::default();
+        let mut by_prefix: [Prefixes; 4] = Default::default();
+        let mut prefix_first = usize::MAX;
+        let mut prefix_longest = 0;
         let mut set_rules = Vec::new();
         let mut set_regexes = Vec::new();
         let mut direct = Vec::new();
@@ -131,16 +241,27 @@ impl Index {
                         }
                         continue;
                     }
-                    regex.get()
+                    regex.get().as_str()
                 }
-                TextRule::Pattern { regex, .. } => regex,
+                TextRule::Pattern { regex, .. } => {
+                    let prefix = pattern_prefix(regex.as_str());
+                    if let Some(k) = (0..4).rev().find(|k| prefix.len() >= 1 << k) {
+                        let key = &prefix[..1 << k];
+                        prefix_first = prefix_first.min(i);
+                        prefix_longest = prefix_longest.max(prefix.len());
+                        let at = by_prefix[k].entry(key.into()).or_default();
+                        at.push((i, prefix.into()));
+                        continue;
+                    }
+                    regex.as_str()
+                }
                 TextRule::Any | TextRule::Exact(_) => {
                     direct.push(i);
                     continue;
                 }
             };
             set_rules.push(i);
-            set_regexes.push(regex.as_str());
+            set_regexes.push(regex);
         }
         // Each regex alone was held to the regex crate's default limits (10 MiB
         // compiled, a 2 MiB lazy DFA cache); the set holds them all. Below
@@ -166,6 +287,9 @@ impl Index {
         };
         Index {
             by_word,
+            by_prefix,
+            prefix_first,
+            prefix_longest,
             set_rules,
             set,
             direct,
@@ -182,6 +306,7 @@ impl Index {
         if let Some(at) = fold_word(word, &mut buf).and_then(|key| self.by_word.get(key)) {
             out.extend_from_slice(at);
         }
+        out.extend(self.prefix_candidates(&FoldedStart::new(text, self.prefix_longest)));
         out.extend(self.set.matches(text).iter().map(|k| self.set_rules[k]));
         out.extend_from_slice(&self.unindexed);
     }
@@ -223,8 +348,20 @@ impl Index {
                 break;
             }
         }
-        // ...unless a regex rule before it matches: the set runs only then.
-        let before = best.as_ref().map_or(usize::MAX, |(b, _)| *b);
+        // ...unless a regex rule before it matches: patterns starting as the
+        // text does are run...
+        let mut before = best.as_ref().map_or(usize::MAX, |(b, _)| *b);
+        if self.prefix_first < before {
+            let start = FoldedStart::new(text, self.prefix_longest);
+            for i in self.prefix_candidates(&start) {
+                if i < before {
+                    if let Some(m) = rules[i].matches(msg) {
+                        (before, best) = (i, Some((i, m)));
+                    }
+                }
+            }
+        }
+        // ...and the set only when one of its rules comes earlier still.
         if self.set_rules.first().is_some_and(|&first| first < before) {
             for k in self.set.matches(text).iter() {
                 let i = self.set_rules[k];
@@ -238,5 +375,19 @@ impl Index {
             }
         }
         best.map(|(i, m)| (&rules[i], m))
+    }
+
+    /// The pattern rules whose literal start the text's start folds to, in
+    /// no particular order.
+    fn prefix_candidates<'a>(&'a self, start: &'a FoldedStart) -> impl Iterator<Item = usize> + 'a {
+        let text = start.bytes();
+        self.by_prefix
+            .iter()
+            .enumerate()
+            .filter(move |(k, at)| 1 << k <= text.len() && !at.is_empty())
+            .filter_map(move |(k, at)| at.get(&text[..1 << k]))
+            .flatten()
+            .filter(move |(_, prefix)| text.starts_with(prefix))
+            .map(|&(i, _)| i)
     }
 }

@@ -264,6 +264,9 @@ mod tests {
             rule("kelvin", kw("kilo|ok"), Some("other"), None),
             rule("ping", (None, None, Some("ping")), None, None),
             rule("price", pat(r"price\s+(?P<item>\w+)"), None, None),
+            rule("ski-other", pat("ski"), Some("other"), None),
+            rule("ski", pat(r"(sk)i\s*(?P<n>\d+)?"), None, None),
+            rule("kat", pat("k[aä]t"), None, None),
             rule("café", kw("café|ñu"), None, None),
             rule("r3g", kw(r"r[e3]g\d*"), None, None),
             rule("hello-world", kw(r"hello\s+world"), None, None),
@@ -274,6 +277,9 @@ mod tests {
             rule("sms", kw("s|sms|123"), None, None),
             rule("pattern-alt", pat("stop|unsubscribe"), None, None),
             rule("echo", kw("echo"), None, None),
+            rule("ok-go", pat("(?-i)Ok go"), None, None),
+            rule("twelve", pat(r"12:\d"), None, Some("+1")),
+            rule("sms-colon", pat(r"s\w*:(\d+)"), None, None),
             rule("catch-all-256", (None, None, None), None, Some("+256")),
         ]
     }
@@ -323,6 +329,17 @@ mod tests {
             "mail",
             "élan",
             "😀",
+            "ski",
+            "S\u{212A}I",
+            "skiing",
+            "kät",
+            "\u{212A}AT",
+            "kat",
+            "Ok go",
+            "ok go",
+            "12:5",
+            "sms:4",
+            "\u{17F}:4",
         ];
         let tails = [
             "",
@@ -360,7 +377,9 @@ mod tests {
         let t = table(mixed_rules());
         // Every kind of candidate is in use.
         assert!(!t.index.by_word.is_empty());
-        assert_eq!(t.index.set_rules.len(), 7);
+        let by_prefix: Vec<usize> = t.index.by_prefix.iter().map(|w| w.len()).collect();
+        assert_eq!(by_prefix, [2, 2, 2, 0]);
+        assert_eq!(t.index.set_rules.len(), 6);
         assert_eq!(t.index.direct.len(), 3);
         let connections = [
             Connection::new("tester", "+256772123456"),

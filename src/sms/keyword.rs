@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+pub use super::pattern::PatternRegex;
+
 /// How a rule looks at the text.
 #[derive(Debug, Clone)]
 pub enum TextRule {
@@ -15,7 +17,7 @@ pub enum TextRule {
     /// RapidSMS KeywordHandler, with a word boundary after the keyword.
     Keyword { source: String, regex: KeywordRegex },
     /// RapidSMS PatternHandler: case-insensitive, anchored at the start only.
-    Pattern { source: String, regex: Regex },
+    Pattern { source: String, regex: PatternRegex },
     /// The whole text, case-sensitive (RapidSMS's PingHandler).
     Exact(String),
 }
@@ -75,11 +77,6 @@ pub fn keyword_regex(keyword: &str) -> Result<Regex, regex::Error> {
     ))
 }
 
-/// Compile a pattern: case-insensitive, anchored at the start only.
-pub fn pattern_regex(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(&format!("(?i)^(?:{pattern})"))
-}
-
 impl TextRule {
     pub fn matches(&self, text: &str) -> Option<Matched> {
         match self {
@@ -92,22 +89,10 @@ impl TextRule {
                     captures: BTreeMap::new(),
                 })
             }
-            TextRule::Pattern { regex, .. } => {
-                let caps = regex.captures(text)?;
-                let mut captures = BTreeMap::new();
-                for (i, name) in regex.capture_names().enumerate().skip(1) {
-                    if let Some(m) = caps.get(i) {
-                        captures.insert(i.to_string(), m.as_str().to_owned());
-                        if let Some(name) = name {
-                            captures.insert(name.to_owned(), m.as_str().to_owned());
-                        }
-                    }
-                }
-                Some(Matched {
-                    rest: None,
-                    captures,
-                })
-            }
+            TextRule::Pattern { regex, .. } => Some(Matched {
+                rest: None,
+                captures: regex.captures(text)?,
+            }),
         }
     }
 
@@ -135,7 +120,7 @@ impl TextRule {
                         )
                     })
             }
-            (None, Some(p), None) => pattern_regex(p)
+            (None, Some(p), None) => PatternRegex::new(p)
                 .map(|regex| TextRule::Pattern {
                     source: p.to_owned(),
                     regex,
@@ -157,12 +142,7 @@ impl TextRule {
     /// Capture group names a template may use after this rule matched.
     pub fn capture_names(&self) -> Vec<String> {
         match self {
-            TextRule::Pattern { regex, .. } => {
-                let mut names: Vec<String> =
-                    regex.capture_names().flatten().map(str::to_owned).collect();
-                names.extend((1..regex.captures_len()).map(|i| i.to_string()));
-                names
-            }
+            TextRule::Pattern { regex, .. } => regex.capture_names(),
             _ => Vec::new(),
         }
     }

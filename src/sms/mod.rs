@@ -1,10 +1,11 @@
 //! SMS facts every layer shares, with no dependency on the rest of smsflow:
 //! which alphabet a text needs and how many segments it takes (here),
-//! phone numbers ([`numbers`]), keyword and pattern rules ([`keyword`]) and
-//! text templates ([`template`]).
+//! phone numbers ([`numbers`]), keyword and pattern rules ([`keyword`],
+//! [`pattern`]) and text templates ([`template`]).
 
 pub mod keyword;
 pub mod numbers;
+pub mod pattern;
 pub mod template;
 
 use serde::{Deserialize, Serialize};
