@@ -19,9 +19,9 @@ pub enum Encoding {
 }
 
 /// GSM 03.38 default alphabet (one septet each).
-const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+pub(crate) const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
 /// GSM 03.38 extension table (escape + char: two septets each).
-const GSM7_EXTENSION: &str = "\u{000C}^{}\\[~]|€";
+pub(crate) const GSM7_EXTENSION: &str = "\u{000C}^{}\\[~]|€";
 
 /// Septets of each character below U+0400 (Latin-1 and Greek): 1 in the
 /// basic alphabet, 2 in the extension table, 0 not in GSM-7. Built from the
