@@ -7,27 +7,25 @@
 //! can inject broker errors), reached as `kafka: {mode: kafka}` like a real
 //! cluster would be.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::FutureExt;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaRespErr;
 use smsflow::apps::{App, AppError, Context};
-use smsflow::backends::provider::{Attempt, Provider, ProviderSink};
-use smsflow::backends::sent::{Entry, SentLog, State};
-use smsflow::bus::{Bus, BusError, Produce, TopicSpec};
+use smsflow::backends::sent::State;
+use smsflow::bus::{Bus, BusError};
 use smsflow::config::{Kafka, KafkaMode, Pipeline, Sending};
-use smsflow::message::{Connection, DeliveryStatus, OutboundMessage};
+use smsflow::message::DeliveryStatus;
 use smsflow::schema;
 use smsflow::stage::{self, StageContext, StageControl};
 use smsflow::topology::Topology;
-use tokio::sync::Notify;
 
 mod common;
+
+use common::sink::{next_entry, Sink};
 
 type Mock = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
 
@@ -232,123 +230,6 @@ impl stage::Handler for Nothing {
     }
 }
 
-/// A provider that fails transiently until `accept` is set.
-#[derive(Default)]
-struct Gateway {
-    accept: AtomicBool,
-    calls: AtomicUsize,
-    called: Notify,
-}
-
-impl Provider for Gateway {
-    fn send_one<'a>(&'a self, _: &'a OutboundMessage) -> BoxFuture<'a, Attempt> {
-        async move {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            self.called.notify_one();
-            if self.accept.load(Ordering::SeqCst) {
-                Attempt::Accepted {
-                    provider_id: Some("gw-1".into()),
-                    status: "accepted".into(),
-                }
-            } else {
-                Attempt::Retry {
-                    error: "HTTP 503 Service Unavailable".into(),
-                    after: None,
-                }
-            }
-        }
-        .boxed()
-    }
-}
-
-/// A provider sink stage on an embedded bus, restartable.
-struct Sink {
-    bus: Bus,
-    producer: smsflow::bus::Producer,
-    gateway: Arc<Gateway>,
-    settings: Sending,
-    log: SentLog,
-}
-
-impl Sink {
-    async fn new(settings: Sending) -> Sink {
-        Sink::on(Kafka::with_mode(KafkaMode::Embedded), settings).await
-    }
-
-    /// On the bus `kafka` says, the sent-log read back from it as a
-    /// restarted process would (empty on the in-memory bus).
-    async fn on(kafka: Kafka, settings: Sending) -> Sink {
-        let topics: Vec<TopicSpec> = ["sms.send.gw", "sms.send.gw.sent", "sms.events", "sms.dlq"]
-            .into_iter()
-            .map(|name| TopicSpec {
-                name: name.into(),
-                partitions: 1,
-                replication: 1,
-                compacted: false,
-                retention: None,
-            })
-            .collect();
-        let bus = Bus::connect(&kafka, &topics).await.unwrap();
-        // Kept across restarts of the stage, as the sent-log topic keeps it.
-        let producer = bus.producer().unwrap();
-        let log = SentLog::new("gw", Arc::from("sms.send.gw.sent"), 1_000_000);
-        let timeout = std::time::Duration::from_secs(60);
-        let log = SentLog::restore(&bus, &producer, log, "test.sent-log", timeout)
-            .await
-            .unwrap();
-        Sink {
-            producer,
-            bus,
-            gateway: Arc::new(Gateway::default()),
-            settings,
-            log,
-        }
-    }
-
-    /// Start the stage (again: the same consumer group).
-    fn start(&self) -> (tokio::task::JoinHandle<Result<(), BusError>>, StageControl) {
-        let sink = ProviderSink::new(
-            "gw",
-            self.gateway.clone(),
-            &self.settings,
-            self.log.clone(),
-            None,
-            self.producer.clone(),
-            Arc::from("sms.events"),
-        );
-        let control = StageControl::default();
-        let ctx = StageContext {
-            name: Arc::from("backend:gw"),
-            dlq: Arc::from("sms.dlq"),
-        };
-        let consumer = self
-            .bus
-            .consumer("smsflow.backend:gw", &["sms.send.gw"])
-            .unwrap();
-        let task = tokio::spawn(stage::run(
-            ctx,
-            consumer,
-            self.producer.clone(),
-            sink,
-            control.clone(),
-        ));
-        (task, control)
-    }
-
-    async fn send(&self, identity: &str) -> OutboundMessage {
-        let msg = OutboundMessage::new(Connection::new("gw", identity), "hello");
-        self.producer
-            .send_and_wait(Produce::new(
-                Arc::from("sms.send.gw"),
-                Bytes::from(msg.connection.key()),
-                schema::outbound().encode(&msg).unwrap(),
-            ))
-            .await
-            .unwrap();
-        msg
-    }
-}
-
 /// Before: the back-off slept on through shutdown (the default retries
 /// outlast `shutdown_timeout`), and after a restart the message, recorded
 /// `sending`, was reported failed ("outcome unknown"). After: shutdown ends
@@ -463,15 +344,6 @@ async fn shutdown_during_a_rate_limit_wait_leaves_the_message_for_the_restart() 
         .unwrap()
         .unwrap()
         .unwrap();
-}
-
-/// The next sent-log entry.
-async fn next_entry(consumer: &mut smsflow::bus::Consumer) -> Entry {
-    let r = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
-        .await
-        .expect("a sent-log entry within 20 s")
-        .unwrap();
-    serde_json::from_slice(&r.payload).unwrap()
 }
 
 /// Before: a message between tries was `sending` in the sent-log, so after a

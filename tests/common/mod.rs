@@ -8,6 +8,7 @@ use smsflow::config::{self, KafkaMode, Pipeline};
 pub mod broker;
 pub mod kannel;
 pub mod load;
+pub mod sink;
 pub mod tls;
 pub mod tools;
 

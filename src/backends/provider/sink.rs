@@ -158,12 +158,7 @@ impl Handler for ProviderSink {
             Seen::InFlight => self.duplicates.inc(),
             Seen::Recorded(entry) if entry.state == State::Sending => {
                 // Handed to the provider before a restart, outcome unknown.
-                let entry = Entry {
-                    state: State::Failed,
-                    error: Some("outcome unknown: the sink stopped while sending it, and it is not sent again in case the provider has it".into()),
-                    provider_status: Some("unknown".into()),
-                    ..entry
-                };
+                let entry = entry.unknown("the sink stopped while sending it");
                 tracing::warn!(backend = %self.name, id = %msg.id, "not resent: outcome of an earlier send unknown");
                 out.push(self.log.record(&msg.id, entry.clone()));
                 out.push(event(&self.events, &msg, &entry)?);

@@ -96,6 +96,20 @@ impl Entry {
             by: None,
         }
     }
+
+    /// This entry, a claim whose request may or may not have reached the
+    /// provider, made a final failure: "outcome unknown", because `why`.
+    /// It is not sent again, in case the provider has it.
+    pub fn unknown(self, why: &str) -> Entry {
+        Entry {
+            state: State::Failed,
+            error: Some(format!(
+                "outcome unknown: {why}, and it is not sent again in case the provider has it"
+            )),
+            provider_status: Some("unknown".into()),
+            ..self
+        }
+    }
 }
 
 /// What [`SentLog::check`] found for an id.
@@ -134,6 +148,9 @@ enum Slot {
         claimed: bool,
         /// Who claimed it first, as the log says (followed since).
         first: Option<String>,
+        /// That claim's outcome, when it was another replica's and the log
+        /// holds one.
+        theirs: Option<Entry>,
     },
     Known(Entry),
 }
@@ -187,15 +204,15 @@ impl Inner {
     /// is kept: another replica's claim makes it known as that replica's
     /// `sending`, so that a later copy is not sent here too.
     fn forget(&mut self, id: &str, token: &str) {
-        let Some(Slot::InFlight { first, .. }) = self.ids.get(id) else {
+        let Some(Slot::InFlight { first, theirs, .. }) = self.ids.get(id) else {
             return;
         };
-        match first.clone() {
-            Some(by) if by != token => {
-                let entry = Entry {
+        match (first.clone(), theirs.clone()) {
+            (Some(by), theirs) if by != token => {
+                let entry = theirs.unwrap_or(Entry {
                     by: Some(by),
                     ..Entry::sending("")
-                };
+                });
                 self.put(id, Slot::Known(entry));
             }
             _ => self.remove(id),
@@ -299,6 +316,7 @@ impl SentLog {
             epoch: inner.epoch(partition),
             claimed: false,
             first: None,
+            theirs: None,
         };
         match inner.ids.get(id) {
             Some(Slot::InFlight { .. }) => Seen::InFlight,
@@ -452,13 +470,56 @@ impl SentLog {
         }
     }
 
-    /// Another replica claimed `id` first: known here as its `sending`.
+    /// Another replica claimed `id` first: known here as its `sending`
+    /// (or as its outcome, when the log already holds that).
     pub fn lost_claim(&self, id: &str, identity: &str) {
-        let entry = Entry {
-            by: None,
-            ..Entry::sending(identity)
+        let mut inner = self.inner();
+        let entry = match inner.ids.get(id) {
+            Some(Slot::Known(_)) => return,
+            Some(Slot::InFlight {
+                theirs: Some(e), ..
+            }) => e.clone(),
+            _ => Entry {
+                by: None,
+                ..Entry::sending(identity)
+            },
         };
-        self.inner().put(id, Slot::Known(entry));
+        inner.put(id, Slot::Known(entry));
+    }
+
+    /// After [`SentLog::lost_claim`]: the outcome the replica that claimed
+    /// `id` first records for it, once the log holds one; none when
+    /// `deadline` passes first (that replica may have died between its
+    /// claim and its request) or when nothing follows the log.
+    pub async fn their_outcome(&self, id: &str, deadline: tokio::time::Instant) -> Option<Entry> {
+        let follower = self.follower.as_ref()?;
+        let mut applied = follower.changes();
+        loop {
+            match self.inner().ids.get(id) {
+                Some(Slot::Known(e)) if e.state != State::Sending => return Some(e.clone()),
+                Some(Slot::Known(_)) => {}
+                _ => return None,
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// `id`, whose first claim was another replica's, is to be sent here
+    /// after all (that replica left it to `retry`): in flight again, from
+    /// `partition` as assigned now.
+    pub fn retake(&self, id: &str, partition: i32) {
+        let mut inner = self.inner();
+        let slot = Slot::InFlight {
+            partition,
+            epoch: inner.epoch(partition),
+            claimed: false,
+            first: None,
+            theirs: None,
+        };
+        inner.put(id, slot);
     }
 
     /// Our message id for the provider's id `provider_id`, and its entry
@@ -489,11 +550,26 @@ impl SentLog {
         });
         let mut inner = self.inner();
         match inner.ids.get_mut(id) {
-            // In flight here: the first claim the log holds decides who sends.
-            Some(Slot::InFlight { first, .. }) => {
-                if first.is_none() && entry.state != State::Retry {
-                    tracing::debug!(id, by = ?entry.by, state = ?entry.state, "sent-log: first claim read");
-                    *first = Some(entry.by.unwrap_or_default());
+            // In flight here: the first claim the log holds decides who
+            // sends, and that replica's outcome finishes it.
+            Some(Slot::InFlight { first, theirs, .. }) => {
+                let by = entry.by.clone().unwrap_or_default();
+                let other = by != *self.token;
+                match (first.as_deref(), entry.state) {
+                    (None, State::Sending) => {
+                        tracing::debug!(id, by, "sent-log: first claim read");
+                        *first = Some(by);
+                    }
+                    // Another replica finished it (its claim not read here).
+                    (None, State::Sent | State::Failed) if other => {
+                        *first = Some(by);
+                        *theirs = Some(entry);
+                    }
+                    (Some(f), State::Sent | State::Failed | State::Retry) if other && f == by => {
+                        tracing::debug!(id, by, state = ?entry.state, "sent-log: the first claim's outcome read");
+                        *theirs = Some(entry);
+                    }
+                    _ => {}
                 }
             }
             Some(Slot::Known(known))

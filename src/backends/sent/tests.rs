@@ -201,3 +201,100 @@ fn a_claim_read_before_this_one_is_claimed_still_wins() {
     };
     assert_eq!(first.as_deref(), Some(&*a.token), "a's claim came first");
 }
+
+/// The replica that claimed first, its outcome, and this replica, which
+/// lost the claim: what this replica knows of the id once it gives it up.
+fn lost_to(outcome: State, read_before_giving_up: bool) -> Slot {
+    let a = SentLog::new("t", Arc::from("t.sent"), 100);
+    let b = SentLog::new("t", Arc::from("t.sent"), 100);
+    assert_eq!(a.check("x", 0), Seen::New);
+    assert_eq!(b.check("x", 0), Seen::New);
+    let from_a = a.record("x", Entry::sending("+1"));
+    assert!(b.claim("x"));
+    let from_b = b.record("x", Entry::sending("+1"));
+    b.followed(b"x", &from_a.payload);
+    b.followed(b"x", &from_b.payload);
+    let outcome = a.record(
+        "x",
+        Entry {
+            state: outcome,
+            provider_id: Some("theirs-1".into()),
+            ..Entry::sending("+1")
+        },
+    );
+    if read_before_giving_up {
+        b.followed(b"x", &outcome.payload);
+        b.lost_claim("x", "+1");
+    } else {
+        b.lost_claim("x", "+1");
+        b.followed(b"x", &outcome.payload);
+    }
+    let slot = b.inner().ids.get("x").cloned().unwrap();
+    slot
+}
+
+/// Before: a replica that lost the claim finished the message at once,
+/// trusting the first claimant to send it; that replica's outcome was not
+/// followed. After: it is known here, read before or after giving up.
+#[test]
+fn the_first_claimants_outcome_is_followed_by_the_replica_that_lost() {
+    for before in [true, false] {
+        for state in [State::Sent, State::Failed, State::Retry] {
+            match lost_to(state, before) {
+                Slot::Known(e) => {
+                    assert_eq!(
+                        (e.state, e.provider_id.as_deref()),
+                        (state, Some("theirs-1"))
+                    )
+                }
+                other => panic!("{state:?}, read before: {before}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// A claimant that left the message to `retry` gives it back: taken again
+/// here, it is this replica's to claim and send.
+#[test]
+fn a_message_left_to_retry_by_the_first_claimant_is_taken_again() {
+    let b = SentLog::new("t", Arc::from("t.sent"), 100);
+    b.inner().put("x", lost_to(State::Retry, false));
+    b.retake("x", 0);
+    assert!(b.claim("x"), "in flight again, under the current epoch");
+    let mine = b.record("x", Entry::sending("+1"));
+    b.followed(b"x", &mine.payload);
+    let first = match b.inner().ids.get("x") {
+        Some(Slot::InFlight { first, .. }) => first.clone(),
+        _ => None,
+    };
+    assert_eq!(
+        first.as_deref(),
+        Some(&*b.token),
+        "this claim is now the first"
+    );
+}
+
+/// An outcome of another replica for an id this one holds but has not
+/// claimed yet (its claim was never read here) is kept for when it gives up.
+#[test]
+fn an_outcome_read_without_its_claim_is_kept() {
+    let a = SentLog::new("t", Arc::from("t.sent"), 100);
+    let b = SentLog::new("t", Arc::from("t.sent"), 100);
+    assert_eq!(b.check("x", 0), Seen::New);
+    let sent = a.record(
+        "x",
+        Entry {
+            state: State::Sent,
+            ..Entry::sending("+1")
+        },
+    );
+    b.followed(b"x", &sent.payload);
+    b.lost_claim("x", "+1");
+    assert!(matches!(
+        b.check("x", 0),
+        Seen::Recorded(Entry {
+            state: State::Sent,
+            ..
+        })
+    ));
+}

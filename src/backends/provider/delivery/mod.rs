@@ -28,6 +28,8 @@ use crate::message::OutboundMessage;
 use crate::metrics::{metrics, observe_since};
 use crate::stage::{HandleError, Later};
 
+mod claims;
+
 /// A message handed to a delivery task, with the hold on its record.
 pub(super) struct Job {
     pub(super) msg: OutboundMessage,
@@ -227,7 +229,7 @@ impl Delivery {
         }
     }
 
-    async fn deliver(&self, jobs: Vec<Job>, lane: Lane) {
+    async fn deliver(self: &Arc<Self>, jobs: Vec<Job>, lane: Lane) {
         let log = self.log(lane);
         // Every job of a delivery belongs to the same stage: one signal.
         let Some(first) = jobs.first() else { return };
@@ -260,7 +262,7 @@ impl Delivery {
         let written = self.write_ahead(&jobs, log).await;
         log.settle(jobs.len());
         let jobs = match written {
-            true => self.first_claims(jobs, log).await,
+            true => self.first_claims(jobs, lane).await,
             false => jobs,
         };
         let Some(first) = jobs.first() else { return };
@@ -284,18 +286,6 @@ impl Delivery {
                 job.later.abandon(reason, vec![log]).await;
                 continue;
             }
-            let event = match (self.event)(&self.events, msg, &entry) {
-                Ok(e) => e,
-                Err(e) => {
-                    // Without its event the message would stay `queued`
-                    // for good: dead-letter it, to be replayed once fixed.
-                    let message = format!("cannot encode the delivery event: {e}");
-                    tracing::error!(backend = %self.name, id = %msg.id, %message, "dead-lettering the message");
-                    job.later.dead_letter("encode", &message, vec![log]).await;
-                    continue;
-                }
-            };
-            let records = vec![log, event];
             if entry.state == State::Sent {
                 observe_since(&self.reply_latency, msg.created_at);
             } else {
@@ -305,32 +295,25 @@ impl Delivery {
                     .inc();
                 tracing::error!(backend = %self.name, id = %msg.id, error = ?entry.error, "not delivered");
             }
-            job.later.finish(records).await;
+            self.finish_with_event(job, &entry, vec![log]).await;
         }
     }
 
-    /// The jobs whose claim the sent-log holds first; the others were
-    /// claimed first by another replica, which sends them: finished here
-    /// with nothing sent. A claim not read back in time leaves its job
-    /// unfinished (the stage stops; a restart reads the claim and reports
-    /// the outcome unknown).
-    async fn first_claims(&self, jobs: Vec<Job>, log: &SentLog) -> Vec<Job> {
-        let mut mine = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            match log.first_claim(&job.msg.id).await {
-                Ok(true) => mine.push(job),
-                Ok(false) => {
-                    tracing::warn!(backend = %self.name, id = %job.msg.id, "claimed first by another replica: not sent here");
-                    log.lost_claim(&job.msg.id, &job.msg.connection.identity);
-                    job.later.finish(Vec::new()).await;
-                }
-                Err(e) => {
-                    tracing::error!(backend = %self.name, id = %job.msg.id, error = %e, "cannot tell whether this replica claimed the message first: not sent");
-                    job.later.abandon(&e.to_string(), Vec::new()).await;
-                }
+    /// Finish `job` with `records` and the delivery event of `entry`.
+    async fn finish_with_event(&self, job: Job, entry: &Entry, mut records: Vec<Produce>) {
+        match (self.event)(&self.events, &job.msg, entry) {
+            Ok(event) => {
+                records.push(event);
+                job.later.finish(records).await;
+            }
+            Err(e) => {
+                // Without its event the message would stay `queued` for
+                // good: dead-letter it, to be replayed once fixed.
+                let message = format!("cannot encode the delivery event: {e}");
+                tracing::error!(backend = %self.name, id = %job.msg.id, %message, "dead-lettering the message");
+                job.later.dead_letter("encode", &message, records).await;
             }
         }
-        mine
     }
 
     /// Wait until the rate limits let these messages (and their segments) go.
