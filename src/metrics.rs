@@ -49,6 +49,15 @@ pub struct Metrics {
     pub analytics_late: IntCounterVec,
     /// Records the `analytics` stage wrote to `topics.stats`, by window.
     pub analytics_records: IntCounterVec,
+    /// A modem's signal (`AT+CSQ` RSSI, 0–31; 99 unknown).
+    pub modem_signal: IntGaugeVec,
+    /// A modem's registration (`AT+CREG?` stat: 1 home, 5 roaming).
+    pub modem_registration: IntGaugeVec,
+    /// Whether a modem is connected and set up (1) or not (0).
+    pub modem_ready: IntGaugeVec,
+    /// A modem's failures, by kind (`link`, `init`, `cms`, `timeout`,
+    /// `pdu`, `store`, `unmatched_report`).
+    pub modem_errors: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -173,8 +182,29 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Statistics records written to topics.stats, by window",
             &["window"],
         )?,
+        modem_signal: IntGaugeVec::new(
+            Opts::new("smsflow_modem_signal", "A modem's signal quality (AT+CSQ RSSI: 0-31, 99 unknown)"),
+            &["backend"],
+        )?,
+        modem_registration: IntGaugeVec::new(
+            Opts::new("smsflow_modem_registration", "A modem's network registration (AT+CREG? stat: 1 home, 5 roaming, 0/2/3 not registered)"),
+            &["backend"],
+        )?,
+        modem_ready: IntGaugeVec::new(
+            Opts::new("smsflow_modem_ready", "Whether a modem is connected and set up (1) or not (0)"),
+            &["backend"],
+        )?,
+        modem_errors: counter(
+            "smsflow_modem_errors_total",
+            "A modem's failures by kind: link, init, cms, timeout, pdu, store, unmatched_report",
+            &["backend", "kind"],
+        )?,
         registry,
     };
+    m.registry.register(Box::new(m.modem_signal.clone()))?;
+    m.registry
+        .register(Box::new(m.modem_registration.clone()))?;
+    m.registry.register(Box::new(m.modem_ready.clone()))?;
     m.registry.register(Box::new(m.analytics_latency.clone()))?;
     m.registry.register(Box::new(m.campaign_messages.clone()))?;
     m.registry.register(Box::new(m.sent_log_entries.clone()))?;

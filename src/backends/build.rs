@@ -25,6 +25,8 @@ pub fn provider(
     let source = source.with_receiving(&receiving);
     let reports = reports.with_receiving(&receiving);
     let built: (Arc<dyn Provider>, Router) = match cfg {
+        // Built with the sink's sent-log, by the topology.
+        config::Backend::Modem(_) => return None,
         config::Backend::Http {
             url,
             method,

@@ -179,6 +179,8 @@ pub enum Backend {
         #[serde(default)]
         receive: Receiving,
     },
+    /// A GSM modem on a serial port (AT commands, PDU mode).
+    Modem(super::modem::Modem),
 }
 
 impl Backend {
@@ -191,6 +193,7 @@ impl Backend {
             | Backend::Twilio { name, .. }
             | Backend::Clickatell { name, .. }
             | Backend::Vumi { name, .. } => name,
+            Backend::Modem(m) => &m.name,
         }
     }
 
@@ -203,13 +206,14 @@ impl Backend {
             | Backend::Twilio { send, .. }
             | Backend::Clickatell { send, .. }
             | Backend::Vumi { send, .. } => Some(send),
+            Backend::Modem(m) => Some(&m.send),
         }
     }
 
     /// How the source receives, for backends that take webhooks.
     pub fn receiving(&self) -> Option<&Receiving> {
         match self {
-            Backend::Tester { .. } => None,
+            Backend::Tester { .. } | Backend::Modem(_) => None,
             Backend::Http { receive, .. }
             | Backend::Discard { receive, .. }
             | Backend::Kannel { receive, .. }

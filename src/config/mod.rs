@@ -12,6 +12,7 @@ pub mod export;
 pub mod files;
 pub mod http;
 pub mod kafka;
+pub mod modem;
 pub mod node;
 pub mod path;
 mod read;

@@ -30,7 +30,7 @@ impl Path {
 
 /// Keys whose values are secrets, besides those [`is_secret_key`]'s name
 /// rule catches (librdkafka's and the providers' names).
-const SECRET_KEYS: [&str; 8] = [
+const SECRET_KEYS: [&str; 9] = [
     "sasl.jaas.config",
     "sasl.oauthbearer.config",
     "ssl.key.pem",
@@ -39,6 +39,8 @@ const SECRET_KEYS: [&str; 8] = [
     "ssl.truststore.password",
     "basic_auth",
     "sid_token",
+    // A SIM's PIN (the modem backend).
+    "pin",
 ];
 
 /// Words that make a key name a secret's, whatever the case and separators:

@@ -64,6 +64,14 @@ pub enum Urc {
     Other(String),
 }
 
+/// `command` as logs and errors show it: a PIN (`AT+CPIN="1234"`) hidden.
+fn shown(command: &str) -> std::borrow::Cow<'_, str> {
+    match command.get(..8) {
+        Some(start) if start.eq_ignore_ascii_case("AT+CPIN=") => "AT+CPIN=<redacted>".into(),
+        _ => command.into(),
+    }
+}
+
 /// What [`Link::unsolicited`] made of a line.
 enum Unsolicited {
     Not,
@@ -110,10 +118,11 @@ impl<P: AsyncRead + AsyncWrite + Unpin> Link<P> {
     /// Send `command` (without `AT`'s line end) and read its answer until
     /// the final result code, at most `timeout`.
     pub async fn command(&mut self, command: &str, timeout: Duration) -> Result<Lines, AtError> {
-        tracing::trace!(command, "AT >>");
+        let shown = shown(command);
+        tracing::trace!(command = %shown, "AT >>");
         self.write(command.as_bytes(), b"\r").await?;
         self.waiting = timeout;
-        self.answer(command, Instant::now() + timeout).await
+        self.answer(&shown, Instant::now() + timeout).await
     }
 
     /// `AT+CMGS=<len>`, then the PDU after the `> ` prompt: the message
@@ -222,7 +231,7 @@ impl<P: AsyncRead + AsyncWrite + Unpin> Link<P> {
         line: String,
         lines: &mut Lines,
     ) -> Result<Option<Lines>, AtError> {
-        tracing::trace!(line, "AT <<");
+        tracing::trace!(line = %shown(&line), "AT <<");
         if let Some(make) = self.pending.take() {
             self.urcs.push_back(make(line));
             return Ok(None);

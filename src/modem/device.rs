@@ -7,45 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::at::{AtError, Lines, Link, Urc};
-
-/// Vendor quirks, as Kannel's `modems.conf` keeps them: extra commands
-/// before the SMS set-up, and how messages and status reports arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Profile {
-    /// Any 3GPP modem: messages stored with `+CMTI`, reports routed as `+CDS`.
-    #[default]
-    Generic,
-    /// Huawei USB sticks (E1752, E3372 in serial mode): periodic `^RSSI`
-    /// and `^BOOT` URCs off (`AT^CURC=0`), reports stored with `+CDSI`.
-    Huawei,
-    /// Sierra Wireless/Wavecom (Fastrack, Multiband): its `+WIND`
-    /// indications off (`AT+WIND=0`), as RapidSMS's pygsm does.
-    Wavecom,
-    /// Siemens/Cinterion (TC35, MC55, BGS2): reports stored with `+CDSI`.
-    Siemens,
-}
-
-impl Profile {
-    /// Commands sent before the SMS set-up (each may answer ERROR).
-    fn before(self) -> &'static [&'static str] {
-        match self {
-            Profile::Generic | Profile::Siemens => &[],
-            Profile::Huawei => &["AT^CURC=0"],
-            Profile::Wavecom => &["AT+WIND=0"],
-        }
-    }
-
-    /// `AT+CNMI`: store each message and notify (`+CMTI`); status reports
-    /// routed (`+CDS`, ds=1) or stored (`+CDSI`, ds=2).
-    fn cnmi(self) -> &'static str {
-        match self {
-            Profile::Generic | Profile::Wavecom => "AT+CNMI=2,1,0,1,0",
-            Profile::Huawei => "AT+CNMI=2,1,0,2,0",
-            Profile::Siemens => "AT+CNMI=1,1,0,2,1",
-        }
-    }
-}
+pub use crate::config::modem::Profile;
 
 /// How to set a modem up.
 #[derive(Debug, Clone)]

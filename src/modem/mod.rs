@@ -4,6 +4,9 @@
 //! ([`at`]) whose error codes are named in [`errors`].
 
 pub mod at;
+pub mod backend;
 pub mod device;
 pub mod errors;
+pub mod inbox;
 pub mod pdu;
+pub mod reports;

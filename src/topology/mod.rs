@@ -499,8 +499,14 @@ impl Topology {
             }
         }
         let Sinks {
-            testers, webhooks, ..
+            testers,
+            webhooks,
+            modems,
+            ..
         } = sinks;
+        for modem in modems {
+            health.check(modem);
+        }
 
         let http_shutdown = CancellationToken::new();
         let http_task = match listeners {

@@ -34,6 +34,8 @@ pub(super) struct Health {
     members: Arc<Mutex<Vec<Member>>>,
     /// Why the broker is not reachable, as last checked.
     broker: Arc<Mutex<Option<String>>>,
+    /// The modems' readiness.
+    modems: Arc<Mutex<Vec<crate::modem::backend::Readiness>>>,
 }
 
 impl Health {
@@ -51,6 +53,11 @@ impl Health {
         lock(&self.members).push((stage.to_owned(), rebalances));
     }
 
+    /// Ready only while `modem` is.
+    pub(super) fn check(&self, modem: crate::modem::backend::Readiness) {
+        lock(&self.modems).push(modem);
+    }
+
     /// Ready, or why not.
     pub(super) fn status(&self) -> Result<(), String> {
         if self.failed.load(Ordering::Acquire) {
@@ -64,6 +71,8 @@ impl Health {
         if lock(&self.broker).is_some() {
             return Err("the broker does not answer (the log says why)".into());
         }
+        // A modem's reason names no secret (the PIN is never quoted).
+        lock(&self.modems).iter().try_for_each(|m| m.status())?;
         let members = lock(&self.members);
         match members.iter().find(|(_, r)| !r.joined()) {
             Some((stage, _)) => Err(format!("{stage}: no partitions assigned by its group yet")),

@@ -45,6 +45,8 @@ pub(super) struct Sinks<'a> {
     pub(super) testers: HashMap<String, Arc<Tester>>,
     /// Each backend's webhook routes.
     pub(super) webhooks: Vec<axum::Router>,
+    /// Each modem backend's readiness, for `/readyz`.
+    pub(super) modems: Vec<crate::modem::backend::Readiness>,
 }
 
 impl<'a> Sinks<'a> {
@@ -63,6 +65,7 @@ impl<'a> Sinks<'a> {
             hooks,
             testers: HashMap::new(),
             webhooks: Vec::new(),
+            modems: Vec::new(),
         }
     }
 
@@ -200,12 +203,28 @@ impl<'a> Sinks<'a> {
         let sending = cfg.sending().unwrap_or(&default_sending);
         let client =
             backends::provider::client(sending).with_context(|| format!("backend {name:?}"))?;
-        let Some((provider, router)) =
-            backends::build::provider(cfg, self.public, source, reports, client)
-        else {
-            bail!("backend {name:?} calls no provider");
+        let provider = match cfg {
+            config::Backend::Modem(modem) => {
+                let parts = crate::modem::backend::Parts {
+                    source,
+                    reports,
+                    log: log.clone(),
+                    producer: self.producer.clone(),
+                };
+                let (provider, readiness) = crate::modem::backend::start(modem, parts);
+                self.modems.push(readiness);
+                provider
+            }
+            _ => {
+                let Some((provider, router)) =
+                    backends::build::provider(cfg, self.public, source, reports, client)
+                else {
+                    bail!("backend {name:?} calls no provider");
+                };
+                self.webhooks.push(router);
+                provider
+            }
         };
-        self.webhooks.push(router);
         Ok(ProviderSink::new(
             name,
             provider,

@@ -89,7 +89,7 @@ fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) 
             sendsms_url,
             "https://vumi.example/api/messages",
         ),
-        Backend::Tester { .. } | Backend::Discard { .. } => {}
+        Backend::Tester { .. } | Backend::Discard { .. } | Backend::Modem(_) => {}
     }
     match b {
         Backend::Twilio {
@@ -117,6 +117,45 @@ fn check_backend(b: &Backend, at: &Path, report: &mut impl FnMut(Path, String)) 
         ),
         Backend::Clickatell { batch: 0, .. } => {
             report(at.key("batch"), "batch 0: expected at least 1".into())
+        }
+        Backend::Modem(m) => {
+            if m.port.trim().is_empty() {
+                report(
+                    at.key("port"),
+                    "empty port: expected a serial device, such as /dev/ttyUSB0".into(),
+                );
+            }
+            if m.baud == 0 {
+                report(
+                    at.key("baud"),
+                    "baud 0: expected a speed such as 115200".into(),
+                );
+            }
+            if !["SM", "ME", "MT", "SR", "BM"].contains(&m.storage.as_str()) {
+                report(
+                    at.key("storage"),
+                    format!(
+                        "storage {:?}: expected SM (SIM), ME (modem) or MT (both)",
+                        m.storage
+                    ),
+                );
+            }
+            if let Some(pin) = m.pin.as_ref().filter(|p| !p.is_empty()) {
+                if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                    report(at.key("pin"), "a PIN is 4 to 8 digits".into());
+                }
+            }
+            for (i, command) in m.init.iter().enumerate() {
+                if !command
+                    .get(..2)
+                    .is_some_and(|a| a.eq_ignore_ascii_case("AT"))
+                {
+                    report(
+                        at.key("init").index(i),
+                        format!("{command:?} is not an AT command (they start with AT)"),
+                    );
+                }
+            }
         }
         Backend::Vumi {
             sendsms_user,

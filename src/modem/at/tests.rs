@@ -88,6 +88,10 @@ async fn errors_are_named() {
     let e = link.command("AT+CPIN=\"0000\"", SECOND).await.unwrap_err();
     assert!(matches!(e, AtError::Cme { code: 16, .. }), "{e}");
     assert!(e.to_string().contains("incorrect password"), "{e}");
+    assert!(
+        !e.to_string().contains("0000"),
+        "the PIN is never shown: {e}"
+    );
 }
 
 #[tokio::test]
