@@ -11,6 +11,7 @@ pub mod discard;
 pub mod generic_http;
 pub mod json;
 pub mod kannel;
+pub mod modem;
 pub mod provider;
 pub mod sent;
 pub mod tester;

@@ -180,7 +180,7 @@ pub enum Backend {
         receive: Receiving,
     },
     /// A GSM modem on a serial port (AT commands, PDU mode).
-    Modem(super::modem::Modem),
+    Modem(ModemBackend),
 }
 
 impl Backend {
@@ -422,4 +422,103 @@ fn default_batch() -> usize {
 }
 fn default_vumi_name() -> String {
     "vumi".into()
+}
+
+/// A GSM modem on a serial port, spoken to with AT commands in PDU mode
+/// (3GPP TS 27.005): one stage per device, as one process may open it.
+/// Inbound messages are stored on `sms.inbound` before they are deleted
+/// from the modem; long ones are reassembled; delivery reports become
+/// events. See docs/backends/modem.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModemBackend {
+    /// Backend name, the `backend` of its connections.
+    #[serde(default = "modem_name")]
+    pub name: String,
+    /// The serial device: `/dev/ttyUSB0`, or better a name that survives
+    /// re-plugging, such as `/dev/serial/by-id/usb-HUAWEI_...-if00-port0`.
+    pub port: String,
+    /// The port's speed (bits per second).
+    #[serde(default = "modem_baud")]
+    pub baud: u32,
+    /// The SIM's PIN, entered once when the SIM asks for it (give it as
+    /// `${MODEM_PIN}`). A PIN the SIM refuses is never tried again on its
+    /// own: a third wrong one locks the SIM. Empty: none.
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// The modem's vendor quirks: `generic`, `huawei`, `wavecom`, `siemens`.
+    #[serde(default)]
+    pub profile: super::modem::Profile,
+    /// Where messages are stored (`AT+CPMS`): `SM` (SIM), `ME` (modem), `MT` (both).
+    #[serde(default = "modem_storage")]
+    pub storage: String,
+    /// The service centre number to set (`AT+CSCA`); default: the SIM's.
+    #[serde(default)]
+    pub smsc: Option<String>,
+    /// More AT commands sent at the end of the init, each must answer `OK`.
+    #[serde(default)]
+    pub init: Vec<String>,
+    /// A country (ISO 3166 code) whose national numbers from the network
+    /// are rewritten to E.164, as a webhook backend's `receive.country`.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Ask the network for a delivery report of each message (TP-SRR).
+    #[serde(default = "default_true")]
+    pub reports: bool,
+    /// How long one AT command may take.
+    #[serde(default = "modem_command_timeout", with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
+    pub command_timeout: Duration,
+    /// How often stored messages are listed (`AT+CMGL=4`), besides at
+    /// start-up: a modem whose storage was full sends no `+CMTI` for them.
+    #[serde(default = "modem_sweep", with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
+    pub sweep: Duration,
+    /// How long the parts of a long inbound message are waited for; then
+    /// what came is delivered with the field `incomplete: "true"`.
+    #[serde(default = "modem_multipart", with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
+    pub multipart_timeout: Duration,
+    /// How long a sent message's reference (0–255, reused) is matched with
+    /// delivery reports.
+    #[serde(default = "modem_multipart", with = "humantime_serde_compat")]
+    #[schemars(with = "HumanDuration")]
+    pub report_window: Duration,
+    /// How the sink hands messages over: rate, tries (`send.timeout` is
+    /// the wait for `+CMGS`; `concurrency` is 1, a modem sends one at a time).
+    #[serde(default = "modem_send")]
+    pub send: Sending,
+}
+
+fn modem_name() -> String {
+    "modem".into()
+}
+
+fn modem_baud() -> u32 {
+    115_200
+}
+
+fn modem_storage() -> String {
+    "SM".into()
+}
+
+fn modem_command_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn modem_sweep() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn modem_multipart() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Kannel's at2 waits 20 s for `+CMGS`; one message at a time.
+fn modem_send() -> Sending {
+    Sending {
+        concurrency: 1,
+        timeout: Duration::from_secs(20),
+        ..Sending::default()
+    }
 }

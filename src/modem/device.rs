@@ -7,12 +7,14 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::at::{AtError, Lines, Link, Urc};
-pub use crate::config::modem::Profile;
 
 /// How to set a modem up.
 #[derive(Debug, Clone)]
 pub struct Setup {
-    pub profile: Profile,
+    /// Vendor commands sent before the SMS set-up (each may answer ERROR).
+    pub vendor: Vec<String>,
+    /// `AT+CNMI`: how messages and status reports are announced.
+    pub cnmi: String,
     /// The SIM's PIN, entered once when the SIM asks for it.
     pub pin: Option<String>,
     /// The message storage (`AT+CPMS`): `SM` (SIM), `ME` (modem), `MT` (both).
@@ -122,7 +124,7 @@ impl<P: AsyncRead + AsyncWrite + Unpin> Modem<P> {
         if let Err(e) = self.at("AT+CMEE=1").await {
             tracing::info!(error = %e, "numeric error codes not supported");
         }
-        for command in setup.profile.before() {
+        for command in &setup.vendor {
             if let Err(e) = self.at(command).await {
                 tracing::info!(error = %e, "profile command refused");
             }
@@ -135,8 +137,7 @@ impl<P: AsyncRead + AsyncWrite + Unpin> Modem<P> {
         let memory = &setup.storage;
         let cpms = format!("AT+CPMS=\"{memory}\",\"{memory}\",\"{memory}\"");
         self.at(&cpms).await.map_err(step("storage (AT+CPMS)"))?;
-        let cnmi = setup.profile.cnmi();
-        self.at(cnmi)
+        self.at(&setup.cnmi)
             .await
             .map_err(step("notifications (AT+CNMI)"))?;
         if let Some(smsc) = &setup.smsc {

@@ -4,7 +4,6 @@
 //! ([`at`]) whose error codes are named in [`errors`].
 
 pub mod at;
-pub mod backend;
 pub mod device;
 pub mod errors;
 pub mod inbox;

@@ -35,7 +35,7 @@ pub(super) struct Health {
     /// Why the broker is not reachable, as last checked.
     broker: Arc<Mutex<Option<String>>>,
     /// The modems' readiness.
-    modems: Arc<Mutex<Vec<crate::modem::backend::Readiness>>>,
+    modems: Arc<Mutex<Vec<crate::backends::modem::Readiness>>>,
 }
 
 impl Health {
@@ -54,7 +54,7 @@ impl Health {
     }
 
     /// Ready only while `modem` is.
-    pub(super) fn check(&self, modem: crate::modem::backend::Readiness) {
+    pub(super) fn check(&self, modem: crate::backends::modem::Readiness) {
         lock(&self.modems).push(modem);
     }
 

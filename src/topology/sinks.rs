@@ -46,7 +46,7 @@ pub(super) struct Sinks<'a> {
     /// Each backend's webhook routes.
     pub(super) webhooks: Vec<axum::Router>,
     /// Each modem backend's readiness, for `/readyz`.
-    pub(super) modems: Vec<crate::modem::backend::Readiness>,
+    pub(super) modems: Vec<crate::backends::modem::Readiness>,
 }
 
 impl<'a> Sinks<'a> {
@@ -205,13 +205,13 @@ impl<'a> Sinks<'a> {
             backends::provider::client(sending).with_context(|| format!("backend {name:?}"))?;
         let provider = match cfg {
             config::Backend::Modem(modem) => {
-                let parts = crate::modem::backend::Parts {
+                let parts = crate::backends::modem::Parts {
                     source,
                     reports,
                     log: log.clone(),
                     producer: self.producer.clone(),
                 };
-                let (provider, readiness) = crate::modem::backend::start(modem, parts);
+                let (provider, readiness) = crate::backends::modem::start(modem, parts);
                 self.modems.push(readiness);
                 provider
             }

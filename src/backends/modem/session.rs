@@ -5,16 +5,15 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Job, Parts};
 use crate::backends::provider::Attempt;
-use crate::backends::sent::{Entry, Seen, State as Sent};
-use crate::backends::{Report, SourceError};
+use crate::backends::sent::{Entry, Seen, SentLog, State as Sent};
+use crate::backends::{Report, Reports, Source, SourceError};
 use crate::bus::Producer;
-use crate::config::modem::Modem as Config;
+use crate::config::ModemBackend as Config;
 use crate::config::Receiving;
-use crate::message::DeliveryStatus;
+use crate::message::{DeliveryStatus, OutboundMessage};
 use crate::metrics::metrics;
 use crate::modem::at::{AtError, Urc};
 use crate::modem::device::{Modem, Status};
@@ -22,6 +21,24 @@ use crate::modem::errors::{cms_verdict, Verdict};
 use crate::modem::inbox::{Inbox, Whole};
 use crate::modem::pdu::{self, Pdu, StatusReport};
 use crate::modem::reports::{provider_id, Outstanding};
+
+/// A message for the port's task, and where its attempt goes.
+pub(super) struct Job {
+    pub(super) msg: OutboundMessage,
+    pub(super) reply: oneshot::Sender<Attempt>,
+}
+
+/// What the port's task needs.
+pub struct Parts {
+    /// Writes inbound messages to `sms.inbound`.
+    pub source: Source,
+    /// Turns status reports into delivery events.
+    pub reports: Reports,
+    /// The sink's sent-log, where stored inbound messages are noted too
+    /// (so that one read again after a restart is not stored twice).
+    pub log: SentLog,
+    pub producer: Producer,
+}
 
 /// The storage index given to a message the modem routed (`+CMT`) rather
 /// than stored: nothing to delete.

@@ -13,6 +13,9 @@
 
 mod session;
 
+use session::Job;
+pub use session::Parts;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,14 +23,11 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::device::{InitError, Modem, Setup};
 use crate::backends::provider::{Attempt, Provider};
-use crate::backends::sent::SentLog;
-use crate::backends::{Reports, Source};
-use crate::bus::Producer;
-use crate::config::modem::Modem as Config;
+use crate::config::ModemBackend as Config;
 use crate::message::OutboundMessage;
 use crate::metrics::metrics;
+use crate::modem::device::{InitError, Modem, Setup};
 
 /// The longest wait between two tries to open the port and set it up.
 const MAX_RECONNECT: Duration = Duration::from_secs(30);
@@ -68,12 +68,6 @@ impl Readiness {
         self.ready.send_replace(why.is_none());
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = why;
     }
-}
-
-/// A message for the port's task, and where its attempt goes.
-struct Job {
-    msg: OutboundMessage,
-    reply: oneshot::Sender<Attempt>,
 }
 
 /// The sink's view of the modem.
@@ -118,18 +112,6 @@ impl Provider for ModemProvider {
     }
 }
 
-/// What the port's task needs.
-pub struct Parts {
-    /// Writes inbound messages to `sms.inbound`.
-    pub source: Source,
-    /// Turns status reports into delivery events.
-    pub reports: Reports,
-    /// The sink's sent-log, where stored inbound messages are noted too
-    /// (so that one read again after a restart is not stored twice).
-    pub log: SentLog,
-    pub producer: Producer,
-}
-
 /// Start the port's task (needs a tokio runtime): the provider the sink
 /// calls, and the modem's readiness.
 pub fn start(cfg: &Config, parts: Parts) -> (Arc<dyn Provider>, Readiness) {
@@ -147,7 +129,8 @@ pub fn start(cfg: &Config, parts: Parts) -> (Arc<dyn Provider>, Readiness) {
 /// Open, set up, serve; again after the port vanishes, with a back-off.
 async fn run(cfg: Config, parts: Parts, mut jobs: mpsc::Receiver<Job>, readiness: Readiness) {
     let setup = Setup {
-        profile: cfg.profile,
+        vendor: cfg.profile.before().iter().map(|c| c.to_string()).collect(),
+        cnmi: cfg.profile.cnmi().to_owned(),
         pin: cfg.pin.clone().filter(|p| !p.is_empty()),
         storage: cfg.storage.clone(),
         smsc: cfg.smsc.clone(),
