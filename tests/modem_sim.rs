@@ -1,0 +1,77 @@
+//! The simulated modem on a pseudo-terminal, opened by path as a serial
+//! port (tokio-serial, as the modem backend opens a real one): a client can
+//! open, close and open it again; the port vanishes (opening fails, an open
+//! client reads the end) and reappears with the SIM's messages intact.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
+
+use smsflow::modem::pdu::{decode, Pdu};
+use smsflow::modem::sim::{SimConfig, SimModem};
+
+fn open(link: &Path) -> tokio_serial::Result<SerialStream> {
+    tokio_serial::new(link.to_string_lossy(), 115_200).open_native_async()
+}
+
+/// Writes `command` and `\r`, and reads up to `\r\nOK\r\n` (or fails after 5 s).
+async fn at(port: &mut SerialStream, command: &str) -> String {
+    port.write_all(format!("{command}\r").as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        while !String::from_utf8_lossy(&got).ends_with("\r\nOK\r\n") {
+            let n = port.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the port closed");
+            got.extend_from_slice(&chunk[..n]);
+        }
+    });
+    let in_time = read.await.is_ok();
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(in_time, "{command}: no OK in 5 s, got {text:?}");
+    text
+}
+
+#[tokio::test]
+async fn a_client_opens_the_link_and_the_port_vanishes_and_reappears() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyModem");
+    let sim = SimModem::new(SimConfig::default());
+    let mut pty = sim.on_pty(&link).await.unwrap();
+    assert_eq!(std::fs::read_link(&link).unwrap(), pty.device().unwrap());
+
+    // Open, talk, close, twice: the port outlives its clients.
+    for _ in 0..2 {
+        let mut port = open(&link).unwrap();
+        assert!(at(&mut port, "AT").await.ends_with("\r\nOK\r\n"));
+        drop(port);
+    }
+    assert_eq!(sim.deliver("+15551234", "kept on the SIM"), [1]);
+
+    // Unplugged: an open client reads the end; the path is gone.
+    let mut port = open(&link).unwrap();
+    at(&mut port, "ATE0").await;
+    pty.vanish().await;
+    let mut chunk = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), port.read(&mut chunk)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    drop(port);
+    assert!(open(&link).is_err());
+    assert!(std::fs::symlink_metadata(&link).is_err());
+
+    // Plugged back: a new pty at the same path, the modem at power-on
+    // (echo on again), the SIM's message still there.
+    pty.reappear().await.unwrap();
+    let mut port = open(&link).unwrap();
+    let listing = at(&mut port, "AT+CMGL=4").await;
+    assert!(listing.starts_with("AT+CMGL=4\r\r\n+CMGL: 1,0,,"), "{listing:?}");
+    let pdu = listing.split("\r\n").nth(2).unwrap();
+    match decode(pdu).unwrap() {
+        Pdu::Deliver(d) => assert_eq!(d.user_data.text(), Some("kept on the SIM")),
+        other => panic!("not a DELIVER: {other:?}"),
+    }
+    drop(pty);
+    assert!(std::fs::symlink_metadata(&link).is_err(), "dropped: gone");
+}
