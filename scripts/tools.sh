@@ -1,6 +1,7 @@
 # Sourced by scripts/test and scripts/bench: installs, when missing, what the
 # tests and benchmarks use. Debian packages: chromium and chromium-driver (the
-# browser test), wrk (the HTTP benchmark), kannel and kannel-extras (the real
+# browser test), wrk (the HTTP benchmark), gammu (tests/modem_gammu.rs: a real
+# AT client driving the simulated modem), kannel and kannel-extras (the real
 # Kannel tests: bearerbox, smsbox and fakesmsc, each test starting its own on
 # free loopback ports; the package's system service is kept stopped). The
 # tansu broker (real-broker tests and benchmarks; each starts its own on a free
