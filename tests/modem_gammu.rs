@@ -100,8 +100,16 @@ async fn gammu_identifies_the_sim() {
     let rig = Rig::new().await;
     let out = rig.gammu_ok(&["identify"]).await;
     let context = || format!("{out}{}", rig.context());
-    assert!(out.contains("Smsflow"), "no manufacturer in:\n{}", context());
-    assert!(out.contains("356938035643809"), "no IMEI in:\n{}", context());
+    assert!(
+        out.contains("Smsflow"),
+        "no manufacturer in:\n{}",
+        context()
+    );
+    assert!(
+        out.contains("356938035643809"),
+        "no IMEI in:\n{}",
+        context()
+    );
 }
 
 #[tokio::test]

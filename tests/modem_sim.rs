@@ -18,7 +18,9 @@ fn open(link: &Path) -> tokio_serial::Result<SerialStream> {
 
 /// Writes `command` and `\r`, and reads up to `\r\nOK\r\n` (or fails after 5 s).
 async fn at(port: &mut SerialStream, command: &str) -> String {
-    port.write_all(format!("{command}\r").as_bytes()).await.unwrap();
+    port.write_all(format!("{command}\r").as_bytes())
+        .await
+        .unwrap();
     let mut got = Vec::new();
     let mut chunk = [0u8; 1024];
     let read = tokio::time::timeout(Duration::from_secs(5), async {
@@ -66,7 +68,10 @@ async fn a_client_opens_the_link_and_the_port_vanishes_and_reappears() {
     pty.reappear().await.unwrap();
     let mut port = open(&link).unwrap();
     let listing = at(&mut port, "AT+CMGL=4").await;
-    assert!(listing.starts_with("AT+CMGL=4\r\r\n+CMGL: 1,0,,"), "{listing:?}");
+    assert!(
+        listing.starts_with("AT+CMGL=4\r\r\n+CMGL: 1,0,,"),
+        "{listing:?}"
+    );
     let pdu = listing.split("\r\n").nth(2).unwrap();
     match decode(pdu).unwrap() {
         Pdu::Deliver(d) => assert_eq!(d.user_data.text(), Some("kept on the SIM")),
