@@ -1,7 +1,8 @@
 //! The simulated modem on a pseudo-terminal, opened by path as a serial
 //! port (tokio-serial, as the modem backend opens a real one): a client can
 //! open, close and open it again; the port vanishes (opening fails, an open
-//! client reads the end) and reappears with the SIM's messages intact.
+//! client reads the end) and reappears with the SIM's messages intact;
+//! `smsflow modem-sim` as a user runs it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -79,4 +80,79 @@ async fn a_client_opens_the_link_and_the_port_vanishes_and_reappears() {
     }
     drop(pty);
     assert!(std::fs::symlink_metadata(&link).is_err(), "dropped: gone");
+}
+
+/// Waits up to 10 s for `link` to appear.
+async fn appeared(link: &Path) -> bool {
+    for _ in 0..200 {
+        if std::fs::symlink_metadata(link).is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn smsflow_modem_sim_takes_phones_on_stdin_and_prints_what_is_sent() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("modem");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsflow"))
+        .arg("modem-sim")
+        .arg("--link")
+        .arg(&link)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    assert!(appeared(&link).await, "no link at {}", link.display());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"+15551234 typed on the keyboard\n")
+        .await
+        .unwrap();
+
+    let mut port = open(&link).unwrap();
+    at(&mut port, "ATE0").await;
+    let mut listing = String::new();
+    for _ in 0..100 {
+        listing = at(&mut port, "AT+CMGL=4").await;
+        if listing.contains("+CMGL: 1,") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pdu = listing.split("\r\n").nth(2).unwrap_or_default();
+    match decode(pdu) {
+        Ok(Pdu::Deliver(d)) => {
+            assert_eq!(d.originator, "+15551234");
+            assert_eq!(d.user_data.text(), Some("typed on the keyboard"));
+        }
+        other => panic!("not a DELIVER: {other:?} in {listing:?}"),
+    }
+    // V1 of research note 18: "Hello [€]" to +256772123456.
+    port.write_all(b"AT+CMGS=24\r").await.unwrap();
+    let mut prompt = [0u8; 4];
+    port.read_exact(&mut prompt).await.unwrap();
+    assert_eq!(&prompt, b"\r\n> ");
+    let v1 = "0001000C9152762721436500000CC8329BFD066D789BF2C607\x1A";
+    port.write_all(v1.as_bytes()).await.unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
+    let line = line.expect("nothing printed in 10 s").unwrap();
+    assert_eq!(line.as_deref(), Some("to +256772123456 (mr 0): Hello [€]"));
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status();
+    assert!(killed.unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    assert!(status.expect("still running").unwrap().success());
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "the link is removed"
+    );
 }

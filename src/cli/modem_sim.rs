@@ -7,8 +7,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 use crate::modem::sim::{SimConfig, SimModem};
 use crate::outln;
 
@@ -42,7 +40,17 @@ pub async fn run(args: Args) -> std::io::Result<()> {
         device.unwrap_or_default()
     );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    // A thread of its own rather than `tokio::io::stdin()`, whose blocking
+    // read would hold up the runtime's shutdown until stdin closed.
+    let (typed, mut lines) = tokio::sync::mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let sent = line.map(|line| typed.blocking_send(line));
+            if !matches!(sent, Ok(Ok(()))) {
+                break;
+            }
+        }
+    });
     let mut stdin_open = true;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut printed = 0;
@@ -50,10 +58,10 @@ pub async fn run(args: Args) -> std::io::Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
-            line = lines.next_line(), if stdin_open => match line {
-                Ok(Some(line)) => mo(&sim, &line),
+            line = lines.recv(), if stdin_open => match line {
+                Some(line) => mo(&sim, &line),
                 // The modem goes on without a keyboard.
-                Ok(None) | Err(_) => stdin_open = false,
+                None => stdin_open = false,
             },
             _ = tick.tick() => {
                 let sent = sim.sent();
