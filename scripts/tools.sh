@@ -1,6 +1,7 @@
 # Sourced by scripts/test and scripts/bench: installs, when missing, what the
 # tests and benchmarks use. Debian packages: chromium and chromium-driver (the
-# browser test), wrk (the HTTP benchmark), kannel and kannel-extras (the real
+# browser test), wrk (the HTTP benchmark), gammu (tests/modem_gammu.rs: a real
+# AT client driving the simulated modem), kannel and kannel-extras (the real
 # Kannel tests: bearerbox, smsbox and fakesmsc, each test starting its own on
 # free loopback ports; the package's system service is kept stopped). The
 # tansu broker (real-broker tests and benchmarks; each starts its own on a free
@@ -25,6 +26,7 @@ need_apt=()
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v stunnel4 >/dev/null || need_apt+=(stunnel4)
+[ -x /usr/bin/gammu ] || need_apt+=(gammu)
 command -v openssl >/dev/null || need_apt+=(openssl)
 { [ -x /usr/sbin/bearerbox ] && [ -x /usr/sbin/smsbox ]; } || need_apt+=(kannel)
 [ -x /usr/lib/kannel/test/fakesmsc ] || need_apt+=(kannel-extras)

@@ -7,7 +7,9 @@
 //! - [`sms`]: what every layer shares about short messages, importing
 //!   nothing of smsflow: GSM 03.38 / UCS-2 encoding and segments, phone
 //!   numbers, keyword and pattern rules, text templates.
-//! - [`modem`]: SMS PDUs (3GPP TS 23.040) as a GSM modem speaks them in PDU mode.
+//! - [`modem`]: SMS PDUs (3GPP TS 23.040) as a GSM modem speaks them in PDU
+//!   mode: the AT link, the modem session, and a simulated modem for tests
+//!   and `smsflow modem-sim` (the stage is in `backends::modem`).
 //! - [`config`]: the pipeline YAML: types, `${VAR}` interpolation, validation.
 //! - [`message`]: the domain types; [`schema`]: their Avro encoding.
 //! - [`i18n`]: the texts of every language; [`metrics`]: every metric,

@@ -175,6 +175,9 @@ enum Command {
     },
     /// Export topics to Parquet or Avro files up to their current end, exactly once (needs Kafka).
     Export(smsflow::cli::export::Args),
+    /// A simulated GSM modem on a pseudo-terminal at --link: stdin lines
+    /// `<phone> <text>` are SMS from phones; what it is asked to send is printed.
+    ModemSim(smsflow::cli::modem_sim::Args),
     /// Every stage's consumer lag per partition, with rates, live (needs Kafka).
     Top {
         file: PathBuf,
@@ -341,6 +344,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 GraphFormat::Text => out!("{}", graph::text(&topology)),
                 GraphFormat::Dot => out!("{}", graph::dot(&topology)),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ModemSim(args) => {
+            smsflow::cli::modem_sim::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

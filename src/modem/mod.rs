@@ -1,7 +1,11 @@
-//! The GSM modem backend talks to a modem over a serial port with AT
-//! commands in PDU mode (`AT+CMGF=0`): messages go out and come in as
-//! hex-encoded 3GPP TS 23.040 PDUs ([`pdu`]), over an AT command link
-//! ([`at`]) whose error codes are named in [`errors`].
+//! The GSM modem backend's lower half: a modem over a serial port, spoken
+//! to with AT commands in PDU mode (`AT+CMGF=0`), messages going out and
+//! coming in as hex-encoded 3GPP TS 23.040 PDUs ([`pdu`]). [`at`] is the
+//! command link (its error codes named in [`errors`]), [`device`] the
+//! modem's session (init, send, read, delete), [`inbox`] joins long
+//! inbound messages, [`reports`] matches status reports to sends, and
+//! [`sim`] is a simulated modem that tests and `smsflow modem-sim` drive.
+//! The stage itself is `backends::modem`.
 
 pub mod at;
 pub mod device;
@@ -9,3 +13,4 @@ pub mod errors;
 pub mod inbox;
 pub mod pdu;
 pub mod reports;
+pub mod sim;

