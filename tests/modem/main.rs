@@ -1,0 +1,271 @@
+//! The modem backend end to end: smsflow's pipeline on the embedded bus,
+//! its modem backend opening a pseudo-terminal by path, and on the other
+//! side of it the simulated modem (`smsflow::modem::sim`), whose "network"
+//! the tests play: phones that text it, and the messages it was asked to
+//! send. Each case injects a fault a real modem has and checks what smsflow
+//! did: the conversation scripts, long messages both ways, delivery
+//! reports, storage full without notifications, the port vanishing and
+//! coming back, a `+CMS ERROR` on a send, a wrong PIN.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use smsflow::config::KafkaMode;
+use smsflow::modem::sim::{Fault, PtyHandle, SimConfig, SimModem};
+use smsflow::topology::{Running, Topology};
+
+#[path = "../common/mod.rs"]
+mod common;
+mod phone;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The demo pipeline's apps behind a modem backend named `name` on `port`.
+fn pipeline(name: &str, port: &Path, extra: &str) -> smsflow::config::Pipeline {
+    let demo = std::fs::read_to_string(common::root().join("pipelines/demo.yaml")).unwrap();
+    let tester = "  - type: tester            # named message_tester, like RapidSMS's\n";
+    assert!(demo.contains(tester), "demo.yaml's backends changed");
+    let modem = format!(
+        "  - type: modem\n    name: {name}\n    port: {port}\n    sweep: 1s\n    command_timeout: 3s\n{extra}    send: {{timeout: 5s, attempts: 20, backoff: 200ms, max_backoff: 1s}}\n",
+        port = port.display()
+    );
+    let yaml = demo.replace(tester, &modem);
+    common::pipeline_from(&yaml, KafkaMode::Embedded)
+}
+
+/// A simulated modem on a pty in a temporary directory, and smsflow on it.
+struct Rig {
+    sim: SimModem,
+    pty: PtyHandle,
+    running: Option<Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn start(name: &str, config: SimConfig, extra: &str) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let link: PathBuf = dir.path().join("modem");
+        let sim = SimModem::new(config);
+        let pty = sim.on_pty(&link).await.unwrap();
+        let running = Topology::new(pipeline(name, &link, extra))
+            .unwrap()
+            .start(None, true)
+            .await
+            .unwrap();
+        Rig {
+            sim,
+            pty,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    /// `/readyz`'s answer.
+    async fn readyz(&self) -> (u16, String) {
+        let addr = self.running().http_addr().unwrap();
+        let res = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// Wait until `/readyz` answers `status`: its text.
+    async fn until_readyz(&self, status: u16) -> String {
+        let until = std::time::Instant::now() + WAIT;
+        loop {
+            let (got, text) = self.readyz().await;
+            if got == status {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "/readyz stayed {got} ({text}), not {status}; modem transcript:\n{}",
+                self.transcript()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn transcript(&self) -> String {
+        let t = self.sim.transcript();
+        t[t.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// A phone texts `text`; the texts `to` then received (waiting for `n`).
+    async fn say(&self, from: &str, text: &str, n: usize) -> Vec<String> {
+        self.sim.deliver(from, text);
+        phone::wait_for(&self.sim, from, n, WAIT).await
+    }
+
+    async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// The conversation scripts of echo, registration and the default app, a
+/// phone on the modem playing each line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conversation_scripts_pass_through_the_modem() {
+    let rig = Rig::start("modem", SimConfig::default(), "").await;
+    rig.until_readyz(200).await;
+    let mut failures = Vec::new();
+    for script in ["echo.txt", "registration.txt", "default.txt"] {
+        let text =
+            std::fs::read_to_string(common::root().join("tests/scripts").join(script)).unwrap();
+        let steps = smsflow::cli::script::parse(&text).unwrap();
+        let mut expected = std::collections::HashMap::<String, usize>::new();
+        for step in steps {
+            match step.direction {
+                smsflow::cli::script::Direction::In => {
+                    rig.sim.deliver(&step.identity, &step.text);
+                }
+                smsflow::cli::script::Direction::Out => {
+                    let n = expected.entry(step.identity.clone()).or_default();
+                    *n += 1;
+                    let got = phone::wait_for(&rig.sim, &step.identity, *n, WAIT).await;
+                    match got.get(*n - 1) {
+                        Some(t) if *t == step.text => {}
+                        other => failures.push(format!(
+                            "{script}:{} {} expected {:?}, got {other:?}",
+                            step.line, step.identity, step.text
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        rig.transcript()
+    );
+    rig.stop().await;
+}
+
+/// A 200-character text in (three parts from the phone) and out (the
+/// echo, two parts); every part asked for a report, and the reply's
+/// delivery reports (one per part) make one `delivered` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_messages_go_both_ways_and_reports_come_back() {
+    let rig = Rig::start("modem-long", SimConfig::default(), "").await;
+    rig.until_readyz(200).await;
+    let long: String = (0..190)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let got = rig.say("+15552000", &format!("echo {long}"), 1).await;
+    assert_eq!(got, vec![long.clone()], "{}", rig.transcript());
+    let parts = phone::parts(&rig.sim, "+15552000");
+    assert_eq!(parts.len(), 2);
+    assert!(parts.iter().all(|p| p.status_report && p.concat.is_some()));
+    // Unicode both ways: an emoji and Greek, as UCS-2.
+    let got = rig.say("+15552000", "echo Καλημέρα 😀", 2).await;
+    assert_eq!(got[1], "Καλημέρα 😀");
+    let reports = || {
+        smsflow::metrics::metrics()
+            .reports
+            .with_label_values(&["modem-long", "delivered"])
+            .get()
+    };
+    let until = std::time::Instant::now() + WAIT;
+    while reports() < 2 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        reports(),
+        2,
+        "one delivered event per message, not per part"
+    );
+    rig.stop().await;
+}
+
+/// A modem whose storage is full stores later messages without `+CMTI`:
+/// the sweep (`AT+CMGL=4`) finds them, and what filled it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_finds_what_a_full_storage_never_announced() {
+    let rig = Rig::start("modem-full", SimConfig::default(), "").await;
+    rig.until_readyz(200).await;
+    rig.sim.inject(Fault::StorageFull);
+    let got = rig.say("+15552001", "echo found by the sweep", 1).await;
+    assert_eq!(got, vec!["found by the sweep"], "{}", rig.transcript());
+    rig.stop().await;
+}
+
+/// The port vanishes (a USB modem unplugged); a phone texts meanwhile (the
+/// SIM keeps it); the port comes back: smsflow reconnects, sets the modem
+/// up again, and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_port_vanishing_and_returning_loses_nothing() {
+    let mut rig = Rig::start("modem-plug", SimConfig::default(), "").await;
+    rig.until_readyz(200).await;
+    rig.pty.vanish().await;
+    let why = rig.until_readyz(503).await;
+    assert!(why.contains("modem-plug"), "{why}");
+    rig.sim.deliver("+15552002", "echo while unplugged");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rig.pty.reappear().await.unwrap();
+    let got = phone::wait_for(&rig.sim, "+15552002", 1, WAIT).await;
+    assert_eq!(got, vec!["while unplugged"], "{}", rig.transcript());
+    rig.until_readyz(200).await;
+    rig.stop().await;
+}
+
+/// `+CMS ERROR: 500` on a send is transient: tried again, sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_cms_error_is_tried_again() {
+    let rig = Rig::start("modem-cms", SimConfig::default(), "").await;
+    rig.until_readyz(200).await;
+    rig.sim.inject(Fault::CmsOnNextSend(500));
+    let got = rig.say("+15552003", "echo again", 1).await;
+    assert_eq!(got, vec!["again"], "{}", rig.transcript());
+    assert_eq!(phone::parts(&rig.sim, "+15552003").len(), 1, "sent once");
+    rig.stop().await;
+}
+
+/// A PIN the SIM refuses is entered once, never again (a third wrong PIN
+/// locks the SIM), and `/readyz` says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_is_tried_once_and_named() {
+    let config = SimConfig {
+        pin: Some("1234".into()),
+        ..SimConfig::default()
+    };
+    let rig = Rig::start("modem-pin", config, "    pin: \"0000\"\n").await;
+    let why = rig.until_readyz(503).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, why_later) = rig.readyz().await;
+    assert!(
+        why_later.contains("refused the configured PIN"),
+        "{why} / {why_later}"
+    );
+    assert!(
+        !why_later.contains("0000"),
+        "the PIN is never shown: {why_later}"
+    );
+    let tries = rig
+        .sim
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("AT+CPIN=\""))
+        .count();
+    assert_eq!(tries, 1, "{}", rig.transcript());
+    rig.stop().await;
+}
+
+/// The right PIN is entered and the modem works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_pin_unlocks_the_sim() {
+    let config = SimConfig {
+        pin: Some("1234".into()),
+        ..SimConfig::default()
+    };
+    let rig = Rig::start("modem-pin-ok", config, "    pin: \"1234\"\n").await;
+    rig.until_readyz(200).await;
+    let got = rig.say("+15552004", "echo unlocked", 1).await;
+    assert_eq!(got, vec!["unlocked"]);
+    rig.stop().await;
+}
