@@ -269,3 +269,123 @@ async fn the_configured_pin_unlocks_the_sim() {
     assert_eq!(got, vec!["unlocked"]);
     rig.stop().await;
 }
+
+/// The delivery events a backend made, by status.
+fn reports(backend: &str, status: &str) -> u64 {
+    smsflow::metrics::metrics()
+        .reports
+        .with_label_values(&[backend, status])
+        .get()
+}
+
+/// Wait until `backend` made `n` events of `status`.
+async fn until_reports(backend: &str, status: &str, n: u64) -> u64 {
+    let until = std::time::Instant::now() + WAIT;
+    while reports(backend, status) < n && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    reports(backend, status)
+}
+
+/// The modem resets in the middle of a send (no `+CMGS`, a boot banner,
+/// power-on state: echo on, no notifications): the send times out, smsflow
+/// sets the modem up again, the sink tries the message again, and the
+/// phone gets it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_in_the_middle_of_a_send_is_set_up_again() {
+    // With a PIN: after the reset the SIM is locked again until it is entered.
+    let config = SimConfig {
+        pin: Some("1234".into()),
+        ..SimConfig::default()
+    };
+    let rig = Rig::start("modem-reset", config, "    pin: \"1234\"\n").await;
+    rig.until_readyz(200).await;
+    rig.sim.inject(Fault::ResetMidSend);
+    let got = rig.say("+15552005", "echo after the reset", 1).await;
+    assert_eq!(got, vec!["after the reset"], "{}", rig.transcript());
+    let inits = |rig: &Rig| {
+        let t = rig.sim.transcript();
+        t.iter().filter(|l| l.contains("AT+CNMI=")).count()
+    };
+    assert!(inits(&rig) >= 2, "set up again: {}", rig.transcript());
+    let got = rig.say("+15552005", "echo and again", 2).await;
+    assert_eq!(got[1], "and again");
+    rig.stop().await;
+}
+
+/// Bytes that are not UTF-8 and a cut-off line on the wire change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_wire_is_survived() {
+    let rig = Rig::start("modem-garbage", SimConfig::default(), "").await;
+    rig.until_readyz(200).await;
+    rig.sim.inject(Fault::Garbage);
+    let got = rig.say("+15552006", "echo clean", 1).await;
+    assert_eq!(got, vec!["clean"], "{}", rig.transcript());
+    rig.stop().await;
+}
+
+/// Messages routed straight to smsflow (`+CMT`, here asked for with an
+/// `init:` command) are stored, then acknowledged (`AT+CNMA`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routed_messages_are_stored_then_acknowledged() {
+    let extra = "    init: [\"AT+CNMI=2,2,0,1,0\"]\n";
+    let rig = Rig::start("modem-routed", SimConfig::default(), extra).await;
+    rig.until_readyz(200).await;
+    let got = rig.say("+15552007", "echo routed", 1).await;
+    assert_eq!(got, vec!["routed"], "{}", rig.transcript());
+    let acks = rig
+        .sim
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("AT+CNMA"))
+        .count();
+    assert!(acks >= 1, "{}", rig.transcript());
+    rig.stop().await;
+}
+
+/// The huawei profile has reports stored (`+CDSI`): read, made an event,
+/// deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_reports_make_events() {
+    let extra = "    profile: huawei\n";
+    let rig = Rig::start("modem-cdsi", SimConfig::default(), extra).await;
+    rig.until_readyz(200).await;
+    let got = rig.say("+15552008", "echo stored report", 1).await;
+    assert_eq!(got, vec!["stored report"]);
+    assert_eq!(
+        until_reports("modem-cdsi", "delivered", 1).await,
+        1,
+        "{}",
+        rig.transcript()
+    );
+    let until = std::time::Instant::now() + WAIT;
+    while !rig.sim.stored().is_empty() && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        rig.sim.stored().is_empty(),
+        "the report is deleted: {:?}",
+        rig.sim.stored()
+    );
+    rig.stop().await;
+}
+
+/// A report of TP-Status 0x46 (validity period expired) makes `expired`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_report_makes_an_expired_event() {
+    let config = SimConfig {
+        report: smsflow::modem::sim::ReportMode::Failed(0x46),
+        ..SimConfig::default()
+    };
+    let rig = Rig::start("modem-expired", config, "").await;
+    rig.until_readyz(200).await;
+    rig.say("+15552009", "echo too late", 1).await;
+    assert_eq!(
+        until_reports("modem-expired", "expired", 1).await,
+        1,
+        "{}",
+        rig.transcript()
+    );
+    assert_eq!(reports("modem-expired", "delivered"), 0);
+    rig.stop().await;
+}

@@ -178,7 +178,7 @@ async fn run(cfg: Config, parts: Parts, mut jobs: mpsc::Receiver<Job>, readiness
             None => return,
             Some(e) => {
                 state.error("link");
-                readiness.set(Some(format!("the modem's link broke: {e}")));
+                readiness.set(Some(format!("setting the modem up again after: {e}")));
             }
         }
     }

@@ -121,7 +121,7 @@ impl State {
                 _ = tick.tick() => self.periodic(modem).await,
             };
             if let Err(e) = step {
-                if e.is_link() {
+                if e.is_link() || set_up_again(&e) {
                     return Some(e);
                 }
                 tracing::warn!(backend = %self.name, error = %e, "modem command failed");
@@ -364,7 +364,11 @@ impl State {
                 Err(e) => {
                     let attempt = self.failed_send(&e, mrs.len(), parts.len());
                     let _ = job.reply.send(attempt);
-                    return if e.is_link() { Err(e) } else { Ok(()) };
+                    return if e.is_link() || set_up_again(&e) {
+                        Err(e)
+                    } else {
+                        Ok(())
+                    };
                 }
             }
         }
@@ -402,6 +406,18 @@ impl State {
             }
             _ => Attempt::Retry { error, after: None },
         }
+    }
+}
+
+/// An answer that says the modem is no longer as it was set up: it did
+/// not answer (hung, or rebooting), or it asks for its SIM's PIN again
+/// (it was reset). The port is opened again and the init run again.
+fn set_up_again(e: &AtError) -> bool {
+    match e {
+        AtError::Timeout { .. } => true,
+        AtError::Cms { code, .. } => cms_verdict(*code) == Verdict::Modem,
+        AtError::Cme { code, .. } => (10..=18).contains(code),
+        _ => false,
     }
 }
 
