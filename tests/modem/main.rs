@@ -389,3 +389,54 @@ async fn a_failed_report_makes_an_expired_event() {
     assert_eq!(reports("modem-expired", "delivered"), 0);
     rig.stop().await;
 }
+
+/// The SMS-DELIVER parts of `text` from `from`, with reference `reference`.
+fn parts_of(from: &str, text: &str, reference: u8) -> Vec<String> {
+    let now = chrono::Utc::now().fixed_offset();
+    smsflow::modem::sim::pdus::deliver("00", from, text, reference, now).unwrap()
+}
+
+/// A long message's parts arriving out of order, one of them twice: one
+/// message, joined in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_out_of_order_and_repeated_make_one_message() {
+    let rig = Rig::start("modem-parts", SimConfig::default(), "").await;
+    rig.until_readyz(200).await;
+    let body: String = (0..400)
+        .map(|i| char::from(b'A' + (i % 26) as u8))
+        .collect();
+    let pdus = parts_of("+15552010", &format!("echo {body}"), 0x42);
+    assert_eq!(pdus.len(), 3);
+    for i in [2, 0, 0, 1] {
+        rig.sim.deliver_pdu(&pdus[i]).unwrap();
+    }
+    let got = phone::wait_for(&rig.sim, "+15552010", 1, WAIT).await;
+    assert_eq!(got, vec![body], "{}", rig.transcript());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        phone::received(&rig.sim, "+15552010").len(),
+        1,
+        "answered once"
+    );
+    rig.stop().await;
+}
+
+/// A long message missing a part is delivered after `multipart_timeout`
+/// with what came (the app answers what it got).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_missing_a_part_is_delivered_after_the_timeout() {
+    let extra = "    multipart_timeout: 2s\n";
+    let rig = Rig::start("modem-missing", SimConfig::default(), extra).await;
+    rig.until_readyz(200).await;
+    let body: String = (0..300)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let text = format!("echo {body}");
+    let pdus = parts_of("+15552011", &text, 0x43);
+    assert_eq!(pdus.len(), 2);
+    rig.sim.deliver_pdu(&pdus[0]).unwrap();
+    let got = phone::wait_for(&rig.sim, "+15552011", 1, WAIT).await;
+    // Part 1 holds the first 153 characters: "echo " and 148 of the body.
+    assert_eq!(got, vec![body[..148].to_owned()], "{}", rig.transcript());
+    rig.stop().await;
+}
