@@ -64,7 +64,7 @@ pub struct Source {
     /// Backends that take webhooks on the public listener.
     pub webhook_backends: Vec<String>,
     /// Backends that must run as one process (the tester keeps its
-    /// conversations in memory).
+    /// conversations in memory; a modem's serial port opens once).
     pub single_backends: Vec<String>,
 }
 
@@ -122,7 +122,12 @@ impl Source {
         let single_backends = pipeline
             .backends
             .iter()
-            .filter(|b| matches!(b, crate::config::Backend::Tester { .. }))
+            .filter(|b| {
+                matches!(
+                    b,
+                    crate::config::Backend::Tester { .. } | crate::config::Backend::Modem(_)
+                )
+            })
             .map(|b| b.name().to_owned())
             .collect();
         let group = pipeline.kafka.group.clone();

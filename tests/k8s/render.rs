@@ -188,6 +188,30 @@ fn keda_scales_each_consuming_stage_on_its_group_up_to_the_partitions() {
     }
 }
 
+/// One process opens a serial port: the modem's stage is one replica,
+/// replaced by stopping the old pod first, and never autoscaled.
+#[test]
+fn a_modem_backend_runs_alone_and_is_never_autoscaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        "kafka: {mode: kafka, brokers: '${KAFKA_BROKERS}'}\n\
+         http: {listen: '0.0.0.0:8080'}\nbackends: [{type: modem, port: /dev/ttyUSB0}]\n\
+         routes: [{app: echo}]\napps: [{type: echo}]\n",
+    )
+    .unwrap();
+    let docs = render_with(&file, &Options::new(Mode::Prod)).unwrap();
+    let modem = named(&docs, "Deployment", "smsflow-backend-modem");
+    assert_eq!(modem["spec"]["replicas"], 1);
+    assert_eq!(modem["spec"]["strategy"]["type"], "Recreate");
+    let scaled: Vec<&str> = of_kind(&docs, "ScaledObject")
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert!(!scaled.contains(&"smsflow-backend-modem"), "{scaled:?}");
+}
+
 #[test]
 fn a_tester_backend_runs_alone_and_is_never_autoscaled() {
     let dir = tempfile::tempdir().unwrap();
