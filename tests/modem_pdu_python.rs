@@ -373,7 +373,7 @@ fn smspdudecoder_reads_every_submit_as_sent() {
     let cases = submitted();
     for Written { name, hex, .. } in &cases {
         let ours = decode_submit(hex);
-        let theirs = answer("outgoing", &name);
+        let theirs = answer("outgoing", name);
         assert_eq!(theirs["recipient"], ours.destination, "{name}: recipient");
         assert_eq!(theirs["text"], text_of(&ours.user_data), "{name}: text");
         let concat = concat_json(ours.user_data.concat);
@@ -401,7 +401,7 @@ fn smspdudecoder_reads_delivers_as_decode_does() {
     let cases = delivers();
     for Written { name, hex, .. } in &cases {
         let ours = decode_deliver(hex);
-        let theirs = answer("incoming", &name);
+        let theirs = answer("incoming", name);
         // smspdudecoder ignores an alphanumeric address's semi-octet count
         // and reads its padding as one more septet ("Smsflow@"): research
         // note 18, §2. Numbers only.
