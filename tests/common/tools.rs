@@ -69,6 +69,10 @@ pub enum Tool {
     Hadolint,
     /// gammu, a real AT modem client (Debian package gammu).
     Gammu,
+    /// The venv's Python with python-gsmmodem-new and smspdudecoder (on
+    /// bitstring 4), two independent SMS PDU codecs
+    /// (tests/helpers/pdu_vectors.py).
+    PythonPdu,
 }
 
 impl Tool {
@@ -89,7 +93,8 @@ impl Tool {
             | Tool::PythonKafka
             | Tool::PythonAnalytics
             | Tool::Spark
-            | Tool::KubernetesValidate => "SMSFLOW_PYTHON",
+            | Tool::KubernetesValidate
+            | Tool::PythonPdu => "SMSFLOW_PYTHON",
         }
     }
 
@@ -122,6 +127,10 @@ impl Tool {
                 "a Python with kubernetes-validate and jsonschema (the venv scripts/tools.sh makes)"
                     .into()
             }
+            Tool::PythonPdu => {
+                "a Python with python-gsmmodem-new, and smspdudecoder on bitstring 4 (the venv scripts/tools.sh makes)"
+                    .into()
+            }
         }
     }
 
@@ -146,7 +155,8 @@ impl Tool {
             | Tool::PythonKafka
             | Tool::PythonAnalytics
             | Tool::Spark
-            | Tool::KubernetesValidate => vec![cache().join("venv/bin/python")],
+            | Tool::KubernetesValidate
+            | Tool::PythonPdu => vec![cache().join("venv/bin/python")],
         }
     }
 
@@ -162,6 +172,8 @@ impl Tool {
             Tool::PythonAnalytics => &["chdb", "duckdb", "pyarrow", "pandas", "fastavro"],
             Tool::Spark => &["pyspark"],
             Tool::KubernetesValidate => &["kubernetes_validate", "jsonschema", "yaml"],
+            // smspdudecoder fails to import on bitstring 5 (no BitStream).
+            Tool::PythonPdu => &["gsmmodem.pdu", "smspdudecoder.easy", "smspdudecoder.fields"],
             _ => &[],
         }
     }
