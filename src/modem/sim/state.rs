@@ -505,3 +505,98 @@ impl Modem {
 pub(super) fn now() -> DateTime<FixedOffset> {
     Utc::now().fixed_offset()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modem::sim::config::Fault;
+
+    /// Commands, then the bits that go around their arguments.
+    const PIECES: [&[u8]; 14] = [
+        b"AT+CMGS=",
+        b"AT+CMGR=",
+        b"AT+CMGD=",
+        b"AT+CMGL=",
+        b"AT+CPMS=",
+        b"AT+CNMI=",
+        b"AT+CPIN=",
+        b"AT+CSCA=",
+        b"\"",
+        b",",
+        b"\n",
+        b"=?",
+        b"?",
+        b"00",
+    ];
+
+    /// A line: maybe junk, a command, maybe a number and bits, maybe more
+    /// junk, usually `\r`; then maybe hex ended by Ctrl-Z, ESC or nothing.
+    fn line(rng: &mut fastrand::Rng) -> Vec<u8> {
+        let mut input = Vec::new();
+        let junk = |rng: &mut fastrand::Rng, input: &mut Vec<u8>| {
+            input.extend((0..rng.usize(0..4)).map(|_| rng.u8(..)));
+        };
+        if rng.u8(..4) == 0 {
+            junk(rng, &mut input);
+        }
+        input.extend_from_slice(PIECES[rng.usize(..8)]);
+        if rng.bool() {
+            input.extend_from_slice(rng.u16(..300).to_string().as_bytes());
+        }
+        for _ in 0..rng.usize(0..3) {
+            input.extend_from_slice(PIECES[rng.usize(8..PIECES.len())]);
+        }
+        if rng.u8(..4) == 0 {
+            junk(rng, &mut input);
+        }
+        if rng.u8(..8) != 0 {
+            input.push(b'\r');
+        }
+        if rng.bool() {
+            let hex = (0..rng.usize(0..400)).map(|_| b"0123456789ABCDEF"[rng.usize(..16)]);
+            input.extend(hex);
+            input.extend_from_slice([&b"\x1A"[..], b"\x1B", b""][rng.usize(..3)]);
+        }
+        input
+    }
+
+    #[test]
+    fn no_input_makes_it_panic() {
+        let faults = [
+            Fault::Garbage,
+            Fault::ResetMidSend,
+            Fault::StorageFull,
+            Fault::CmsOnNextSend(1),
+        ];
+        let config = SimConfig {
+            storage: 3,
+            ..SimConfig::default()
+        };
+        let mut modem = Modem::new(config);
+        let mut rng = fastrand::Rng::with_seed(18);
+        let now = tokio::time::Instant::now();
+        let mut sends = 0;
+        for round in 0..20_000 {
+            modem.feed(&line(&mut rng), now);
+            let reached = modem.transcript.iter().any(|l| l.ends_with("<Ctrl-Z>"));
+            sends += usize::from(reached);
+            modem.transcript.clear();
+            if round % 97 == 0 {
+                let _ = modem.receive(format!("{:X}", rng.u128(..)));
+                modem.fire(Timer::Reboot);
+                modem.fire(Timer::AckTimeout(rng.u64(..4)));
+            }
+            if round % 211 == 0 {
+                match faults[rng.usize(..faults.len())].clone() {
+                    Fault::Garbage => modem.garbage = true,
+                    Fault::ResetMidSend => modem.reset_mid_send = true,
+                    Fault::StorageFull => modem.fill_storage(),
+                    _ => modem.cms_next_send = Some(1),
+                }
+            }
+            modem.out.clear();
+            modem.timers.clear();
+        }
+        assert!(sends > 10, "the PDU path was reached {sends} times");
+    }
+}
