@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 use tokio::time::Instant;
 
+use super::codes;
 use super::config::{ReportMode, SentSms, SimConfig};
 use super::pdus;
 use super::storage::{Placed, Slot, Storage, READ, UNREAD};
@@ -310,25 +311,7 @@ impl Modem {
 
     /// The code, or with `AT+CMEE=2` its text where this modem knows it.
     fn error_text(&self, code: u16, cms: bool) -> String {
-        let text = match (cms, code) {
-            _ if self.cmee != 2 => None,
-            (false, 3) => Some("operation not allowed"),
-            (false, 10) => Some("SIM not inserted"),
-            (false, 11) => Some("SIM PIN required"),
-            (false, 12) => Some("SIM PUK required"),
-            (false, 16) => Some("incorrect password"),
-            (false, 30) => Some("no network service"),
-            (true, 304) => Some("invalid PDU mode parameter"),
-            (true, 311) => Some("SIM PIN required"),
-            (true, 316) => Some("SIM PUK required"),
-            (true, 321) => Some("invalid memory index"),
-            (true, 322) => Some("memory full"),
-            (true, 330) => Some("SMSC address unknown"),
-            (true, 331) => Some("no network service"),
-            (true, 340) => Some("no +CNMA acknowledgement expected"),
-            (true, 500) => Some("unknown error"),
-            _ => None,
-        };
+        let text = (self.cmee == 2).then(|| codes::text(code, cms)).flatten();
         text.map_or_else(|| code.to_string(), str::to_owned)
     }
 
