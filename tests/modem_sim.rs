@@ -13,6 +13,12 @@ use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use smsflow::modem::pdu::{decode, Pdu};
 use smsflow::modem::sim::{SimConfig, SimModem};
 
+/// One test at a time: the command test forks `smsflow`, and a child
+/// forked while the other test has a port open inherits that fd (serialport
+/// does not open it close-on-exec) and with it the port's `flock`, so the
+/// next open of that port would fail.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn open(link: &Path) -> tokio_serial::Result<SerialStream> {
     tokio_serial::new(link.to_string_lossy(), 115_200).open_native_async()
 }
@@ -39,6 +45,7 @@ async fn at(port: &mut SerialStream, command: &str) -> String {
 
 #[tokio::test]
 async fn a_client_opens_the_link_and_the_port_vanishes_and_reappears() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ttyModem");
     let sim = SimModem::new(SimConfig::default());
@@ -46,11 +53,27 @@ async fn a_client_opens_the_link_and_the_port_vanishes_and_reappears() {
     assert_eq!(std::fs::read_link(&link).unwrap(), pty.device().unwrap());
 
     // Open, talk, close, twice: the port outlives its clients.
-    for _ in 0..2 {
-        let mut port = open(&link).unwrap();
+    for round in 0..2 {
+        let mut port = open(&link).unwrap_or_else(|e| panic!("open {round}: {e}"));
         assert!(at(&mut port, "AT").await.ends_with("\r\nOK\r\n"));
         drop(port);
     }
+    // A client that leaves has the port moved to a fresh pty at the same
+    // path: a client's TIOCEXCL would otherwise keep the next one out.
+    // (The kernel may give the new pty the old one's number.)
+    let left = || {
+        sim.transcript()
+            .iter()
+            .any(|l| l.starts_with("-- client left"))
+    };
+    for _ in 0..250 {
+        if left() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(left(), "{:#?}", sim.transcript());
+    assert_eq!(std::fs::read_link(&link).ok(), pty.device());
     assert_eq!(sim.deliver("+15551234", "kept on the SIM"), [1]);
 
     // Unplugged: an open client reads the end; the path is gone.
@@ -96,6 +119,7 @@ async fn appeared(link: &Path) -> bool {
 #[tokio::test]
 async fn smsflow_modem_sim_takes_phones_on_stdin_and_prints_what_is_sent() {
     use tokio::io::{AsyncBufReadExt, BufReader};
+    let _alone = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("modem");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsflow"))

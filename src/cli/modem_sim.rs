@@ -39,7 +39,13 @@ pub async fn run(args: Args) -> std::io::Result<()> {
         args.link.display(),
         device.unwrap_or_default()
     );
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Made once, before the loop: a signal that came between two
+    // `ctrl_c()` futures would be lost.
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut interrupt, mut terminate) = (
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    );
     // A thread of its own rather than `tokio::io::stdin()`, whose blocking
     // read would hold up the runtime's shutdown until stdin closed.
     let (typed, mut lines) = tokio::sync::mpsc::channel::<String>(16);
@@ -56,7 +62,7 @@ pub async fn run(args: Args) -> std::io::Result<()> {
     let mut printed = 0;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             line = lines.recv(), if stdin_open => match line {
                 Some(line) => mo(&sim, &line),

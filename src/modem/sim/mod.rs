@@ -12,8 +12,10 @@
 //! Files: `config.rs` (configuration, faults, sent messages), `pdus.rs`
 //! (the DELIVER and STATUS-REPORT encoders), `storage.rs` (the SIM's
 //! slots), `state.rs` (the modem's state and output), `commands.rs` (the AT
-//! commands), `link.rs` (serving a connection, timers), `pty.rs` (the pty).
+//! commands), `codes.rs` (their error codes), `link.rs` (serving a
+//! connection, timers), `pty.rs` (the pty).
 
+mod codes;
 mod commands;
 mod config;
 mod link;

@@ -2,17 +2,22 @@
 //! pty's slave, as `/dev/ttyUSB0` would be a device): clients open it as a
 //! serial port. It can vanish (an unplugged USB modem) and reappear.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::JoinHandle;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::link::Shared;
@@ -26,15 +31,15 @@ pub struct PtyHandle {
     live: Option<Live>,
 }
 
-/// A pty being served.
+/// A pty being served. The slave side is not held open, so the modem sees
+/// a client leave (EIO); it then moves to a fresh pty at the same link, since
+/// a client's `TIOCEXCL` (gammu sets it and leaves it) outlives the client
+/// on a pty whose master stays open and would keep every later client out.
 #[derive(Debug)]
 struct Live {
     stop: CancellationToken,
     task: JoinHandle<io::Result<()>>,
-    /// Held open so that the master side never reads end-of-file (EIO)
-    /// while no client has the port open.
-    _slave: OwnedFd,
-    device: PathBuf,
+    device: Arc<Mutex<PathBuf>>,
 }
 
 impl PtyHandle {
@@ -54,10 +59,16 @@ impl PtyHandle {
         &self.link
     }
 
-    /// The pty's slave device (`/dev/pts/N`) the link points to; `None`
-    /// while the port has vanished.
-    pub fn device(&self) -> Option<&Path> {
-        self.live.as_ref().map(|live| live.device.as_path())
+    /// The pty's slave device (`/dev/pts/N`) the link points to now (it
+    /// changes when a client leaves); `None` while the port has vanished.
+    pub fn device(&self) -> Option<PathBuf> {
+        let live = self.live.as_ref()?;
+        Some(
+            live.device
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
     }
 
     /// The port disappears, as an unplugged USB modem: the pty is closed
@@ -66,7 +77,6 @@ impl PtyHandle {
         if let Some(live) = self.live.take() {
             live.stop.cancel();
             let _ = live.task.await;
-            drop(live._slave);
         }
         let _ = std::fs::remove_file(&self.link);
         self.shared.with(|m| m.log("-- port vanished".into()));
@@ -87,35 +97,55 @@ impl PtyHandle {
     }
 
     fn start(&self) -> io::Result<Live> {
-        let pair = nix::pty::openpty(None, None).map_err(io::Error::from)?;
-        let mut termios = tcgetattr(&pair.slave).map_err(io::Error::from)?;
-        cfmakeraw(&mut termios);
-        tcsetattr(&pair.slave, SetArg::TCSANOW, &termios).map_err(io::Error::from)?;
-        let device = nix::unistd::ttyname(&pair.slave).map_err(io::Error::from)?;
-        fcntl(&pair.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
-        match std::fs::symlink_metadata(&self.link) {
-            Ok(meta) if meta.is_dir() => {
-                let problem = format!("{} is a directory", self.link.display());
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, problem));
-            }
-            Ok(_) => std::fs::remove_file(&self.link)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        std::os::unix::fs::symlink(&device, &self.link)?;
-        // SAFETY: the `OwnedFd` is open and moves into the `AsyncFd`, which
-        // owns it (and nothing else closes or replaces it) until dropped.
-        let master = Master(unsafe { AsyncFd::register(pair.master) }?);
+        let (mut master, device) = new_pty(&self.link)?;
+        let device = Arc::new(Mutex::new(device));
         let stop = CancellationToken::new();
         let (shared, token) = (self.shared.clone(), stop.clone());
-        let task = tokio::spawn(async move { shared.serve(master, token).await });
-        Ok(Live {
-            stop,
-            task,
-            _slave: pair.slave,
-            device,
-        })
+        let (link, current) = (self.link.clone(), device.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                shared.serve(master, token.clone()).await?;
+                if token.is_cancelled() {
+                    return Ok(());
+                }
+                let (next, path) = new_pty(&link)?;
+                shared.with(|m| m.log(format!("-- client left; now at {}", path.display())));
+                *current.lock().unwrap_or_else(PoisonError::into_inner) = path;
+                master = next;
+            }
+        });
+        Ok(Live { stop, task, device })
     }
+}
+
+/// A raw pty, `link` pointing to its slave (replaced atomically, so a
+/// client never finds the path missing); its master and slave path.
+fn new_pty(link: &Path) -> io::Result<(Master, PathBuf)> {
+    let pair = nix::pty::openpty(None, None).map_err(io::Error::from)?;
+    let mut termios = tcgetattr(&pair.slave).map_err(io::Error::from)?;
+    cfmakeraw(&mut termios);
+    tcsetattr(&pair.slave, SetArg::TCSANOW, &termios).map_err(io::Error::from)?;
+    let device = nix::unistd::ttyname(&pair.slave).map_err(io::Error::from)?;
+    drop(pair.slave);
+    fcntl(&pair.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
+    if std::fs::symlink_metadata(link).is_ok_and(|meta| meta.is_dir()) {
+        let problem = format!("{} is a directory", link.display());
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, problem));
+    }
+    let name = link.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = link.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    std::os::unix::fs::symlink(&device, &temporary)?;
+    std::fs::rename(&temporary, link)?;
+    // SAFETY: the `OwnedFd` is open and moves into the `AsyncFd`, which
+    // owns it (and nothing else closes or replaces it) until dropped.
+    let fd = unsafe { AsyncFd::register(pair.master) }?;
+    let master = Master {
+        fd,
+        nap: None,
+        connected: false,
+    };
+    Ok((master, device))
 }
 
 impl Drop for PtyHandle {
@@ -127,32 +157,48 @@ impl Drop for PtyHandle {
     }
 }
 
-/// The pty's master side as a tokio stream.
-struct Master(AsyncFd<OwnedFd>);
-
-/// The master reads EIO once no slave is open: that is end-of-file.
-fn eof_on_eio<T: Default>(result: nix::Result<T>) -> io::Result<T> {
-    match result {
-        Ok(value) => Ok(value),
-        Err(nix::errno::Errno::EIO) => Ok(T::default()),
-        Err(e) => Err(e.into()),
-    }
+/// The pty's master side as a tokio stream. While no client has the slave
+/// open, reads fail with EIO (and the fd polls as hung up): before any
+/// client spoke, the modem naps and listens again, as a modem waits for a
+/// cable; once one has, that is the end of the stream. What it writes with
+/// nobody there is lost, as on a cable nobody listens to.
+struct Master {
+    fd: AsyncFd<OwnedFd>,
+    nap: Option<Pin<Box<Sleep>>>,
+    /// A client has written something.
+    connected: bool,
 }
+
+/// How often a modem with nobody connected looks for a client.
+const NAP: Duration = Duration::from_millis(20);
 
 impl AsyncRead for Master {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         loop {
-            let mut guard = ready!(self.0.poll_read_ready(cx))?;
+            if let Some(nap) = self.nap.as_mut() {
+                ready!(nap.as_mut().poll(cx));
+                self.nap = None;
+            }
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            let read = guard.try_io(|fd| eof_on_eio(nix::unistd::read(fd.get_ref(), unfilled)));
+            let read = guard.try_io(|fd| match nix::unistd::read(fd.get_ref(), unfilled) {
+                Err(Errno::EIO) => Ok(None),
+                other => other.map(Some).map_err(io::Error::from),
+            });
             match read {
-                Ok(Ok(n)) => {
+                Ok(Ok(Some(n))) => {
                     buf.advance(n);
+                    self.connected = true;
                     return Poll::Ready(Ok(()));
+                }
+                Ok(Ok(None)) if self.connected => return Poll::Ready(Ok(())),
+                Ok(Ok(None)) => {
+                    guard.clear_ready();
+                    self.nap = Some(Box::pin(tokio::time::sleep(NAP)));
                 }
                 Ok(Err(e)) => return Poll::Ready(Err(e)),
                 Err(_would_block) => continue,
@@ -168,9 +214,10 @@ impl AsyncWrite for Master {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            let mut guard = ready!(self.0.poll_write_ready(cx))?;
-            let written = guard.try_io(|fd| {
-                nix::unistd::write(fd.get_ref().as_fd(), buf).map_err(io::Error::from)
+            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
+            let written = guard.try_io(|fd| match nix::unistd::write(fd.get_ref().as_fd(), buf) {
+                Err(Errno::EIO) => Ok(buf.len()),
+                other => other.map_err(io::Error::from),
             });
             match written {
                 Ok(result) => return Poll::Ready(result),

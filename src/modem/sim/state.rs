@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 use tokio::time::Instant;
 
+use super::codes;
 use super::config::{ReportMode, SentSms, SimConfig};
 use super::pdus;
 use super::storage::{Placed, Slot, Storage, READ, UNREAD};
@@ -310,25 +311,7 @@ impl Modem {
 
     /// The code, or with `AT+CMEE=2` its text where this modem knows it.
     fn error_text(&self, code: u16, cms: bool) -> String {
-        let text = match (cms, code) {
-            _ if self.cmee != 2 => None,
-            (false, 3) => Some("operation not allowed"),
-            (false, 10) => Some("SIM not inserted"),
-            (false, 11) => Some("SIM PIN required"),
-            (false, 12) => Some("SIM PUK required"),
-            (false, 16) => Some("incorrect password"),
-            (false, 30) => Some("no network service"),
-            (true, 304) => Some("invalid PDU mode parameter"),
-            (true, 311) => Some("SIM PIN required"),
-            (true, 316) => Some("SIM PUK required"),
-            (true, 321) => Some("invalid memory index"),
-            (true, 322) => Some("memory full"),
-            (true, 330) => Some("SMSC address unknown"),
-            (true, 331) => Some("no network service"),
-            (true, 340) => Some("no +CNMA acknowledgement expected"),
-            (true, 500) => Some("unknown error"),
-            _ => None,
-        };
+        let text = (self.cmee == 2).then(|| codes::text(code, cms)).flatten();
         text.map_or_else(|| code.to_string(), str::to_owned)
     }
 
@@ -504,4 +487,99 @@ impl Modem {
 /// The service centre's clock: UTC.
 pub(super) fn now() -> DateTime<FixedOffset> {
     Utc::now().fixed_offset()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modem::sim::config::Fault;
+
+    /// Commands, then the bits that go around their arguments.
+    const PIECES: [&[u8]; 14] = [
+        b"AT+CMGS=",
+        b"AT+CMGR=",
+        b"AT+CMGD=",
+        b"AT+CMGL=",
+        b"AT+CPMS=",
+        b"AT+CNMI=",
+        b"AT+CPIN=",
+        b"AT+CSCA=",
+        b"\"",
+        b",",
+        b"\n",
+        b"=?",
+        b"?",
+        b"00",
+    ];
+
+    /// A line: maybe junk, a command, maybe a number and bits, maybe more
+    /// junk, usually `\r`; then maybe hex ended by Ctrl-Z, ESC or nothing.
+    fn line(rng: &mut fastrand::Rng) -> Vec<u8> {
+        let mut input = Vec::new();
+        let junk = |rng: &mut fastrand::Rng, input: &mut Vec<u8>| {
+            input.extend((0..rng.usize(0..4)).map(|_| rng.u8(..)));
+        };
+        if rng.u8(..4) == 0 {
+            junk(rng, &mut input);
+        }
+        input.extend_from_slice(PIECES[rng.usize(..8)]);
+        if rng.bool() {
+            input.extend_from_slice(rng.u16(..300).to_string().as_bytes());
+        }
+        for _ in 0..rng.usize(0..3) {
+            input.extend_from_slice(PIECES[rng.usize(8..PIECES.len())]);
+        }
+        if rng.u8(..4) == 0 {
+            junk(rng, &mut input);
+        }
+        if rng.u8(..8) != 0 {
+            input.push(b'\r');
+        }
+        if rng.bool() {
+            let hex = (0..rng.usize(0..400)).map(|_| b"0123456789ABCDEF"[rng.usize(..16)]);
+            input.extend(hex);
+            input.extend_from_slice([&b"\x1A"[..], b"\x1B", b""][rng.usize(..3)]);
+        }
+        input
+    }
+
+    #[test]
+    fn no_input_makes_it_panic() {
+        let faults = [
+            Fault::Garbage,
+            Fault::ResetMidSend,
+            Fault::StorageFull,
+            Fault::CmsOnNextSend(1),
+        ];
+        let config = SimConfig {
+            storage: 3,
+            ..SimConfig::default()
+        };
+        let mut modem = Modem::new(config);
+        let mut rng = fastrand::Rng::with_seed(18);
+        let now = tokio::time::Instant::now();
+        let mut sends = 0;
+        for round in 0..20_000 {
+            modem.feed(&line(&mut rng), now);
+            let reached = modem.transcript.iter().any(|l| l.ends_with("<Ctrl-Z>"));
+            sends += usize::from(reached);
+            modem.transcript.clear();
+            if round % 97 == 0 {
+                let _ = modem.receive(format!("{:X}", rng.u128(..)));
+                modem.fire(Timer::Reboot);
+                modem.fire(Timer::AckTimeout(rng.u64(..4)));
+            }
+            if round % 211 == 0 {
+                match faults[rng.usize(..faults.len())].clone() {
+                    Fault::Garbage => modem.garbage = true,
+                    Fault::ResetMidSend => modem.reset_mid_send = true,
+                    Fault::StorageFull => modem.fill_storage(),
+                    _ => modem.cms_next_send = Some(1),
+                }
+            }
+            modem.out.clear();
+            modem.timers.clear();
+        }
+        assert!(sends > 10, "the PDU path was reached {sends} times");
+    }
 }
