@@ -93,6 +93,9 @@ pub enum Fault {
     ResetMidSend,
     /// No answer (not even an echo) to anything for this long.
     Silent(Duration),
+    /// The next command starting with this (`AT+CMGD`) is neither carried
+    /// out nor answered: the modem hangs on it (later commands are heard).
+    HangOn(String),
     /// Random bytes that are not UTF-8 and a cut-off `+CMT` line before the
     /// next response.
     Garbage,

@@ -147,6 +147,7 @@ impl SimModem {
                 Fault::StorageFull => m.fill_storage(),
                 Fault::ResetMidSend => m.reset_mid_send = true,
                 Fault::Silent(duration) => m.silent_until = Some(now + duration),
+                Fault::HangOn(prefix) => m.hang_on = Some(prefix),
                 Fault::Garbage => m.garbage = true,
                 Fault::Urc(line) => m.urc = Some(line),
             }

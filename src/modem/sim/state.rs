@@ -120,6 +120,7 @@ pub(super) struct Modem {
     pub cms_next_send: Option<u16>,
     pub reset_mid_send: bool,
     pub silent_until: Option<Instant>,
+    pub hang_on: Option<String>,
     pub garbage: bool,
     pub urc: Option<String>,
     // What was done, for tests.
@@ -154,6 +155,7 @@ impl Modem {
             cms_next_send: None,
             reset_mid_send: false,
             silent_until: None,
+            hang_on: None,
             garbage: false,
             urc: None,
             sent: Vec::new(),
@@ -260,6 +262,11 @@ impl Modem {
             return;
         }
         self.log(format!(">> {shown}"));
+        let prefix = self.hang_on.as_deref().map(str::to_ascii_uppercase);
+        if prefix.is_some_and(|p| text.trim().to_ascii_uppercase().starts_with(&p)) {
+            self.hang_on = None;
+            return self.log("-- hung: not carried out, no answer".into());
+        }
         if self.echo {
             self.out.extend_from_slice(line);
             self.out.push(b'\r');

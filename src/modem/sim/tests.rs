@@ -515,6 +515,22 @@ async fn a_silent_modem_hears_nothing_for_a_while() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_modem_hung_on_a_command_does_not_carry_it_out() {
+    let (sim, mut host) = sim(SimConfig::default());
+    host.quiet_setup(&[]).await;
+    let index = sim.deliver("+15551234", "kept")[0];
+    sim.inject(Fault::HangOn("at+cmgd".into()));
+    host.write(format!("AT+CMGD={index}\r").as_bytes()).await;
+    assert_eq!(host.quiet(Duration::from_secs(3)).await, "");
+    assert_eq!(sim.stored().len(), 1, "not deleted");
+    assert_eq!(
+        host.at("AT").await,
+        "\r\nOK\r\n",
+        "later commands are heard"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn garbage_and_a_cut_line_before_the_next_answer() {
     let (sim, mut host) = sim(SimConfig::default());
     host.quiet_setup(&[]).await;
