@@ -440,3 +440,56 @@ async fn a_message_missing_a_part_is_delivered_after_the_timeout() {
     assert_eq!(got, vec![body[..148].to_owned()], "{}", rig.transcript());
     rig.stop().await;
 }
+
+/// The network is lost: `/readyz` says so (the sweep reads `AT+CREG?`), a
+/// message a phone sent meanwhile is kept, and once the modem is registered
+/// again it is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_network_is_not_ready_and_loses_nothing() {
+    let rig = Rig::start("modem-network", SimConfig::default(), "").await;
+    rig.until_readyz(200).await;
+    rig.sim.inject(Fault::NoNetwork);
+    // Lost at a sweep; then the init waits for the network, not ready.
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, why) = rig.readyz().await;
+        if status == 503 && why.contains("not registered") {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{status} {why}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rig.sim
+        .deliver("+15552012", "echo when the network is back");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(phone::received(&rig.sim, "+15552012").is_empty());
+    rig.sim.set_registered(true);
+    let got = phone::wait_for(&rig.sim, "+15552012", 1, WAIT).await;
+    assert_eq!(
+        got,
+        vec!["when the network is back"],
+        "{}",
+        rig.transcript()
+    );
+    rig.until_readyz(200).await;
+    rig.stop().await;
+}
+
+/// `+CMS ERROR: 330` (SMSC address unknown) is the modem's, not the
+/// message's: the modem is set up again and the message tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smsc_error_sets_the_modem_up_again_and_the_message_goes() {
+    let rig = Rig::start("modem-smsc", SimConfig::default(), "").await;
+    rig.until_readyz(200).await;
+    rig.sim.inject(Fault::CmsOnNextSend(330));
+    let got = rig.say("+15552013", "echo via the smsc", 1).await;
+    assert_eq!(got, vec!["via the smsc"], "{}", rig.transcript());
+    let inits = rig
+        .sim
+        .transcript()
+        .iter()
+        .filter(|l| l.contains("AT+CSCA?"))
+        .count();
+    assert!(inits >= 2, "set up again: {}", rig.transcript());
+    rig.stop().await;
+}

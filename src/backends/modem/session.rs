@@ -40,6 +40,9 @@ pub struct Parts {
     pub producer: Producer,
 }
 
+/// The command named by the error of a registration lost between two inits.
+const LOST_NETWORK: &str = "AT+CREG?";
+
 /// The storage index given to a message the modem routed (`+CMT`) rather
 /// than stored: nothing to delete.
 const ROUTED: u32 = u32::MAX;
@@ -155,6 +158,16 @@ impl State {
         for whole in self.inbox.expired(self.multipart_timeout) {
             tracing::warn!(backend = %self.name, from = %whole.originator, came = ?whole.incomplete, "parts of a long message never came: delivered incomplete");
             self.store(modem, whole).await?;
+        }
+        if !matches!(registration, 1 | 5) {
+            // Not ready until the init finds it registered again.
+            return Err(AtError::Protocol {
+                command: LOST_NETWORK.into(),
+                message: format!(
+                    "the network was lost ({registration}: {})",
+                    crate::modem::device::registration(registration)
+                ),
+            });
         }
         Ok(())
     }
@@ -410,11 +423,13 @@ impl State {
 }
 
 /// An answer that says the modem is no longer as it was set up: it did
-/// not answer (hung, or rebooting), or it asks for its SIM's PIN again
-/// (it was reset). The port is opened again and the init run again.
+/// not answer (hung, or rebooting), it asks for its SIM's PIN again (it
+/// was reset), or it lost the network. The port is opened again and the
+/// init run again (which waits, not ready, until it is registered).
 fn set_up_again(e: &AtError) -> bool {
     match e {
         AtError::Timeout { .. } => true,
+        AtError::Protocol { command, .. } => command == LOST_NETWORK,
         AtError::Cms { code, .. } => cms_verdict(*code) == Verdict::Modem,
         AtError::Cme { code, .. } => (10..=18).contains(code),
         _ => false,
