@@ -262,7 +262,11 @@ impl Source {
 /// Write `record` and wait until the bus stored it, at most `timeout`. Past
 /// the timeout the bus may still store it later: the provider's retry then
 /// brings a repeat (dropped within the dedupe window), never a loss.
-async fn store(producer: &Producer, record: Produce, timeout: Duration) -> Result<(), SourceError> {
+pub(crate) async fn store(
+    producer: &Producer,
+    record: Produce,
+    timeout: Duration,
+) -> Result<(), SourceError> {
     tokio::time::timeout(timeout, producer.send_and_wait(record))
         .await
         .map_err(|_| {

@@ -293,7 +293,8 @@ impl State {
                     ..Entry::sending(&whole.originator)
                 };
                 let note = log.record(&id, entry);
-                if let Err(e) = store_note(&self.parts.producer, note).await {
+                let wait = Duration::from_secs(10);
+                if let Err(e) = crate::backends::store(&self.parts.producer, note, wait).await {
                     // Stored; only a restart before the delete would store it again.
                     tracing::warn!(backend = %self.name, %id, error = %e, "cannot note the stored message in the sent-log");
                 }
@@ -451,16 +452,4 @@ async fn delete<P: AsyncRead + AsyncWrite + Unpin>(
         modem.delete(index).await?;
     }
     Ok(())
-}
-
-async fn store_note(
-    producer: &Producer,
-    note: crate::bus::Produce,
-) -> Result<(), crate::bus::BusError> {
-    tokio::time::timeout(Duration::from_secs(10), producer.send_and_wait(note))
-        .await
-        .map_err(|_| crate::bus::BusError::Kafka {
-            message: "not stored within 10 s".into(),
-            retryable: true,
-        })?
 }
