@@ -47,8 +47,8 @@ use smsflow::bus::{AckGroup, Bus, Produce, Record, TopicSpec};
 use smsflow::config::{self, Pipeline};
 use smsflow::message::{
     AudienceChunk, AudienceRow, Connection, Contact, DeliveryEvent, DeliveryStatus, Direction,
-    Encoding, InboundMessage, LogEntry, OutboundMessage, RoutedMessage, Stats, StatsDimension,
-    StatsWindow,
+    Encoding, InboundMessage, InboundView, LogEntry, OutboundMessage, RoutedMessage, Stats,
+    StatsDimension, StatsWindow,
 };
 use smsflow::router::{RouteTable, RouterIn};
 use smsflow::schema::{self, Codec};
@@ -236,7 +236,18 @@ fn codec(c: &mut Criterion) {
     out.segments = 1;
     let mut event = DeliveryEvent::now(&out, DeliveryStatus::Delivered);
     event.provider_id = Some("SMd2f1a9c3b8e74f60".into());
-    codec_pair(c, "inbound", schema::inbound(), msg);
+    codec_pair(c, "inbound", schema::inbound(), msg.clone());
+    // The router's decode: its strings borrowed from the record.
+    let bytes = schema::inbound().encode(&msg).unwrap();
+    c.benchmark_group("codec")
+        .throughput(Throughput::Elements(1))
+        .bench_function("decode_view/inbound", |b| {
+            b.iter(|| {
+                schema::inbound()
+                    .decode_view::<InboundView>(black_box(&bytes))
+                    .unwrap()
+            })
+        });
     codec_pair(c, "routed", schema::routed(), routed);
     codec_pair(c, "outbound", schema::outbound(), out.clone());
     codec_pair(c, "event", schema::event(), event);
@@ -356,7 +367,8 @@ fn route(c: &mut Criterion) {
     let mut g = c.benchmark_group("route");
     g.throughput(Throughput::Elements(1));
     for (name, text, app) in router_cases() {
-        let msg = inbound(&text);
+        let owned = inbound(&text);
+        let msg = owned.view();
         let found = table.first_match(&msg).map(|(r, _)| r.app.to_string());
         assert_eq!(found.unwrap_or_else(|| "default".into()), app, "{text:?}");
         g.bench_function(name, |b| {

@@ -22,12 +22,12 @@ use tracing::error;
 
 use super::index::Fnv;
 use super::outbound::RouterOut;
-use super::routes::{Matched, RouteTable};
+use super::routes::{Captures, Matched, RouteTable};
 use crate::apps::{runner::replies, App, Services};
 use crate::bus::{Produce, Record};
 use crate::config::Pipeline;
 use crate::message::{
-    derived_id, Connection, Contact, Fields, InboundMessage, OutboundMessage, RoutedMessage,
+    derived_id, Contact, InboundMessage, InboundView, OutboundMessage, RoutedMessage,
 };
 use crate::metrics::metrics;
 use crate::schema;
@@ -43,7 +43,8 @@ pub struct RouterIn {
     blocked: HashSet<String>,
     /// Each app's topic; FNV, as the route index, for a lookup per message.
     app_topics: HashMap<Arc<str>, Arc<str>, BuildHasherDefault<Fnv>>,
-    backends: HashSet<String>,
+    /// The pipeline's backends; FNV, as the route index.
+    backends: HashSet<Box<str>, BuildHasherDefault<Fnv>>,
     chain: Option<Chain>,
     services: Services,
     /// Where replies go (the filter's own answers, unchained).
@@ -215,7 +216,7 @@ impl RouterIn {
                     )
                 })
                 .collect(),
-            backends: p.backends.iter().map(|b| b.name().to_owned()).collect(),
+            backends: p.backends.iter().map(|b| b.name().into()).collect(),
             chain: None,
         }
     }
@@ -230,7 +231,7 @@ impl RouterIn {
     /// keyword, answered here (it goes to no app).
     fn opt_out(
         &self,
-        msg: &InboundMessage,
+        msg: &InboundView,
         contact: Option<&Contact>,
         record: &Record,
         out: &mut Vec<Produce>,
@@ -238,14 +239,14 @@ impl RouterIn {
         let Some((keywords, optouts)) = &self.optout else {
             return Ok(false);
         };
-        let Some(request) = keywords.request(&msg.text) else {
+        let Some(request) = keywords.request(msg.text) else {
             return Ok(false);
         };
-        let identity = &msg.connection.identity;
-        let backend = &msg.connection.backend;
+        let identity = msg.connection.identity;
+        let backend = msg.connection.backend;
         match request {
-            Request::Stop => out.push(optouts.record(identity, true, &msg.text, backend)),
-            Request::Start => out.push(optouts.record(identity, false, &msg.text, backend)),
+            Request::Stop => out.push(optouts.record(identity, true, msg.text, backend)),
+            Request::Start => out.push(optouts.record(identity, false, msg.text, backend)),
             Request::Help => {}
         }
         let texts = &self.services.texts;
@@ -255,8 +256,8 @@ impl RouterIn {
             keywords.reply(request),
             &[],
         );
-        let mut reply = OutboundMessage::reply_to(msg, text);
-        reply.id = derived_id(&msg.id, "optout", 0);
+        let mut reply = OutboundMessage::reply_to(&msg.to_message(), text);
+        reply.id = derived_id(msg.id, "optout", 0);
         reply.app = Some("optout".to_owned());
         reply
             .fields
@@ -286,7 +287,7 @@ impl RouterIn {
     fn deliver(
         &self,
         record: &Record,
-        msg: &InboundMessage,
+        msg: &InboundView,
         routing: &Routing,
         app: &Arc<str>,
         out: &mut Vec<Produce>,
@@ -296,7 +297,7 @@ impl RouterIn {
             .as_ref()
             .and_then(|c| Some((c, c.apps.get(app)?)))
         {
-            let routed = routing.to_routed(msg.clone());
+            let routed = routing.to_routed(msg.to_message());
             return chain.run(chained, &routed, &self.services, record, out);
         }
         // Validation guarantees every routed app has a topic.
@@ -313,8 +314,8 @@ impl RouterIn {
             })?;
         // Keyed by its connection, as the inbound record mostly is already.
         let key = match &record.key {
-            Some(key) if is_key(&msg.connection, key) => key.clone(),
-            _ => Bytes::from(msg.connection.key()),
+            Some(key) if msg.connection.is_key(key) => key.clone(),
+            _ => Bytes::from(msg.connection.to_connection().key()),
         };
         out.push(Produce::new(topic, key, payload));
         Ok(())
@@ -328,27 +329,18 @@ impl RouterIn {
     }
 }
 
-/// Whether `key` is `connection`'s Kafka key (without making that string).
-fn is_key(connection: &Connection, key: &[u8]) -> bool {
-    let (b, i) = (
-        connection.backend.as_bytes(),
-        connection.identity.as_bytes(),
-    );
-    key.len() == b.len() + 1 + i.len()
-        && key.starts_with(b)
-        && key[b.len()] == b':'
-        && key.ends_with(i)
-}
-
 /// Content checks a decodable record must pass.
-pub fn check_inbound(msg: &InboundMessage, backends: &HashSet<String>) -> Result<(), HandleError> {
+fn check_inbound(
+    msg: &InboundView,
+    backends: &HashSet<Box<str>, BuildHasherDefault<Fnv>>,
+) -> Result<(), HandleError> {
     if msg.connection.identity.trim().is_empty() {
         return Err(HandleError::input(
             "invalid",
             "empty identity in connection",
         ));
     }
-    if !backends.contains(&msg.connection.backend) {
+    if !backends.contains(msg.connection.backend) {
         return Err(HandleError::input(
             "invalid",
             format!(
@@ -362,16 +354,25 @@ pub fn check_inbound(msg: &InboundMessage, backends: &HashSet<String>) -> Result
 
 impl Handler for RouterIn {
     async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
-        let msg = decode(schema::inbound(), record)?;
+        // Borrowed from the record, unless an earlier schema version wrote it.
+        let owned: InboundMessage;
+        let msg = match schema::inbound().decode_view::<InboundView>(&record.payload) {
+            Ok(Some(view)) => view,
+            Ok(None) => {
+                owned = decode(schema::inbound(), record)?;
+                owned.view()
+            }
+            Err(e) => return Err(HandleError::input("decode", e.to_string())),
+        };
         check_inbound(&msg, &self.backends)?;
 
         // filter: a filtered message goes nowhere, not even to taps.
-        if self.blocked.contains(&msg.connection.identity) {
+        if self.blocked.contains(msg.connection.identity) {
             self.drop("blocked");
             return Ok(());
         }
         // parse: who sent it; the log sees every message that was not blocked.
-        let contact = self.services.contacts.by_connection(&msg.connection);
+        let contact = self.services.contacts.by_view(msg.connection);
         if let Some(log) = &self.log {
             let entry = messagelog::inbound(&msg, contact.as_ref());
             out.push(encode(schema::log(), log, &entry.connection, &entry)?);
@@ -395,7 +396,7 @@ impl Handler for RouterIn {
                 let routing = Routing {
                     app,
                     route,
-                    rest: matched.rest.as_deref(),
+                    rest: matched.rest,
                     captures: &matched.captures,
                     contact: contact.as_ref(),
                 };
@@ -404,7 +405,7 @@ impl Handler for RouterIn {
             None => self.drop("unrouted"),
         }
         // taps see everything that passed the filters, once each.
-        let no_captures = Fields::new();
+        let no_captures = Captures::default();
         for tap in &self.table.taps {
             if handled_by != Some(tap) {
                 let routing = Routing {
@@ -418,27 +419,5 @@ impl Handler for RouterIn {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_is_recognised_only_when_it_is_the_connections() {
-        let c = Connection::new("kannel", "+2567");
-        assert!(is_key(&c, c.key().as_bytes()));
-        for other in [
-            "kannel:+25678",
-            "kannel+2567",
-            "kannel;+2567",
-            "kanne:+2567",
-            "",
-            ":",
-        ] {
-            assert!(!is_key(&c, other.as_bytes()), "{other}");
-        }
-        assert!(is_key(&Connection::new("", ""), b":"));
     }
 }

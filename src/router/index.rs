@@ -8,8 +8,8 @@ use regex::{RegexSet, RegexSetBuilder};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 use super::rule::Rule;
-use crate::message::{Fields, InboundMessage};
-use crate::sms::keyword::{literal_alternatives, Matched, TextRule};
+use crate::message::InboundView;
+use crate::sms::keyword::{literal_alternatives, Captures, Matched, TextRule};
 
 /// Whether `c` ends a keyword: `[\s,;:]` in [`keyword_regex`] (Rust's
 /// `char::is_whitespace` is Unicode `White_Space`, as the regex's `\s`).
@@ -26,9 +26,9 @@ fn first_word(text: &str) -> (&str, &str) {
 }
 
 /// A keyword's `rest`: what follows the separators after the keyword.
-fn rest_after(after: &str) -> Option<String> {
+fn rest_after(after: &str) -> Option<&str> {
     let rest = after.trim_start_matches(is_separator);
-    (!rest.is_empty()).then(|| rest.to_owned())
+    (!rest.is_empty()).then_some(rest)
 }
 
 /// Longest keyword word the [`Index`] holds, in bytes (longer ones go through
@@ -316,9 +316,9 @@ impl Index {
     pub(super) fn first_match<'r>(
         &self,
         rules: &'r [Rule],
-        msg: &InboundMessage,
-    ) -> Option<(&'r Rule, Matched)> {
-        let text = msg.text.as_str();
+        msg: &InboundView<'r>,
+    ) -> Option<(&'r Rule, Matched<'r>)> {
+        let text = msg.text;
         let (word, after) = first_word(text);
         let mut buf = [0; MAX_WORD];
         let by_word = fold_word(word, &mut buf)
@@ -334,7 +334,7 @@ impl Index {
                     i,
                     Matched {
                         rest,
-                        captures: Fields::new(),
+                        captures: Captures::default(),
                     },
                 )
             });

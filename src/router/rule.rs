@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::message::InboundMessage;
+use crate::message::InboundView;
 use crate::sms::keyword::{literal_alternatives, Matched, TextRule};
 
 /// One compiled route.
@@ -18,15 +18,15 @@ pub struct Rule {
 
 impl Rule {
     /// Whether the message satisfies every condition, and what it extracted.
-    pub fn matches(&self, msg: &InboundMessage) -> Option<Matched> {
+    pub fn matches<'a>(&'a self, msg: &InboundView<'a>) -> Option<Matched<'a>> {
         if !self.conditions_hold(msg) {
             return None;
         }
-        self.text.matches(&msg.text)
+        self.text.matches(msg.text)
     }
 
     /// Whether the backend and prefix conditions hold (the text aside).
-    pub(super) fn conditions_hold(&self, msg: &InboundMessage) -> bool {
+    pub(super) fn conditions_hold(&self, msg: &InboundView) -> bool {
         self.backend
             .as_ref()
             .is_none_or(|b| *b == msg.connection.backend)

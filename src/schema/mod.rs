@@ -32,7 +32,7 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::message::{
     AudienceChunk, Campaign, Contact, DeliveryEvent, InboundMessage, LogEntry, OutboundMessage,
@@ -120,61 +120,78 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
     /// using the same schema or one of its earlier versions, in
     /// single-object or Confluent framing.
     pub fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
-        let invalid = |e: apache_avro::Error| DecodeError::Invalid {
-            schema: self.name,
-            reason: e.to_string(),
-        };
-        let (datum, older) = match bytes.get(..10) {
-            Some(header) if header == self.header => (&bytes[10..], None),
-            _ => {
-                let (known, datum) = split(bytes)?;
-                if known.fingerprint == self.header[2..] {
-                    (datum, None)
-                } else if let Some((_, older)) =
-                    self.older.iter().find(|(fp, _)| *fp == known.fingerprint)
-                {
-                    (datum, Some(older))
-                } else {
-                    return Err(DecodeError::OtherSchema {
-                        schema: self.name,
-                        found: format!("{} ({})", framing::hex(&known.fingerprint), known.file),
-                        expected: framing::hex(&self.header[2..10]),
-                    });
-                }
-            }
-        };
-        let (value, left) = match older {
-            // Today's schema: straight into the type.
-            None => {
-                let mut config = serde_avro_fast::de::DeserializerConfig::new(&self.fast);
-                // Every item of the schemas' arrays and maps takes a byte
-                // at least: a longer count is a broken record, refused
-                // before it is looped over.
-                config.max_seq_size = datum.len();
-                let mut state = serde_avro_fast::de::DeserializerState::with_config(
-                    serde_avro_fast::de::read::SliceRead::new(datum),
-                    config,
-                );
-                let value =
-                    T::deserialize(state.deserializer()).map_err(|e| DecodeError::Invalid {
-                        schema: self.name,
-                        reason: e.to_string(),
-                    })?;
-                let left =
-                    std::io::BufRead::fill_buf(&mut state.into_reader()).map_or(0, <[u8]>::len);
-                (value, left)
-            }
+        match self.locate(bytes)? {
+            (datum, None) => self.read_today(datum),
             // An earlier version: resolved into today's schema first (the
             // fields added since take their defaults). apache-avro resolves
             // only through its `Value`, so this path is slower.
-            Some(older) => {
+            (datum, Some(older)) => {
+                let invalid = |e: apache_avro::Error| DecodeError::Invalid {
+                    schema: self.name,
+                    reason: e.to_string(),
+                };
                 let mut cursor = Cursor::new(datum);
                 let value =
                     apache_avro::from_value(&older.read_value(&mut cursor).map_err(invalid)?)
                         .map_err(invalid)?;
-                (value, datum.len() - cursor.position() as usize)
+                left_over(self.name, datum.len() - cursor.position() as usize)?;
+                Ok(value)
             }
-        };
+        }
+    }
+
+    /// Decode into `V`, a view of `T` that borrows its strings from
+    /// `bytes` (such as [`crate::message::InboundView`]), when the record
+    /// was written with today's schema. `Ok(None)` when an earlier version
+    /// wrote it: [`Codec::decode`] resolves those.
+    pub fn decode_view<'a, V: Deserialize<'a>>(
+        &self,
+        bytes: &'a [u8],
+    ) -> Result<Option<V>, DecodeError> {
+        match self.locate(bytes)? {
+            (datum, None) => self.read_today(datum).map(Some),
+            (_, Some(_)) => Ok(None),
+        }
+    }
+
+    /// The datum in `bytes`, and the reader of the earlier version that
+    /// wrote it (`None`: today's schema).
+    fn locate<'a>(
+        &self,
+        bytes: &'a [u8],
+    ) -> Result<(&'a [u8], Option<&GenericDatumReader<'static>>), DecodeError> {
+        if let Some(datum) = bytes.strip_prefix(&self.header) {
+            return Ok((datum, None));
+        }
+        let (known, datum) = split(bytes)?;
+        if known.fingerprint == self.header[2..] {
+            return Ok((datum, None));
+        }
+        match self.older.iter().find(|(fp, _)| *fp == known.fingerprint) {
+            Some((_, older)) => Ok((datum, Some(older))),
+            None => Err(DecodeError::OtherSchema {
+                schema: self.name,
+                found: format!("{} ({})", framing::hex(&known.fingerprint), known.file),
+                expected: framing::hex(&self.header[2..10]),
+            }),
+        }
+    }
+
+    /// `datum`, written with today's schema, straight into `V`.
+    fn read_today<'a, V: Deserialize<'a>>(&self, datum: &'a [u8]) -> Result<V, DecodeError> {
+        let mut config = serde_avro_fast::de::DeserializerConfig::new(&self.fast);
+        // Every item of the schemas' arrays and maps takes a byte at least:
+        // a longer count is a broken record, refused before it is looped over.
+        config.max_seq_size = datum.len();
+        let mut state = serde_avro_fast::de::DeserializerState::with_config(
+            serde_avro_fast::de::read::SliceRead::new(datum),
+            config,
+        );
+        let value = V::deserialize(state.deserializer()).map_err(|e| DecodeError::Invalid {
+            schema: self.name,
+            reason: e.to_string(),
+        })?;
+        let left = std::io::BufRead::fill_buf(&mut state.into_reader()).map_or(0, <[u8]>::len);
         left_over(self.name, left)?;
         Ok(value)
     }

@@ -16,20 +16,21 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{inbound, routed, split, EncodeError, SCHEMA_FILES};
-use crate::message::{Contact, Fields, InboundMessage, RoutedMessage};
+use crate::message::{Contact, InboundMessage, InboundView, RoutedMessage};
+use crate::sms::keyword::Captures;
 
 /// What the router adds to an inbound message: a `RoutedMessage` without
 /// its `message`, borrowed.
 #[derive(Debug, Serialize)]
-pub struct Routing<'a> {
+pub struct Routing<'a, 'c> {
     pub app: &'a str,
     pub route: &'a str,
     pub rest: Option<&'a str>,
-    pub captures: &'a Fields,
+    pub captures: &'a Captures<'c>,
     pub contact: Option<&'a Contact>,
 }
 
-impl Routing<'_> {
+impl Routing<'_, '_> {
     /// The whole record, for those who need it as one value.
     pub fn to_routed(&self, message: InboundMessage) -> RoutedMessage {
         RoutedMessage {
@@ -37,7 +38,7 @@ impl Routing<'_> {
             app: self.app.to_owned(),
             route: self.route.to_owned(),
             rest: self.rest.map(str::to_owned),
-            captures: self.captures.clone(),
+            captures: self.captures.to_fields(),
             contact: self.contact.cloned(),
         }
     }
@@ -57,12 +58,12 @@ static TAIL: LazyLock<serde_avro_fast::Schema> = LazyLock::new(|| {
 /// (an earlier version) the whole record is encoded.
 pub fn encode_routed(
     payload: &[u8],
-    message: &InboundMessage,
+    message: &InboundView,
     routing: &Routing,
 ) -> Result<Vec<u8>, EncodeError> {
     let datum = match split(payload) {
         Ok((known, datum)) if known.fingerprint == inbound().header()[2..] => datum,
-        _ => return routed().encode(&routing.to_routed(message.clone())),
+        _ => return routed().encode(&routing.to_routed(message.to_message())),
     };
     let mut out = Vec::with_capacity(routed().header().len() + datum.len() + 128);
     out.extend_from_slice(routed().header());
@@ -216,12 +217,20 @@ mod tests {
 
     #[test]
     fn spliced_bytes_are_the_whole_encoding() {
-        let captures: Fields = [("name".to_owned(), "Ada".to_owned())].into();
+        // Eleven groups, some named, one absent: "10" sorts before "2".
+        let pattern = crate::sms::keyword::PatternRegex::new(
+            r"(a)(b)(c)(?P<d>d)(e)(f)(g)(h)(i)(j)(?P<k>k)?(l)",
+        )
+        .unwrap();
+        let named: Captures = [("name", "Ada")].into_iter().collect();
+        let many = pattern.captures("abcdefghijl").unwrap();
+        assert_eq!(many.get("10"), Some("j"));
+        assert_eq!(many.get("k"), None);
         let ada = contact();
-        for (text, rest, contact) in [
-            ("register Ada", Some("Ada"), Some(&ada)),
-            ("ping", None, None),
-            ("", Some(""), Some(&ada)),
+        for (text, rest, contact, captures) in [
+            ("register Ada", Some("Ada"), Some(&ada), &named),
+            ("ping", None, None, &Captures::default()),
+            ("", Some(""), Some(&ada), &many),
         ] {
             let mut m = InboundMessage::new(Connection::new("kannel", "+2567"), text);
             m.fields.insert("to".into(), "15000".into());
@@ -229,11 +238,11 @@ mod tests {
                 app: "register",
                 route: "register",
                 rest,
-                captures: &captures,
+                captures,
                 contact,
             };
             let payload = inbound().encode(&m).unwrap();
-            let spliced = encode_routed(&payload, &m, &routing).unwrap();
+            let spliced = encode_routed(&payload, &m.view(), &routing).unwrap();
             let whole = routed().encode(&routing.to_routed(m.clone())).unwrap();
             assert_eq!(spliced, whole, "{text:?}");
             assert_eq!(
@@ -244,7 +253,10 @@ mod tests {
             let confluent =
                 super::super::reframe(payload.clone(), super::super::Framing::Confluent);
             assert_ne!(confluent, payload);
-            assert_eq!(encode_routed(&confluent, &m, &routing).unwrap(), whole);
+            assert_eq!(
+                encode_routed(&confluent, &m.view(), &routing).unwrap(),
+                whole
+            );
         }
     }
 }

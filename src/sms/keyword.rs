@@ -2,12 +2,11 @@
 //! (PatternHandler) or an exact text (PingHandler), compiled to the regexes
 //! the router matches with and the built-in apps parse with.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use regex::Regex;
 
-pub use super::pattern::PatternRegex;
+pub use super::pattern::{Captures, PatternRegex};
 
 /// How a rule looks at the text.
 #[derive(Debug, Clone)]
@@ -22,12 +21,14 @@ pub enum TextRule {
     Exact(String),
 }
 
-/// What a matching rule extracted from the message.
+/// What a matching rule extracted from the message, borrowed from its text
+/// (and the rule's group names).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Matched {
+pub struct Matched<'a> {
     /// Keyword rules: the text after the keyword (`None`: nothing follows).
-    pub rest: Option<String>,
-    pub captures: BTreeMap<String, String>,
+    pub rest: Option<&'a str>,
+    /// Pattern rules: the groups that took part.
+    pub captures: Captures<'a>,
 }
 
 /// A keyword's regex, compiled when first needed. Plain-word keywords (most
@@ -78,15 +79,15 @@ pub fn keyword_regex(keyword: &str) -> Result<Regex, regex::Error> {
 }
 
 impl TextRule {
-    pub fn matches(&self, text: &str) -> Option<Matched> {
+    pub fn matches<'a>(&'a self, text: &'a str) -> Option<Matched<'a>> {
         match self {
             TextRule::Any => Some(Matched::default()),
             TextRule::Exact(s) => (s == text).then(Matched::default),
             TextRule::Keyword { regex, .. } => {
                 let caps = regex.get().captures(text)?;
                 Some(Matched {
-                    rest: caps.name("__rest").map(|m| m.as_str().to_owned()),
-                    captures: BTreeMap::new(),
+                    rest: caps.name("__rest").map(|m| m.as_str()),
+                    captures: Captures::default(),
                 })
             }
             TextRule::Pattern { regex, .. } => Some(Matched {

@@ -11,8 +11,10 @@
 use std::collections::BTreeMap;
 
 use regex::Regex;
-use regex_automata::{meta, Input, PatternID};
+use regex_automata::{meta, Input};
 use regex_syntax::hir::{Capture, Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Look};
+use serde::ser::{Serialize, Serializer};
+use smallvec::SmallVec;
 
 /// A compiled pattern: case-insensitive, anchored at the start only.
 #[derive(Debug, Clone)]
@@ -21,6 +23,56 @@ pub struct PatternRegex {
     /// `regex` with its classes cut to ASCII, for ASCII texts; `None` if it
     /// could not be built (then every text goes through `regex`).
     ascii: Option<meta::Regex>,
+    /// Each group's keys and number, sorted by key: its number (`"1"`,
+    /// ...) and, if it has one, its name.
+    keys: Vec<(Box<str>, usize)>,
+}
+
+/// The groups a pattern matched, borrowed from the text: (key, value)
+/// pairs sorted by key, each group by its number (`"1"`, ...) and, if it
+/// has one, by its name. It serializes as the map it stands for, so the
+/// router encodes it without making that map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captures<'a>(SmallVec<[(&'a str, &'a str); 4]>);
+
+impl<'a> Captures<'a> {
+    /// The value of group `key` (a number or a name), if it took part.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.0.iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The pairs, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// The map itself (a routed message's `captures`).
+    pub fn to_fields(&self) -> BTreeMap<String, String> {
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for Captures<'a> {
+    /// Sorted by key; of repeated keys the last stays, as in a map.
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(pairs: I) -> Self {
+        let mut pairs: SmallVec<[(&str, &str); 4]> = pairs.into_iter().collect();
+        pairs.reverse();
+        pairs.sort_by_key(|&(k, _)| k);
+        pairs.dedup_by_key(|&mut (k, _)| k);
+        Captures(pairs)
+    }
+}
+
+impl Serialize for Captures<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
 }
 
 impl PatternRegex {
@@ -35,7 +87,13 @@ impl PatternRegex {
                     .build_from_hir(&ascii_only(&hir))
                     .ok()
             });
-        Ok(PatternRegex { regex, ascii })
+        let mut keys: Vec<(Box<str>, usize)> = Vec::new();
+        for (i, name) in regex.capture_names().enumerate().skip(1) {
+            keys.push((i.to_string().into(), i));
+            keys.extend(name.map(|name| (name.into(), i)));
+        }
+        keys.sort();
+        Ok(PatternRegex { regex, ascii, keys })
     }
 
     /// The regex as compiled, with its flags and anchor.
@@ -50,15 +108,16 @@ impl PatternRegex {
         }
     }
 
-    /// The groups of the match, if `text` matches: each group that took
-    /// part by its number (`"1"`, ...) and, if it has one, by its name.
-    pub fn captures(&self, text: &str) -> Option<BTreeMap<String, String>> {
-        let mut map = BTreeMap::new();
-        let mut insert = |i: usize, name: Option<&str>, value: &str| {
-            map.insert(i.to_string(), value.to_owned());
-            if let Some(name) = name {
-                map.insert(name.to_owned(), value.to_owned());
+    /// The groups of the match, if `text` matches.
+    pub fn captures<'a>(&'a self, text: &'a str) -> Option<Captures<'a>> {
+        let pairs = |span: &dyn Fn(usize) -> Option<&'a str>| {
+            let mut pairs = SmallVec::new();
+            for (key, group) in &self.keys {
+                if let Some(value) = span(*group) {
+                    pairs.push((&**key, value));
+                }
             }
+            Captures(pairs)
         };
         match &self.ascii {
             Some(ascii) if text.is_ascii() => {
@@ -73,23 +132,17 @@ impl PatternRegex {
                     &mut heap[..]
                 };
                 ascii.search_slots(&Input::new(text), slots)?;
-                let names = ascii.group_info().pattern_names(PatternID::ZERO);
-                for (i, name) in names.enumerate().skip(1) {
-                    if let [Some(start), Some(end)] = slots[2 * i..2 * i + 2] {
-                        insert(i, name, &text[start.get()..end.get()]);
-                    }
-                }
+                let slots = &*slots;
+                Some(pairs(&|g| match slots.get(2 * g..2 * g + 2) {
+                    Some(&[Some(start), Some(end)]) => text.get(start.get()..end.get()),
+                    _ => None,
+                }))
             }
             _ => {
                 let caps = self.regex.captures(text)?;
-                for (i, name) in self.regex.capture_names().enumerate().skip(1) {
-                    if let Some(m) = caps.get(i) {
-                        insert(i, name, m.as_str());
-                    }
-                }
+                Some(pairs(&|g| caps.get(g).map(|m| m.as_str())))
             }
         }
-        Some(map)
     }
 
     /// The names a template may use: each group's name, and every number.
@@ -222,7 +275,7 @@ mod tests {
                     }
                     m
                 });
-                assert_eq!(re.captures(t), caps, "{p} on {t:?}");
+                assert_eq!(re.captures(t).map(|c| c.to_fields()), caps, "{p} on {t:?}");
                 assert_eq!(re.is_match(t), caps.is_some(), "{p} on {t:?}");
                 ascii_texts += usize::from(t.is_ascii());
             }
@@ -234,8 +287,12 @@ mod tests {
     fn numbered_and_named_groups_are_captured() {
         let re = PatternRegex::new(r"price\s+(?P<item>\w+)\s*(\d+)?").unwrap();
         let caps = re.captures("Price rice 25").unwrap();
-        let pairs: Vec<(&str, &str)> = caps.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = caps.iter().collect();
         assert_eq!(pairs, [("1", "rice"), ("2", "25"), ("item", "rice")]);
+        assert_eq!(
+            caps.to_fields(),
+            BTreeMap::from_iter(pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())))
+        );
         assert_eq!(re.captures("pricey"), None);
         assert_eq!(re.capture_names(), ["item", "1", "2"]);
     }

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bytes::Bytes;
 
 use crate::bus::Produce;
-use crate::message::{now_millis, Connection, Contact};
+use crate::message::{now_millis, Connection, ConnectionKey, ConnectionView, Contact};
 use crate::schema::{self, DecodeError};
 use crate::sms::numbers;
 use crate::state::table::next_version;
@@ -106,8 +106,13 @@ impl ContactBook {
 
     /// The contact `connection` belongs to.
     pub fn by_connection(&self, connection: &Connection) -> Option<Contact> {
+        self.by_view(connection.view())
+    }
+
+    /// The contact a borrowed connection belongs to.
+    pub fn by_view(&self, connection: ConnectionView) -> Option<Contact> {
         let book = self.read();
-        let id = book.owner.get(connection)?;
+        let id = book.owner.get(&connection as &dyn ConnectionKey)?;
         book.by_id.get(id).cloned()
     }
 

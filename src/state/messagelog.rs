@@ -13,18 +13,18 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::{now_millis, Contact, Direction, InboundMessage, LogEntry, OutboundMessage};
+use crate::message::{now_millis, Contact, Direction, InboundView, LogEntry, OutboundMessage};
 use crate::schema::{self, DecodeError};
 
 /// The log entry of an inbound message.
-pub fn inbound(msg: &InboundMessage, contact: Option<&Contact>) -> LogEntry {
+pub fn inbound(msg: &InboundView, contact: Option<&Contact>) -> LogEntry {
     LogEntry {
-        message_id: msg.id.clone(),
+        message_id: msg.id.to_owned(),
         direction: Direction::In,
-        connection: msg.connection.clone(),
+        connection: msg.connection.to_connection(),
         contact_id: contact.map(|c| c.id.clone()),
         contact_name: contact.map(|c| c.name.clone()).unwrap_or_default(),
-        text: msg.text.clone(),
+        text: msg.text.to_owned(),
         at: msg.received_at,
         app: None,
         in_response_to: None,
@@ -160,6 +160,7 @@ impl MessageLog {
 mod tests {
     use super::*;
     use crate::message::Connection;
+    use crate::message::InboundMessage;
 
     fn record(topic: &Arc<str>, e: &LogEntry) -> crate::bus::Produce {
         crate::stage::encode(schema::log(), topic, &e.connection, e).unwrap()
@@ -175,7 +176,7 @@ mod tests {
                 format!("hello {i}"),
             );
             m.received_at = 1_000 + i;
-            let r = record(&topic, &inbound(&m, None));
+            let r = record(&topic, &inbound(&m.view(), None));
             log.apply(&r.payload).unwrap();
         }
         let p = log.search(&Query {
