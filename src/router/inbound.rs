@@ -374,10 +374,10 @@ impl Handler for RouterIn {
         // parse: who sent it; the log sees every message that was not blocked.
         let contact = self.services.contacts.by_view(msg.connection);
         if let Some(log) = &self.log {
-            let entry = messagelog::inbound(&msg, contact.as_ref());
+            let entry = messagelog::inbound(&msg, contact.as_deref());
             out.push(encode(schema::log(), log, &entry.connection, &entry)?);
         }
-        if self.opt_out(&msg, contact.as_ref(), record, out)? {
+        if self.opt_out(&msg, contact.as_deref(), record, out)? {
             return Ok(());
         }
 
@@ -398,7 +398,7 @@ impl Handler for RouterIn {
                     route,
                     rest: matched.rest,
                     captures: &matched.captures,
-                    contact: contact.as_ref(),
+                    contact: contact.as_deref(),
                 };
                 self.deliver(record, &msg, &routing, app, out)?;
             }
@@ -413,7 +413,7 @@ impl Handler for RouterIn {
                     route: "tap",
                     rest: None,
                     captures: &no_captures,
-                    contact: contact.as_ref(),
+                    contact: contact.as_deref(),
                 };
                 self.deliver(record, &msg, &routing, tap, out)?;
             }

@@ -50,7 +50,8 @@ pub struct ContactBook {
 
 #[derive(Default)]
 struct Book {
-    by_id: HashMap<String, Contact>,
+    /// Shared, so that the router takes a contact without copying it.
+    by_id: HashMap<String, Arc<Contact>>,
     /// Connection → the id of the contact it belongs to.
     owner: HashMap<Connection, String>,
     /// Deleted ids: a version of them read back later is not a contact again.
@@ -58,7 +59,7 @@ struct Book {
 }
 
 impl Book {
-    fn remove(&mut self, id: &str) -> Option<Contact> {
+    fn remove(&mut self, id: &str) -> Option<Arc<Contact>> {
         let old = self.by_id.remove(id)?;
         for c in &old.connections {
             if self.owner.get(c).is_some_and(|o| o == id) {
@@ -81,7 +82,7 @@ impl Book {
         for c in &contact.connections {
             self.owner.insert(c.clone(), contact.id.clone());
         }
-        self.by_id.insert(contact.id.clone(), contact);
+        self.by_id.insert(contact.id.clone(), Arc::new(contact));
     }
 }
 
@@ -106,23 +107,29 @@ impl ContactBook {
 
     /// The contact `connection` belongs to.
     pub fn by_connection(&self, connection: &Connection) -> Option<Contact> {
-        self.by_view(connection.view())
+        self.by_view(connection.view()).map(Arc::unwrap_or_clone)
     }
 
-    /// The contact a borrowed connection belongs to.
-    pub fn by_view(&self, connection: ConnectionView) -> Option<Contact> {
+    /// The contact a borrowed connection belongs to, shared: the router's
+    /// lookup, once per message.
+    pub fn by_view(&self, connection: ConnectionView) -> Option<Arc<Contact>> {
         let book = self.read();
         let id = book.owner.get(&connection as &dyn ConnectionKey)?;
         book.by_id.get(id).cloned()
     }
 
     pub fn get(&self, id: &str) -> Option<Contact> {
-        self.read().by_id.get(id).cloned()
+        self.read().by_id.get(id).map(|c| Contact::clone(c))
     }
 
     /// Every contact, by name (then id).
     pub fn list(&self) -> Vec<Contact> {
-        let mut all: Vec<Contact> = self.read().by_id.values().cloned().collect();
+        let mut all: Vec<Contact> = self
+            .read()
+            .by_id
+            .values()
+            .map(|c| Contact::clone(c))
+            .collect();
         all.sort_by(|a, b| (a.name.to_lowercase(), &a.id).cmp(&(b.name.to_lowercase(), &b.id)));
         all
     }
@@ -230,7 +237,7 @@ impl ContactBook {
         losers.sort();
         losers.dedup();
         for id in losers {
-            if let Some(mut other) = book.by_id.get(&id).cloned() {
+            if let Some(mut other) = book.by_id.get(&id).map(|c| Contact::clone(c)) {
                 other
                     .connections
                     .retain(|c| !contact.connections.contains(c));
