@@ -2,37 +2,32 @@
 //!
 //! The router reads every inbound message but keeps few of its strings: it
 //! looks at the connection and the text, then copies the record's bytes
-//! into the routed record (`schema::splice`). Decoding into this view
-//! borrows the strings from the record instead of allocating each one
-//! (`cargo bench --bench micro -- router`); [`InboundView::to_message`]
-//! makes the owned message where one is needed (a chained app, an opt-out
-//! reply). Every string is still checked to be UTF-8, as in a full decode.
+//! into the routed record (`schema::splice`). Reading into this view
+//! (`schema::Codec::view`) borrows the strings from the record instead of
+//! allocating each one (`cargo bench --bench micro -- router`);
+//! [`InboundView::to_message`] makes the owned message where one is needed
+//! (a chained app, an opt-out reply). Every string is still checked to be
+//! UTF-8, as in a full decode.
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::hash::{Hash, Hasher};
-
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 
 use super::inbound::{Connection, InboundMessage};
 
 /// An [`InboundMessage`], its strings borrowed; field for field the same.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InboundView<'a> {
     pub id: &'a str,
-    #[serde(borrow)]
     pub connection: ConnectionView<'a>,
     pub text: &'a str,
     pub received_at: i64,
     pub external_id: Option<&'a str>,
-    #[serde(borrow)]
     pub fields: FieldsView<'a>,
 }
 
 /// A [`Connection`], borrowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionView<'a> {
     pub backend: &'a str,
     pub identity: &'a str,
@@ -144,7 +139,12 @@ impl PartialEq for dyn ConnectionKey + '_ {
 
 impl Eq for dyn ConnectionKey + '_ {}
 
-impl FieldsView<'_> {
+impl<'a> FieldsView<'a> {
+    /// The pairs as the record holds them, in its order.
+    pub fn from_pairs(pairs: Vec<(&'a str, &'a str)>) -> Self {
+        FieldsView(pairs)
+    }
+
     /// The map, as [`InboundMessage::fields`] holds it (of a key written
     /// twice, the last value).
     pub fn to_map(&self) -> BTreeMap<String, String> {
@@ -152,28 +152,6 @@ impl FieldsView<'_> {
             .iter()
             .map(|&(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for FieldsView<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Pairs;
-        impl<'de> Visitor<'de> for Pairs {
-            type Value = FieldsView<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map of strings")
-            }
-
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut pairs = Vec::new();
-                while let Some(pair) = map.next_entry()? {
-                    pairs.push(pair);
-                }
-                Ok(FieldsView(pairs))
-            }
-        }
-        deserializer.deserialize_map(Pairs)
     }
 }
 

@@ -356,7 +356,7 @@ impl Handler for RouterIn {
     async fn handle(&mut self, record: &Record, out: &mut Output) -> Result<(), HandleError> {
         // Borrowed from the record, unless an earlier schema version wrote it.
         let owned: InboundMessage;
-        let msg = match schema::inbound().decode_view::<InboundView>(&record.payload) {
+        let msg = match schema::inbound().view(&record.payload) {
             Ok(Some(view)) => view,
             Ok(None) => {
                 owned = decode(schema::inbound(), record)?;

@@ -15,6 +15,7 @@
 //! when the pipeline asks for it (`kafka.framing`). Every codec reads both
 //! framings: see [`split`] and [`reframe`].
 
+mod binary;
 mod framing;
 pub mod registry;
 pub mod splice;
@@ -32,11 +33,11 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::message::{
-    AudienceChunk, Campaign, Contact, DeliveryEvent, InboundMessage, LogEntry, OutboundMessage,
-    RoutedMessage, Stats,
+    AudienceChunk, Campaign, Contact, DeliveryEvent, InboundMessage, InboundView, LogEntry,
+    OutboundMessage, RoutedMessage, Stats,
 };
 
 /// Why a value could not be encoded: always a bug (the types mirror the schemas).
@@ -140,20 +141,6 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
         }
     }
 
-    /// Decode into `V`, a view of `T` that borrows its strings from
-    /// `bytes` (such as [`crate::message::InboundView`]), when the record
-    /// was written with today's schema. `Ok(None)` when an earlier version
-    /// wrote it: [`Codec::decode`] resolves those.
-    pub fn decode_view<'a, V: Deserialize<'a>>(
-        &self,
-        bytes: &'a [u8],
-    ) -> Result<Option<V>, DecodeError> {
-        match self.locate(bytes)? {
-            (datum, None) => self.read_today(datum).map(Some),
-            (_, Some(_)) => Ok(None),
-        }
-    }
-
     /// The datum in `bytes`, and the reader of the earlier version that
     /// wrote it (`None`: today's schema).
     fn locate<'a>(
@@ -177,8 +164,8 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
         }
     }
 
-    /// `datum`, written with today's schema, straight into `V`.
-    fn read_today<'a, V: Deserialize<'a>>(&self, datum: &'a [u8]) -> Result<V, DecodeError> {
+    /// `datum`, written with today's schema, straight into `T`.
+    fn read_today(&self, datum: &[u8]) -> Result<T, DecodeError> {
         let mut config = serde_avro_fast::de::DeserializerConfig::new(&self.fast);
         // Every item of the schemas' arrays and maps takes a byte at least:
         // a longer count is a broken record, refused before it is looped over.
@@ -187,7 +174,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
             serde_avro_fast::de::read::SliceRead::new(datum),
             config,
         );
-        let value = V::deserialize(state.deserializer()).map_err(|e| DecodeError::Invalid {
+        let value = T::deserialize(state.deserializer()).map_err(|e| DecodeError::Invalid {
             schema: self.name,
             reason: e.to_string(),
         })?;
@@ -200,6 +187,26 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
     /// reference the per-record path is checked and measured against.
     pub fn reference(&self) -> Reference<'_, T> {
         Reference(self)
+    }
+}
+
+impl Codec<InboundMessage> {
+    /// The message in `bytes`, its strings borrowed from them, when it was
+    /// written with today's schema: the router's read of every message
+    /// (field by field, `binary.rs`). `Ok(None)` when an earlier version
+    /// wrote it: [`Codec::decode`] resolves those.
+    pub fn view<'a>(&self, bytes: &'a [u8]) -> Result<Option<InboundView<'a>>, DecodeError> {
+        match self.locate(bytes)? {
+            (datum, None) => {
+                binary::read_inbound(datum)
+                    .map(Some)
+                    .map_err(|reason| DecodeError::Invalid {
+                        schema: self.name,
+                        reason,
+                    })
+            }
+            (_, Some(_)) => Ok(None),
+        }
     }
 }
 

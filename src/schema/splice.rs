@@ -4,24 +4,27 @@
 //! followed by the routing fields: Avro writes a record as its fields one
 //! after the other. So the router copies the inbound record's datum as it
 //! came and encodes only what it decided ([`Routing`]) against the routed
-//! schema's remaining fields, derived from `schemas/routed_message.avsc` at
-//! start-up (`tail_schema`). The bytes are those of encoding the whole
-//! `RoutedMessage` (`tests::spliced_bytes_are_the_whole_encoding`).
+//! schema's remaining fields: `app`, `route`, `rest` and `captures` field
+//! by field (`binary.rs`), and the sender's contact, when there is one,
+//! through `serde_avro_fast` with that field's schema, derived from
+//! `schemas/routed_message.avsc` at start-up (`tail_schema`). The bytes
+//! are those of encoding the whole `RoutedMessage`
+//! (`tests::spliced_bytes_are_the_whole_encoding`).
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use anyhow::Context;
-use serde::Serialize;
 use serde_json::Value;
 
+use super::binary::RoutingHead;
 use super::{inbound, routed, split, EncodeError, SCHEMA_FILES};
 use crate::message::{Contact, InboundMessage, InboundView, RoutedMessage};
 use crate::sms::keyword::Captures;
 
 /// What the router adds to an inbound message: a `RoutedMessage` without
 /// its `message`, borrowed.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Routing<'a, 'c> {
     pub app: &'a str,
     pub route: &'a str,
@@ -44,12 +47,19 @@ impl Routing<'_, '_> {
     }
 }
 
-static TAIL: LazyLock<serde_avro_fast::Schema> = LazyLock::new(|| {
+/// The schema of the routed record's `contact` when it is not null: the
+/// second branch of its union.
+static CONTACT: LazyLock<serde_avro_fast::Schema> = LazyLock::new(|| {
     // Infallible in practice: the file is compiled in, and the tests
     // encode through this schema.
     tail_schema(SCHEMA_FILES[1].1)
-        .and_then(|json| Ok(json.parse()?))
-        .expect("the routed schema's fields after `message` make a schema")
+        .and_then(|json| {
+            let tail: Value = serde_json::from_str(&json)?;
+            let contact = &tail["fields"][4];
+            anyhow::ensure!(contact["name"] == "contact", "no contact field: {contact}");
+            Ok(contact["type"][1].to_string().parse()?)
+        })
+        .expect("the routed schema's contact is a record")
 });
 
 /// The `RoutedMessage` of `message` and `routing`, in single-object
@@ -61,18 +71,39 @@ pub fn encode_routed(
     message: &InboundView,
     routing: &Routing,
 ) -> Result<Vec<u8>, EncodeError> {
-    let datum = match split(payload) {
-        Ok((known, datum)) if known.fingerprint == inbound().header()[2..] => datum,
-        _ => return routed().encode(&routing.to_routed(message.to_message())),
+    let datum = match payload.strip_prefix(inbound().header()) {
+        Some(datum) => datum,
+        None => match split(payload) {
+            Ok((known, datum)) if known.fingerprint == inbound().header()[2..] => datum,
+            _ => return routed().encode(&routing.to_routed(message.to_message())),
+        },
     };
-    let mut out = Vec::with_capacity(routed().header().len() + datum.len() + 128);
-    out.extend_from_slice(routed().header());
+    let head = RoutingHead {
+        app: routing.app,
+        route: routing.route,
+        rest: routing.rest,
+        captures: routing.captures,
+    };
+    let header = routed().header();
+    // Sized exactly when there is no contact, so that the record is handed
+    // on without a copy or a second allocation (`bytes::Bytes::from`).
+    let contact = routing.contact.map_or(1, |_| 256);
+    let mut out = Vec::with_capacity(header.len() + datum.len() + head.encoded_len() + contact);
+    out.extend_from_slice(header);
     out.extend_from_slice(datum);
-    let mut config = serde_avro_fast::ser::SerializerConfig::new(&TAIL);
-    serde_avro_fast::to_datum(routing, out, &mut config).map_err(|e| EncodeError {
-        schema: routed().name(),
-        reason: e.to_string(),
-    })
+    head.write(&mut out);
+    match routing.contact {
+        None => out.push(0),
+        Some(contact) => {
+            out.push(2);
+            let mut config = serde_avro_fast::ser::SerializerConfig::new(&CONTACT);
+            serde_avro_fast::to_datum(contact, &mut out, &mut config).map_err(|e| EncodeError {
+                schema: routed().name(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(out)
 }
 
 /// The record schema of `json`'s fields after its first, as a record of

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use regex_automata::{meta, Input};
 use regex_syntax::hir::{Capture, Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Look};
-use serde::ser::{Serialize, Serializer};
 use smallvec::SmallVec;
 
 /// A compiled pattern: case-insensitive, anchored at the start only.
@@ -30,8 +29,8 @@ pub struct PatternRegex {
 
 /// The groups a pattern matched, borrowed from the text: (key, value)
 /// pairs sorted by key, each group by its number (`"1"`, ...) and, if it
-/// has one, by its name. It serializes as the map it stands for, so the
-/// router encodes it without making that map.
+/// has one, by its name: the order of the routed record's `captures` map,
+/// which the router writes from these pairs without making that map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Captures<'a>(SmallVec<[(&'a str, &'a str); 4]>);
 
@@ -43,6 +42,11 @@ impl<'a> Captures<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// How many (key, value) pairs.
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
     /// The pairs, sorted by key.
@@ -66,12 +70,6 @@ impl<'a> FromIterator<(&'a str, &'a str)> for Captures<'a> {
         pairs.sort_by_key(|&(k, _)| k);
         pairs.dedup_by_key(|&mut (k, _)| k);
         Captures(pairs)
-    }
-}
-
-impl Serialize for Captures<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.iter())
     }
 }
 
