@@ -83,9 +83,9 @@ end
     ))
 }
 
-/// 1,000 messages per second through the HTTP ingress for `seconds`;
+/// `rate` messages per second through the HTTP ingress for `seconds`;
 /// latency from sending the request to the sink's send call.
-pub async fn moderate_latency(p: Pipeline, seconds: u64) -> anyhow::Result<String> {
+pub async fn moderate_latency(p: Pipeline, seconds: u64, rate: u64) -> anyhow::Result<String> {
     let observed = Observed::new(usize::MAX >> 4);
     let running = start(p, &observed, true).await?;
     let addr = running
@@ -109,8 +109,8 @@ pub async fn moderate_latency(p: Pipeline, seconds: u64) -> anyhow::Result<Strin
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .reset();
-    let n = seconds * 1000;
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let n = seconds * rate;
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate as u32);
     let mut requests = tokio::task::JoinSet::new();
     for i in 0..n {
         tick.tick().await;
@@ -122,20 +122,26 @@ pub async fn moderate_latency(p: Pipeline, seconds: u64) -> anyhow::Result<Strin
                 .query(&[("identity", phone.as_str()), ("text", text.as_str())])
                 .send()
                 .await
-                .map(|r| r.status().is_success())
+                .map(|r| r.status())
         });
     }
-    let mut failed = 0;
+    // What went wrong, with how many times each: a status or an error.
+    let mut failed = std::collections::BTreeMap::<String, usize>::new();
     while let Some(r) = requests.join_next().await {
-        if !matches!(r, Ok(Ok(true))) {
-            failed += 1;
-        }
+        let what = match r {
+            Ok(Ok(status)) if status.is_success() => continue,
+            Ok(Ok(status)) => status.to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        *failed.entry(what).or_default() += 1;
     }
-    ensure!(failed == 0, "{failed} of {n} requests failed");
+    let count: usize = failed.values().sum();
+    ensure!(count == 0, "{count} of {n} requests failed: {failed:?}");
     observed.wait_for(50 + n, Duration::from_secs(60)).await?;
     running.shutdown().await?;
     Ok(format!(
-        "1000 msg/s for {seconds} s through HTTP: request→sink {}",
+        "{rate} msg/s for {seconds} s through HTTP: request→sink {}",
         observed.percentiles()
     ))
 }
