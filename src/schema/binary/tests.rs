@@ -107,6 +107,15 @@ fn reads_what_the_library_reads_and_refuses_what_it_refuses() {
                 broken.push(changed);
             }
         }
+        // And a few bytes at once, anywhere, any value (a fixed seed).
+        let mut rng = fastrand::Rng::with_seed(17);
+        for _ in 0..500 {
+            let mut changed = datum.to_vec();
+            for _ in 0..rng.usize(2..5) {
+                changed[rng.usize(..datum.len())] = rng.u8(..);
+            }
+            broken.push(changed);
+        }
         for datum in &broken {
             let (here, library) = both(datum);
             match (&here, &library) {
