@@ -5,7 +5,7 @@
 //! Every other record goes through `serde_avro_fast`. These two are on the
 //! path of every message, where its generic walk of the schema (a dispatch
 //! per value, field names matched per record) costs as much as the routing
-//! itself (`cargo bench --bench micro -- 'codec/(decode_view|read_view)'`).
+//! itself (docs/benchmarks.md; `cargo bench --bench micro -- 'codec/view|router/'`).
 //! Both records are plain: strings, a long, two unions of null and string,
 //! maps of strings. Reading them in the order the schema declares them is
 //! the whole of Avro's rule for records.
@@ -171,6 +171,7 @@ impl RoutingHead<'_, '_> {
                         .sum::<usize>()
             }
         };
+        // A byte for `rest`'s branch, one for the map's empty last block.
         str_len(self.app) + str_len(self.route) + 1 + rest + captures + 1
     }
 
